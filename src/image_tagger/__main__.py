@@ -1,0 +1,3 @@
+from image_tagger.cli import main
+
+raise SystemExit(main())

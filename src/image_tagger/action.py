@@ -1,0 +1,107 @@
+"""Entry point of the container action: INPUT_* and GITHUB_* in, outputs and a job summary out.
+
+The runner passes inputs as `INPUT_<NAME>` with hyphens kept (`INPUT_MAJOR-VERSION`), which is
+why the Dockerfile runs Python directly instead of through a shell.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+
+from actions_toolkit import core
+
+from image_tagger import context, docker_ops, report
+from image_tagger.errors import InputError, PublishError
+from image_tagger.imagename import parse_image
+from image_tagger.naming import NamingOptions, parse_major, parse_sha_length, plan_tags
+from image_tagger.publish import BuildSpec, Credentials, parse_build_args, publish
+
+
+class ActionsLog:
+    """Build and push logs folded into `::group::` blocks of the job log."""
+
+    def info(self, text: str) -> None:
+        print(text, flush=True)
+
+    @contextmanager
+    def group(self, title: str) -> Iterator[None]:
+        print(f"::group::{title}", flush=True)
+        try:
+            yield
+        finally:
+            print("::endgroup::", flush=True)
+
+
+def _input(env: Mapping[str, str], name: str, default: str = "") -> str:
+    return env.get(f"INPUT_{name.replace(' ', '_').upper()}", default).strip() or default
+
+
+def _flag(env: Mapping[str, str], name: str) -> bool:
+    value = _input(env, name, "false").lower()
+    if value not in ("true", "false"):
+        raise InputError(f"{name} {value!r} is not accepted; accepted: true | false")
+    return value == "true"
+
+
+def run(env: Mapping[str, str]) -> int:
+    """The whole step; returns the exit code."""
+    workspace = Path(env.get("GITHUB_WORKSPACE") or Path.cwd())
+    options = NamingOptions(
+        tag_prefix=_input(env, "tag-prefix"),
+        major_version=parse_major(_input(env, "major-version")),
+        sha_length=parse_sha_length(_input(env, "sha-length", "7")),
+        timestamp=_input(env, "timestamp", "push"),
+        floating_tags=_flag(env, "floating-tags"),
+        push=_input(env, "push", "auto"),
+    )
+    image = parse_image(_input(env, "image"), _input(env, "registry", "docker.io"))
+    credentials = Credentials(_input(env, "username"), env.get("INPUT_PASSWORD", ""))
+    ctx = context.resolve({}, env, checkout=workspace)
+    plan = plan_tags(ctx, image, options, now=int(time.time()))
+    build_context = workspace / _input(env, "context", ".")
+    dockerfile = workspace / _input(env, "file") if _input(env, "file") else build_context / "Dockerfile"
+    build = BuildSpec(
+        context=build_context,
+        dockerfile=dockerfile,
+        build_args=parse_build_args(env.get("INPUT_BUILD-ARGS", "")),
+        source_url=ctx.source_url,
+        revision=ctx.sha,
+    )
+    for note in plan.notes:
+        core.notice(note)
+    print(f"{plan.kind} {ctx.ref} -> {', '.join(plan.refs)} (push: {str(plan.push).lower()})", flush=True)
+    client = docker_ops.connect()
+    result = publish(client, plan, build, credentials, ActionsLog(), datetime.now(UTC))
+    for name, value in report.outputs(result).items():
+        core.set_output(name, value)
+    verdicts = report.flux_verdicts(plan, options.major_version)
+    summary_path = env.get("GITHUB_STEP_SUMMARY")
+    if summary_path:
+        with open(summary_path, "a", encoding="utf-8") as fh:
+            fh.write(report.summary(result, verdicts))
+    print(f"{'Pushed' if result.pushed else 'Built'} {result.image_ref}", flush=True)
+    return 0
+
+
+def main() -> int:
+    password = os.environ.get("INPUT_PASSWORD", "")
+    if password:
+        core.set_secret(password)
+    try:
+        return run(os.environ)
+    except InputError as err:
+        core.error(str(err), title="Invalid input")
+        return 2
+    except PublishError as err:
+        core.error(str(err), title="Publish failed")
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,221 @@
+"""`image-tagger`: the action's naming, build and push for local use, and Flux's decisions offline.
+
+Exit codes: 0 done, 1 the job or the evaluation failed, 2 bad input (one line on stderr, nothing
+on stdout).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, NoReturn
+
+from ruamel.yaml import YAML, YAMLError
+
+from image_tagger import context, docker_ops, report
+from image_tagger.errors import InputError, PublishError
+from image_tagger.flux import policy, setters
+from image_tagger.imagename import parse_image
+from image_tagger.naming import (
+    TIMESTAMP_SOURCES,
+    NamingOptions,
+    TagPlan,
+    parse_major,
+    parse_sha_length,
+    plan_tags,
+)
+from image_tagger.publish import BuildSpec, Credentials, parse_build_args, publish
+
+PASSWORD_ENV = "IMAGE_TAGGER_PASSWORD"
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line on stderr and exit code 2."""
+
+    def error(self, message: str) -> NoReturn:
+        raise InputError(message)
+
+
+class StderrLog:
+    """Build and push progress for people: on stderr, so stdout stays machine-readable."""
+
+    def info(self, text: str) -> None:
+        print(text, file=sys.stderr, flush=True)
+
+    @contextmanager
+    def group(self, title: str) -> Iterator[None]:
+        print(f"== {title}", file=sys.stderr, flush=True)
+        yield
+
+
+def _naming_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--image", required=True, help="repository without tag: acme/app, ghcr.io/acme/app")
+    p.add_argument("--registry", default="docker.io", help="registry for names without one (default docker.io)")
+    p.add_argument("--ref", help="git ref: refs/tags/v1.4.2, refs/heads/main, refs/pull/7/merge")
+    p.add_argument("--sha", help="commit id (hex)")
+    p.add_argument("--event", help="GitHub event name: push, pull_request, workflow_dispatch, ...")
+    p.add_argument("--timestamp", help="branch tag timestamp: Unix seconds, or push | commit | build")
+    p.add_argument("--major-version", help="refuse releases of another major")
+    p.add_argument("--tag-prefix", default="", help="prefix stripped from git tags (app/)")
+    p.add_argument("--sha-length", default="7", help="hex digits of the commit in branch tags (default 7)")
+    p.add_argument("--pr-number", type=_int_arg("--pr-number"), help="pull request number")
+    p.add_argument("--push", default="auto", help="auto | true | false")
+    p.add_argument("--floating-tags", action="store_true", help="also tag MAJOR.MINOR, MAJOR, latest")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+
+
+def _int_arg(name: str):
+    def parse(text: str) -> int:
+        if not text.isdigit():
+            raise argparse.ArgumentTypeError(f"{name} {text!r} is not accepted; accepted: a positive number")
+        return int(text)
+
+    return parse
+
+
+def _plan(args: argparse.Namespace, checkout: Path | None) -> tuple[TagPlan, context.GitContext, NamingOptions]:
+    stamp = (args.timestamp or "push").strip()
+    if not stamp.isdigit() and stamp not in TIMESTAMP_SOURCES:
+        raise InputError(f"timestamp {stamp!r} is not accepted; accepted: Unix seconds | push | commit | build")
+    options = NamingOptions(
+        tag_prefix=args.tag_prefix,
+        major_version=parse_major(args.major_version),
+        sha_length=parse_sha_length(args.sha_length),
+        timestamp="push" if stamp.isdigit() else stamp,
+        timestamp_value=int(stamp) if stamp.isdigit() else None,
+        floating_tags=args.floating_tags,
+        push=args.push,
+    )
+    image = parse_image(args.image, args.registry)
+    overrides = {"ref": args.ref, "sha": args.sha, "event": args.event, "pr_number": args.pr_number}
+    ctx = context.resolve(overrides, checkout=checkout)
+    return plan_tags(ctx, image, options, now=int(time.time())), ctx, options
+
+
+def cmd_tags(args: argparse.Namespace) -> int:
+    plan, _, _ = _plan(args, None)
+    for note in plan.notes:
+        print(note, file=sys.stderr)
+    print(json.dumps(plan.as_dict()) if args.json else "\n".join(plan.refs))
+    return 0
+
+
+def cmd_publish(args: argparse.Namespace) -> int:
+    checkout = Path(args.context)
+    plan, ctx, options = _plan(args, checkout)
+    password = sys.stdin.readline().rstrip("\n") if args.password_stdin else os.environ.get(PASSWORD_ENV, "")
+    build = BuildSpec(
+        context=checkout,
+        dockerfile=Path(args.file) if args.file else checkout / "Dockerfile",
+        build_args=parse_build_args("\n".join(args.build_arg)),
+        source_url=ctx.source_url,
+        revision=ctx.sha,
+    )
+    credentials = Credentials(args.username or "", password)
+    result = publish(docker_ops.connect(), plan, build, credentials, StderrLog(), datetime.now(UTC))
+    if args.json:
+        print(json.dumps(result.as_dict()))
+    else:
+        print(report.summary(result, report.flux_verdicts(plan, options.major_version)), end="")
+    return 0
+
+
+def _load_documents(path: Path) -> list[Any]:
+    try:
+        return [d for d in YAML(typ="safe").load_all(path.read_text(encoding="utf-8")) if d is not None]
+    except (OSError, YAMLError, UnicodeDecodeError) as err:
+        raise InputError(f"--policy {path}: not a readable YAML file ({str(err).splitlines()[0]})") from err
+
+
+def _policy_inputs(path: Path) -> tuple[dict[str, Any], list[str] | None]:
+    """The ImagePolicy spec and, when the file also holds the ImageRepository, its exclusion list."""
+    docs = [d for d in _load_documents(path) if isinstance(d, dict)]
+    spec = next((d.get("spec") for d in docs if d.get("kind") == "ImagePolicy"), None)
+    if not isinstance(spec, dict) or "policy" not in spec:
+        raise InputError(f"--policy {path}: no ImagePolicy with spec.policy; accepted: an ImagePolicy manifest")
+    repo = next((d.get("spec") or {} for d in docs if d.get("kind") == "ImageRepository"), {})
+    exclusions = repo.get("exclusionList") if isinstance(repo, dict) else None
+    return spec, exclusions if isinstance(exclusions, list) else None
+
+
+def cmd_select(args: argparse.Namespace) -> int:
+    spec, repo_exclusions = _policy_inputs(Path(args.policy))
+    try:
+        lines = Path(args.tags).read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as err:
+        raise InputError(f"--tags {args.tags}: not a readable text file ({err})") from err
+    tags = policy.scan_tags([t.strip() for t in lines if t.strip()], args.exclude or repo_exclusions)
+    try:
+        print(policy.select_tag(spec, tags))
+    except policy.PolicyFailure as err:
+        print(f"image-tagger: {err}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_update(args: argparse.Namespace) -> int:
+    root = Path(args.path)
+    if not root.is_dir():
+        raise InputError(f"PATH {root} is not a directory; accepted: the folder to update")
+    refs = dict(setters.parse_policy_assignment(text) for text in args.policy)
+    updates = setters.plan_updates(root, refs)
+    for update in updates:
+        if update.reformat:
+            print(
+                f"note: Flux would also reformat {update.path}: {'; '.join(update.reformat)}",
+                file=sys.stderr,
+            )
+        print(update.diff() if args.dry_run else update.path, end="" if args.dry_run else "\n")
+    if not args.dry_run:
+        setters.write_updates(root, updates)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="image-tagger", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    p = sub.add_parser("tags", help="print the image references the naming contract gives a git ref")
+    _naming_arguments(p)
+    p.set_defaults(run=cmd_tags)
+
+    p = sub.add_parser("publish", help="compute tags, build and push from a local checkout")
+    _naming_arguments(p)
+    p.add_argument("--context", default=".", help="build context and git checkout (default .)")
+    p.add_argument("--file", help="Dockerfile (default CONTEXT/Dockerfile)")
+    p.add_argument("--build-arg", action="append", default=[], help="KEY=VALUE, repeatable")
+    p.add_argument("--username", help="registry user; the password comes from stdin or " + PASSWORD_ENV)
+    p.add_argument("--password-stdin", action="store_true", help="read the registry password from stdin")
+    p.set_defaults(run=cmd_publish)
+
+    p = sub.add_parser("select", help="the tag an ImagePolicy selects from a list of tags, as Flux does")
+    p.add_argument("--policy", required=True, help="ImagePolicy manifest (YAML)")
+    p.add_argument("--tags", required=True, help="file with one tag per line")
+    p.add_argument("--exclude", action="append", help="exclusion regex (replaces the default ^.*\\.sig$)")
+    p.set_defaults(run=cmd_select)
+
+    p = sub.add_parser("update", help="apply Flux setter markers under PATH, as image automation does")
+    p.add_argument("path", help="folder to update (the automation's update path)")
+    p.add_argument("--policy", action="append", required=True, help="NS:NAME=IMAGE:TAG[@DIGEST], repeatable")
+    p.add_argument("--dry-run", action="store_true", help="print a unified diff, write nothing")
+    p.set_defaults(run=cmd_update)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        return args.run(args)
+    except InputError as err:
+        print(f"image-tagger: error: {err}", file=sys.stderr)
+        return 2
+    except PublishError as err:
+        print(f"image-tagger: failed: {err}", file=sys.stderr)
+        return 1

@@ -1,0 +1,134 @@
+"""Git context: what was pushed, read from GitHub's environment and event file, or a local checkout.
+
+This is the only module that knows where the facts come from; naming only sees `GitContext`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from image_tagger.errors import InputError
+
+
+@dataclass(frozen=True)
+class GitContext:
+    event: str
+    ref: str
+    sha: str
+    pr_number: int | None = None
+    push_time: int | None = None
+    commit_time: int | None = None
+    source_url: str | None = None
+
+
+def _unix(value: Any) -> int | None:
+    """Event payloads carry times as Unix seconds (push) or ISO 8601 strings (elsewhere)."""
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, int | float):
+        return int(value)
+    if isinstance(value, str) and value:
+        try:
+            return int(datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp())
+        except ValueError:
+            return None
+    return None
+
+
+def read_event(path: str | None) -> dict[str, Any]:
+    """The webhook payload GitHub writes to GITHUB_EVENT_PATH; empty when there is none."""
+    if not path or not Path(path).is_file():
+        return {}
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        raise InputError(f"GITHUB_EVENT_PATH {path}: not a readable JSON event ({err})") from err
+    return data if isinstance(data, dict) else {}
+
+
+def from_github(env: Mapping[str, str], event: Mapping[str, Any]) -> GitContext:
+    """Context of a workflow run; a pull request names its head commit, not the merge commit."""
+    name = env.get("GITHUB_EVENT_NAME", "")
+    pull = event.get("pull_request") if isinstance(event.get("pull_request"), dict) else None
+    sha = env.get("GITHUB_SHA", "")
+    pr_number = None
+    if pull:
+        sha = str((pull.get("head") or {}).get("sha") or sha)
+        pr_number = pull.get("number") if isinstance(pull.get("number"), int) else None
+    repo = event.get("repository") if isinstance(event.get("repository"), dict) else {}
+    head = event.get("head_commit") if isinstance(event.get("head_commit"), dict) else {}
+    server, slug = env.get("GITHUB_SERVER_URL", "https://github.com"), env.get("GITHUB_REPOSITORY", "")
+    return GitContext(
+        event=name,
+        ref=env.get("GITHUB_REF", ""),
+        sha=sha,
+        pr_number=pr_number,
+        push_time=_unix(repo.get("pushed_at")) if name == "push" else None,
+        commit_time=_unix(head.get("timestamp")),
+        source_url=f"{server}/{slug}" if slug else None,
+    )
+
+
+def _git(path: Path, *args: str) -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(path), *args], capture_output=True, text=True, check=True, timeout=30
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None
+
+
+def from_local_git(path: Path) -> GitContext:
+    """Context of a local checkout: a tag on HEAD makes a release, else the current branch."""
+    sha = _git(path, "rev-parse", "HEAD")
+    if sha is None:
+        raise InputError(f"{path} is not a git checkout with a commit; give --ref and --sha")
+    tag = _git(path, "describe", "--tags", "--exact-match", "HEAD")
+    ref = f"refs/tags/{tag}" if tag else _git(path, "symbolic-ref", "-q", "HEAD") or "refs/heads/HEAD"
+    commit_time = _git(path, "show", "-s", "--format=%ct", "HEAD")
+    remote = _git(path, "config", "--get", "remote.origin.url")
+    return GitContext(
+        event="push",
+        ref=ref,
+        sha=sha,
+        commit_time=int(commit_time) if commit_time else None,
+        source_url=remote,
+    )
+
+
+def commit_time_of(path: Path, sha: str) -> int | None:
+    """Commit time from a local object store, for runs whose event payload does not carry it."""
+    out = _git(path, "show", "-s", "--format=%ct", sha)
+    return int(out) if out and out.isdigit() else None
+
+
+def resolve(
+    overrides: Mapping[str, Any],
+    env: Mapping[str, str] | None = None,
+    checkout: Path | None = None,
+) -> GitContext:
+    """Flags first, then GitHub's environment, then the local checkout fill in what is missing."""
+    env = os.environ if env is None else env
+    if env.get("GITHUB_REF") or env.get("GITHUB_SHA"):
+        base = from_github(env, read_event(env.get("GITHUB_EVENT_PATH")))
+    elif overrides.get("ref") and overrides.get("sha"):
+        base = GitContext(event="push", ref="", sha="")
+    else:
+        base = from_local_git(checkout or Path.cwd())
+    given = {k: v for k, v in overrides.items() if v is not None}
+    ctx = replace(base, **given)
+    if ctx.commit_time is None and ctx.sha and checkout is not None:
+        ctx = replace(ctx, commit_time=commit_time_of(checkout, ctx.sha))
+    if not ctx.ref:
+        raise InputError("ref is missing; accepted: --ref refs/tags/v1.2.3 | refs/heads/main (or GITHUB_REF)")
+    if not ctx.sha:
+        raise InputError("sha is missing; accepted: --sha with the commit's hex digits (or GITHUB_SHA)")
+    return ctx

@@ -1,0 +1,113 @@
+"""The Docker edge: log in, build, tag and push through the Docker SDK.
+
+Credentials stay in the SDK client's memory (no config file, nothing under HOME); errors that
+the SDK reports inside its JSON streams instead of raising are turned into PublishError.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import AbstractContextManager
+from pathlib import Path
+from typing import Any, Protocol
+
+import docker
+from docker.errors import APIError, DockerException
+
+from image_tagger.errors import PublishError
+from image_tagger.imagename import ImageName
+
+
+class Log(Protocol):
+    def info(self, text: str) -> None: ...
+    def group(self, title: str) -> AbstractContextManager[None]: ...
+
+
+def connect() -> docker.DockerClient:
+    """A client for DOCKER_HOST (or the default socket); a clear error when no daemon answers."""
+    try:
+        client = docker.from_env()
+        client.ping()
+    except DockerException as err:
+        raise PublishError(f"Docker daemon not reachable (DOCKER_HOST or /var/run/docker.sock): {err}") from err
+    return client
+
+
+def login(client: docker.DockerClient, image: ImageName, username: str, password: str) -> None:
+    """Ask the daemon to verify the credentials now, so a wrong password fails before any build."""
+    registry = None if image.is_docker_hub else image.registry
+    try:
+        client.login(username=username, password=password, registry=registry, reauth=True)
+    except APIError as err:
+        raise PublishError(
+            f"login to {image.registry} as {username!r} failed: {err.explanation or err.status_code}"
+        ) from err
+
+
+def _stream_errors(chunks: Iterable[Mapping[str, Any]], log: Log) -> Iterator[Mapping[str, Any]]:
+    """Log progress lines and raise on the first error record the daemon sends."""
+    for chunk in chunks:
+        if "error" in chunk or "errorDetail" in chunk:
+            detail = chunk.get("errorDetail") or {}
+            raise PublishError(str(chunk.get("error") or detail.get("message") or chunk).strip())
+        text = chunk.get("stream") or chunk.get("status")
+        if text and text.strip():
+            progress = f" {chunk['id']}" if chunk.get("id") else ""
+            log.info(f"{text.rstrip()}{progress}")
+        yield chunk
+
+
+def build(
+    client: docker.DockerClient,
+    context: Path,
+    dockerfile: Path,
+    ref: str,
+    build_args: Mapping[str, str],
+    labels: Mapping[str, str],
+    log: Log,
+) -> str:
+    """Build `context` with `dockerfile` as `ref`; returns the image id."""
+    if not context.is_dir():
+        raise PublishError(f"build context {context} is not a directory")
+    if not dockerfile.is_file():
+        raise PublishError(f"Dockerfile {dockerfile} not found")
+    image_id = None
+    with log.group(f"Build {ref}"):
+        try:
+            stream = client.api.build(
+                path=str(context),
+                dockerfile=str(dockerfile.resolve()),
+                tag=ref,
+                buildargs=dict(build_args),
+                labels=dict(labels),
+                rm=True,
+                forcerm=True,
+                decode=True,
+            )
+            for chunk in _stream_errors(stream, log):
+                image_id = (chunk.get("aux") or {}).get("ID", image_id)
+        except (APIError, DockerException) as err:
+            raise PublishError(f"build of {ref} failed: {err}") from err
+    if image_id is None:
+        image_id = client.images.get(ref).id
+    return image_id
+
+
+def tag(client: docker.DockerClient, image_id: str, image: ImageName, tags: Iterable[str]) -> None:
+    for name in tags:
+        client.api.tag(image_id, image.name, name)
+
+
+def push(client: docker.DockerClient, image: ImageName, tag_name: str, log: Log) -> str:
+    """Push one tag; returns the registry's manifest digest reported at the end of the push."""
+    digest = None
+    with log.group(f"Push {image.ref(tag_name)}"):
+        try:
+            stream = client.api.push(image.name, tag=tag_name, stream=True, decode=True)
+            for chunk in _stream_errors(stream, log):
+                digest = (chunk.get("aux") or {}).get("Digest", digest)
+        except (APIError, DockerException) as err:
+            raise PublishError(f"push of {image.ref(tag_name)} failed: {err}") from err
+    if not digest:
+        raise PublishError(f"push of {image.ref(tag_name)} reported no digest")
+    return digest

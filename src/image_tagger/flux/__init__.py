@@ -1,0 +1,1 @@
+"""Flux's image automation decisions (tag selection, manifest setters), reproduced offline."""

@@ -1,0 +1,94 @@
+"""What the job tells people: action outputs, the job summary, and Flux's verdict on the image.
+
+Pure rendering: the action and the command line decide where the text goes.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from image_tagger.flux import standard
+from image_tagger.flux.policy import InvalidPolicy, PolicyFailure, select_tag
+from image_tagger.naming import TagPlan
+from image_tagger.publish import PublishResult
+
+
+@dataclass(frozen=True)
+class Verdict:
+    policy: str
+    picks: bool
+    reason: str
+
+
+def _qualifies(spec: dict, tag: str) -> bool:
+    try:
+        return select_tag(spec, [tag]) == tag
+    except (InvalidPolicy, PolicyFailure):
+        return False
+
+
+def flux_verdicts(plan: TagPlan, major: int | None, branch: str = "main") -> list[Verdict]:
+    """Run the shipped policies on this one tag: would a cluster following them roll it out?"""
+    verdicts = []
+    follow = major if major is not None else _release_major(plan)
+    if follow is not None:
+        spec = standard.release_policy(follow)
+        name = f"releases of major {follow} (semver `{spec['policy']['semver']['range']}`)"
+        if _qualifies(spec, plan.version):
+            verdicts.append(Verdict(name, True, f"rolls out when it is the highest {follow}.x.y release"))
+        else:
+            verdicts.append(Verdict(name, False, _release_refusal(plan, follow)))
+    spec = standard.branch_policy(branch)
+    name = f"newest `{branch}-…` build (numerical on the timestamp)"
+    if _qualifies(spec, plan.version):
+        verdicts.append(Verdict(name, True, "rolls out as the newest build (highest timestamp)"))
+    else:
+        verdicts.append(Verdict(name, False, f"ignored: not a {branch} build"))
+    return verdicts
+
+
+def _release_major(plan: TagPlan) -> int | None:
+    head = plan.version.split(".", 1)[0]
+    return int(head) if plan.kind == "release" and head.isdigit() else None
+
+
+def _release_refusal(plan: TagPlan, major: int) -> str:
+    if plan.kind != "release":
+        return "ignored: not a release (semver policies need MAJOR.MINOR.PATCH)"
+    if "-" in plan.version:
+        return "ignored: prerelease"
+    return f"ignored: other major (not {major}.x.y)"
+
+
+def outputs(result: PublishResult) -> dict[str, str]:
+    """The action's outputs, all strings, as GitHub stores them."""
+    return {
+        "version": result.plan.version,
+        "tags": "\n".join(result.plan.refs),
+        "digest": result.digest or "",
+        "image": result.image_ref,
+        "pushed": "true" if result.pushed else "false",
+        "json": json.dumps(result.as_dict(), sort_keys=True),
+    }
+
+
+def summary(result: PublishResult, verdicts: list[Verdict]) -> str:
+    """Job summary in GitHub-flavoured Markdown."""
+    plan = result.plan
+    state = "pushed" if result.pushed else "built, not pushed"
+    lines = [
+        f"### Image {state}: `{result.image_ref}`",
+        "",
+        "| Tag | Reference |",
+        "| --- | --- |",
+        *(f"| `{name}` | `{ref}` |" for name, ref in zip(plan.tag_names, plan.refs, strict=True)),
+        "",
+        f"Digest: `{result.digest}`" if result.digest else "Digest: none (not pushed)",
+    ]
+    if plan.timestamp is not None:
+        lines.append(f"Timestamp: `{plan.timestamp}` (from the {plan.timestamp_source} time)")
+    lines += ["", "#### What Flux will do", "", "| Policy | This image |", "| --- | --- |"]
+    lines += [f"| {v.policy} | {v.reason} |" for v in verdicts]
+    lines += [f"> {note}" for note in plan.notes]
+    return "\n".join(lines) + "\n"
