@@ -19,7 +19,7 @@ from typing import Any, NoReturn
 
 from ruamel.yaml import YAML, YAMLError
 
-from image_tagger import context, docker_ops, report
+from image_tagger import context, demo, docker_ops, report
 from image_tagger.errors import InputError, PublishError
 from image_tagger.flux import policy, setters
 from image_tagger.imagename import parse_image
@@ -206,6 +206,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--policy", action="append", required=True, help="NS:NAME=IMAGE:TAG[@DIGEST], repeatable")
     p.add_argument("--dry-run", action="store_true", help="print a unified diff, write nothing")
     p.set_defaults(run=cmd_update)
+
+    p = sub.add_parser("demo", help="run the job end to end on a local registry and the local Docker daemon")
+    p.set_defaults(run=lambda _args: demo.main())
     return parser
 
 
