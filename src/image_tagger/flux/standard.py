@@ -11,7 +11,7 @@ RELEASE_PATTERN = r"^(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)$"
 def release_policy(major: int) -> dict[str, Any]:
     """Follow one major: every new M.x.y release, never M+1, never a prerelease or a branch build."""
     return {
-        "policy": {"semver": {"range": f">={major}.0.0 <{major + 1}.0.0"}},
+        "policy": {"semver": {"range": f"{major}.x"}},  # Masterminds: >=M.0.0 <M+1.0.0, no prereleases
         "filterTags": {"pattern": RELEASE_PATTERN},
     }
 
