@@ -31,8 +31,9 @@ def test_release_prints_full_references():
 
 
 def test_json_has_version_tags_and_push():
-    done = run("--image", "ghcr.io/acme/app", "--ref", "refs/heads/main", "--sha", SHA, "--timestamp", "1764110000",
-               "--json")
+    done = run(
+        "--image", "ghcr.io/acme/app", "--ref", "refs/heads/main", "--sha", SHA, "--timestamp", "1764110000", "--json"
+    )
     data = json.loads(done.stdout)
     assert data["version"] == "main-3f2c1a9-1764110000"
     assert data["tags"] == ["ghcr.io/acme/app:main-3f2c1a9-1764110000"]
@@ -40,8 +41,21 @@ def test_json_has_version_tags_and_push():
 
 
 def test_registry_flag_and_pull_request():
-    done = run("--image", "acme/app", "--registry", "127.0.0.1:5000", "--ref", "refs/pull/5/merge", "--sha", SHA,
-               "--event", "pull_request", "--timestamp", "7", "--json")
+    done = run(
+        "--image",
+        "acme/app",
+        "--registry",
+        "127.0.0.1:5000",
+        "--ref",
+        "refs/pull/5/merge",
+        "--sha",
+        SHA,
+        "--event",
+        "pull_request",
+        "--timestamp",
+        "7",
+        "--json",
+    )
     data = json.loads(done.stdout)
     assert data["tags"] == ["127.0.0.1:5000/acme/app:pr-5-3f2c1a9-7"]
     assert data["push"] is False
@@ -76,9 +90,15 @@ def test_bad_image_exits_2():
 
 def test_github_environment_supplies_what_flags_leave_out(tmp_path):
     event = tmp_path / "event.json"
-    event.write_text(json.dumps({"repository": {"pushed_at": 1764110123}, "head_commit": {"timestamp": "2025-11-25T22:00:00Z"}}))
-    env = {"GITHUB_REF": "refs/heads/Feature/X", "GITHUB_SHA": SHA, "GITHUB_EVENT_NAME": "push",
-           "GITHUB_EVENT_PATH": str(event)}
+    event.write_text(
+        json.dumps({"repository": {"pushed_at": 1764110123}, "head_commit": {"timestamp": "2025-11-25T22:00:00Z"}})
+    )
+    env = {
+        "GITHUB_REF": "refs/heads/Feature/X",
+        "GITHUB_SHA": SHA,
+        "GITHUB_EVENT_NAME": "push",
+        "GITHUB_EVENT_PATH": str(event),
+    }
     done = run("--image", "acme/app", "--json", env=env)
     assert json.loads(done.stdout)["version"] == "feature-x-3f2c1a9-1764110123"
     done = run("--image", "acme/app", "--json", "--ref", "refs/tags/v3.1.4", env=env)
@@ -89,8 +109,12 @@ def test_pull_request_event_uses_head_commit(tmp_path):
     event = tmp_path / "event.json"
     head = "abcdef0123456789abcdef0123456789abcdef01"
     event.write_text(json.dumps({"number": 9, "pull_request": {"number": 9, "head": {"sha": head}}}))
-    env = {"GITHUB_REF": "refs/pull/9/merge", "GITHUB_SHA": SHA, "GITHUB_EVENT_NAME": "pull_request",
-           "GITHUB_EVENT_PATH": str(event)}
+    env = {
+        "GITHUB_REF": "refs/pull/9/merge",
+        "GITHUB_SHA": SHA,
+        "GITHUB_EVENT_NAME": "pull_request",
+        "GITHUB_EVENT_PATH": str(event),
+    }
     data = json.loads(run("--image", "acme/app", "--json", "--timestamp", "build", env=env).stdout)
     assert data["version"].startswith("pr-9-abcdef0-")
     assert data["timestamp_source"] == "build"

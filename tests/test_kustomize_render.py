@@ -14,8 +14,9 @@ from typing import Any
 import jsonschema
 import pytest
 import re2
-from kustomize_support import kustomize_build, point_consumer_at, publish_flux_base
 from ruamel.yaml import YAML
+
+from image_tagger.kustomize import kustomize_build, point_consumer_at, publish_flux_base
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO / ".." / "shared"

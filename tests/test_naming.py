@@ -15,8 +15,14 @@ PUSHED = 1764110000
 
 
 def plan(ref: str, *, event: str = "push", image: str = "acme/app", **options):
-    ctx = GitContext(event=event, ref=ref, sha=options.pop("sha", SHA), push_time=options.pop("push_time", PUSHED),
-                     commit_time=options.pop("commit_time", None), pr_number=options.pop("pr_number", None))
+    ctx = GitContext(
+        event=event,
+        ref=ref,
+        sha=options.pop("sha", SHA),
+        push_time=options.pop("push_time", PUSHED),
+        commit_time=options.pop("commit_time", None),
+        pr_number=options.pop("pr_number", None),
+    )
     return plan_tags(ctx, parse_image(image), NamingOptions(**options), now=NOW)
 
 

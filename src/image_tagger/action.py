@@ -16,10 +16,10 @@ from pathlib import Path
 
 from actions_toolkit import core
 
-from image_tagger import context, docker_ops, report
+from image_tagger import context, docker_ops, preview, registry_client, report
 from image_tagger.errors import InputError, PublishError
 from image_tagger.imagename import parse_image
-from image_tagger.naming import NamingOptions, parse_major, parse_sha_length, plan_tags
+from image_tagger.naming import NamingOptions, TagPlan, parse_major, parse_sha_length, plan_tags
 from image_tagger.publish import BuildSpec, Credentials, parse_build_args, publish
 
 
@@ -47,6 +47,18 @@ def _flag(env: Mapping[str, str], name: str) -> bool:
     if value not in ("true", "false"):
         raise InputError(f"{name} {value!r} is not accepted; accepted: true | false")
     return value == "true"
+
+
+def overlay_outlook(overlay: Path, plan: TagPlan, credentials: Credentials) -> list[str]:
+    """What the overlay's policies do with the new tag, from the registry's current tag list."""
+    targets = preview.find_targets(preview.load_objects(overlay))
+    auth = registry_client.RegistryAuth(credentials.username, credentials.password)
+    try:
+        tags = registry_client.list_tags(plan.image.name, auth)
+    except PublishError as err:
+        core.warning(f"overlay preview skipped: {err}")
+        return []
+    return preview.outlook(targets, tags, plan.image.name, plan.version)
 
 
 def run(env: Mapping[str, str]) -> int:
@@ -81,10 +93,14 @@ def run(env: Mapping[str, str]) -> int:
     for name, value in report.outputs(result).items():
         core.set_output(name, value)
     verdicts = report.flux_verdicts(plan, options.major_version)
+    overlay = _input(env, "overlay")
+    forecast = overlay_outlook(workspace / overlay, plan, credentials) if overlay else []
+    for line in forecast:
+        print(f"flux: {line}", flush=True)
     summary_path = env.get("GITHUB_STEP_SUMMARY")
     if summary_path:
         with open(summary_path, "a", encoding="utf-8") as fh:
-            fh.write(report.summary(result, verdicts))
+            fh.write(report.summary(result, verdicts, forecast))
     print(f"{'Pushed' if result.pushed else 'Built'} {result.image_ref}", flush=True)
     return 0
 

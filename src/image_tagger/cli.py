@@ -11,7 +11,7 @@ import json
 import os
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,7 +19,7 @@ from typing import Any, NoReturn
 
 from ruamel.yaml import YAML, YAMLError
 
-from image_tagger import context, demo, docker_ops, report
+from image_tagger import context, demo, docker_ops, preview, registry_client, report
 from image_tagger.errors import InputError, PublishError
 from image_tagger.flux import policy, setters
 from image_tagger.imagename import parse_image
@@ -178,6 +178,38 @@ def cmd_update(args: argparse.Namespace) -> int:
     return 0
 
 
+def registry_tags(images: Iterable[str]) -> dict[str, list[str]]:
+    """Every image's tags, with the Docker config's credentials for its registry."""
+    return {
+        image: registry_client.list_tags(image, registry_client.credentials_for(parse_image(image).registry))
+        for image in sorted(set(images))
+    }
+
+
+def cmd_preview(args: argparse.Namespace) -> int:
+    targets = preview.find_targets(objects := preview.load_objects(Path(args.overlay)))
+    if not targets:
+        raise InputError(f"overlay {args.overlay} has no ImagePolicy; accepted: an overlay with Flux image objects")
+    tags = registry_tags(t.image for t in targets if t.image)
+    predictions = preview.predict(targets, tags)
+    updates = []
+    if args.config_repo:
+        updates = preview.automation_updates(Path(args.config_repo), preview.find_automations(objects), predictions)
+    if args.json:
+        print(json.dumps([p.as_dict() for p in predictions]))
+        return 0
+    for p in predictions:
+        print(f"{p.policy}: {p.image}:{p.selected}" if p.selected else f"{p.policy}: nothing selected ({p.error})")
+    for auto, files in updates:
+        title = f"automation {auto.namespace}/{auto.name} (path {auto.path})"
+        print(f"{title}: {'would commit ' + str(len(files)) + ' file(s)' if files else 'nothing to commit'}")
+        for update in files:
+            if update.reformat:
+                print(f"note: Flux would also reformat {update.path}: {'; '.join(update.reformat)}")
+            print(update.diff(), end="")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="image-tagger", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -206,6 +238,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--policy", action="append", required=True, help="NS:NAME=IMAGE:TAG[@DIGEST], repeatable")
     p.add_argument("--dry-run", action="store_true", help="print a unified diff, write nothing")
     p.set_defaults(run=cmd_update)
+
+    p = sub.add_parser("preview", help="what Flux will select for an overlay's policies, from the real registry")
+    p.add_argument("overlay", help="kustomize overlay, folder of manifests, or a rendered YAML file")
+    p.add_argument("--config-repo", help="config repo checkout: also show what the image automation commits")
+    p.add_argument("--json", action="store_true", help="print a JSON list of {policy, image, selected}")
+    p.set_defaults(run=cmd_preview)
 
     p = sub.add_parser("demo", help="run the job end to end on a local registry and the local Docker daemon")
     p.set_defaults(run=lambda _args: demo.main())

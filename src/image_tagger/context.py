@@ -78,9 +78,7 @@ def from_github(env: Mapping[str, str], event: Mapping[str, Any]) -> GitContext:
 
 def _git(path: Path, *args: str) -> str | None:
     try:
-        out = subprocess.run(
-            ["git", "-C", str(path), *args], capture_output=True, text=True, check=True, timeout=30
-        )
+        out = subprocess.run(["git", "-C", str(path), *args], capture_output=True, text=True, check=True, timeout=30)
     except (OSError, subprocess.SubprocessError):
         return None
     return out.stdout.strip() or None

@@ -1,27 +1,48 @@
-"""`image-tagger demo`: the main job end to end on one machine, with a local registry and Docker.
+"""`image-tagger demo`: the whole loop on one machine, with real parts wherever one can run.
 
-A sample app gets a release tag and a push to main; each is planned by the naming contract,
-built and pushed with the same code the action runs, and the registry is read back.
+git tag/push (bare repos stand in for GitHub) -> the action's own code builds and pushes to a
+local registry -> the registry is scanned -> the rendered ImagePolicies select -> setters update
+a clone of the config repo, committed with the automation's template and pushed back -> the
+rendered overlay's image runs as a container and its page says which version each environment
+serves. Only the Kubernetes cluster is missing; the config repo is what Flux would apply.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
+import shutil
 import subprocess
 import sys
 import tempfile
-from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass
+import time
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, ExitStack, contextmanager, nullcontext, suppress
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
-from image_tagger import context, docker_ops, localregistry, sampleapp
+import docker
+import requests
+
+from image_tagger import docker_ops, kustomize, localregistry, preview, registry_client, sampleapp
+from image_tagger.context import GitContext
+from image_tagger.errors import PublishError
+from image_tagger.flux import commitmsg, setters
 from image_tagger.imagename import parse_image
+from image_tagger.localregistry import free_port
 from image_tagger.naming import NamingOptions, plan_tags
-from image_tagger.publish import BuildSpec, Credentials, PublishResult, publish
+from image_tagger.publish import BuildSpec, Credentials, publish
 
-GIT_IDENTITY = {
+ENVIRONMENTS = ("production", "staging")
+BASE_TAG = "v1.0.0"
+EXAMPLE_IMAGE = "docker.io/acme/app"
+UNRELEASED = "0.0.0"
+GIT_ENV = {
+    "GIT_CONFIG_GLOBAL": os.devnull,
+    "GIT_CONFIG_NOSYSTEM": "1",
     "GIT_AUTHOR_NAME": "Demo Dev",
     "GIT_AUTHOR_EMAIL": "dev@example.invalid",
     "GIT_COMMITTER_NAME": "Demo Dev",
@@ -29,34 +50,26 @@ GIT_IDENTITY = {
 }
 
 
-@dataclass
-class Repo:
-    """A git working tree the demo commits to; commit times are explicit so builds order exactly."""
+def project_root() -> Path:
+    """The flux-ci-cd checkout this package runs from: the demo serves its `flux/` and `kustomize/`."""
+    root = Path(__file__).resolve().parents[2]
+    if not (root / "flux" / "kustomization.yaml").is_file() or not (root / "kustomize").is_dir():
+        raise PublishError(f"the demo needs a flux-ci-cd checkout (flux/ and kustomize/); not found at {root}")
+    return root
 
-    path: Path
-    clock: int
 
-    def git(self, *args: str) -> str:
-        stamp = f"@{self.clock} +0000"
-        env = {**os.environ, **GIT_IDENTITY, "GIT_AUTHOR_DATE": stamp, "GIT_COMMITTER_DATE": stamp}
-        done = subprocess.run(
-            ["git", "-c", "init.defaultBranch=main", *args],
-            cwd=self.path,
-            env=env,
-            check=True,
-            capture_output=True,
-            text=True,
-        )
-        return done.stdout.strip()
-
-    def commit(self, message: str) -> None:
-        self.clock += 60
-        self.git("add", "--all")
-        self.git("commit", "--quiet", "--allow-empty", "-m", message)
+def git(cwd: Path, *args: str, when: int | None = None) -> str:
+    env = {**os.environ, **GIT_ENV}
+    if when is not None:
+        env |= {"GIT_AUTHOR_DATE": f"@{when} +0000", "GIT_COMMITTER_DATE": f"@{when} +0000"}
+    done = subprocess.run(
+        ["git", "-c", "init.defaultBranch=main", *args], cwd=cwd, env=env, check=True, capture_output=True, text=True
+    )
+    return done.stdout.strip()
 
 
 class QuietLog:
-    """Build logs are only shown when a step fails; the timeline is what the demo prints."""
+    """Build logs are kept and shown only when a step fails; the timeline is what the demo prints."""
 
     def __init__(self) -> None:
         self.lines: list[str] = []
@@ -69,49 +82,233 @@ class QuietLog:
         return nullcontext()
 
 
-def say(text: str) -> None:
+@dataclass
+class World:
+    """Everything the demo made, so each step can reach it and the end can clean it up."""
+
+    root: Path
+    registry: str
+    client: docker.DockerClient
+    clock: int
+    image: str = ""
+    serving: dict[str, str] = field(default_factory=dict)
+    built: list[str] = field(default_factory=list)
+
+    def tick(self) -> int:
+        self.clock += 60
+        return self.clock
+
+    @property
+    def app(self) -> Path:
+        return self.root / "app"
+
+    @property
+    def config(self) -> Path:
+        return self.root / "config"
+
+
+def say(text: str = "") -> None:
     print(text, flush=True)
 
 
-def publish_head(client, app: Repo, image: str, registry: str, major: int | None) -> PublishResult:
-    """Exactly `image-tagger publish` on the app checkout: plan from git, build, push."""
-    ctx = context.from_local_git(app.path)
-    plan = plan_tags(
-        ctx, parse_image(image, registry), NamingOptions(major_version=major, timestamp="commit"), app.clock
-    )
-    build = BuildSpec(app.path, app.path / "Dockerfile", {"VERSION": plan.version}, ctx.source_url, ctx.sha)
+# --- set-up: a registry, the flux-ci-cd base at a tag, an app repo and a config repo ------------------
+
+
+def make_repos(world: World) -> None:
+    """Bare repos stand in for GitHub: app.git, config.git, and flux-ci-cd tagged at BASE_TAG."""
+    url = kustomize.publish_flux_base(project_root(), world.root / "flux-ci-cd", BASE_TAG)
+    for name in ("app", "config"):
+        git(world.root, "init", "--quiet", "--bare", f"{name}.git")
+    sampleapp.write_app(world.app)
+    git(world.root, "clone", "--quiet", str(world.root / "app.git"), str(world.app))
+    git(world.app, "add", "--all")
+    git(world.app, "commit", "--quiet", "-m", "sample app", when=world.tick())
+    git(world.app, "push", "--quiet", "origin", "HEAD:main")
+    shutil.copytree(project_root() / "kustomize", world.config)
+    kustomize.point_consumer_at(world.config / "clusters", url, BASE_TAG)
+    for path in world.config.rglob("*.yaml"):
+        text = path.read_text()
+        text = re.sub(rf"{re.escape(EXAMPLE_IMAGE)}:[\w.-]+", f"{world.image}:{UNRELEASED}", text)
+        path.write_text(text.replace(EXAMPLE_IMAGE, world.image))
+    git(world.config, "init", "--quiet")
+    git(world.config, "add", "--all")
+    git(world.config, "commit", "--quiet", "-m", "config for production and staging", when=world.tick())
+    git(world.config, "remote", "add", "origin", str(world.root / "config.git"))
+    git(world.config, "push", "--quiet", "origin", "HEAD:main")
+
+
+# --- one step of the scenario -----------------------------------------------------------------------
+
+
+def push_app(world: World, ref: str) -> str:
+    """A developer's push: a commit on main, or a tag on main's head. Returns the commit id."""
+    if ref.startswith("refs/heads/"):
+        page = world.app / "index.html"
+        page.write_text(page.read_text() + f"<!-- change {world.tick()} -->\n")
+        git(world.app, "commit", "--quiet", "-am", f"change {world.clock}", when=world.clock)
+        git(world.app, "push", "--quiet", "origin", "HEAD:main")
+    else:
+        git(world.app, "tag", ref.removeprefix("refs/tags/"), when=world.tick())
+        git(world.app, "push", "--quiet", "origin", ref)
+    return git(world.app, "rev-parse", "HEAD")
+
+
+def build_and_push(world: World, ref: str, sha: str) -> str:
+    """What the action does for this push (same naming, build and push code), from a fresh checkout."""
+    checkout = world.root / "ci" / sha[:12]
+    if not checkout.exists():
+        git(world.root, "clone", "--quiet", str(world.root / "app.git"), str(checkout))
+    git(checkout, "checkout", "--quiet", sha)
+    ctx = GitContext(event="push", ref=ref, sha=sha, push_time=world.clock, source_url=str(world.root / "app.git"))
+    plan = plan_tags(ctx, parse_image(world.image), NamingOptions(major_version=None), now=world.clock)
+    build = BuildSpec(checkout, checkout / "Dockerfile", {"VERSION": plan.version}, ctx.source_url, sha)
     log = QuietLog()
     try:
-        return publish(client, plan, build, Credentials(), log, datetime.now(UTC))
-    except Exception:
-        print("\n".join(log.lines[-40:]), file=sys.stderr)
+        result = publish(world.client, plan, build, Credentials(), log, datetime.now(UTC))
+    except PublishError:
+        print("\n".join(log.lines[-30:]), file=sys.stderr)
         raise
+    world.built += list(plan.refs)
+    return result.image_ref
 
 
-def run(image: str = "demo/app") -> dict[str, object]:
+def automate(world: World, env: str, tags: list[str]) -> tuple[str, str | None]:
+    """One cluster's image automation: select, set, commit with its template, push to config.git."""
+    work = world.root / "automation" / env
+    if work.exists():
+        git(work, "pull", "--quiet", "--ff-only")
+    else:
+        git(world.root, "clone", "--quiet", str(world.root / "config.git"), str(work))
+    objects = kustomize.kustomize_build(work / "clusters" / env)
+    predictions = preview.predict(preview.find_targets(objects), {world.image: tags})
+    (prediction,) = predictions
+    if prediction.selected is None:
+        return f"{prediction.policy} selects nothing yet ({prediction.error})", None
+    (automation,) = preview.find_automations(objects)
+    ((_, updates),) = preview.automation_updates(work, [automation], predictions)
+    verdict = f"{prediction.policy} selects {prediction.selected}"
+    if not updates:
+        return verdict + " (manifests already there)", None
+    setters.write_updates((work / automation.path).resolve(), updates)
+    spec = next(o for o in objects if o.get("kind") == "ImageUpdateAutomation")["spec"]
+    commit = spec["git"]["commit"]
+    changes = [commitmsg.TemplateChange(c.old, c.new, c.setter) for u in updates for c in u.changes]
+    message = commitmsg.render(
+        commit.get("messageTemplate", ""),
+        (automation.namespace, automation.name),
+        changes,
+        commit.get("messageTemplateValues"),
+    )
+    author = commit["author"]
+    git(work, "add", "--all")
+    git(
+        work,
+        "-c",
+        f"user.name={author.get('name', 'fluxcdbot')}",
+        "-c",
+        f"user.email={author['email']}",
+        "commit",
+        "--quiet",
+        "-m",
+        message,
+        when=world.tick(),
+    )
+    git(work, "push", "--quiet", "origin", f"HEAD:{spec['git']['push']['branch']}")
+    return verdict, f"{git(work, 'rev-parse', '--short', 'HEAD')} {message.splitlines()[0]}"
+
+
+@contextmanager
+def running(world: World, ref: str) -> Iterator[str]:
+    """Pull `ref` from the registry and run it; yields the page it serves."""
+    world.client.images.pull(ref)
+    port = free_port()
+    container = world.client.containers.run(
+        ref, command=["-p", f"127.0.0.1:{port}"], network_mode="host", detach=True, remove=True
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                yield requests.get(f"http://127.0.0.1:{port}/", timeout=2).text
+                break
+            except requests.ConnectionError:
+                if time.monotonic() > deadline:
+                    raise PublishError(f"{ref} did not serve its page on 127.0.0.1:{port}") from None
+                time.sleep(0.2)
+    finally:
+        container.stop(timeout=2)
+
+
+def deploy(world: World, env: str) -> str:
+    """What the cluster would run now: the config repo's rendered app image, run and asked its version."""
+    checkout = world.root / "cluster" / env
+    if checkout.exists():
+        git(checkout, "pull", "--quiet", "--ff-only")
+    else:
+        git(world.root, "clone", "--quiet", str(world.root / "config.git"), str(checkout))
+    objects = kustomize.kustomize_build(checkout / "clusters" / env)
+    apps = next(o for o in objects if o.get("kind") == "Kustomization" and o["metadata"]["name"] == "apps")
+    rendered = kustomize.kustomize_build(checkout / apps["spec"]["path"])
+    deployment = next(o for o in rendered if o.get("kind") == "Deployment")
+    ref = deployment["spec"]["template"]["spec"]["containers"][0]["image"]
+    if ref.endswith(f":{UNRELEASED}"):
+        world.serving.pop(env, None)
+        return "nothing yet (no release of the image)"
+    with running(world, ref) as page:
+        match = re.search(r"version ([^<\s]+)", page)
+    world.serving[env] = ref
+    return f"{ref} -> page says 'version {match.group(1) if match else '?'}'"
+
+
+def step(world: World, title: str, ref: str) -> dict[str, Any]:
+    say(f"\n== {title}")
+    sha = push_app(world, ref)
+    say(f"  git      {ref} at {sha[:7]} pushed to app.git")
+    pushed = build_and_push(world, ref, sha)
+    say(f"  action   built and pushed {pushed}")
+    tags = registry_client.list_tags(world.image)
+    say(f"  registry {world.image}: {' '.join(sorted(tags))}")
+    for env in ENVIRONMENTS:
+        verdict, commit = automate(world, env, tags)
+        say(f"  {env:<10} policy {verdict}")
+        if commit:
+            say(f"  {'':<10} commit {commit} (pushed to config.git)")
+        say(f"  {'':<10} serves {deploy(world, env)}")
+    return {"step": title, "pushed": pushed, **{env: world.serving.get(env) for env in ENVIRONMENTS}}
+
+
+SCENARIO = (
+    ("tag v1.0.0", "refs/tags/v1.0.0"),
+    ("push to main", "refs/heads/main"),
+    ("tag v2.0.0 (another major)", "refs/tags/v2.0.0"),
+    ("tag v1.1.0", "refs/tags/v1.1.0"),
+    ("second push to main", "refs/heads/main"),
+)
+
+
+def run() -> dict[str, Any]:
     client = docker_ops.connect()
-    with tempfile.TemporaryDirectory(prefix="image-tagger-demo-") as tmp:
-        root = Path(tmp)
-        with localregistry.serve(root / "registry") as reg:
-            say(f"registry   {reg.host} (local, anonymous)")
-            app = Repo(root / "app", clock=int(datetime.now(UTC).timestamp()))
-            sampleapp.write_app(app.path)
-            app.git("init", "--quiet")
-            app.commit("sample app")
-            pushed = []
-            app.git("tag", "v1.0.0")
-            result = publish_head(client, app, image, reg.host, major=1)
-            say(f"tag v1.0.0 -> pushed {result.image_ref}")
-            pushed.append(result.image_ref)
-            (app.path / "index.html").write_text(sampleapp.INDEX_HTML.replace("demo app", "demo app, main"))
-            app.commit("change on main")
-            result = publish_head(client, app, image, reg.host, major=1)
-            say(f"main push  -> pushed {result.image_ref}")
-            pushed.append(result.image_ref)
-    return {"pushed": pushed}
+    with ExitStack() as stack:
+        root = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="image-tagger-demo-")))
+        registry = stack.enter_context(localregistry.serve(root / "registry"))
+        world = World(root, registry.host, client, clock=int(time.time()))
+        world.image = f"{registry.host}/demo/app"
+        stack.callback(_remove_images, world)
+        say(f"registry   {registry.host} (local); image {world.image}")
+        make_repos(world)
+        say(f"repos      app.git, config.git (kustomize/ layout, flux/ included remotely at {BASE_TAG})")
+        steps = [step(world, title, ref) for title, ref in SCENARIO]
+        return {**{env: world.serving.get(env) for env in ENVIRONMENTS}, "steps": steps}
+
+
+def _remove_images(world: World) -> None:
+    for ref in world.built:
+        with suppress(docker.errors.DockerException):
+            world.client.images.remove(ref, force=True)
 
 
 def main() -> int:
-    summary = run()
-    print(json.dumps(summary))
+    result = run()
+    say()
+    print(json.dumps(result), flush=True)
     return 0

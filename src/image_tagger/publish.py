@@ -99,9 +99,7 @@ def publish(
         docker_ops.login(client, plan.image, credentials.username, credentials.password)
         log.info(f"Logged in to {plan.image.registry} as {credentials.username}")
     labels = oci_labels(plan, build, now)
-    image_id = docker_ops.build(
-        client, build.context, build.dockerfile, plan.refs[0], build.build_args, labels, log
-    )
+    image_id = docker_ops.build(client, build.context, build.dockerfile, plan.refs[0], build.build_args, labels, log)
     docker_ops.tag(client, image_id, plan.image, plan.extra_tags)
     if not plan.push:
         log.info(f"Built {', '.join(plan.refs)} (not pushed)")

@@ -73,7 +73,7 @@ def outputs(result: PublishResult) -> dict[str, str]:
     }
 
 
-def summary(result: PublishResult, verdicts: list[Verdict]) -> str:
+def summary(result: PublishResult, verdicts: list[Verdict], forecast: list[str] | None = None) -> str:
     """Job summary in GitHub-flavoured Markdown."""
     plan = result.plan
     state = "pushed" if result.pushed else "built, not pushed"
@@ -90,5 +90,8 @@ def summary(result: PublishResult, verdicts: list[Verdict]) -> str:
         lines.append(f"Timestamp: `{plan.timestamp}` (from the {plan.timestamp_source} time)")
     lines += ["", "#### What Flux will do", "", "| Policy | This image |", "| --- | --- |"]
     lines += [f"| {v.policy} | {v.reason} |" for v in verdicts]
+    if forecast:
+        lines += ["", "#### Your clusters (overlay policies, from the registry's tags)", ""]
+        lines += [f"- {line}" for line in forecast]
     lines += [f"> {note}" for note in plan.notes]
     return "\n".join(lines) + "\n"

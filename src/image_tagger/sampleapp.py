@@ -40,7 +40,7 @@ def is_static_elf(path: Path) -> bool:
     if data[:4] != b"\x7fELF" or data[4] != 2:  # 64-bit only
         return False
     endian = "<" if data[5] == 1 else ">"
-    phoff, = struct.unpack_from(endian + "Q", data, 0x20)
+    (phoff,) = struct.unpack_from(endian + "Q", data, 0x20)
     phentsize, phnum = struct.unpack_from(endian + "HH", data, 0x36)
     types = (struct.unpack_from(endian + "I", data, phoff + i * phentsize)[0] for i in range(phnum))
     return PT_INTERP not in types

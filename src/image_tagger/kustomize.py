@@ -1,9 +1,12 @@
-"""Serve this checkout's Flux base the way GitHub would (a tagged git repo) and render consumers of it.
+"""Kustomize edge: render overlays with the real kustomize, and serve this project's Flux base the way
+GitHub would (a tagged git repo) so that consumers can be rendered offline (tests, demo).
 
 Consumers reference the base as `https://github.com/OWNER/flux-ci-cd//flux[/SUB]?ref=TAG`; kustomize
 fetches such URLs with `git fetch`, so a local repo reached through `file://` behaves exactly alike
 (tag resolution, `..` inside the repo, failure on an unknown ref) without any network.
 """
+
+from __future__ import annotations
 
 import os
 import re
@@ -75,9 +78,19 @@ def point_consumer_at(consumer_dir: Path, url: str, ref: str) -> list[Path]:
     return changed
 
 
+def kustomize_command() -> list[str] | None:
+    """`kustomize build` or `kubectl kustomize`, whichever is installed."""
+    if shutil.which("kustomize"):
+        return ["kustomize", "build"]
+    if shutil.which("kubectl"):
+        return ["kubectl", "kustomize"]
+    return None
+
+
 def kustomize_build(directory: Path) -> list[dict[str, Any]]:
     """`kubectl kustomize DIR` as parsed objects; raises CalledProcessError (stderr kept) when it fails."""
-    result = subprocess.run(
-        ["kubectl", "kustomize", str(directory)], check=True, capture_output=True, text=True
-    )
+    command = kustomize_command()
+    if command is None:
+        raise InputError(f"{directory} is a kustomize overlay but neither kustomize nor kubectl is installed")
+    result = subprocess.run([*command, str(directory)], check=True, capture_output=True, text=True)
     return [document for document in YAML(typ="safe").load_all(result.stdout) if document]
