@@ -62,9 +62,9 @@ def git(cwd: Path, *args: str, when: int | None = None) -> str:
     env = {**os.environ, **GIT_ENV}
     if when is not None:
         env |= {"GIT_AUTHOR_DATE": f"@{when} +0000", "GIT_COMMITTER_DATE": f"@{when} +0000"}
-    done = subprocess.run(
-        ["git", "-c", "init.defaultBranch=main", *args], cwd=cwd, env=env, check=True, capture_output=True, text=True
-    )
+    done = subprocess.run(["git", "-c", "init.defaultBranch=main", *args], cwd=cwd, env=env, capture_output=True, text=True)
+    if done.returncode:
+        raise PublishError(f"git {' '.join(args)} failed: {done.stderr.strip()}")
     return done.stdout.strip()
 
 
@@ -119,8 +119,8 @@ def make_repos(world: World) -> None:
     url = kustomize.publish_flux_base(project_root(), world.root / "flux-ci-cd", BASE_TAG)
     for name in ("app", "config"):
         git(world.root, "init", "--quiet", "--bare", f"{name}.git")
-    sampleapp.write_app(world.app)
     git(world.root, "clone", "--quiet", str(world.root / "app.git"), str(world.app))
+    sampleapp.write_app(world.app)
     git(world.app, "add", "--all")
     git(world.app, "commit", "--quiet", "-m", "sample app", when=world.tick())
     git(world.app, "push", "--quiet", "origin", "HEAD:main")

@@ -158,7 +158,7 @@ def why_ignored(spec: Mapping[str, Any], tag: str) -> str:
         wanted = _MAJOR_RANGE.fullmatch(str(semver.get("range", "")).strip())
         if wanted and version.major != int(wanted.group(1)):
             return "ignored: other major"
-        if version.prerelease:
+        if version.pre:
             return "ignored: prerelease"
     if pattern and not GoRegexp(str(pattern)).matches(tag):
         return "ignored: tag does not match the policy's filter"

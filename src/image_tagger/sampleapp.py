@@ -23,7 +23,7 @@ FROM busybox:1.36
 _COMMON = """\
 COPY index.html /www/index.html
 ARG VERSION=dev
-RUN ["/bin/busybox", "sed", "-i", "s/@VERSION@/${VERSION}/", "/www/index.html"]
+RUN ["/bin/busybox", "sh", "-c", "/bin/busybox sed -i s/@VERSION@/$VERSION/ /www/index.html"]
 EXPOSE 8080
 ENTRYPOINT ["/bin/busybox", "httpd", "-f", "-h", "/www"]
 CMD ["-p", "8080"]

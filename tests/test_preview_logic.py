@@ -1,0 +1,108 @@
+"""Preview decisions without a registry: joining policies to repositories, outlook lines, commit messages."""
+
+from __future__ import annotations
+
+import pytest
+
+from image_tagger import preview
+from image_tagger.context import GitContext
+from image_tagger.flux import commitmsg, standard
+from image_tagger.imagename import parse_image
+from image_tagger.naming import NamingOptions, plan_tags
+from image_tagger.report import flux_verdicts
+
+REPO = {
+    "apiVersion": "image.toolkit.fluxcd.io/v1",
+    "kind": "ImageRepository",
+    "metadata": {"name": "app", "namespace": "flux-system"},
+    "spec": {"image": "docker.io/acme/app", "exclusionList": ["^.*\\.sig$", "^debug-"]},
+}
+
+
+def policy_object(name: str, spec: dict, namespace: str = "flux-system") -> dict:
+    return {
+        "apiVersion": "image.toolkit.fluxcd.io/v1",
+        "kind": "ImagePolicy",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {"imageRepositoryRef": {"name": "app"}, **spec},
+    }
+
+
+OBJECTS = [
+    REPO,
+    policy_object("app-production", standard.release_policy(1)),
+    policy_object("app-staging", standard.branch_policy("main")),
+    policy_object("orphan", standard.release_policy(1), namespace="other"),
+    {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "app"}},
+]
+TAGS = ["1.0.0", "1.4.2", "1.5.0-rc.1", "2.0.0", "main-3f2c1a9-1764110000", "main-0b1c2d3-1764200000", "debug-1.9.9"]
+
+
+def test_targets_join_policies_to_their_repository():
+    targets = preview.find_targets(OBJECTS)
+    assert [(t.key, t.image) for t in targets] == [
+        ("flux-system/app-production", "docker.io/acme/app"),
+        ("flux-system/app-staging", "docker.io/acme/app"),
+        ("other/orphan", None),
+    ]
+    assert targets[0].exclusions == ["^.*\\.sig$", "^debug-"]
+
+
+def test_predictions_follow_flux():
+    predictions = preview.predict(preview.find_targets(OBJECTS), {"docker.io/acme/app": TAGS})
+    assert [p.as_dict()["selected"] for p in predictions] == ["1.4.2", "main-0b1c2d3-1764200000", None]
+    assert "not in the overlay" in predictions[2].error
+
+
+def test_outlook_says_what_a_new_tag_changes():
+    targets = preview.find_targets(OBJECTS)[:2]
+    tags = ["1.0.0", "main-3f2c1a9-1764110000"]
+    assert preview.outlook(targets, [*tags, "1.1.0"], "acme/app", "1.1.0") == [
+        "flux-system/app-production (1.x): 1.0.0 → 1.1.0",
+        "flux-system/app-staging (numerical asc): ignored: tag does not match the policy's filter",
+    ]
+    assert preview.outlook(targets, tags, "docker.io/acme/app", "2.0.0")[0].endswith("ignored: other major")
+    assert preview.outlook(targets, ["1.5.0", *tags], "docker.io/acme/app", "1.2.0")[0].endswith(
+        "not the newest, stays on 1.5.0"
+    )
+    assert preview.outlook(targets, tags, "docker.io/acme/app", "1.3.0-rc.1")[0].endswith("ignored: prerelease")
+    assert preview.outlook(targets, tags, "ghcr.io/acme/app", "1.1.0") == []
+
+
+def test_verdicts_of_the_shipped_policies():
+    ctx = GitContext(event="push", ref="refs/tags/v2.0.0", sha="a" * 40)
+    plan = plan_tags(ctx, parse_image("acme/app"), NamingOptions(), now=1)
+    assert [v.picks for v in flux_verdicts(plan, major=1)] == [False, False]
+    assert [v.picks for v in flux_verdicts(plan, major=2)] == [True, False]
+    ctx = GitContext(event="push", ref="refs/heads/main", sha="a" * 40, push_time=5)
+    plan = plan_tags(ctx, parse_image("acme/app"), NamingOptions(), now=1)
+    assert [v.picks for v in flux_verdicts(plan, major=1)] == [False, True]
+
+
+TEMPLATE = """Update images ({{ .AutomationObject }})
+
+{{ range .Changed.Changes -}}
+- {{ .OldValue }} -> {{ .NewValue }} ({{ .Setter }})
+{{ end -}}
+"""
+
+
+def test_commit_message_renders_like_go_text_template():
+    changes = [
+        commitmsg.TemplateChange("a:1.0.0", "a:1.1.0", "ns:p"),
+        commitmsg.TemplateChange("1.0.0", "1.1.0", "ns:p:tag"),
+    ]
+    assert commitmsg.render(TEMPLATE, ("ns", "auto"), changes) == (
+        "Update images (ns/auto)\n\n- a:1.0.0 -> a:1.1.0 (ns:p)\n- 1.0.0 -> 1.1.0 (ns:p:tag)\n"
+    )
+    assert commitmsg.render("", ("ns", "auto"), changes) == commitmsg.DEFAULT_MESSAGE
+    assert commitmsg.render("{{ .Values.env }}: {{.AutomationObject.Name}}", ("n", "a"), [], {"env": "prod"}) == (
+        "prod: a"
+    )
+
+
+def test_unsupported_template_is_refused_not_guessed():
+    with pytest.raises(commitmsg.UnsupportedTemplate):
+        commitmsg.render("{{ .Updated }}", ("ns", "auto"), [])
+    with pytest.raises(commitmsg.UnsupportedTemplate):
+        commitmsg.render("{{ range .Changed.Changes }}x", ("ns", "auto"), [])
