@@ -62,9 +62,7 @@ def config_of(consumer_root: Path, env: str) -> dict[str, str]:
 
 def only(objects: list[dict[str, Any]], kind: str, **fields: str) -> dict[str, Any]:
     """The single rendered object of `kind` whose metadata matches `fields`."""
-    found = [
-        o for o in objects if o["kind"] == kind and all(o["metadata"].get(k) == v for k, v in fields.items())
-    ]
+    found = [o for o in objects if o["kind"] == kind and all(o["metadata"].get(k) == v for k, v in fields.items())]
     assert len(found) == 1, f"expected one {kind} {fields}, got {len(found)}"
     return found[0]
 
@@ -102,9 +100,7 @@ def test_cluster_renders_the_flux_objects_and_drops_the_settings(
         assert image_versions == {"image.toolkit.fluxcd.io/v1"}
 
 
-def test_production_policy_follows_exactly_one_major(
-    consumer: Path, clusters: dict[str, list[dict[str, Any]]]
-) -> None:
+def test_production_policy_follows_exactly_one_major(consumer: Path, clusters: dict[str, list[dict[str, Any]]]) -> None:
     objects = clusters["production"]
     policy = only(objects, "ImagePolicy")
     major = config_of(consumer, "production")["major"]

@@ -11,7 +11,6 @@ import base64
 import hashlib
 import json
 import secrets
-import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -25,8 +24,9 @@ from urllib.parse import parse_qs, urlencode, urljoin, urlsplit
 
 import pytest
 import requests
-from conftest import Registry, free_port, wait_until_ready
+from support.registry import Registry
 
+from image_tagger import localregistry
 from image_tagger.errors import InputError, PublishError
 from image_tagger.imagename import parse_image
 from image_tagger.registry_client import (
@@ -144,9 +144,7 @@ def paging_proxy(upstream: str, seen: list[str]) -> type[BaseHTTPRequestHandler]
             answer = requests.get(f"http://{upstream}{url.path}", headers=auth, timeout=10)
             if answer.status_code != 200 or not url.path.endswith("/tags/list"):
                 challenge = answer.headers.get("WWW-Authenticate")
-                self.reply(
-                    answer.status_code, answer.content, {"WWW-Authenticate": challenge} if challenge else {}
-                )
+                self.reply(answer.status_code, answer.content, {"WWW-Authenticate": challenge} if challenge else {})
                 return
             body = answer.json()
             remaining = [tag for tag in sorted(body["tags"]) if tag > query.get("last", "")]
@@ -250,50 +248,29 @@ def token_server(
 
         def _basic(self) -> str:
             value = self.headers.get("Authorization", "")
-            return (
-                base64.b64decode(value.removeprefix("Basic ")).decode() if value.startswith("Basic ") else ""
-            )
+            return base64.b64decode(value.removeprefix("Basic ")).decode() if value.startswith("Basic ") else ""
 
     return Tokens
 
 
 @pytest.fixture(scope="module")
 def token_registry(registry_binary: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TokenRegistry]:
-    pytest.importorskip(
-        "cryptography", reason="cryptography signs the test tokens; add it to the test extras"
-    )
     root = tmp_path_factory.mktemp("token-registry")
     issuer = TokenIssuer.create(root / "token-cert.pem")
     accounts = {"ci-bot": ("t0ken-Pa55", "token"), "oauth-bot": ("0auth-Pa55", "access_token")}
     log: list[dict[str, str]] = []
-    with serve(token_server(issuer, accounts, log)) as token_host:
-        port = free_port()
-        (root / "config.yml").write_text(
-            "version: 0.1\n"
-            "log:\n  level: warn\n"
-            f"storage:\n  filesystem:\n    rootdirectory: {root / 'data'}\n"
-            f"http:\n  addr: 127.0.0.1:{port}\n"
-            f"auth:\n  token:\n    realm: http://{token_host}/token\n    service: {SERVICE}\n"
-            f"    issuer: {ISSUER}\n    rootcertbundle: {root / 'token-cert.pem'}\n"
-        )
-        sink = (root / "registry.log").open("wb")
-        process = subprocess.Popen(
-            [registry_binary, "serve", str(root / "config.yml")], stdout=sink, stderr=subprocess.STDOUT
-        )
-        try:
-            wait_until_ready(
-                Registry(f"127.0.0.1:{port}", "", "", root / "registry.log"), process, expected=401
-            )
-            http = requests.Session()
-            http.headers["Authorization"] = (
-                f"Bearer {issuer.token('seeder', f'repository:{REPOSITORY}:pull,push')}"
-            )
-            push_tags(f"127.0.0.1:{port}", REPOSITORY, TAGS, http)
-            yield TokenRegistry(f"127.0.0.1:{port}", accounts, log)
-        finally:
-            process.terminate()
-            process.wait(timeout=10)
-            sink.close()
+    auth = (
+        f"auth:\n  token:\n    realm: http://{{token_host}}/token\n    service: {SERVICE}\n"
+        f"    issuer: {ISSUER}\n    rootcertbundle: {root / 'token-cert.pem'}\n"
+    )
+    with (
+        serve(token_server(issuer, accounts, log)) as token_host,
+        localregistry.serve(root, auth.replace("{token_host}", token_host)) as served,
+    ):
+        http = requests.Session()
+        http.headers["Authorization"] = f"Bearer {issuer.token('seeder', f'repository:{REPOSITORY}:pull,push')}"
+        push_tags(served.host, REPOSITORY, TAGS, http)
+        yield TokenRegistry(served.host, accounts, log)
 
 
 @pytest.fixture
@@ -479,7 +456,7 @@ def test_unknown_repository(open_registry: Registry, open_repo: str) -> None:
 
 
 def test_unreachable_port_names_registry() -> None:
-    host = f"127.0.0.1:{free_port()}"
+    host = f"127.0.0.1:{localregistry.free_port()}"
     with pytest.raises(PublishError, match="cannot reach") as error:
         list_tags(f"{host}/acme/app", timeout=5)
     assert_one_line_naming(error, f"registry {host}", f"{host}/acme/app", "refused")

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from actions_toolkit import core
+from actions_toolkit.command import issue_command
 
 from image_tagger import context, docker_ops, preview, registry_client, report
 from image_tagger.errors import InputError, PublishError
@@ -56,7 +57,7 @@ def overlay_outlook(overlay: Path, plan: TagPlan, credentials: Credentials) -> l
     try:
         tags = registry_client.list_tags(plan.image.name, auth)
     except PublishError as err:
-        core.warning(f"overlay preview skipped: {err}")
+        issue_command("warning", {}, f"overlay preview skipped: {err}")
         return []
     return preview.outlook(targets, tags, plan.image.name, plan.version)
 
@@ -86,7 +87,7 @@ def run(env: Mapping[str, str]) -> int:
         revision=ctx.sha,
     )
     for note in plan.notes:
-        core.notice(note)
+        issue_command("notice", {}, note)
     print(f"{plan.kind} {ctx.ref} -> {', '.join(plan.refs)} (push: {str(plan.push).lower()})", flush=True)
     client = docker_ops.connect()
     result = publish(client, plan, build, credentials, ActionsLog(), datetime.now(UTC))
@@ -112,10 +113,10 @@ def main() -> int:
     try:
         return run(os.environ)
     except InputError as err:
-        core.error(str(err), title="Invalid input")
+        issue_command("error", {"title": "Invalid input"}, str(err))
         return 2
     except PublishError as err:
-        core.error(str(err), title="Publish failed")
+        issue_command("error", {"title": "Publish failed"}, str(err))
         return 1
 
 

@@ -62,7 +62,9 @@ def git(cwd: Path, *args: str, when: int | None = None) -> str:
     env = {**os.environ, **GIT_ENV}
     if when is not None:
         env |= {"GIT_AUTHOR_DATE": f"@{when} +0000", "GIT_COMMITTER_DATE": f"@{when} +0000"}
-    done = subprocess.run(["git", "-c", "init.defaultBranch=main", *args], cwd=cwd, env=env, capture_output=True, text=True)
+    done = subprocess.run(
+        ["git", "-c", "init.defaultBranch=main", *args], cwd=cwd, env=env, capture_output=True, text=True
+    )
     if done.returncode:
         raise PublishError(f"git {' '.join(args)} failed: {done.stderr.strip()}")
     return done.stdout.strip()

@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import docker
 import requests
 
 from image_tagger.errors import PublishError
@@ -35,14 +36,18 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def config_text(storage: Path, port: int, htpasswd: Path | None) -> str:
-    """distribution 2.x config: filesystem storage, loopback only, optional htpasswd (bcrypt) auth."""
-    auth = f"auth:\n  htpasswd:\n    realm: flux-ci-cd\n    path: {htpasswd}\n" if htpasswd else ""
+def htpasswd_auth(path: Path) -> str:
+    """The `auth:` section for an htpasswd file of bcrypt entries (`htpasswd -Bbn`)."""
+    return f"auth:\n  htpasswd:\n    realm: flux-ci-cd\n    path: {path}\n"
+
+
+def config_text(storage: Path, address: str, auth: str = "") -> str:
+    """distribution 2.x config: filesystem storage, one listen address, an optional `auth:` section."""
     return (
         "version: 0.1\n"
         "log:\n  level: warn\n"
         f"storage:\n  filesystem:\n    rootdirectory: {storage}\n  delete:\n    enabled: true\n"
-        f"http:\n  addr: 127.0.0.1:{port}\n"
+        f"http:\n  addr: {address}\n"
         f"{auth}"
     )
 
@@ -61,16 +66,16 @@ def _wait_ready(host: str, alive, log: Path, expected: int) -> None:
 
 
 @contextmanager
-def serve(root: Path, htpasswd: Path | None = None) -> Iterator[LocalRegistry]:
-    """Run a registry storing under `root` until the block ends."""
+def serve(root: Path, auth: str = "") -> Iterator[LocalRegistry]:
+    """Run a registry storing under `root` until the block ends; `auth` is a config `auth:` section."""
     root.mkdir(parents=True, exist_ok=True)
     port = free_port()
     log = root / "registry.log"
     binary = shutil.which("docker-registry")
-    expected = 401 if htpasswd else 200
+    expected = 401 if auth else 200
     if binary:
         config = root / "config.yml"
-        config.write_text(config_text(root / "data", port, htpasswd))
+        config.write_text(config_text(root / "data", f"127.0.0.1:{port}", auth))
         with log.open("wb") as sink:
             process = subprocess.Popen([binary, "serve", str(config)], stdout=sink, stderr=subprocess.STDOUT)
         try:
@@ -80,25 +85,17 @@ def serve(root: Path, htpasswd: Path | None = None) -> Iterator[LocalRegistry]:
             process.terminate()
             process.wait(timeout=10)
         return
-    yield from _serve_container(root, port, htpasswd, log, expected)
+    if auth:
+        raise PublishError("a registry with auth needs Debian's docker-registry (apt-get install docker-registry)")
+    yield from _serve_container(port, log)
 
 
-def _serve_container(root: Path, port: int, htpasswd: Path | None, log: Path, expected: int):
+def _serve_container(port: int, log: Path) -> Iterator[LocalRegistry]:
     """Fallback without docker-registry: the official image, published on loopback only."""
-    import docker
-
     client = docker.from_env()
-    config = root / "config.yml"
-    mounted = Path("/etc/docker/registry/htpasswd") if htpasswd else None
-    config.write_text(config_text(Path("/var/lib/registry"), 5000, mounted).replace("127.0.0.1:5000", ":5000"))
-    volumes = {str(config): {"bind": "/etc/docker/registry/config.yml", "mode": "ro"}}
-    if htpasswd:
-        volumes[str(htpasswd)] = {"bind": str(mounted), "mode": "ro"}
-    container = client.containers.run(
-        REGISTRY_IMAGE, detach=True, remove=True, ports={"5000/tcp": ("127.0.0.1", port)}, volumes=volumes
-    )
+    container = client.containers.run(REGISTRY_IMAGE, detach=True, remove=True, ports={"5000/tcp": ("127.0.0.1", port)})
     try:
-        _wait_ready(f"127.0.0.1:{port}", lambda: True, log, expected)
+        _wait_ready(f"127.0.0.1:{port}", lambda: True, log, 200)
         yield LocalRegistry(f"127.0.0.1:{port}", log)
     finally:
         container.stop(timeout=5)

@@ -79,9 +79,7 @@ def _read_config(path: Path) -> dict[str, Any]:
     except FileNotFoundError:
         return {}
     except (OSError, ValueError) as err:
-        raise InputError(
-            f"docker config {path} is unreadable or not JSON ({err}); accepted: a JSON object"
-        ) from None
+        raise InputError(f"docker config {path} is unreadable or not JSON ({err}); accepted: a JSON object") from None
     if not isinstance(config, dict):
         raise InputError(f"docker config {path} is not a JSON object")
     return config
@@ -113,9 +111,7 @@ def _from_helper(helper: str, server_url: str) -> RegistryAuth:
         )
         found = json.loads(answer.stdout) if answer.returncode == 0 else {}
     except (subprocess.TimeoutExpired, ValueError) as err:
-        raise PublishError(
-            f"credential helper docker-credential-{helper} failed for {server_url}: {err}"
-        ) from None
+        raise PublishError(f"credential helper docker-credential-{helper} failed for {server_url}: {err}") from None
     if not isinstance(found, dict) or found.get("Username") in (None, "", "<token>"):
         return RegistryAuth()
     return RegistryAuth(str(found["Username"]), str(found.get("Secret") or ""))

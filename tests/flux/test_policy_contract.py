@@ -42,9 +42,7 @@ def test_npm_dash_zero_idiom_admits_prereleases() -> None:
 
 
 def test_staging_policy_picks_newest_timestamp_even_when_its_sha_sorts_lower() -> None:
-    tags = scan_tags(
-        ["main-fa11e00-1764110000", "main-0bad5ea-1764120000", "1.4.2", "main-e1e1e1e-1764115000"]
-    )
+    tags = scan_tags(["main-fa11e00-1764110000", "main-0bad5ea-1764120000", "1.4.2", "main-e1e1e1e-1764115000"])
     assert tags[0] == "main-fa11e00-1764110000"  # stored order puts the higher sha first
     assert select_tag(STAGING, tags) == "main-0bad5ea-1764120000"
 
@@ -182,9 +180,7 @@ def test_go_rejects_what_python_or_re2_would_accept(pattern: str) -> None:
         GoRegexp(pattern)
 
 
-@pytest.mark.parametrize(
-    "pattern", [r"(?P<ts>\d+)", r"(?<ts>\d+)", r"\z", r"x{1000}", r"[[:alpha:]\]]", r"\Q\C\E"]
-)
+@pytest.mark.parametrize("pattern", [r"(?P<ts>\d+)", r"(?<ts>\d+)", r"\z", r"x{1000}", r"[[:alpha:]\]]", r"\Q\C\E"])
 def test_go_accepts(pattern: str) -> None:
     GoRegexp(pattern)
 

@@ -25,9 +25,7 @@ _PRE_META = r"(-([0-9A-Za-z\-]+(\.[0-9A-Za-z\-]+)*))?(\+([0-9A-Za-z\-]+(\.[0-9A-
 _LOOSE = re.compile(r"v?([0-9]+)(\.[0-9]+)?(\.[0-9]+)?" + _PRE_META)
 _NUM = r"(0|[1-9][0-9]*)"
 _PRE_IDENT = r"(?:0|[1-9][0-9]*|[0-9]*[a-zA-Z-][0-9a-zA-Z-]*)"
-_STRICT = re.compile(
-    rf"v?{_NUM}(?:\.{_NUM})?(?:\.{_NUM})?(?:-({_PRE_IDENT}(?:\.{_PRE_IDENT})*))?(?:\+({_IDENTS}))?"
-)
+_STRICT = re.compile(rf"v?{_NUM}(?:\.{_NUM})?(?:\.{_NUM})?(?:-({_PRE_IDENT}(?:\.{_PRE_IDENT})*))?(?:\+({_IDENTS}))?")
 _ALLOWED = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ-0123456789")
 
 # Operator alternation in the library's order; leftmost-first matching depends on it (note the empty one).
@@ -36,9 +34,7 @@ _CV = r"v?([0-9|x|X|\*]+)(\.[0-9|x|X|\*]+)?(\.[0-9|x|X|\*]+)?" + _PRE_META  # '|
 _RANGE = re.compile(rf"{_WS}*({_CV}){_WS}+-{_WS}+({_CV}){_WS}*")
 # Only a yes/no answer is needed here, and this pattern backtracks exponentially in `re` (`>1   ` * 16
 # takes seconds), so it runs on RE2, which is Go's engine: same verdict, linear time.
-_VALID_GROUP = re2.compile(
-    rf"({_WS}*({_OPS}){_WS}*({_CV}){_WS}*)((?:{_WS}+|,{_WS}*)({_OPS}){_WS}*({_CV}){_WS}*)*"
-)
+_VALID_GROUP = re2.compile(rf"({_WS}*({_OPS}){_WS}*({_CV}){_WS}*)((?:{_WS}+|,{_WS}*)({_OPS}){_WS}*({_CV}){_WS}*)*")
 _FIND = re.compile(rf"({_OPS}){_WS}*({_CV})")
 _ONE = re.compile(rf"{_WS}*({_OPS}){_WS}*({_CV}){_WS}*")
 

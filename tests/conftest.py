@@ -1,0 +1,66 @@
+"""Session fixtures built from real parts: our dockerd, a real `docker-registry`, a real git workspace."""
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import docker
+import pytest
+from support.python_base import ensure_python_base
+from support.registry import Registry, serve_registry
+
+# Re-exported for tests/test_registry_client.py, which imports them from conftest; import from support.registry.
+from support.sample_app import make_sample_app
+
+
+@pytest.fixture(scope="session")
+def docker_client() -> docker.DockerClient:
+    """A client for the daemon at DOCKER_HOST; fails (not skips) the requesting tests when none answers."""
+    try:
+        client = docker.from_env()
+        client.ping()
+    except docker.errors.DockerException as error:
+        where = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
+        reason = f"no Docker daemon answers at {where} ({type(error).__name__}); `./dev test` starts one"
+        pytest.fail(reason, pytrace=False)
+    return client
+
+
+@pytest.fixture(scope="session")
+def registry_binary() -> str:
+    """Debian's docker-registry; there is no registry:2 fallback because Docker Hub is unreachable."""
+    binary = shutil.which("docker-registry")
+    if binary is None:
+        pytest.fail(
+            "docker-registry not installed (apt-get install docker-registry); `.ci/run` installs it", pytrace=False
+        )
+    return binary
+
+
+@pytest.fixture(scope="session")
+def registry(registry_binary: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
+    """A registry requiring HTTP Basic login as `ci-bot` (the action's login path)."""
+    with serve_registry(tmp_path_factory.mktemp("registry"), "ci-bot", "s3cr3t-Pa55-4-tests") as r:
+        yield r
+
+
+@pytest.fixture(scope="session")
+def open_registry(registry_binary: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
+    """A registry without auth (anonymous push)."""
+    with serve_registry(tmp_path_factory.mktemp("open-registry")) as r:
+        yield r
+
+
+@pytest.fixture
+def sample_app(tmp_path: Path) -> Path:
+    """A committed app workspace with a FROM scratch Dockerfile, at the runner's `<work>/repo/repo` depth."""
+    workspace = tmp_path / "repo" / "repo"
+    make_sample_app(workspace)
+    return workspace
+
+
+@pytest.fixture(scope="session")
+def python_base_image(docker_client: docker.DockerClient) -> str:
+    """The local stand-in for python:3.12-slim, built once per daemon (mmdebstrap + docker import)."""
+    return ensure_python_base()

@@ -1,0 +1,71 @@
+"""A real `docker-registry` (Debian's distribution 2.x) on loopback, with an optional htpasswd account."""
+
+import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import requests
+
+from image_tagger import localregistry
+
+# What a puller accepts, so the registry answers with the digest of the manifest exactly as pushed.
+MANIFEST_TYPES = ", ".join(
+    (
+        "application/vnd.docker.distribution.manifest.v2+json",
+        "application/vnd.docker.distribution.manifest.list.v2+json",
+        "application/vnd.oci.image.manifest.v1+json",
+        "application/vnd.oci.image.index.v1+json",
+    )
+)
+
+
+@dataclass(frozen=True)
+class Registry:
+    """A running registry: where it listens, its one account, and read helpers for assertions."""
+
+    host: str
+    username: str
+    password: str
+    log: Path
+
+    @property
+    def auth(self) -> tuple[str, str] | None:
+        """HTTP Basic credentials, None for an open registry."""
+        return (self.username, self.password) if self.username else None
+
+    def tags(self, repository: str) -> list[str]:
+        """Tags the registry holds for `repository`; [] when it never saw that repository."""
+        response = requests.get(f"http://{self.host}/v2/{repository}/tags/list", auth=self.auth, timeout=10)
+        if response.status_code == 404:
+            return []
+        response.raise_for_status()
+        return sorted(response.json().get("tags") or [])
+
+    def manifest_digest(self, repository: str, tag: str) -> str:
+        """The registry's Docker-Content-Digest for `repository:tag`, as a puller would resolve it."""
+        response = requests.head(
+            f"http://{self.host}/v2/{repository}/manifests/{tag}",
+            auth=self.auth,
+            headers={"Accept": MANIFEST_TYPES},
+            timeout=10,
+        )
+        response.raise_for_status()
+        return response.headers["Docker-Content-Digest"]
+
+
+def write_htpasswd(path: Path, username: str, password: str) -> Path:
+    """A bcrypt entry made by apache2-utils' htpasswd: the only hash distribution's htpasswd auth accepts."""
+    entry = subprocess.run(["htpasswd", "-Bbn", username, password], check=True, capture_output=True, text=True)
+    path.write_text(entry.stdout.strip() + "\n")
+    return path
+
+
+@contextmanager
+def serve_registry(root: Path, username: str = "", password: str = "") -> Iterator[Registry]:
+    """The product's registry launcher (image_tagger.localregistry), with one htpasswd account when asked."""
+    root.mkdir(parents=True, exist_ok=True)
+    auth = localregistry.htpasswd_auth(write_htpasswd(root / "htpasswd", username, password)) if username else ""
+    with localregistry.serve(root, auth) as served:
+        yield Registry(served.host, username, password, served.log)

@@ -1,0 +1,249 @@
+"""The action end to end, run exactly as GitHub's runner runs a Dockerfile action, against a real registry.
+
+Named deviations from the runner (see support/github_runner.py): `--build-arg BASE_IMAGE=<local python>`
+(no Docker Hub), `docker build --network host` only when our dockerd has no bridge, `docker run --network
+host` (the registry listens on 127.0.0.1), and our dockerd's socket mounted as /var/run/docker.sock.
+"""
+
+import base64
+import json
+import re
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import docker
+import pytest
+from support.github_runner import (
+    BUILD_ARG_BASE_IMAGE,
+    BUILD_NETWORK_HOST,
+    RUN_NETWORK_HOST,
+    SOCKET_SOURCE,
+    ActionRun,
+    GithubRunner,
+    declared_inputs,
+    input_env_name,
+    parse_file_command,
+    parse_workflow_commands,
+)
+from support.registry import Registry
+
+REPO = Path(__file__).resolve().parents[1]
+IMAGE = "acme/app"
+PUSHED_AT = 1764110000
+NAMED_DEVIATIONS = {BUILD_ARG_BASE_IMAGE, BUILD_NETWORK_HOST, RUN_NETWORK_HOST, SOCKET_SOURCE}
+
+
+@pytest.fixture(scope="module")
+def runner(docker_client: docker.DockerClient, python_base_image: str) -> Iterator[GithubRunner]:
+    """The action image, built once like the runner's "Set up job" and removed afterwards."""
+    runner = GithubRunner(action_dir=REPO, base_image=python_base_image)
+    runner.build()
+    yield runner
+    subprocess.run(["docker", "image", "rm", "--force", runner.image], capture_output=True)
+
+
+def push_event(ref: str, sha: str) -> dict:
+    """The parts of a `push` webhook payload the action may read."""
+    return {
+        "ref": ref,
+        "before": "0" * 40,
+        "after": sha,
+        "created": ref.startswith("refs/tags/"),
+        "head_commit": {"id": sha, "timestamp": "2025-11-25T22:33:20Z", "message": "sample app"},
+        "repository": {
+            "full_name": IMAGE,
+            "name": "app",
+            "owner": {"login": "acme"},
+            "default_branch": "main",
+            "pushed_at": PUSHED_AT,
+        },
+        "pusher": {"name": "dev"},
+    }
+
+
+def run_push(
+    runner: GithubRunner, registry: Registry, workspace: Path, ref: str, password: str | None = None, **inputs: str
+) -> ActionRun:
+    """One push-triggered step with the registry login inputs filled in."""
+    sha = subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=workspace, check=True, capture_output=True, text=True
+    ).stdout.strip()
+    given = {
+        "image": IMAGE,
+        "registry": registry.host,
+        "username": registry.username,
+        "password": registry.password if password is None else password,
+        **inputs,
+    }
+    root = workspace.parents[1]
+    return runner.run(root, workspace, event=push_event(ref, sha), ref=ref, sha=sha, inputs=given)
+
+
+def explain(run: ActionRun) -> str:
+    """Assertion context: the step's exit code and the tail of its logs."""
+    return f"rc={run.returncode}\nstdout:\n{run.stdout[-3000:]}\nstderr:\n{run.stderr[-3000:]}"
+
+
+def test_tag_push_builds_and_pushes_the_release(runner: GithubRunner, registry: Registry, sample_app: Path) -> None:
+    run = run_push(runner, registry, sample_app, "refs/tags/v1.4.2", **{"major-version": "1"})
+
+    assert run.returncode == 0, explain(run)
+    assert set(run.deviations) <= NAMED_DEVIATIONS
+    reference = f"{registry.host}/{IMAGE}"
+    digest = registry.manifest_digest(IMAGE, "1.4.2")
+    assert run.outputs["version"] == "1.4.2"
+    assert run.outputs["tags"].splitlines() == [f"{reference}:1.4.2"]
+    assert run.outputs["digest"] == digest
+    assert run.outputs["image"] == f"{reference}:1.4.2@{digest}"
+    assert run.outputs["pushed"] == "true"
+    assert json.loads(run.outputs["json"])["digest"] == digest
+    assert "1.4.2" in registry.tags(IMAGE)
+    assert "<table>" in run.summary or re.search(r"^\|.*\|\s*$", run.summary, re.MULTILINE), run.summary
+    assert f"{reference}:1.4.2" in run.summary
+
+
+def test_main_push_tags_branch_sha_and_push_time(runner: GithubRunner, registry: Registry, sample_app: Path) -> None:
+    run = run_push(runner, registry, sample_app, "refs/heads/main")
+
+    assert run.returncode == 0, explain(run)
+    sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=sample_app, capture_output=True, text=True).stdout
+    version = run.outputs["version"]
+    assert re.fullmatch(r"main-[0-9a-f]{7}-[0-9]+", version)
+    assert version == f"main-{sha[:7]}-{PUSHED_AT}"
+    assert version in registry.tags(IMAGE)
+
+
+def leaked_in_files(folder: Path, secrets: list[bytes]) -> list[Path]:
+    """Every file under `folder` whose bytes contain one of `secrets`."""
+    return [
+        path
+        for path in folder.rglob("*")
+        if path.is_file() and not path.is_symlink() and any(s in path.read_bytes() for s in secrets)
+    ]
+
+
+def test_wrong_password_fails_masked_and_pushes_nothing(
+    runner: GithubRunner, registry: Registry, sample_app: Path, docker_client: docker.DockerClient
+) -> None:
+    wrong = "wr0ng-Pa55-zq81xv"
+    run = run_push(runner, registry, sample_app, "refs/tags/v1.5.0", password=wrong, **{"major-version": "1"})
+
+    assert run.returncode != 0, explain(run)
+    assert run.named("error"), explain(run)
+    assert run.commands[0].name == "add-mask" and run.commands[0].message == wrong, explain(run)
+    assert "1.5.0" not in registry.tags(IMAGE)
+    secrets = [wrong.encode(), base64.b64encode(f"{registry.username}:{wrong}".encode())]
+    visible_stdout = "\n".join(line for line in run.stdout.splitlines() if not line.lstrip().startswith("::add-mask::"))
+    for text in (visible_stdout, run.stderr, json.dumps(run.outputs), run.summary):
+        assert not any(secret.decode() in text for secret in secrets)
+    assert leaked_in_files(run.temp_dir, secrets) == []
+    assert leaked_in_files(run.workspace, secrets) == []
+    for image in docker_client.images.list():
+        assert wrong not in json.dumps(image.attrs), image.tags
+
+
+def test_major_version_mismatch_fails_and_pushes_nothing(
+    runner: GithubRunner, registry: Registry, sample_app: Path
+) -> None:
+    run = run_push(runner, registry, sample_app, "refs/tags/v2.0.0", **{"major-version": "1"})
+
+    assert run.returncode != 0, explain(run)
+    assert run.named("error"), explain(run)
+    assert "2.0.0" not in registry.tags(IMAGE)
+
+
+# The harness itself: its parsers must agree with the runner, or every e2e assertion above means little.
+
+
+def test_output_file_parser_reads_toolkit_heredocs_and_plain_lines() -> None:
+    text = "version<<ghadelimiter_1\n1.4.2\nghadelimiter_1\ntags<<EOF\na:1\nb:1\nEOF\npushed=true\n"
+
+    assert parse_file_command(text) == {"version": "1.4.2", "tags": "a:1\nb:1", "pushed": "true"}
+
+
+@pytest.mark.parametrize(
+    ("text", "error"),
+    [
+        ("tags<<EOF\na\n", "Matching delimiter not found"),
+        ("tags<<EOF\na\nEOF", "EOF marker missing new line"),
+        ("just-a-line\n", "Invalid format"),
+    ],
+)
+def test_output_file_parser_rejects_what_the_runner_rejects(text: str, error: str) -> None:
+    with pytest.raises(ValueError, match=error):
+        parse_file_command(text)
+
+
+def test_command_parser_unescapes_and_honours_stop_commands() -> None:
+    text = (
+        "plain\n  ::add-mask::s3cret\n::error file=a%3Ab.py,line=3::bad%0Aworse %25\n"
+        "::stop-commands::tok\n::error::ignored\n::tok::\n::unknown::x\n::endgroup::\n"
+    )
+
+    commands = parse_workflow_commands(text, "stdout")
+
+    assert [(c.name, c.message) for c in commands] == [
+        ("add-mask", "s3cret"),
+        ("error", "bad\nworse %"),
+        ("stop-commands", "tok"),
+        ("endgroup", ""),
+    ]
+    assert commands[1].properties == {"file": "a:b.py", "line": "3"}
+
+
+def test_run_argv_passes_every_declared_input_by_name_only(tmp_path: Path) -> None:
+    runner = GithubRunner(action_dir=REPO, image="abc123:" + "0" * 32)
+    files = {"GITHUB_OUTPUT": tmp_path / "set_output_x"}
+    env = runner.step_env(
+        {"image": IMAGE},
+        ref="refs/tags/v1.4.2",
+        sha="a" * 40,
+        event_name="push",
+        repository=IMAGE,
+        root=tmp_path,
+        files=files,
+    )
+    argv = runner.run_argv(env, temp=tmp_path / "_temp", workspace=tmp_path / "ws", args=())
+
+    names = [argv[i + 1] for i, arg in enumerate(argv) if arg == "-e"]
+    assert names[-2:] == ["GITHUB_ACTIONS=true", "CI=true"]
+    assert all("=" not in name for name in names[:-2])
+    assert {input_env_name(name) for name in declared_inputs(REPO / "action.yml")} <= set(names)
+    assert env["INPUT_MAJOR-VERSION"] == "" and env["INPUT_IMAGE"] == IMAGE
+    assert env["GITHUB_REF_NAME"] == "v1.4.2" and env["GITHUB_REF_TYPE"] == "tag"
+    assert argv[:3] == ["docker", "run", "--name"] and argv[4:9] == [
+        "--label",
+        runner.label,
+        "--workdir",
+        "/github/workspace",
+        "--rm",
+    ]
+    assert argv[-1] == runner.image
+    assert argv[-7:-1:2] == ["-v"] * 3
+
+
+def push_sample(docker_client: docker.DockerClient, registry: Registry, sample_app: Path) -> str:
+    """Build the sample app, push it as fixture/sample:0.0.1 and return the digest the daemon reported."""
+    reference = f"{registry.host}/fixture/sample"
+    if registry.username:
+        docker_client.login(registry.username, registry.password, registry=registry.host)
+    image, _ = docker_client.images.build(
+        path=str(sample_app), tag=f"{reference}:0.0.1", buildargs={"VERSION": "0.0.1"}
+    )
+    assert image.labels["org.opencontainers.image.version"] == "0.0.1"
+    pushed = [json.loads(line) for line in docker_client.images.push(reference, tag="0.0.1").splitlines()]
+    return next(item["aux"]["Digest"] for item in pushed if "aux" in item)
+
+
+@pytest.mark.parametrize("fixture", ["registry", "open_registry"])
+def test_registry_fixtures_serve_pushes(
+    fixture: str, request: pytest.FixtureRequest, docker_client: docker.DockerClient, sample_app: Path
+) -> None:
+    registry = request.getfixturevalue(fixture)
+
+    reported = push_sample(docker_client, registry, sample_app)
+
+    assert registry.tags("fixture/sample") == ["0.0.1"]
+    assert registry.manifest_digest("fixture/sample", "0.0.1") == reported
+    assert registry.tags("fixture/never-pushed") == []
