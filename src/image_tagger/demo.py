@@ -174,13 +174,18 @@ def build_and_push(world: World, ref: str, sha: str) -> str:
     return result.image_ref
 
 
+def fresh_config(world: World, checkout: Path) -> Path:
+    """A checkout of config.git at its newest commit, as a controller fetches it."""
+    if checkout.exists():
+        git(checkout, "pull", "--quiet", "--ff-only")
+    else:
+        git(world.root, "clone", "--quiet", str(world.root / "config.git"), str(checkout))
+    return checkout
+
+
 def automate(world: World, env: str, tags: list[str]) -> tuple[str, str | None]:
     """One cluster's image automation: select, set, commit with its template, push to config.git."""
-    work = world.root / "automation" / env
-    if work.exists():
-        git(work, "pull", "--quiet", "--ff-only")
-    else:
-        git(world.root, "clone", "--quiet", str(world.root / "config.git"), str(work))
+    work = fresh_config(world, world.root / "automation" / env)
     objects = kustomize.kustomize_build(work / "clusters" / env)
     predictions = preview.predict(preview.find_targets(objects), {world.image: tags})
     (prediction,) = predictions
@@ -243,11 +248,7 @@ def running(world: World, ref: str) -> Iterator[str]:
 
 def deploy(world: World, env: str) -> str:
     """What the cluster would run now: the config repo's rendered app image, run and asked its version."""
-    checkout = world.root / "cluster" / env
-    if checkout.exists():
-        git(checkout, "pull", "--quiet", "--ff-only")
-    else:
-        git(world.root, "clone", "--quiet", str(world.root / "config.git"), str(checkout))
+    checkout = fresh_config(world, world.root / "cluster" / env)
     objects = kustomize.kustomize_build(checkout / "clusters" / env)
     apps = next(o for o in objects if o.get("kind") == "Kustomization" and o["metadata"]["name"] == "apps")
     rendered = kustomize.kustomize_build(checkout / apps["spec"]["path"])

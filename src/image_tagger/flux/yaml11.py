@@ -13,6 +13,8 @@ from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 from ruamel.yaml.events import AliasEvent, DocumentEndEvent, ScalarEvent
 
+from image_tagger.flux.gostrconv import parse_go_float
+
 STR, BOOL, INT, FLOAT, NULL, TIMESTAMP = "!!str", "!!bool", "!!int", "!!float", "!!null", "!!timestamp"
 _LONG_TAG_PREFIX = "tag:yaml.org,2002:"
 
@@ -68,26 +70,12 @@ def _go_parse_int(s: str, base: int) -> int | None:
     return -magnitude if negative else magnitude
 
 
-def _go_underscores_ok(s: str) -> bool:
-    """Go's rule for '_' in number literals: only between digits."""
-    saw = "^"
-    for char in s.lstrip("+-"):
-        if char.isdigit():
-            saw = "0"
-        elif char == "_":
-            if saw != "0":
-                return False
-            saw = "_"
-        elif saw == "_":
-            return False
-        else:
-            saw = "!"
-    return saw != "_"
-
-
-def _finite(text: str) -> bool:
-    """Go's ParseFloat reports overflow to infinity as an error."""
-    return float(text.replace("_", "")) not in (float("inf"), float("-inf"))
+def _parses_as_float(text: str) -> bool:
+    try:
+        parse_go_float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _is_timestamp(value: str) -> bool:
@@ -114,7 +102,7 @@ def _resolve_number(value: str, tag: str, v3: bool) -> str:
     plain = value.replace("_", "")
     if _go_parse_int(plain, 0) is not None or _go_parse_uint(plain, 0) is not None:
         return INT
-    if _YAML_STYLE_FLOAT.fullmatch(plain) and _finite(plain):
+    if _YAML_STYLE_FLOAT.fullmatch(plain) and _parses_as_float(plain):
         return FLOAT
     for prefix, base in (("0b", 2), ("0o", 8)) if v3 else (("0b", 2),):
         if plain.startswith(prefix):
@@ -143,7 +131,7 @@ def resolve(value: str, tag: str = "", *, v3: bool = False) -> str:
         elif value in _FLOAT_WORDS:
             resolved = FLOAT
         elif hint == ".":
-            if _DOT_FLOAT.fullmatch(value) and _go_underscores_ok(value) and _finite(value):
+            if _DOT_FLOAT.fullmatch(value) and _parses_as_float(value):
                 resolved = FLOAT
         elif hint in "DS":
             resolved = _resolve_number(value, tag, v3)
