@@ -26,7 +26,7 @@ from support.github_runner import (
     parse_file_command,
     parse_workflow_commands,
 )
-from support.registry import Registry
+from support.registry import Registry, serve_registry
 
 REPO = Path(__file__).resolve().parents[1]
 IMAGE = "acme/app"
@@ -247,3 +247,27 @@ def test_registry_fixtures_serve_pushes(
     assert registry.tags("fixture/sample") == ["0.0.1"]
     assert registry.manifest_digest("fixture/sample", "0.0.1") == reported
     assert registry.tags("fixture/never-pushed") == []
+
+
+def test_overlay_outlook_reports_the_release_policy_move(
+    runner: GithubRunner, registry_binary: str, sample_app: Path, tmp_path: Path
+) -> None:
+    """A rendered Flux overlay in the workspace: the summary says how the release policy moves.
+
+    Its own registry, so that v1.0.0 is the first release the policy ever sees (the session registry already
+    holds this module's 1.4.2).
+    """
+    with serve_registry(tmp_path / "registry", "ci-bot", "0verlay-Pa55") as fresh:
+        repository = (REPO / "flux" / "automation" / "image-repository.yaml").read_text()
+        pointed = repository.replace("docker.io/acme/app", f"{fresh.host}/{IMAGE}")
+        assert pointed != repository
+        release_policy = (REPO / "flux" / "image-policy.yaml").read_text()
+        (sample_app / "flux-overlay.yaml").write_text(f"{pointed}---\n{release_policy}")
+
+        first = run_push(runner, fresh, sample_app, "refs/tags/v1.0.0", overlay="flux-overlay.yaml")
+        second = run_push(runner, fresh, sample_app, "refs/tags/v1.1.0", overlay="flux-overlay.yaml")
+
+    assert first.returncode == 0, explain(first)
+    assert "- flux-system/app-production (1.x): nothing → 1.0.0\n" in first.summary, first.summary
+    assert second.returncode == 0, explain(second)
+    assert "- flux-system/app-production (1.x): 1.0.0 → 1.1.0\n" in second.summary, second.summary

@@ -12,9 +12,7 @@ import docker
 
 def test_demo_runs_the_scenario_to_the_end(docker_client: docker.DockerClient) -> None:
     before = {tag for image in docker_client.images.list() for tag in image.tags}
-    done = subprocess.run(
-        [sys.executable, "-m", "image_tagger", "demo"], capture_output=True, text=True, timeout=900
-    )
+    done = subprocess.run([sys.executable, "-m", "image_tagger", "demo"], capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
     lines = done.stdout.strip().splitlines()
     result = json.loads(lines[-1])

@@ -8,7 +8,6 @@ small proxy that pages the real registry's answer as the distribution spec descr
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
 import secrets
 import threading
@@ -20,11 +19,11 @@ from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlencode, urljoin, urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
 import requests
-from support.registry import Registry
+from support.registry import Registry, basic_entry, push_tags, write_docker_config
 
 from image_tagger import localregistry
 from image_tagger.errors import InputError, PublishError
@@ -39,38 +38,10 @@ from image_tagger.registry_client import (
 
 REPOSITORY = "registry-client/app"
 TAGS = ["1.0.0", "1.1.0", "2.0.0-rc.1", "latest", "main-3f2c1a9-1764110000"]
-MANIFEST_TYPE = "application/vnd.docker.distribution.manifest.v2+json"
 HUB_KEYS = ["https://index.docker.io/v1/", "index.docker.io", "docker.io", "registry-1.docker.io"]
 
 
 # --- helpers ---------------------------------------------------------------------------------------
-
-
-def push_tags(host: str, repository: str, tags: list[str], http: requests.Session) -> None:
-    """Upload an empty image config and point each tag at a manifest of it."""
-    config = b"{}"
-    digest = f"sha256:{hashlib.sha256(config).hexdigest()}"
-    started = http.post(f"http://{host}/v2/{repository}/blobs/uploads/", timeout=10)
-    started.raise_for_status()
-    upload = urljoin(started.url, started.headers["Location"])
-    http.put(upload, params={"digest": digest}, data=config, timeout=10).raise_for_status()
-    manifest = {
-        "schemaVersion": 2,
-        "mediaType": MANIFEST_TYPE,
-        "config": {
-            "mediaType": "application/vnd.docker.container.image.v1+json",
-            "size": 2,
-            "digest": digest,
-        },
-        "layers": [],
-    }
-    for tag in tags:
-        http.put(
-            f"http://{host}/v2/{repository}/manifests/{tag}",
-            data=json.dumps(manifest),
-            headers={"Content-Type": MANIFEST_TYPE},
-            timeout=10,
-        ).raise_for_status()
 
 
 @contextmanager
@@ -96,16 +67,6 @@ class QuietHandler(BaseHTTPRequestHandler):
             self.send_header(name, value)
         self.end_headers()
         self.wfile.write(body)
-
-
-def write_docker_config(directory: Path, config: dict) -> Path:
-    directory.mkdir(parents=True, exist_ok=True)
-    (directory / "config.json").write_text(json.dumps(config))
-    return directory
-
-
-def basic_entry(username: str, password: str) -> dict[str, str]:
-    return {"auth": base64.b64encode(f"{username}:{password}".encode()).decode()}
 
 
 def assert_one_line_naming(error: pytest.ExceptionInfo[PublishError], *parts: str) -> None:

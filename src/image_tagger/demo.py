@@ -196,7 +196,7 @@ def automate(world: World, env: str, tags: list[str]) -> tuple[str, str | None]:
     verdict = f"{prediction.policy} selects {prediction.selected}"
     if not updates:
         return verdict + " (manifests already there)", None
-    setters.write_updates((work / automation.path).resolve(), updates)
+    setters.write_updates(work.resolve(), updates)
     spec = next(o for o in objects if o.get("kind") == "ImageUpdateAutomation")["spec"]
     commit = spec["git"]["commit"]
     changes = [commitmsg.TemplateChange(c.old, c.new, c.setter) for u in updates for c in u.changes]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 import subprocess
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -168,7 +168,8 @@ def why_ignored(spec: Mapping[str, Any], tag: str) -> str:
 def automation_updates(
     config_repo: Path, automations: Sequence[Automation], predictions: Sequence[Prediction]
 ) -> list[tuple[Automation, list[setters.FileUpdate]]]:
-    """The files each automation would commit: setters of its namespace's policies under its path."""
+    """The files each automation would commit (repo-relative paths, as in its commit): its namespace's setters."""
+    repo = config_repo.resolve()
     results = []
     for auto in automations:
         refs = {
@@ -176,10 +177,12 @@ def automation_updates(
             for p in predictions
             if p.selected and p.image and p.policy.split("/", 1)[0] == auto.namespace
         }
-        root = (config_repo / auto.path).resolve()
-        if not root.is_relative_to(config_repo.resolve()):
+        root = (repo / auto.path).resolve()
+        if not root.is_relative_to(repo):
             raise InputError(f"automation {auto.namespace}/{auto.name}: update.path {auto.path} leaves the repo")
-        results.append((auto, setters.plan_updates(root, refs) if root.is_dir() else []))
+        updates = setters.plan_updates(root, refs) if root.is_dir() else []
+        prefix = root.relative_to(repo)
+        results.append((auto, [replace(u, path=(prefix / u.path).as_posix()) for u in updates]))
     return results
 
 

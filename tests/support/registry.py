@@ -1,15 +1,20 @@
 """A real `docker-registry` (Debian's distribution 2.x) on loopback, with an optional htpasswd account."""
 
+import base64
+import hashlib
+import json
 import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urljoin
 
 import requests
 
 from image_tagger import localregistry
 
+MANIFEST_TYPE = "application/vnd.docker.distribution.manifest.v2+json"
 # What a puller accepts, so the registry answers with the digest of the manifest exactly as pushed.
 MANIFEST_TYPES = ", ".join(
     (
@@ -69,3 +74,42 @@ def serve_registry(root: Path, username: str = "", password: str = "") -> Iterat
     auth = localregistry.htpasswd_auth(write_htpasswd(root / "htpasswd", username, password)) if username else ""
     with localregistry.serve(root, auth) as served:
         yield Registry(served.host, username, password, served.log)
+
+
+def push_tags(host: str, repository: str, tags: list[str], http: requests.Session) -> None:
+    """Upload an empty image config and point each tag at a manifest of it."""
+    config = b"{}"
+    digest = f"sha256:{hashlib.sha256(config).hexdigest()}"
+    started = http.post(f"http://{host}/v2/{repository}/blobs/uploads/", timeout=10)
+    started.raise_for_status()
+    upload = urljoin(started.url, started.headers["Location"])
+    http.put(upload, params={"digest": digest}, data=config, timeout=10).raise_for_status()
+    manifest = {
+        "schemaVersion": 2,
+        "mediaType": MANIFEST_TYPE,
+        "config": {
+            "mediaType": "application/vnd.docker.container.image.v1+json",
+            "size": 2,
+            "digest": digest,
+        },
+        "layers": [],
+    }
+    for tag in tags:
+        http.put(
+            f"http://{host}/v2/{repository}/manifests/{tag}",
+            data=json.dumps(manifest),
+            headers={"Content-Type": MANIFEST_TYPE},
+            timeout=10,
+        ).raise_for_status()
+
+
+def write_docker_config(directory: Path, config: dict) -> Path:
+    """A DOCKER_CONFIG folder holding `config` as config.json."""
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "config.json").write_text(json.dumps(config))
+    return directory
+
+
+def basic_entry(username: str, password: str) -> dict[str, str]:
+    """An `auths` entry as `docker login` writes it."""
+    return {"auth": base64.b64encode(f"{username}:{password}".encode()).decode()}

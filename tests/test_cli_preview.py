@@ -1,0 +1,141 @@
+"""`image-tagger preview` against a real htpasswd registry, on the example consumer rendered with the real base.
+
+Credentials come from a Docker config (DOCKER_CONFIG), as they do for a developer; the base is served
+from a tagged local git repo so that kustomize fetches the consumer's `//flux?ref=` remote offline.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from ruamel.yaml import YAML
+from support.cli import explain, run_cli
+from support.registry import Registry, basic_entry, push_tags, write_docker_config
+
+from image_tagger import localregistry
+from image_tagger.kustomize import kustomize_build, point_consumer_at, publish_flux_base
+
+REPO = Path(__file__).resolve().parents[1]
+REPOSITORY = "cli-preview/app"
+TAGS = ["1.0.0", "1.4.2", "1.5.0-rc.1", "2.0.0", "main-3f2c1a9-1764110000", "main-0b1c2d3-1764200000"]
+EXPECTED = {"production": "1.4.2", "staging": "main-0b1c2d3-1764200000"}
+EXAMPLE_IMAGE = "docker.io/acme/app"  # what kustomize/ names; the consumer copy names the test registry instead
+
+
+@pytest.fixture(scope="module")
+def image(registry: Registry) -> str:
+    """The seeded repository as an ImageRepository names it."""
+    http = requests.Session()
+    http.auth = registry.auth
+    push_tags(registry.host, REPOSITORY, TAGS, http)
+    return f"{registry.host}/{REPOSITORY}"
+
+
+@pytest.fixture(scope="module")
+def consumer(image: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A config repo made from kustomize/: the published base, and the registry image everywhere it names one."""
+    url = publish_flux_base(REPO, tmp_path_factory.mktemp("published") / "flux-ci-cd", "v1.0.0")
+    root = Path(shutil.copytree(REPO / "kustomize", tmp_path_factory.mktemp("consumer") / "config-repo"))
+    point_consumer_at(root, url, "v1.0.0")
+    for path in root.rglob("*.yaml"):
+        path.write_text(path.read_text().replace(EXAMPLE_IMAGE, image))
+    return root
+
+
+@pytest.fixture(scope="module")
+def rendered(consumer: Path) -> dict[str, list[dict[str, Any]]]:
+    return {env: kustomize_build(consumer / "clusters" / env) for env in EXPECTED}
+
+
+@pytest.fixture
+def credentials(registry: Registry, tmp_path: Path) -> dict[str, str]:
+    """The environment of a developer logged in to the registry (`docker login` writes this config)."""
+    entry = basic_entry(registry.username, registry.password)
+    return {"DOCKER_CONFIG": str(write_docker_config(tmp_path / "docker", {"auths": {registry.host: entry}}))}
+
+
+def write_objects(path: Path, objects: list[dict[str, Any]], image: str | None = None) -> Path:
+    """Objects as one multi-document YAML file, the ImageRepository's spec.image replaced when given."""
+    if image:
+        objects = [
+            {**o, "spec": {**o["spec"], "image": image}} if o["kind"] == "ImageRepository" else o for o in objects
+        ]
+    with path.open("w") as out:
+        YAML(typ="safe").dump_all(objects, out)
+    return path
+
+
+def preview(overlay: Path, env: dict[str, str], *extra: str):
+    return run_cli("preview", str(overlay), *extra, env=env)
+
+
+@pytest.mark.parametrize("form", ["rendered-file", "overlay-dir"])
+@pytest.mark.parametrize("cluster", list(EXPECTED))
+def test_preview_selects_what_flux_will(
+    cluster: str,
+    form: str,
+    image: str,
+    consumer: Path,
+    rendered: dict[str, list[dict[str, Any]]],
+    credentials: dict[str, str],
+    tmp_path: Path,
+) -> None:
+    overlay = consumer / "clusters" / cluster
+    if form == "rendered-file":
+        overlay = write_objects(tmp_path / "rendered.yaml", rendered[cluster])
+
+    done = preview(overlay, credentials, "--json")
+
+    assert done.returncode == 0, explain(done)
+    assert json.loads(done.stdout) == [
+        {"policy": f"flux-system/app-{cluster}", "image": image, "selected": EXPECTED[cluster], "error": None}
+    ]
+
+
+def test_without_credentials_names_the_registry(
+    registry: Registry, image: str, rendered: dict[str, list[dict[str, Any]]], tmp_path: Path
+) -> None:
+    overlay = write_objects(tmp_path / "rendered.yaml", rendered["production"])
+    empty = tmp_path / "empty-docker-config"
+    empty.mkdir()
+
+    done = preview(overlay, {"DOCKER_CONFIG": str(empty)}, "--json")
+
+    assert (done.returncode, done.stdout) == (1, ""), explain(done)
+    assert len(done.stderr.splitlines()) == 1 and registry.host in done.stderr, explain(done)
+
+
+def test_unreachable_registry_is_named(
+    rendered: dict[str, list[dict[str, Any]]], credentials: dict[str, str], tmp_path: Path
+) -> None:
+    closed = f"127.0.0.1:{localregistry.free_port()}"
+    overlay = write_objects(tmp_path / "rendered.yaml", rendered["production"], f"{closed}/acme/app")
+
+    done = preview(overlay, credentials, "--json")
+
+    assert (done.returncode, done.stdout) == (1, ""), explain(done)
+    assert len(done.stderr.splitlines()) == 1 and closed in done.stderr, explain(done)
+
+
+MARKED_VALUE = re.compile(r"(?P<key>image: )(?P<value>\S+)(?P<rest> #.*)")
+
+
+def test_config_repo_shows_the_automation_commit(image: str, consumer: Path, credentials: dict[str, str]) -> None:
+    marked = consumer / "apps" / "production" / "image.yaml"
+    [old] = [line for line in marked.read_text().splitlines() if "app-production" in line]
+    new = MARKED_VALUE.sub(rf"\g<key>{image}:1.4.2\g<rest>", old)
+    before = marked.read_bytes()
+
+    done = preview(consumer / "clusters" / "production", credentials, "--config-repo", str(consumer))
+
+    assert done.returncode == 0, explain(done)
+    assert f"flux-system/app-production: {image}:1.4.2\n" in done.stdout
+    assert "--- a/apps/production/image.yaml\n+++ b/apps/production/image.yaml\n" in done.stdout, explain(done)
+    assert f"\n-{old}\n+{new}\n" in done.stdout, explain(done)
+    assert marked.read_bytes() == before  # a preview writes nothing

@@ -1,0 +1,112 @@
+"""`image-tagger publish` from a local checkout: the real dockerd builds, the real htpasswd registry receives.
+
+The password only ever travels on stdin (`--password-stdin`); every test checks it is shown nowhere.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import docker
+import pytest
+from support.cli import assert_input_error, explain, run_cli
+from support.registry import Registry
+from support.sample_app import git
+
+
+@pytest.fixture
+def repository(request: pytest.FixtureRequest, registry: Registry, docker_client: docker.DockerClient) -> Iterator[str]:
+    """A repository only this test pushes to; its images leave the daemon afterwards."""
+    name = "cli-publish/" + re.sub(r"[^a-z0-9]+", "-", request.node.name.lower()).strip("-")
+    yield name
+    for image in docker_client.images.list(name=f"{registry.host}/{name}"):
+        docker_client.images.remove(image.id, force=True)
+
+
+def publish(
+    registry: Registry, workspace: Path, repository: str, *extra: str, password: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """The documented local release: user on the command line, password piped in."""
+    return run_cli(
+        "publish",
+        *("--image", f"{registry.host}/{repository}", "--context", str(workspace)),
+        *("--username", registry.username, "--password-stdin", "--json", *extra),
+        stdin=(registry.password if password is None else password) + "\n",
+    )
+
+
+def local_images(docker_client: docker.DockerClient, registry: Registry, repository: str) -> list[str]:
+    return [tag for image in docker_client.images.list(name=f"{registry.host}/{repository}") for tag in image.tags]
+
+
+def assert_not_shown(done: subprocess.CompletedProcess[str], password: str) -> None:
+    assert password not in done.stdout and password not in done.stderr, explain(done)
+
+
+def test_branch_build_is_pushed_with_the_registry_digest(registry: Registry, sample_app: Path, repository: str) -> None:
+    sha = git(sample_app, "rev-parse", "HEAD")
+    committed = git(sample_app, "show", "-s", "--format=%ct", "HEAD")
+
+    done = publish(registry, sample_app, repository)
+
+    assert done.returncode == 0, explain(done)
+    result = json.loads(done.stdout)
+    # No push event here: the timestamp falls back to the commit time (and says so).
+    assert result["version"] == f"main-{sha[:7]}-{committed}"
+    assert registry.tags(repository) == [result["version"]]
+    digest = registry.manifest_digest(repository, result["version"])
+    assert result["digest"] == digest
+    assert result["image_ref"] == f"{registry.host}/{repository}:{result['version']}@{digest}"
+    assert result["pushed"] is True
+    assert_not_shown(done, registry.password)
+
+
+def test_tag_push_publishes_the_release_with_its_labels(
+    registry: Registry, sample_app: Path, repository: str, docker_client: docker.DockerClient
+) -> None:
+    git(sample_app, "tag", "v1.2.3")
+    sha = git(sample_app, "rev-parse", "HEAD")
+
+    done = publish(registry, sample_app, repository, "--major-version", "1")
+
+    assert done.returncode == 0, explain(done)
+    result = json.loads(done.stdout)
+    assert result["version"] == "1.2.3"
+    assert registry.tags(repository) == ["1.2.3"]
+    assert result["digest"] == registry.manifest_digest(repository, "1.2.3")
+    built = docker_client.images.get(f"{registry.host}/{repository}:1.2.3")
+    assert built.labels["org.opencontainers.image.version"] == "1.2.3"
+    assert built.labels["org.opencontainers.image.revision"] == sha
+    assert registry.password not in json.dumps(built.attrs)
+    assert_not_shown(done, registry.password)
+
+
+def test_wrong_password_pushes_nothing_and_is_not_shown(
+    registry: Registry, sample_app: Path, repository: str, docker_client: docker.DockerClient
+) -> None:
+    wrong = "wr0ng-cli-Pa55-k3q9"
+
+    done = publish(registry, sample_app, repository, password=wrong)
+
+    assert (done.returncode, done.stdout) == (1, ""), explain(done)
+    assert registry.host in done.stderr.splitlines()[-1], explain(done)
+    assert_not_shown(done, wrong)
+    assert registry.tags(repository) == []
+    assert local_images(docker_client, registry, repository) == []  # login comes before the build
+
+
+def test_release_of_another_major_is_refused_before_the_build(
+    registry: Registry, sample_app: Path, repository: str, docker_client: docker.DockerClient
+) -> None:
+    git(sample_app, "tag", "v1.2.3")
+
+    done = publish(registry, sample_app, repository, "--major-version", "2")
+
+    assert_input_error(done, "1.2.3")
+    assert_not_shown(done, registry.password)
+    assert registry.tags(repository) == []
+    assert local_images(docker_client, registry, repository) == []
