@@ -118,6 +118,9 @@ def main() -> int:
     except PublishError as err:
         issue_command("error", {"title": "Publish failed"}, str(err))
         return 1
+    except Exception as err:  # still an annotation and a failed step, never a bare traceback
+        issue_command("error", {"title": "Unexpected failure"}, f"{type(err).__name__}: {err}")
+        return 1
 
 
 if __name__ == "__main__":

@@ -17,6 +17,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NoReturn
 
+import requests
+from docker.errors import DockerException
 from ruamel.yaml import YAML, YAMLError
 
 from image_tagger import context, demo, docker_ops, preview, registry_client, report
@@ -257,6 +259,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except InputError as err:
         print(f"image-tagger: error: {err}", file=sys.stderr)
         return 2
-    except PublishError as err:
+    except (PublishError, DockerException, requests.RequestException, OSError) as err:
         print(f"image-tagger: failed: {err}", file=sys.stderr)
         return 1
