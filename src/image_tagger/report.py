@@ -87,7 +87,7 @@ def summary(result: PublishResult, verdicts: list[Verdict], forecast: list[str] 
         f"Digest: `{result.digest}`" if result.digest else "Digest: none (not pushed)",
     ]
     if plan.timestamp is not None:
-        lines.append(f"Timestamp: `{plan.timestamp}` (from the {plan.timestamp_source} time)")
+        lines += ["", f"Timestamp: `{plan.timestamp}` (from the {plan.timestamp_source} time)"]
     lines += ["", "#### What Flux will do", "", "| Policy | This image |", "| --- | --- |"]
     lines += [f"| {v.policy} | {v.reason} |" for v in verdicts]
     if forecast:
