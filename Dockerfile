@@ -9,7 +9,10 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 COPY pyproject.toml README.md /opt/image-tagger/
 COPY src /opt/image-tagger/src
-RUN python -m pip install /opt/image-tagger && rm -rf /opt/image-tagger
+# actions-toolkit drags in PyGithub and its crypto stack (~26 MB); actions_toolkit.core, all we import, uses none of it.
+RUN python -m pip install /opt/image-tagger \
+    && python -m pip uninstall -y PyGithub PyNaCl PyJWT cryptography cffi pycparser \
+    && rm -rf /opt/image-tagger
 
 # Exec form running Python directly: a /bin/sh wrapper would drop the runner's INPUT_MAJOR-VERSION style names.
 ENTRYPOINT ["python", "-m", "image_tagger.action"]
