@@ -6,6 +6,7 @@ from a tagged local git repo so that kustomize fetches the consumer's `//flux?re
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import shutil
@@ -139,3 +140,29 @@ def test_config_repo_shows_the_automation_commit(image: str, consumer: Path, cre
     assert "--- a/apps/production/image.yaml\n+++ b/apps/production/image.yaml\n" in done.stdout, explain(done)
     assert f"\n-{old}\n+{new}\n" in done.stdout, explain(done)
     assert marked.read_bytes() == before  # a preview writes nothing
+
+
+def test_pull_secret_of_the_image_repository_is_used_like_flux_does(
+    registry: Registry, image: str, rendered: dict[str, list[dict[str, Any]]], tmp_path: Path
+) -> None:
+    """With spec.secretRef and the Secret in the overlay, preview logs in as Flux would, without a Docker config."""
+    dockerconfig = json.dumps({"auths": {registry.host: basic_entry(registry.username, registry.password)}})
+    secret = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "type": "kubernetes.io/dockerconfigjson",
+        "metadata": {"name": "regcred", "namespace": "flux-system"},
+        "data": {".dockerconfigjson": base64.b64encode(dockerconfig.encode()).decode()},
+    }
+    objects = [
+        {**o, "spec": {**o["spec"], "secretRef": {"name": "regcred"}}} if o["kind"] == "ImageRepository" else o
+        for o in rendered["production"]
+    ]
+    empty = tmp_path / "empty-docker-config"
+    empty.mkdir()
+    overlay = write_objects(tmp_path / "rendered.yaml", [*objects, secret])
+
+    done = preview(overlay, {"DOCKER_CONFIG": str(empty)}, "--json")
+
+    assert done.returncode == 0, explain(done)
+    assert json.loads(done.stdout)[0]["selected"] == EXPECTED["production"]

@@ -180,19 +180,26 @@ def cmd_update(args: argparse.Namespace) -> int:
     return 0
 
 
-def registry_tags(images: Iterable[str]) -> dict[str, list[str]]:
-    """Every image's tags, with the Docker config's credentials for its registry."""
-    return {
-        image: registry_client.list_tags(image, registry_client.credentials_for(parse_image(image).registry))
-        for image in sorted(set(images))
-    }
+def registry_tags(targets: Iterable[preview.PolicyTarget]) -> dict[str, list[str]]:
+    """Every image's tags, with the pull secret Flux would use, else the Docker config's credentials."""
+    tags: dict[str, list[str]] = {}
+    for target in targets:
+        if target.image is None or target.image in tags:
+            continue
+        registry = parse_image(target.image).registry
+        if target.pull_secret is not None:
+            auth = registry_client.credentials_from_secret(target.pull_secret, registry)
+        else:
+            auth = registry_client.credentials_for(registry)
+        tags[target.image] = registry_client.list_tags(target.image, auth)
+    return tags
 
 
 def cmd_preview(args: argparse.Namespace) -> int:
     targets = preview.find_targets(objects := preview.load_objects(Path(args.overlay)))
     if not targets:
         raise InputError(f"overlay {args.overlay} has no ImagePolicy; accepted: an overlay with Flux image objects")
-    tags = registry_tags(t.image for t in targets if t.image)
+    tags = registry_tags(targets)
     predictions = preview.predict(targets, tags)
     updates = []
     if args.config_repo:
@@ -247,7 +254,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print a JSON list of {policy, image, selected}")
     p.set_defaults(run=cmd_preview)
 
-    p = sub.add_parser("demo", help="run the job end to end on a local registry and the local Docker daemon")
+    p = sub.add_parser("demo", help="the whole loop on one machine: tag -> image -> manifest commit -> running app")
     p.set_defaults(run=lambda _args: demo.main())
     return parser
 

@@ -36,6 +36,7 @@ class PolicyTarget:
     spec: Mapping[str, Any]
     image: str | None
     exclusions: Sequence[str] | None
+    pull_secret: Mapping[str, Any] | None = None  # the ImageRepository's secretRef, when the overlay holds it
 
     @property
     def key(self) -> str:
@@ -103,14 +104,18 @@ def find_targets(objects: Iterable[Mapping[str, Any]]) -> list[PolicyTarget]:
     """Every ImagePolicy, joined with its ImageRepository (same namespace unless the ref names one)."""
     objects = list(objects)
     repos = {_id(o): o.get("spec") or {} for o in objects if _is(o, "ImageRepository")}
+    secrets = {_id(o): o for o in objects if o.get("kind") == "Secret" and o.get("apiVersion") == "v1"}
     targets = []
     for obj in (o for o in objects if _is(o, "ImagePolicy")):
         namespace, name = _id(obj)
         spec = obj.get("spec") or {}
         ref = spec.get("imageRepositoryRef") or {}
-        repo = repos.get((str(ref.get("namespace") or namespace), str(ref.get("name") or "")))
-        exclusions = repo.get("exclusionList") if repo else None
-        targets.append(PolicyTarget(namespace, name, spec, repo.get("image") if repo else None, exclusions or None))
+        repo_ns = str(ref.get("namespace") or namespace)
+        repo = repos.get((repo_ns, str(ref.get("name") or ""))) or {}
+        secret = secrets.get((repo_ns, str((repo.get("secretRef") or {}).get("name") or "")))
+        targets.append(
+            PolicyTarget(namespace, name, spec, repo.get("image"), repo.get("exclusionList") or None, secret)
+        )
     return targets
 
 

@@ -132,6 +132,24 @@ def credentials_for(registry: str, docker_config_dir: Path | None = None) -> Reg
     return _from_entry(entry, path, key)
 
 
+def credentials_from_secret(secret: Mapping[str, Any], registry: str) -> RegistryAuth:
+    """The account in a `kubernetes.io/dockerconfigjson` Secret (what Flux reads via `spec.secretRef`)."""
+    name = f"secret {(secret.get('metadata') or {}).get('name', '?')}"
+    data = secret.get("stringData") or {}
+    text = data.get(".dockerconfigjson")
+    if text is None and (encoded := (secret.get("data") or {}).get(".dockerconfigjson")):
+        try:
+            text = base64.b64decode(encoded, validate=True).decode()
+        except (binascii.Error, UnicodeDecodeError):
+            raise InputError(f"{name}: data[.dockerconfigjson] is not base64") from None
+    try:
+        config = json.loads(text) if text else {}
+    except ValueError:
+        raise InputError(f"{name}: .dockerconfigjson is not JSON") from None
+    key, entry = matching_entry(config.get("auths") or {}, normalise_registry(registry)) or ("", None)
+    return _from_entry(entry, Path(name), key)
+
+
 # --- Registry API ----------------------------------------------------------------------------------
 
 
