@@ -101,6 +101,35 @@ def test_tag_push_builds_and_pushes_the_release(runner: GithubRunner, registry: 
     assert "1.4.2" in registry.tags(IMAGE)
     assert "<table>" in run.summary or re.search(r"^\|.*\|\s*$", run.summary, re.MULTILINE), run.summary
     assert f"{reference}:1.4.2" in run.summary
+    assert digest in run.summary and "releases of major 1" in run.summary
+    assert run.named("group"), "build and push logs are folded into ::group:: blocks"
+    # The right password is as secret as a wrong one: masked first, then nowhere.
+    assert run.commands[0].name == "add-mask" and run.commands[0].message == registry.password
+    visible = "\n".join(line for line in run.stdout.splitlines() if "::add-mask::" not in line)
+    for text in (visible, run.stderr, json.dumps(run.outputs), run.summary):
+        assert registry.password not in text
+
+
+def test_pull_request_is_built_but_not_pushed(runner: GithubRunner, registry: Registry, sample_app: Path) -> None:
+    sha = subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=sample_app, check=True, capture_output=True, text=True
+    ).stdout.strip()
+    event = {"number": 17, "pull_request": {"number": 17, "head": {"sha": sha}}, "repository": {"full_name": IMAGE}}
+    inputs = {"image": IMAGE, "registry": registry.host, "username": registry.username, "password": registry.password}
+    run = runner.run(
+        sample_app.parents[1],
+        sample_app,
+        event=event,
+        ref="refs/pull/17/merge",
+        sha="f" * 40,
+        inputs=inputs,
+        event_name="pull_request",
+    )
+
+    assert run.returncode == 0, explain(run)
+    assert re.fullmatch(rf"pr-17-{sha[:7]}-[0-9]+", run.outputs["version"]), run.outputs
+    assert run.outputs["pushed"] == "false" and run.outputs["digest"] == ""
+    assert run.outputs["version"] not in registry.tags(IMAGE)
 
 
 def test_main_push_tags_branch_sha_and_push_time(runner: GithubRunner, registry: Registry, sample_app: Path) -> None:
