@@ -152,6 +152,7 @@ def test_settings_flow_into_every_object(flux_url: str, tmp_path: Path) -> None:
     settings = consumer / "clusters" / "production" / "image-automation.yaml"
     document = load_yaml(settings)
     document["data"] = {
+        "name": "shop",
         "image": "docker.io/example/shop",
         "major": "3",
         "gitRepository": "fleet",
@@ -167,6 +168,51 @@ def test_settings_flow_into_every_object(flux_url: str, tmp_path: Path) -> None:
     assert automation["git"]["checkout"]["ref"]["branch"] == automation["git"]["push"]["branch"]
     assert automation["git"]["push"]["branch"] == "image-updates"
     assert automation["update"]["path"] == "./deploy/prod"
+    policy = only(objects, "ImagePolicy")
+    assert only(objects, "ImageRepository")["metadata"]["name"] == "shop"
+    assert only(objects, "ImageUpdateAutomation")["metadata"]["name"] == "shop"
+    assert policy["metadata"]["name"] == "shop-production"
+    assert policy["spec"]["imageRepositoryRef"] == {"name": "shop"}
+    assert policy["metadata"]["labels"]["image.flux-ci-cd.io/name"] == "shop"
+    assert automation["policySelector"] == {"matchLabels": {"image.flux-ci-cd.io/name": "shop"}}
+
+
+def test_one_cluster_follows_two_images(flux_url: str, tmp_path: Path) -> None:
+    """One kustomization per image under the cluster folder: names and policy selectors keep them apart."""
+    consumer = copy_consumer(tmp_path, flux_url)
+    cluster = consumer / "clusters" / "production"
+    kustomization = load_yaml(cluster / "kustomization.yaml")
+    settings = load_yaml(cluster / "image-automation.yaml")
+    for name in ("shop", "cart"):
+        folder = cluster / "images" / name
+        folder.mkdir(parents=True)
+        settings["data"] = {**settings["data"], "name": name, "image": f"docker.io/example/{name}"}
+        # The settings are never applied; a namespace of their own only keeps the two ConfigMaps apart.
+        settings["metadata"]["namespace"] = name
+        YAML().dump(settings, folder / "image-automation.yaml")
+        YAML().dump(
+            {"resources": ["image-automation.yaml"], "components": kustomization["components"]},
+            folder / "kustomization.yaml",
+        )
+    YAML().dump({"resources": ["sync.yaml", "apps.yaml", "images/shop", "images/cart"]}, cluster / "kustomization.yaml")
+
+    objects = kustomize_build(cluster)
+
+    repos = {o["metadata"]["name"]: o["spec"]["image"] for o in objects if o["kind"] == "ImageRepository"}
+    assert repos == {"shop": "docker.io/example/shop", "cart": "docker.io/example/cart"}
+    policies = {o["metadata"]["name"]: o for o in objects if o["kind"] == "ImagePolicy"}
+    assert {n: p["spec"]["imageRepositoryRef"]["name"] for n, p in policies.items()} == {
+        "shop-production": "shop",
+        "cart-production": "cart",
+    }
+    automations = {o["metadata"]["name"]: o["spec"] for o in objects if o["kind"] == "ImageUpdateAutomation"}
+    for name, spec in automations.items():
+        selected = [
+            p
+            for p in policies.values()
+            if p["metadata"]["labels"] == {**p["metadata"]["labels"], **spec["policySelector"]["matchLabels"]}
+        ]
+        assert [p["metadata"]["name"] for p in selected] == [f"{name}-production"]
 
 
 @pytest.mark.parametrize("env", ENVIRONMENTS)
