@@ -14,10 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import requests
 from ruamel.yaml import YAML
 from support.cli import explain, run_cli
-from support.registry import Registry, basic_entry, push_tags, write_docker_config
+from support.registry import Registry, basic_entry, write_docker_config
 
 from image_tagger import localregistry
 from image_tagger.kustomize import kustomize_build, point_consumer_at, publish_flux_base
@@ -32,10 +31,7 @@ EXAMPLE_IMAGE = "docker.io/acme/app"  # what kustomize/ names; the consumer copy
 @pytest.fixture(scope="module")
 def image(registry: Registry) -> str:
     """The seeded repository as an ImageRepository names it."""
-    http = requests.Session()
-    http.auth = registry.auth
-    push_tags(registry.host, REPOSITORY, TAGS, http)
-    return f"{registry.host}/{REPOSITORY}"
+    return registry.seed(REPOSITORY, TAGS)
 
 
 @pytest.fixture(scope="module")

@@ -81,16 +81,12 @@ def assert_one_line_naming(error: pytest.ExceptionInfo[PublishError], *parts: st
 
 @pytest.fixture(scope="module")
 def open_repo(open_registry: Registry) -> str:
-    push_tags(open_registry.host, REPOSITORY, TAGS, requests.Session())
-    return f"{open_registry.host}/{REPOSITORY}"
+    return open_registry.seed(REPOSITORY, TAGS)
 
 
 @pytest.fixture(scope="module")
 def basic_repo(registry: Registry) -> str:
-    http = requests.Session()
-    http.auth = registry.auth
-    push_tags(registry.host, REPOSITORY, TAGS, http)
-    return f"{registry.host}/{REPOSITORY}"
+    return registry.seed(REPOSITORY, TAGS)
 
 
 def paging_proxy(upstream: str, seen: list[str]) -> type[BaseHTTPRequestHandler]:

@@ -40,6 +40,13 @@ class Registry:
         """HTTP Basic credentials, None for an open registry."""
         return (self.username, self.password) if self.username else None
 
+    def seed(self, repository: str, tags: list[str]) -> str:
+        """Push tiny manifests for `tags` (with this registry's account); returns the image name."""
+        http = requests.Session()
+        http.auth = self.auth
+        push_tags(self.host, repository, tags, http)
+        return f"{self.host}/{repository}"
+
     def tags(self, repository: str) -> list[str]:
         """Tags the registry holds for `repository`; [] when it never saw that repository."""
         response = requests.get(f"http://{self.host}/v2/{repository}/tags/list", auth=self.auth, timeout=10)
