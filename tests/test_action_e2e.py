@@ -300,3 +300,13 @@ def test_overlay_outlook_reports_the_release_policy_move(
     assert "- flux-system/app-production (1.x): nothing → 1.0.0\n" in first.summary, first.summary
     assert second.returncode == 0, explain(second)
     assert "- flux-system/app-production (1.x): 1.0.0 → 1.1.0\n" in second.summary, second.summary
+
+
+def test_floating_tags_point_at_the_release_digest(runner: GithubRunner, registry: Registry, sample_app: Path) -> None:
+    run = run_push(runner, registry, sample_app, "refs/tags/v3.2.1", **{"floating-tags": "true"})
+
+    assert run.returncode == 0, explain(run)
+    reference = f"{registry.host}/{IMAGE}"
+    assert run.outputs["tags"].splitlines() == [f"{reference}:{t}" for t in ("3.2.1", "3.2", "3", "latest")]
+    digest = run.outputs["digest"]
+    assert {registry.manifest_digest(IMAGE, t) for t in ("3.2.1", "3.2", "3", "latest")} == {digest}
