@@ -50,8 +50,13 @@ def test_dockerfile_takes_a_base_image_first_and_runs_python_directly():
     assert lines[-1] == 'ENTRYPOINT ["python", "-m", "image_tagger.action"]'
 
 
-def test_example_workflow_passes_zizmor():
-    done = subprocess.run(
-        [BIN / "zizmor", "--offline", REPO / "examples" / "workflows" / "image.yml"], capture_output=True, text=True
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
+WORKFLOWS = [REPO / "examples" / "workflows" / "image.yml", REPO / ".github" / "workflows" / "ci.yml"]
+
+
+def test_workflows_match_the_schema_and_pass_zizmor():
+    for command in (
+        [BIN / "check-jsonschema", "--builtin-schema", "vendor.github-workflows", *WORKFLOWS],
+        [BIN / "zizmor", "--offline", *WORKFLOWS],
+    ):
+        done = subprocess.run(command, capture_output=True, text=True)
+        assert done.returncode == 0, done.stdout + done.stderr
