@@ -1,5 +1,6 @@
 """Session fixtures built from real parts: our dockerd, a real `docker-registry`, a real git workspace."""
 
+import contextlib
 import os
 import shutil
 from collections.abc import Iterator
@@ -9,13 +10,11 @@ import docker
 import pytest
 from support.python_base import ensure_python_base
 from support.registry import Registry, serve_registry
-
-# Re-exported for tests/test_registry_client.py, which imports them from conftest; import from support.registry.
 from support.sample_app import make_sample_app
 
 
 @pytest.fixture(scope="session")
-def docker_client() -> docker.DockerClient:
+def docker_client() -> Iterator[docker.DockerClient]:
     """A client for the daemon at DOCKER_HOST; fails (not skips) the requesting tests when none answers."""
     try:
         client = docker.from_env()
@@ -24,7 +23,13 @@ def docker_client() -> docker.DockerClient:
         where = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
         reason = f"no Docker daemon answers at {where} ({type(error).__name__}); `./dev test` starts one"
         pytest.fail(reason, pytrace=False)
-    return client
+    before = {image.id for image in client.images.list()}
+    yield client
+    # Images the tests built for loopback registries would pile up in a long-lived daemon.
+    for image in client.images.list():
+        if image.id not in before and any(tag.startswith("127.0.0.1:") for tag in image.tags):
+            with contextlib.suppress(docker.errors.DockerException):
+                client.images.remove(image.id, force=True)
 
 
 @pytest.fixture(scope="session")
