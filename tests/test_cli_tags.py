@@ -130,3 +130,23 @@ def test_local_checkout_supplies_ref_and_commit_time(tmp_path):
     assert data["timestamp_source"] == "commit"
     subprocess.run([*git, "tag", "v0.3.0"], cwd=tmp_path, check=True)
     assert json.loads(run("--image", "acme/app", "--json", cwd=tmp_path).stdout)["version"] == "0.3.0"
+
+
+def test_flags_naming_another_ref_ignore_the_surrounding_workflow(tmp_path):
+    """Run inside an unrelated pull-request workflow, `--ref refs/heads/main` is still a branch build."""
+    event = tmp_path / "event.json"
+    event.write_text(json.dumps({"number": 3, "pull_request": {"number": 3, "head": {"sha": "b" * 40}}}))
+    env = {
+        "GITHUB_REF": "refs/pull/3/merge",
+        "GITHUB_SHA": "c" * 40,
+        "GITHUB_EVENT_NAME": "pull_request",
+        "GITHUB_EVENT_PATH": str(event),
+    }
+    data = json.loads(
+        run(
+            "--image", "acme/app", "--ref", "refs/heads/main", "--sha", SHA, "--timestamp", "9", "--json", env=env
+        ).stdout
+    )
+    assert (data["version"], data["push"]) == ("main-3f2c1a9-9", True)
+    data = json.loads(run("--image", "acme/app", "--json", "--timestamp", "9", env=env).stdout)
+    assert (data["version"], data["push"]) == ("pr-3-bbbbbbb-9", False)

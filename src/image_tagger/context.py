@@ -113,15 +113,21 @@ def resolve(
     env: Mapping[str, str] | None = None,
     checkout: Path | None = None,
 ) -> GitContext:
-    """Flags first, then GitHub's environment, then the local checkout fill in what is missing."""
+    """Flags first, then GitHub's environment, then the local checkout fill in what is missing.
+
+    The workflow's event only describes a ref the flags leave alone: `--ref` naming another ref
+    (a tool run inside some unrelated workflow) must not inherit that run's event, PR or push time.
+    """
     env = os.environ if env is None else env
-    if env.get("GITHUB_REF") or env.get("GITHUB_SHA"):
+    given = {k: v for k, v in overrides.items() if v is not None}
+    run_ref = env.get("GITHUB_REF", "")
+    if (run_ref or env.get("GITHUB_SHA")) and given.get("ref", run_ref) == run_ref:
         base = from_github(env, read_event(env.get("GITHUB_EVENT_PATH")))
-    elif overrides.get("ref") and overrides.get("sha"):
-        base = GitContext(event="push", ref="", sha="")
+    elif given.get("ref") and given.get("sha"):
+        event = "pull_request" if given["ref"].startswith("refs/pull/") else "push"
+        base = GitContext(event=event, ref="", sha="")
     else:
         base = from_local_git(checkout or Path.cwd())
-    given = {k: v for k, v in overrides.items() if v is not None}
     ctx = replace(base, **given)
     if ctx.commit_time is None and ctx.sha and checkout is not None:
         ctx = replace(ctx, commit_time=commit_time_of(checkout, ctx.sha))
