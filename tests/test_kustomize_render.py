@@ -16,6 +16,7 @@ import pytest
 import re2
 from ruamel.yaml import YAML
 
+from image_tagger.flux import standard
 from image_tagger.kustomize import kustomize_build, point_consumer_at, publish_flux_base
 
 REPO = Path(__file__).resolve().parents[1]
@@ -450,3 +451,13 @@ def test_policy_engine_picks_from_the_rendered_policy(
     objects = clusters[env]
     stored = policy_engine.scan_tags(TAGS, only(objects, "ImageRepository")["spec"]["exclusionList"])
     assert policy_engine.select_tag(only(objects, "ImagePolicy")["spec"], stored) == expected
+
+
+def test_rendered_policies_are_the_ones_the_tools_evaluate(clusters: dict[str, list[dict[str, Any]]]) -> None:
+    """The action's summary and `preview` reason with image_tagger.flux.standard: it must say what flux/ says."""
+    production = {
+        k: v for k, v in only(clusters["production"], "ImagePolicy")["spec"].items() if k != "imageRepositoryRef"
+    }
+    staging = {k: v for k, v in only(clusters["staging"], "ImagePolicy")["spec"].items() if k != "imageRepositoryRef"}
+    assert production == standard.release_policy(1)
+    assert staging == standard.branch_policy()

@@ -198,3 +198,27 @@ def test_conflicting_registries_are_refused():
         parse_image("ghcr.io/acme/app", "quay.io")
     with pytest.raises(InputError, match="registry 'bad host' is not a registry host"):
         parse_image("acme/app", "bad host")
+
+
+@pytest.mark.parametrize(
+    ("ref", "kind"),
+    [
+        ("v1.4.2", "release"),
+        ("1.4.2-rc.1", "release"),
+        ("v2-rewrite", "branch"),
+        ("2024-cleanup", "branch"),
+        ("main", "branch"),
+    ],
+)
+def test_bare_refs_are_tags_only_when_they_read_like_versions(ref, kind):
+    assert plan(ref).kind == kind
+
+
+def test_release_tags_longer_than_docker_allows_are_refused():
+    with pytest.raises(InputError, match="longer than 128"):
+        plan("refs/tags/v1.2.3-" + "a" * 130)
+
+
+def test_timestamp_source_is_checked_for_releases_too():
+    with pytest.raises(InputError, match="timestamp 'bogus'"):
+        plan("refs/tags/v1.2.3", timestamp="bogus")

@@ -31,7 +31,7 @@ def policy_object(name: str, spec: dict, namespace: str = "flux-system") -> dict
 OBJECTS = [
     REPO,
     policy_object("app-production", standard.release_policy(1)),
-    policy_object("app-staging", standard.branch_policy("main")),
+    policy_object("app-staging", standard.branch_policy()),
     policy_object("orphan", standard.release_policy(1), namespace="other"),
     {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "app"}},
 ]
@@ -106,3 +106,55 @@ def test_unsupported_template_is_refused_not_guessed():
         commitmsg.render("{{ .Updated }}", ("ns", "auto"), [])
     with pytest.raises(commitmsg.UnsupportedTemplate):
         commitmsg.render("{{ range .Changed.Changes }}x", ("ns", "auto"), [])
+
+
+def test_summary_and_overlay_give_the_same_reason():
+    """The shipped release policy and an overlay's copy of it explain a refusal in the same words."""
+    ctx = GitContext(event="push", ref="refs/tags/v2.0.0-rc.1", sha="a" * 40)
+    plan = plan_tags(ctx, parse_image("acme/app"), NamingOptions(), now=1)
+    (release, _) = flux_verdicts(plan, major=1)
+    targets = preview.find_targets(OBJECTS)[:1]
+    assert preview.outlook(targets, ["1.0.0"], "acme/app", plan.version)[0].endswith(release.reason)
+    assert release.reason == "ignored: other major"
+
+
+def test_automation_applies_only_the_policies_its_selector_matches(tmp_path):
+    """Two images sharing one update path: each automation commits only its own image's marker."""
+    (tmp_path / "apps").mkdir()
+    for name in ("shop", "cart"):
+        (tmp_path / "apps" / f"{name}.yaml").write_text(
+            f'image: docker.io/acme/{name}:1.0.0 # {{"$imagepolicy": "flux-system:{name}-production"}}\n'
+        )
+    objects = []
+    for name in ("shop", "cart"):
+        repo = {
+            **REPO,
+            "metadata": {"name": name, "namespace": "flux-system"},
+            "spec": {"image": f"docker.io/acme/{name}"},
+        }
+        pol = policy_object(f"{name}-production", standard.release_policy(1))
+        pol["metadata"]["labels"] = {"image.flux-ci-cd.io/name": name}
+        pol["spec"]["imageRepositoryRef"] = {"name": name}
+        auto = {
+            "apiVersion": "image.toolkit.fluxcd.io/v1",
+            "kind": "ImageUpdateAutomation",
+            "metadata": {"name": name, "namespace": "flux-system"},
+            "spec": {
+                "update": {"path": "./apps"},
+                "policySelector": {"matchLabels": {"image.flux-ci-cd.io/name": name}},
+            },
+        }
+        objects += [repo, pol, auto]
+    tags = {"docker.io/acme/shop": ["1.1.0"], "docker.io/acme/cart": ["1.2.0"]}
+    predictions = preview.predict(preview.find_targets(objects), tags)
+    results = preview.automation_updates(tmp_path, preview.find_automations(objects), predictions)
+    changed = {auto.name: [(u.path, [c.new for c in u.changes]) for u in updates] for auto, updates in results}
+    assert changed == {
+        "shop": [("apps/shop.yaml", ["docker.io/acme/shop:1.1.0"])],
+        "cart": [("apps/cart.yaml", ["docker.io/acme/cart:1.2.0"])],
+    }
+
+
+def test_commit_message_lists_each_change_once():
+    change = commitmsg.TemplateChange("a:1", "a:2", "ns:p")
+    assert commitmsg.render(TEMPLATE, ("ns", "auto"), [change, change]).count("- a:1 -> a:2") == 1

@@ -50,9 +50,13 @@ def _flag(env: Mapping[str, str], name: str) -> bool:
     return value == "true"
 
 
-def overlay_outlook(overlay: Path, plan: TagPlan, credentials: Credentials) -> list[str]:
+def overlay_targets(workspace: Path, overlay: str) -> list[preview.PolicyTarget]:
+    """Read the overlay before anything is built, so a bad one fails the step with nothing pushed."""
+    return preview.find_targets(preview.load_objects(workspace / overlay)) if overlay else []
+
+
+def overlay_outlook(targets: list[preview.PolicyTarget], plan: TagPlan, credentials: Credentials) -> list[str]:
     """What the overlay's policies do with the new tag, from the registry's current tag list."""
-    targets = preview.find_targets(preview.load_objects(overlay))
     auth = registry_client.RegistryAuth(credentials.username, credentials.password)
     try:
         tags = registry_client.list_tags(plan.image.name, auth)
@@ -78,7 +82,8 @@ def run(env: Mapping[str, str]) -> int:
     ctx = context.resolve({}, env, checkout=workspace)
     plan = plan_tags(ctx, image, options, now=int(time.time()))
     build_context = workspace / _input(env, "context", ".")
-    dockerfile = workspace / _input(env, "file") if _input(env, "file") else build_context / "Dockerfile"
+    file = _input(env, "file")
+    dockerfile = workspace / file if file else build_context / "Dockerfile"
     build = BuildSpec(
         context=build_context,
         dockerfile=dockerfile,
@@ -86,6 +91,7 @@ def run(env: Mapping[str, str]) -> int:
         source_url=ctx.source_url,
         revision=ctx.sha,
     )
+    targets = overlay_targets(workspace, _input(env, "overlay"))
     for note in plan.notes:
         issue_command("notice", {}, note)
     print(f"{plan.kind} {ctx.ref} -> {', '.join(plan.refs)} (push: {str(plan.push).lower()})", flush=True)
@@ -94,8 +100,7 @@ def run(env: Mapping[str, str]) -> int:
     for name, value in report.outputs(result).items():
         core.set_output(name, value)
     verdicts = report.flux_verdicts(plan, options.major_version)
-    overlay = _input(env, "overlay")
-    forecast = overlay_outlook(workspace / overlay, plan, credentials) if overlay else []
+    forecast = overlay_outlook(targets, plan, credentials) if targets else []
     for line in forecast:
         print(f"flux: {line}", flush=True)
     summary_path = env.get("GITHUB_STEP_SUMMARY")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import subprocess
 import sys
 import time
 from collections.abc import Iterable, Iterator, Sequence
@@ -83,7 +84,7 @@ def _int_arg(name: str):
 
 
 def _plan(args: argparse.Namespace, checkout: Path | None) -> tuple[TagPlan, context.GitContext, NamingOptions]:
-    stamp = (args.timestamp or "push").strip()
+    stamp = (args.timestamp or "push").strip().lower()
     if not stamp.isdigit() and stamp not in TIMESTAMP_SOURCES:
         raise InputError(f"timestamp {stamp!r} is not accepted; accepted: Unix seconds | push | commit | build")
     options = NamingOptions(
@@ -266,6 +267,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except InputError as err:
         print(f"image-tagger: error: {err}", file=sys.stderr)
         return 2
-    except (PublishError, DockerException, requests.RequestException, OSError) as err:
+    except (PublishError, DockerException, requests.RequestException, OSError, subprocess.SubprocessError) as err:
         print(f"image-tagger: failed: {err}", file=sys.stderr)
         return 1

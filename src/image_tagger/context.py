@@ -7,14 +7,19 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from image_tagger.errors import InputError
+from image_tagger.gitcmd import query
+
+_SCP_REMOTE = re.compile(r"(?:[^@/]+@)?([^:/]+):(?!//)(.+)")  # git@github.com:org/repo.git
+_VERSION_TAG = re.compile(r"(?:^|/)v?[0-9]+\.[0-9]+\.[0-9]+")
 
 
 @dataclass(frozen=True)
@@ -76,35 +81,48 @@ def from_github(env: Mapping[str, str], event: Mapping[str, Any]) -> GitContext:
     )
 
 
-def _git(path: Path, *args: str) -> str | None:
-    try:
-        out = subprocess.run(["git", "-C", str(path), *args], capture_output=True, text=True, check=True, timeout=30)
-    except (OSError, subprocess.SubprocessError):
+def source_url(remote: str | None) -> str | None:
+    """A browsable https URL for `org.opencontainers.image.source`, never with credentials in it."""
+    if not remote:
         return None
-    return out.stdout.strip() or None
+    if m := _SCP_REMOTE.fullmatch(remote):
+        host, path = m.group(1), m.group(2)
+    else:
+        parts = urlsplit(remote)
+        if not parts.hostname:
+            return None
+        host = parts.hostname + (f":{parts.port}" if parts.port and parts.scheme in ("http", "https") else "")
+        path = parts.path
+    return f"https://{host}/{path.strip('/').removesuffix('.git')}"
+
+
+def _release_tag(path: Path) -> str | None:
+    """A tag on HEAD that reads like a version (`v1.2.3`, `app/v1.2.3`); other tags do not make releases."""
+    tags = (query(path, "tag", "--points-at", "HEAD") or "").splitlines()
+    return next((t for t in sorted(tags, reverse=True) if _VERSION_TAG.search(t)), None)
 
 
 def from_local_git(path: Path) -> GitContext:
-    """Context of a local checkout: a tag on HEAD makes a release, else the current branch."""
-    sha = _git(path, "rev-parse", "HEAD")
+    """Context of a local checkout: a version tag on HEAD makes a release, else the current branch."""
+    sha = query(path, "rev-parse", "HEAD")
     if sha is None:
         raise InputError(f"{path} is not a git checkout with a commit; give --ref and --sha")
-    tag = _git(path, "describe", "--tags", "--exact-match", "HEAD")
-    ref = f"refs/tags/{tag}" if tag else _git(path, "symbolic-ref", "-q", "HEAD") or "refs/heads/HEAD"
-    commit_time = _git(path, "show", "-s", "--format=%ct", "HEAD")
-    remote = _git(path, "config", "--get", "remote.origin.url")
+    tag = _release_tag(path)
+    ref = f"refs/tags/{tag}" if tag else query(path, "symbolic-ref", "-q", "HEAD")
+    if ref is None:
+        raise InputError(f"{path} has a detached HEAD and no version tag on it; give --ref")
     return GitContext(
         event="push",
         ref=ref,
         sha=sha,
-        commit_time=int(commit_time) if commit_time else None,
-        source_url=remote,
+        commit_time=commit_time_of(path, "HEAD"),
+        source_url=source_url(query(path, "config", "--get", "remote.origin.url")),
     )
 
 
 def commit_time_of(path: Path, sha: str) -> int | None:
     """Commit time from a local object store, for runs whose event payload does not carry it."""
-    out = _git(path, "show", "-s", "--format=%ct", sha)
+    out = query(path, "show", "-s", "--format=%ct", sha)
     return int(out) if out and out.isdigit() else None
 
 

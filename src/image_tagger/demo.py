@@ -10,10 +10,8 @@ serves. Only the Kubernetes cluster is missing; the config repo is what Flux wou
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -31,8 +29,8 @@ from image_tagger import docker_ops, kustomize, localregistry, preview, registry
 from image_tagger.context import GitContext
 from image_tagger.errors import PublishError
 from image_tagger.flux import commitmsg, setters
+from image_tagger.gitcmd import git
 from image_tagger.imagename import parse_image
-from image_tagger.localregistry import free_port
 from image_tagger.naming import NamingOptions, plan_tags
 from image_tagger.publish import BuildSpec, Credentials, publish
 
@@ -40,14 +38,6 @@ ENVIRONMENTS = ("production", "staging")
 BASE_TAG = "v1.0.0"
 EXAMPLE_IMAGE = "docker.io/acme/app"
 UNRELEASED = "0.0.0"
-GIT_ENV = {
-    "GIT_CONFIG_GLOBAL": os.devnull,
-    "GIT_CONFIG_NOSYSTEM": "1",
-    "GIT_AUTHOR_NAME": "Demo Dev",
-    "GIT_AUTHOR_EMAIL": "dev@example.invalid",
-    "GIT_COMMITTER_NAME": "Demo Dev",
-    "GIT_COMMITTER_EMAIL": "dev@example.invalid",
-}
 
 
 def project_root() -> Path:
@@ -56,18 +46,6 @@ def project_root() -> Path:
     if not (root / "flux" / "kustomization.yaml").is_file() or not (root / "kustomize").is_dir():
         raise PublishError(f"the demo needs a flux-ci-cd checkout (flux/ and kustomize/); not found at {root}")
     return root
-
-
-def git(cwd: Path, *args: str, when: int | None = None) -> str:
-    env = {**os.environ, **GIT_ENV}
-    if when is not None:
-        env |= {"GIT_AUTHOR_DATE": f"@{when} +0000", "GIT_COMMITTER_DATE": f"@{when} +0000"}
-    done = subprocess.run(
-        ["git", "-c", "init.defaultBranch=main", *args], cwd=cwd, env=env, capture_output=True, text=True
-    )
-    if done.returncode:
-        raise PublishError(f"git {' '.join(args)} failed: {done.stderr.strip()}")
-    return done.stdout.strip()
 
 
 class QuietLog:
@@ -174,6 +152,14 @@ def build_and_push(world: World, ref: str, sha: str) -> str:
     return result.image_ref
 
 
+def the(objects: list[dict[str, Any]], kind: str, name: str | None = None) -> dict[str, Any]:
+    """The one object of `kind` (and `name`) the example consumer renders; its absence is a failed step."""
+    for obj in objects:
+        if obj.get("kind") == kind and name in (None, (obj.get("metadata") or {}).get("name")):
+            return obj
+    raise PublishError(f"the rendered config has no {kind} {name or ''}".rstrip())
+
+
 def fresh_config(world: World, checkout: Path) -> Path:
     """A checkout of config.git at its newest commit, as a controller fetches it."""
     if checkout.exists():
@@ -197,7 +183,7 @@ def automate(world: World, env: str, tags: list[str]) -> tuple[str, str | None]:
     if not updates:
         return verdict + " (manifests already there)", None
     setters.write_updates(work.resolve(), updates)
-    spec = next(o for o in objects if o.get("kind") == "ImageUpdateAutomation")["spec"]
+    spec = the(objects, "ImageUpdateAutomation")["spec"]
     commit = spec["git"]["commit"]
     changes = [commitmsg.TemplateChange(c.old, c.new, c.setter) for u in updates for c in u.changes]
     message = commitmsg.render(
@@ -208,18 +194,8 @@ def automate(world: World, env: str, tags: list[str]) -> tuple[str, str | None]:
     )
     author = commit["author"]
     git(work, "add", "--all")
-    git(
-        work,
-        "-c",
-        f"user.name={author.get('name', 'fluxcdbot')}",
-        "-c",
-        f"user.email={author['email']}",
-        "commit",
-        "--quiet",
-        "-m",
-        message,
-        when=world.tick(),
-    )
+    identity = (author.get("name", "fluxcdbot"), author["email"])
+    git(work, "commit", "--quiet", "-m", message, when=world.tick(), identity=identity)
     git(work, "push", "--quiet", "origin", f"HEAD:{spec['git']['push']['branch']}")
     return verdict, f"{git(work, 'rev-parse', '--short', 'HEAD')} {message.splitlines()[0]}"
 
@@ -228,7 +204,7 @@ def automate(world: World, env: str, tags: list[str]) -> tuple[str, str | None]:
 def running(world: World, ref: str) -> Iterator[str]:
     """Pull `ref` from the registry and run it; yields the page it serves."""
     world.client.images.pull(ref)
-    port = free_port()
+    port = localregistry.free_port()
     container = world.client.containers.run(
         ref, command=["-p", f"127.0.0.1:{port}"], network_mode="host", detach=True, remove=True
     )
@@ -250,9 +226,9 @@ def deploy(world: World, env: str) -> str:
     """What the cluster would run now: the config repo's rendered app image, run and asked its version."""
     checkout = fresh_config(world, world.root / "cluster" / env)
     objects = kustomize.kustomize_build(checkout / "clusters" / env)
-    apps = next(o for o in objects if o.get("kind") == "Kustomization" and o["metadata"]["name"] == "apps")
+    apps = the(objects, "Kustomization", "apps")
     rendered = kustomize.kustomize_build(checkout / apps["spec"]["path"])
-    deployment = next(o for o in rendered if o.get("kind") == "Deployment")
+    deployment = the(rendered, "Deployment")
     ref = deployment["spec"]["template"]["spec"]["containers"][0]["image"]
     if ref.endswith(f":{UNRELEASED}"):
         world.serving.pop(env, None)

@@ -86,16 +86,19 @@ def build(
             )
             for chunk in _stream_errors(stream, log):
                 image_id = (chunk.get("aux") or {}).get("ID", image_id)
+            if image_id is None:
+                image_id = client.images.get(ref).id
         except (APIError, DockerException) as err:
             raise PublishError(f"build of {ref} failed: {err}") from err
-    if image_id is None:
-        image_id = client.images.get(ref).id
     return image_id
 
 
 def tag(client: docker.DockerClient, image_id: str, image: ImageName, tags: Iterable[str]) -> None:
     for name in tags:
-        client.api.tag(image_id, image.name, name)
+        try:
+            client.api.tag(image_id, image.name, name)
+        except (APIError, DockerException) as err:
+            raise PublishError(f"tagging {image.ref(name)} failed: {err}") from err
 
 
 def push(client: docker.DockerClient, image: ImageName, tag_name: str, log: Log) -> str:

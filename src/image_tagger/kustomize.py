@@ -8,7 +8,6 @@ fetches such URLs with `git fetch`, so a local repo reached through `file://` be
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import subprocess
@@ -18,29 +17,12 @@ from typing import Any
 from ruamel.yaml import YAML
 
 from image_tagger.errors import InputError
+from image_tagger.gitcmd import git
 
 # A remote reference to the base: any scheme, the `//flux` repo path, optional sub-component, pinned ref.
 FLUX_REFERENCE = re.compile(
     r"(?P<base>[a-z][a-z0-9+.-]*://[^\s\"']+?//flux)(?P<sub>(?:/[\w.-]+)*)\?ref=(?P<ref>[\w.+/-]+)"
 )
-# Commits must not depend on (or be refused by) the caller's git identity and config.
-GIT_ENV = {
-    "GIT_CONFIG_GLOBAL": os.devnull,
-    "GIT_CONFIG_NOSYSTEM": "1",
-    "GIT_AUTHOR_NAME": "flux-ci-cd",
-    "GIT_AUTHOR_EMAIL": "flux-ci-cd@example.invalid",
-    "GIT_COMMITTER_NAME": "flux-ci-cd",
-    "GIT_COMMITTER_EMAIL": "flux-ci-cd@example.invalid",
-}
-
-
-def _git(repo: Path, *args: str) -> None:
-    subprocess.run(
-        ["git", "-C", str(repo), *args],
-        check=True,
-        capture_output=True,
-        env={**os.environ, **GIT_ENV},
-    )
 
 
 def publish_flux_base(repo_root: Path, dest: Path, tag: str) -> str:
@@ -54,10 +36,10 @@ def publish_flux_base(repo_root: Path, dest: Path, tag: str) -> str:
     dest = dest.resolve()
     dest.mkdir(parents=True, exist_ok=True)
     shutil.copytree(source, dest / "flux")
-    _git(dest, "init", "--quiet", "--initial-branch=main")
-    _git(dest, "add", "--all")
-    _git(dest, "commit", "--quiet", "--message", f"flux-ci-cd {tag}")
-    _git(dest, "tag", tag)
+    git(dest, "init", "--quiet")
+    git(dest, "add", "--all")
+    git(dest, "commit", "--quiet", "--message", f"flux-ci-cd {tag}")
+    git(dest, "tag", tag)
     return f"{dest.as_uri()}//flux"
 
 
@@ -91,6 +73,9 @@ def kustomize_build(directory: Path) -> list[dict[str, Any]]:
     """`kubectl kustomize DIR` as parsed objects; raises CalledProcessError (stderr kept) when it fails."""
     command = kustomize_command()
     if command is None:
-        raise InputError(f"{directory} is a kustomize overlay but neither kustomize nor kubectl is installed")
+        raise InputError(
+            f"{directory} is a kustomize overlay but neither kustomize nor kubectl is installed here; accepted: "
+            f"a rendered file (`kubectl kustomize {directory} > flux-objects.yaml`) or a folder of plain manifests"
+        )
     result = subprocess.run([*command, str(directory)], check=True, capture_output=True, text=True)
     return [document for document in YAML(typ="safe").load_all(result.stdout) if document]

@@ -2,8 +2,9 @@
 
 - release: git tag `vMAJOR.MINOR.PATCH[-PRE]` (strict SemVer 2.0) -> `MAJOR.MINOR.PATCH[-PRE]`, which
   Flux semver policies select;
-- branch: `<branch>-<sha>-<unix-seconds>`, which semver policies ignore (no two dots) and a
-  numerical policy on the timestamp orders;
+- branch: `<branch>-<sha>-<unix-seconds>`, which release policies ignore (not `MAJOR.MINOR.PATCH`:
+  no two dots, or at most a prerelease for a branch named like a version) and a numerical policy on
+  the timestamp orders;
 - pull request: `pr-<number>-<sha>-<unix-seconds>`, built but not pushed by default.
 """
 
@@ -24,6 +25,7 @@ PUSH_MODES = ("auto", "true", "false")
 _HEX = re.compile(r"[0-9a-fA-F]+")
 _PR_REF = re.compile(r"refs/pull/([0-9]+)/(?:merge|head)")
 _UNSAFE_RUN = re.compile(r"[^a-z0-9_.-]+")
+_VERSION_LIKE = re.compile(r"v?[0-9]+\.[0-9]+")  # bare refs: `v1.2.3` (or a near miss, to refuse) is a tag
 
 
 @dataclass(frozen=True)
@@ -111,6 +113,8 @@ def release_version(tag: str, tag_prefix: str = "") -> semver.Version:
             f"git tag {tag!r} has build metadata (+{version.build}), which a Docker tag cannot carry; "
             f"accepted: {accepted}"
         )
+    if len(str(version)) > MAX_TAG:
+        raise InputError(f"git tag {tag!r} gives an image tag longer than {MAX_TAG} characters, Docker's limit")
     return version
 
 
@@ -151,7 +155,7 @@ def choose_timestamp(
 
 
 def _ref_kind(ctx: GitContext, tag_prefix: str) -> tuple[str, str]:
-    """Classify the ref; a bare name is a tag only when it reads like a version."""
+    """Classify the ref; a bare name is a tag only when it reads like a version (`v1.2…`, not `v2-rewrite`)."""
     ref = ctx.ref
     if m := _PR_REF.fullmatch(ref):
         return "pull_request", m.group(1)
@@ -163,14 +167,15 @@ def _ref_kind(ctx: GitContext, tag_prefix: str) -> tuple[str, str]:
         return "branch", ref.removeprefix("refs/heads/")
     if ref.startswith("refs/"):
         raise InputError(f"ref {ref!r} is not a branch, tag or pull request; accepted: refs/heads/*, refs/tags/*")
-    bare = ref[len(tag_prefix) :] if tag_prefix and ref.startswith(tag_prefix) else ref
-    return ("release" if re.match(r"v?[0-9]", bare) else "branch"), ref
+    bare = ref.removeprefix(tag_prefix) if tag_prefix else ref
+    return ("release" if _VERSION_LIKE.match(bare) else "branch"), ref
 
 
 def plan_tags(ctx: GitContext, image: ImageName, options: NamingOptions, now: int) -> TagPlan:
     """Apply the contract; every refusal is an InputError raised before anything is built."""
     kind, name = _ref_kind(ctx, options.tag_prefix)
     push_mode = parse_choice("push", options.push, PUSH_MODES)
+    source = parse_choice("timestamp", options.timestamp, TIMESTAMP_SOURCES)
     if kind == "release":
         version = release_version(name, options.tag_prefix)
         if options.major_version is not None and version.major != options.major_version:
@@ -189,10 +194,9 @@ def plan_tags(ctx: GitContext, image: ImageName, options: NamingOptions, now: in
             extra_tags=floating,
         )
     sha = short_sha(ctx.sha, options.sha_length)
-    source = parse_choice("timestamp", options.timestamp, TIMESTAMP_SOURCES)
     timestamp, used, notes = choose_timestamp(ctx, source, now, options.timestamp_value)
     if kind == "pull_request":
-        number = name or (str(ctx.pr_number) if ctx.pr_number else "")
+        number = name
         if not number.isdigit():
             raise InputError("pull request number is missing; accepted: --pr-number N or a refs/pull/N/merge ref")
         version = build_tag(f"pr-{int(number)}", sha, timestamp)

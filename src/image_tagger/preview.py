@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 import subprocess
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +37,7 @@ class PolicyTarget:
     image: str | None
     exclusions: Sequence[str] | None
     pull_secret: Mapping[str, Any] | None = None  # the ImageRepository's secretRef, when the overlay holds it
+    labels: Mapping[str, str] = field(default_factory=dict)  # what an automation's policySelector matches
 
     @property
     def key(self) -> str:
@@ -52,6 +53,12 @@ class Automation:
     namespace: str
     name: str
     path: str
+    selector: Mapping[str, str] = field(default_factory=dict)  # spec.policySelector.matchLabels
+
+    def applies(self, prediction: Prediction) -> bool:
+        """Flux: policies of the automation's namespace that its policySelector (if any) matches."""
+        namespace = prediction.policy.split("/", 1)[0]
+        return namespace == self.namespace and all(prediction.labels.get(k) == v for k, v in self.selector.items())
 
 
 @dataclass(frozen=True)
@@ -60,6 +67,7 @@ class Prediction:
     image: str | None
     selected: str | None
     error: str | None = None
+    labels: Mapping[str, str] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return {"policy": self.policy, "image": self.image, "selected": self.selected, "error": self.error}
@@ -113,8 +121,9 @@ def find_targets(objects: Iterable[Mapping[str, Any]]) -> list[PolicyTarget]:
         repo_ns = str(ref.get("namespace") or namespace)
         repo = repos.get((repo_ns, str(ref.get("name") or ""))) or {}
         secret = secrets.get((repo_ns, str((repo.get("secretRef") or {}).get("name") or "")))
+        labels = dict((obj.get("metadata") or {}).get("labels") or {})
         targets.append(
-            PolicyTarget(namespace, name, spec, repo.get("image"), repo.get("exclusionList") or None, secret)
+            PolicyTarget(namespace, name, spec, repo.get("image"), repo.get("exclusionList") or None, secret, labels)
         )
     return targets
 
@@ -123,20 +132,24 @@ def find_automations(objects: Iterable[Mapping[str, Any]]) -> list[Automation]:
     found = []
     for obj in (o for o in objects if _is(o, "ImageUpdateAutomation")):
         namespace, name = _id(obj)
-        update = (obj.get("spec") or {}).get("update") or {}
-        found.append(Automation(namespace, name, str(update.get("path") or ".")))
+        spec = obj.get("spec") or {}
+        selector = spec.get("policySelector") or {}
+        if selector.get("matchExpressions"):
+            raise InputError(f"automation {namespace}/{name}: policySelector.matchExpressions is not supported")
+        path = str((spec.get("update") or {}).get("path") or ".")
+        found.append(Automation(namespace, name, path, dict(selector.get("matchLabels") or {})))
     return found
 
 
 def predict_one(target: PolicyTarget, tags: Sequence[str]) -> Prediction:
     """The tag Flux stores as `status.latestRef.tag`, or why there is none."""
     if target.image is None:
-        return Prediction(target.key, None, None, "its ImageRepository is not in the overlay")
+        return Prediction(target.key, None, None, "its ImageRepository is not in the overlay", target.labels)
     try:
         selected = policy.select_tag(target.spec, policy.scan_tags(tags, target.exclusions))
     except (policy.InvalidPolicy, policy.PolicyFailure) as err:
-        return Prediction(target.key, target.image, None, str(err))
-    return Prediction(target.key, target.image, selected)
+        return Prediction(target.key, target.image, None, str(err), target.labels)
+    return Prediction(target.key, target.image, selected, labels=target.labels)
 
 
 def predict(targets: Sequence[PolicyTarget], tags_by_image: Mapping[str, Sequence[str]]) -> list[Prediction]:
@@ -173,14 +186,14 @@ def why_ignored(spec: Mapping[str, Any], tag: str) -> str:
 def automation_updates(
     config_repo: Path, automations: Sequence[Automation], predictions: Sequence[Prediction]
 ) -> list[tuple[Automation, list[setters.FileUpdate]]]:
-    """The files each automation would commit (repo-relative paths, as in its commit): its namespace's setters."""
+    """The files each automation would commit (repo-relative paths, as in its commit): its policies' setters."""
     repo = config_repo.resolve()
     results = []
     for auto in automations:
         refs = {
             p.policy.replace("/", ":", 1): setters.ImageRef(p.image, p.selected)
             for p in predictions
-            if p.selected and p.image and p.policy.split("/", 1)[0] == auto.namespace
+            if p.selected and p.image and auto.applies(p)
         }
         root = (repo / auto.path).resolve()
         if not root.is_relative_to(repo):

@@ -24,12 +24,12 @@ _ARG_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 def parse_build_args(text: str) -> dict[str, str]:
     """`KEY=VALUE` per line (blank lines skipped), as docker/build-push-action takes them."""
     args: dict[str, str] = {}
-    for line in text.splitlines():
+    for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
         key, sep, value = line.strip().partition("=")
-        if not sep or not _ARG_NAME.fullmatch(key):
-            raise InputError(f"build-args line {key!r} is not accepted; accepted: one KEY=VALUE per line")
+        if not sep or not _ARG_NAME.fullmatch(key):  # the line itself may hold a pasted secret: never echo it
+            raise InputError(f"build-args line {number} is not accepted; accepted: one KEY=VALUE per line")
         args[key] = value
     return args
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from image_tagger.flux import standard
 from image_tagger.flux.policy import InvalidPolicy, PolicyFailure, select_tag
 from image_tagger.naming import TagPlan
+from image_tagger.preview import why_ignored
 from image_tagger.publish import PublishResult
 
 
@@ -28,7 +29,7 @@ def _qualifies(spec: dict, tag: str) -> bool:
         return False
 
 
-def flux_verdicts(plan: TagPlan, major: int | None, branch: str = "main") -> list[Verdict]:
+def flux_verdicts(plan: TagPlan, major: int | None) -> list[Verdict]:
     """Run the shipped policies on this one tag: would a cluster following them roll it out?"""
     verdicts = []
     follow = major if major is not None else _release_major(plan)
@@ -38,27 +39,19 @@ def flux_verdicts(plan: TagPlan, major: int | None, branch: str = "main") -> lis
         if _qualifies(spec, plan.version):
             verdicts.append(Verdict(name, True, f"rolls out when it is the highest {follow}.x.y release"))
         else:
-            verdicts.append(Verdict(name, False, _release_refusal(plan, follow)))
-    spec = standard.branch_policy(branch)
-    name = f"newest `{branch}-…` build (numerical on the timestamp)"
+            verdicts.append(Verdict(name, False, why_ignored(spec, plan.version)))
+    spec = standard.branch_policy()
+    name = "newest `main-…` build (numerical on the timestamp)"
     if _qualifies(spec, plan.version):
         verdicts.append(Verdict(name, True, "rolls out as the newest build (highest timestamp)"))
     else:
-        verdicts.append(Verdict(name, False, f"ignored: not a {branch} build"))
+        verdicts.append(Verdict(name, False, "ignored: not a main build"))
     return verdicts
 
 
 def _release_major(plan: TagPlan) -> int | None:
     head = plan.version.split(".", 1)[0]
     return int(head) if plan.kind == "release" and head.isdigit() else None
-
-
-def _release_refusal(plan: TagPlan, major: int) -> str:
-    if plan.kind != "release":
-        return "ignored: not a release (semver policies need MAJOR.MINOR.PATCH)"
-    if "-" in plan.version:
-        return "ignored: prerelease"
-    return f"ignored: other major (not {major}.x.y)"
 
 
 def outputs(result: PublishResult) -> dict[str, str]:

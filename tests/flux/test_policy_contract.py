@@ -249,3 +249,7 @@ def test_go_float_accepts(text: str, value: float) -> None:
 def test_go_float_rejects(text: str) -> None:
     with pytest.raises(ValueError):
         parse_go_float(text)
+
+
+def test_large_unicode_repetitions_compile_as_in_go():
+    assert GoRegexp(r"^\pL{1000}$").matches("a" * 1000)

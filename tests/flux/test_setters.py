@@ -213,3 +213,7 @@ def test_unchanged_marked_value_is_still_restyled_when_the_file_is_written(tmp_p
     update = update_one(tmp_path, f"b: 1.0 {marker('ns:x:tag')}\nc: old {marker()}\n", policies)
     assert update.after == f'b: "1.0" {marker("ns:x:tag")}\nc: docker.io/acme/app:1.4.2 {marker()}\n'
     assert [c.setter for c in update.changes] == [APP]
+
+
+def test_non_ascii_marked_values_are_strings_not_a_crash():
+    assert is_non_string("1İ") is False

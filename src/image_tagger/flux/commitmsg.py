@@ -58,6 +58,7 @@ def render(
     """Render like Flux; an empty template gives Flux's default message."""
     if not template:
         return DEFAULT_MESSAGE
+    changes = list(dict.fromkeys(changes))  # .Changed.Changes lists each (old, new, setter) once
     namespace, name = automation
     scope = {
         ".AutomationObject": f"{namespace}/{name}",

@@ -16,6 +16,7 @@ import re2
 
 _OPTIONS = re2.Options()
 _OPTIONS.log_errors = False
+_OPTIONS.max_mem = 1 << 30  # RE2's default 8 MiB refuses patterns Go compiles (e.g. \pL{1000})
 _GROUP_NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_")
 
 

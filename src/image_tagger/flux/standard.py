@@ -1,8 +1,10 @@
-"""The ImagePolicy specs this project ships in `flux/`, as data, so tools can evaluate them offline."""
+"""The ImagePolicy specs this project ships in `flux/`, as data, so tools can evaluate them offline.
+
+tests/test_kustomize_render.py checks that the rendered base says exactly this.
+"""
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 RELEASE_PATTERN = r"^(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)$"
@@ -16,9 +18,9 @@ def release_policy(major: int) -> dict[str, Any]:
     }
 
 
-def branch_policy(branch: str = "main") -> dict[str, Any]:
-    """Follow the newest build of one branch, ordered by the Unix timestamp at the end of its tag."""
+def branch_policy() -> dict[str, Any]:
+    """Follow the newest main build, ordered by the Unix timestamp at the end of its tag."""
     return {
         "policy": {"numerical": {"order": "asc"}},
-        "filterTags": {"pattern": f"^{re.escape(branch)}-[a-f0-9]+-(?P<ts>[0-9]+)$", "extract": "$ts"},
+        "filterTags": {"pattern": "^main-[a-f0-9]+-(?P<ts>[0-9]+)$", "extract": "$ts"},
     }

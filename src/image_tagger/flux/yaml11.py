@@ -48,6 +48,8 @@ def _go_parse_uint(s: str, base: int) -> int | None:
             base, s = (prefix, s[2:]) if prefix else (8, s[1:])
     value = 0
     for char in s:
+        if not char.isascii():  # Go reads bytes: any non-ASCII byte is a syntax error, not a digit
+            return None
         lower = char.lower()
         if "0" <= char <= "9":
             digit = ord(char) - ord("0")
