@@ -1,4 +1,4 @@
-"""Go's strconv.ParseFloat grammar, shared by the numerical policy and go-yaml's float resolution."""
+"""Go's strconv number parsing (ParseFloat, ParseUint, ParseInt), shared by the policies, semver and YAML."""
 
 from __future__ import annotations
 
@@ -51,3 +51,38 @@ def _underscores_ok(text: str) -> bool:
         else:
             saw = "!"
     return saw != "_"
+
+
+def parse_uint(s: str, base: int) -> int | None:
+    """Go strconv.ParseUint(s, base, 64) without underscores (base 0: 0b/0o/0x/0 prefixes); None on error."""
+    if not s:
+        return None
+    if base == 0:
+        base = 10
+        if s[0] == "0":
+            prefix = {"b": 2, "o": 8, "x": 16}.get(s[1:2].lower()) if len(s) >= 3 else None
+            base, s = (prefix, s[2:]) if prefix else (8, s[1:])
+    value = 0
+    for char in s:
+        if not char.isascii():  # Go reads bytes: any non-ASCII byte is a syntax error, not a digit
+            return None
+        lower = char.lower()
+        if "0" <= char <= "9":
+            digit = ord(char) - ord("0")
+        elif "a" <= lower <= "z":
+            digit = ord(lower) - ord("a") + 10
+        else:
+            return None
+        if digit >= base:
+            return None
+        value = value * base + digit
+    return value if value < 1 << 64 else None
+
+
+def parse_int(s: str, base: int) -> int | None:
+    """strconv.ParseInt(s, base, 64): optional sign, then ParseUint, within int64."""
+    negative = s[:1] == "-"
+    magnitude = parse_uint(s[1:] if s[:1] in ("+", "-") else s, base)
+    if magnitude is None or magnitude > (1 << 63) - (0 if negative else 1):
+        return None
+    return -magnitude if negative else magnitude

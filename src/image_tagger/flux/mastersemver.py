@@ -16,7 +16,7 @@ from functools import cmp_to_key
 
 import re2
 
-MAX_UINT64 = 2**64 - 1
+from image_tagger.flux.gostrconv import parse_uint
 
 _WS = r"[\t\n\f\r ]"
 _IDENTS = r"[0-9A-Za-z\-]+(?:\.[0-9A-Za-z\-]+)*"
@@ -85,9 +85,10 @@ class Version:
 
 def _uint64(digits: str) -> int:
     """Go strconv.ParseUint(s, 10, 64): ASCII digits only, overflow is an error."""
-    if not (digits.isascii() and digits.isdigit()) or int(digits) > MAX_UINT64:
+    value = parse_uint(digits, 10)
+    if value is None:
         raise VersionError("strconv.ParseUint", f"error parsing version segment: {digits!r}")
-    return int(digits)
+    return value
 
 
 def validate_prerelease(pre: str) -> None:
@@ -192,7 +193,7 @@ def parse_version(tag: str) -> Version:
 
 
 def _is_uint64(part: str) -> bool:
-    return part.isascii() and part.isdigit() and int(part) <= MAX_UINT64
+    return parse_uint(part, 10) is not None
 
 
 def _compare_pre_part(a: str, b: str) -> int:

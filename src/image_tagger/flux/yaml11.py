@@ -13,7 +13,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 from ruamel.yaml.events import AliasEvent, DocumentEndEvent, ScalarEvent
 
-from image_tagger.flux.gostrconv import parse_go_float
+from image_tagger.flux.gostrconv import parse_go_float, parse_int, parse_uint
 
 STR, BOOL, INT, FLOAT, NULL, TIMESTAMP = "!!str", "!!bool", "!!int", "!!float", "!!null", "!!timestamp"
 _LONG_TAG_PREFIX = "tag:yaml.org,2002:"
@@ -35,41 +35,6 @@ _TIMESTAMP = re.compile(
     r"(?P<tz>Z|[-+](?P<tzh>[0-9]{2}):(?P<tzm>[0-9]{2}))?)?"
 )
 _PARSER = YAML(typ="safe", pure=True)
-
-
-def _go_parse_uint(s: str, base: int) -> int | None:
-    """strconv.ParseUint(s, base, 64) after go-yaml removed the underscores; None on error."""
-    if not s:
-        return None
-    if base == 0:
-        base = 10
-        if s[0] == "0":
-            prefix = {"b": 2, "o": 8, "x": 16}.get(s[1:2].lower()) if len(s) >= 3 else None
-            base, s = (prefix, s[2:]) if prefix else (8, s[1:])
-    value = 0
-    for char in s:
-        if not char.isascii():  # Go reads bytes: any non-ASCII byte is a syntax error, not a digit
-            return None
-        lower = char.lower()
-        if "0" <= char <= "9":
-            digit = ord(char) - ord("0")
-        elif "a" <= lower <= "z":
-            digit = ord(lower) - ord("a") + 10
-        else:
-            return None
-        if digit >= base:
-            return None
-        value = value * base + digit
-    return value if value < 1 << 64 else None
-
-
-def _go_parse_int(s: str, base: int) -> int | None:
-    """strconv.ParseInt(s, base, 64): optional sign, then ParseUint, within int64."""
-    negative = s[:1] == "-"
-    magnitude = _go_parse_uint(s[1:] if s[:1] in ("+", "-") else s, base)
-    if magnitude is None or magnitude > (1 << 63) - (0 if negative else 1):
-        return None
-    return -magnitude if negative else magnitude
 
 
 def _parses_as_float(text: str) -> bool:
@@ -102,16 +67,16 @@ def _resolve_number(value: str, tag: str, v3: bool) -> str:
     if tag in ("", TIMESTAMP) and _is_timestamp(value):
         return TIMESTAMP
     plain = value.replace("_", "")
-    if _go_parse_int(plain, 0) is not None or _go_parse_uint(plain, 0) is not None:
+    if parse_int(plain, 0) is not None or parse_uint(plain, 0) is not None:
         return INT
     if _YAML_STYLE_FLOAT.fullmatch(plain) and _parses_as_float(plain):
         return FLOAT
     for prefix, base in (("0b", 2), ("0o", 8)) if v3 else (("0b", 2),):
         if plain.startswith(prefix):
             digits = plain[2:]
-            if _go_parse_int(digits, base) is not None or _go_parse_uint(digits, base) is not None:
+            if parse_int(digits, base) is not None or parse_uint(digits, base) is not None:
                 return INT
-        elif plain.startswith("-" + prefix) and _go_parse_int("-" + plain[3:], base) is not None:
+        elif plain.startswith("-" + prefix) and parse_int("-" + plain[3:], base) is not None:
             return INT
     return STR
 
