@@ -33,7 +33,7 @@ def publish(
     """The documented local release: user on the command line, password piped in."""
     return run_cli(
         "publish",
-        *("--image", f"{registry.host}/{repository}", "--context", str(workspace)),
+        *("--image", f"{registry.host}/{repository}", "--workspace", str(workspace)),
         *("--username", registry.username, "--password-stdin", "--json", *extra),
         stdin=(registry.password if password is None else password) + "\n",
     )

@@ -6,7 +6,9 @@ why the Dockerfile runs Python directly instead of through a shell.
 
 from __future__ import annotations
 
+import base64
 import os
+import secrets
 import sys
 import time
 from collections.abc import Iterator, Mapping
@@ -17,42 +19,53 @@ from pathlib import Path
 from actions_toolkit import core
 from actions_toolkit.command import issue_command
 
-from image_tagger import context, docker_ops, preview, registry_client, report
+from image_tagger import context, docker_ops, inputs, preview, registry_client, report
+from image_tagger.buildkit import BuildError
 from image_tagger.errors import InputError, PublishError
-from image_tagger.imagename import parse_image
-from image_tagger.naming import NamingOptions, TagPlan, parse_major, parse_sha_length, plan_tags
-from image_tagger.publish import BuildSpec, Credentials, parse_build_args, publish
+from image_tagger.inputs import Credentials
+from image_tagger.naming import TagPlan, plan_tags
+from image_tagger.publish import Provenance, publish
 
 
 class ActionsLog:
-    """Build and push logs folded into `::group::` blocks of the job log."""
+    """Build and push logs folded into `::group::` blocks of the job log.
+
+    Inside a group the runner's command parsing is paused (`::stop-commands::`), so a line that a
+    Dockerfile's RUN step prints can never act as a workflow command (set an output, mask, annotate).
+    """
 
     def info(self, text: str) -> None:
         print(text, flush=True)
 
     @contextmanager
     def group(self, title: str) -> Iterator[None]:
+        token = secrets.token_hex(16)
         print(f"::group::{title}", flush=True)
+        print(f"::stop-commands::{token}", flush=True)
         try:
             yield
         finally:
+            print(f"::{token}::", flush=True)
             print("::endgroup::", flush=True)
 
 
-def _input(env: Mapping[str, str], name: str, default: str = "") -> str:
-    return env.get(f"INPUT_{name.replace(' ', '_').upper()}", default).strip() or default
+def raw_inputs(env: Mapping[str, str]) -> dict[str, str]:
+    """The runner's `INPUT_<NAME>` variables (hyphens kept) under the action's input names."""
+    return {key.removeprefix("INPUT_").lower(): value for key, value in env.items() if key.startswith("INPUT_")}
 
 
-def _flag(env: Mapping[str, str], name: str) -> bool:
-    value = _input(env, name, "false").lower()
-    if value not in ("true", "false"):
-        raise InputError(f"{name} {value!r} is not accepted; accepted: true | false")
-    return value == "true"
-
-
-def overlay_targets(workspace: Path, overlay: str) -> list[preview.PolicyTarget]:
-    """Read the overlay before anything is built, so a bad one fails the step with nothing pushed."""
-    return preview.find_targets(preview.load_objects(workspace / overlay)) if overlay else []
+def mask_secrets(env: Mapping[str, str]) -> None:
+    """Mask every secret value, and the forms a registry exchange derives from the password, before anything runs."""
+    password = env.get("INPUT_PASSWORD", "")
+    if password:
+        core.set_secret(password)
+        user = env.get("INPUT_USERNAME", "").strip()
+        core.set_secret(base64.b64encode(f"{user}:{password}".encode()).decode())
+    for line in env.get("INPUT_SECRETS", "").splitlines():
+        key, sep, value = line.partition("=")
+        for part in (value if sep else line).splitlines():
+            if part.strip():
+                core.set_secret(part)
 
 
 def overlay_outlook(targets: list[preview.PolicyTarget], plan: TagPlan, credentials: Credentials) -> list[str]:
@@ -69,38 +82,20 @@ def overlay_outlook(targets: list[preview.PolicyTarget], plan: TagPlan, credenti
 def run(env: Mapping[str, str]) -> int:
     """The whole step; returns the exit code."""
     workspace = Path(env.get("GITHUB_WORKSPACE") or Path.cwd())
-    options = NamingOptions(
-        tag_prefix=_input(env, "tag-prefix"),
-        major_version=parse_major(_input(env, "major-version")),
-        sha_length=parse_sha_length(_input(env, "sha-length", "7")),
-        timestamp=_input(env, "timestamp", "push"),
-        floating_tags=_flag(env, "floating-tags"),
-        push=_input(env, "push", "auto"),
-    )
-    image = parse_image(_input(env, "image"), _input(env, "registry", "docker.io"))
-    credentials = Credentials(_input(env, "username"), env.get("INPUT_PASSWORD", ""))
+    given = inputs.parse(raw_inputs(env), workspace, env.get("INPUT_PASSWORD", ""))
     ctx = context.resolve({}, env, checkout=workspace)
-    plan = plan_tags(ctx, image, options, now=int(time.time()))
-    build_context = workspace / _input(env, "context", ".")
-    file = _input(env, "file")
-    dockerfile = workspace / file if file else build_context / "Dockerfile"
-    build = BuildSpec(
-        context=build_context,
-        dockerfile=dockerfile,
-        build_args=parse_build_args(env.get("INPUT_BUILD-ARGS", "")),
-        source_url=ctx.source_url,
-        revision=ctx.sha,
-    )
-    targets = overlay_targets(workspace, _input(env, "overlay"))
+    plan = plan_tags(ctx, given.image, given.naming, now=int(time.time()))
+    targets = preview.find_targets(preview.load_objects(given.overlay)) if given.overlay else []
     for note in plan.notes:
         issue_command("notice", {}, note)
     print(f"{plan.kind} {ctx.ref} -> {', '.join(plan.refs)} (push: {str(plan.push).lower()})", flush=True)
     client = docker_ops.connect()
-    result = publish(client, plan, build, credentials, ActionsLog(), datetime.now(UTC))
+    provenance = Provenance(ctx.sha, ctx.source_url, ctx.commit_time)
+    result = publish(client, plan, given.build, provenance, given.credentials, ActionsLog(), datetime.now(UTC))
     for name, value in report.outputs(result).items():
         core.set_output(name, value)
-    verdicts = report.flux_verdicts(plan, options.major_version)
-    forecast = overlay_outlook(targets, plan, credentials) if targets else []
+    verdicts = report.flux_verdicts(plan, given.naming.major_version)
+    forecast = overlay_outlook(targets, plan, given.credentials) if targets else []
     for line in forecast:
         print(f"flux: {line}", flush=True)
     summary_path = env.get("GITHUB_STEP_SUMMARY")
@@ -112,14 +107,16 @@ def run(env: Mapping[str, str]) -> int:
 
 
 def main() -> int:
-    password = os.environ.get("INPUT_PASSWORD", "")
-    if password:
-        core.set_secret(password)
+    mask_secrets(os.environ)
     try:
         return run(os.environ)
     except InputError as err:
         issue_command("error", {"title": "Invalid input"}, str(err))
         return 2
+    except BuildError as err:
+        title = f"Build failed: {err.step}" if err.step else "Build failed"
+        issue_command("error", {"title": title}, str(err))
+        return 1
     except PublishError as err:
         issue_command("error", {"title": "Publish failed"}, str(err))
         return 1

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -22,19 +23,12 @@ import requests
 from docker.errors import DockerException
 from ruamel.yaml import YAML, YAMLError
 
-from image_tagger import context, demo, docker_ops, preview, registry_client, report
+from image_tagger import context, demo, docker_ops, inputs, preview, registry_client, report
 from image_tagger.errors import InputError, PublishError
 from image_tagger.flux import policy, setters
-from image_tagger.imagename import parse_image
-from image_tagger.naming import (
-    TIMESTAMP_SOURCES,
-    NamingOptions,
-    TagPlan,
-    parse_major,
-    parse_sha_length,
-    plan_tags,
-)
-from image_tagger.publish import BuildSpec, Credentials, parse_build_args, publish
+from image_tagger.imagename import ImageName, parse_image
+from image_tagger.naming import NamingOptions, plan_tags
+from image_tagger.publish import Provenance, publish
 
 PASSWORD_ENV = "IMAGE_TAGGER_PASSWORD"
 
@@ -59,74 +53,88 @@ class StderrLog:
 
 
 def _naming_arguments(p: argparse.ArgumentParser) -> None:
+    """Flags named after the action's inputs; their values are parsed by `inputs`, as the action's are."""
     p.add_argument("--image", required=True, help="repository without tag: acme/app, ghcr.io/acme/app")
-    p.add_argument("--registry", default="docker.io", help="registry for names without one (default docker.io)")
+    p.add_argument("--registry", default="", help="registry for names without one (default docker.io)")
     p.add_argument("--ref", help="git ref: refs/tags/v1.4.2, refs/heads/main, refs/pull/7/merge")
     p.add_argument("--sha", help="commit id (hex)")
     p.add_argument("--event", help="GitHub event name: push, pull_request, workflow_dispatch, ...")
-    p.add_argument("--timestamp", help="branch tag timestamp: Unix seconds, or push | commit | build")
-    p.add_argument("--major-version", help="refuse releases of another major")
+    p.add_argument("--timestamp", default="", help="branch tag timestamp: Unix seconds, or push | commit | build")
+    p.add_argument("--major-version", default="", help="refuse releases of another major")
     p.add_argument("--tag-prefix", default="", help="prefix stripped from git tags (app/)")
-    p.add_argument("--sha-length", default="7", help="hex digits of the commit in branch tags (default 7)")
+    p.add_argument("--sha-length", default="", help="hex digits of the commit in branch tags (default 7)")
     p.add_argument("--pr-number", type=_int_arg("--pr-number"), help="pull request number")
-    p.add_argument("--push", default="auto", help="auto | true | false")
-    p.add_argument("--floating-tags", action="store_true", help="also tag MAJOR.MINOR, MAJOR, latest")
+    p.add_argument("--push", default="", help="auto | true | false")
+    _bool_argument(p, "--floating-tags", "also tag MAJOR.MINOR, MAJOR, latest")
     p.add_argument("--json", action="store_true", help="print one JSON object")
+
+
+def _bool_argument(p: argparse.ArgumentParser, flag: str, text: str) -> None:
+    """`--flag` means true; `--flag false` is accepted too, parsed as strictly as the action's input."""
+    p.add_argument(flag, nargs="?", const="true", default="", metavar="true|false", help=text)
 
 
 def _int_arg(name: str):
     def parse(text: str) -> int:
-        if not text.isdigit():
+        if not re.fullmatch(r"[0-9]{1,9}", text):
             raise argparse.ArgumentTypeError(f"{name} {text!r} is not accepted; accepted: a positive number")
         return int(text)
 
     return parse
 
 
-def _plan(args: argparse.Namespace, checkout: Path | None) -> tuple[TagPlan, context.GitContext, NamingOptions]:
-    stamp = (args.timestamp or "push").strip().lower()
-    if not stamp.isdigit() and stamp not in TIMESTAMP_SOURCES:
-        raise InputError(f"timestamp {stamp!r} is not accepted; accepted: Unix seconds | push | commit | build")
-    options = NamingOptions(
-        tag_prefix=args.tag_prefix,
-        major_version=parse_major(args.major_version),
-        sha_length=parse_sha_length(args.sha_length),
-        timestamp="push" if stamp.isdigit() else stamp,
-        timestamp_value=int(stamp) if stamp.isdigit() else None,
-        floating_tags=args.floating_tags,
-        push=args.push,
-    )
-    image = parse_image(args.image, args.registry)
+def _raw_inputs(args: argparse.Namespace) -> dict[str, str]:
+    """The flags as the action's raw inputs: `--sha-length` is `sha-length`, repeatable flags become lines."""
+    raw = {}
+    for key, value in vars(args).items():
+        if isinstance(value, str):
+            raw[key.replace("_", "-")] = value
+        elif isinstance(value, list) and all(isinstance(item, str) for item in value):
+            raw[key.replace("_", "-")] = "\n".join(value)
+    raw["build-args"] = raw.pop("build-arg", "")
+    return raw
+
+
+def _plan(args: argparse.Namespace, image: ImageName, naming: NamingOptions, checkout: Path | None):
     overrides = {"ref": args.ref, "sha": args.sha, "event": args.event, "pr_number": args.pr_number}
     ctx = context.resolve(overrides, checkout=checkout)
-    return plan_tags(ctx, image, options, now=int(time.time())), ctx, options
+    return plan_tags(ctx, image, naming, now=int(time.time())), ctx
 
 
 def cmd_tags(args: argparse.Namespace) -> int:
-    plan, _, _ = _plan(args, None)
+    image, naming = inputs.parse_naming(_raw_inputs(args))
+    plan, _ = _plan(args, image, naming, None)
     for note in plan.notes:
         print(note, file=sys.stderr)
     print(json.dumps(plan.as_dict()) if args.json else "\n".join(plan.refs))
     return 0
 
 
+def _read_secrets(path: str | None) -> str:
+    if not path:
+        return ""
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        raise InputError(f"--secrets-file {path}: not a readable text file ({err.strerror or err})") from err
+
+
 def cmd_publish(args: argparse.Namespace) -> int:
-    checkout = Path(args.context)
-    plan, ctx, options = _plan(args, checkout)
+    workspace = Path(args.workspace)
+    if not workspace.is_dir():
+        raise InputError(f"--workspace {args.workspace!r} is not a directory; accepted: the checkout to build")
+    raw = _raw_inputs(args) | {"secrets": _read_secrets(args.secrets_file)}
     password = sys.stdin.readline().rstrip("\n") if args.password_stdin else os.environ.get(PASSWORD_ENV, "")
-    build = BuildSpec(
-        context=checkout,
-        dockerfile=Path(args.file) if args.file else checkout / "Dockerfile",
-        build_args=parse_build_args("\n".join(args.build_arg)),
-        source_url=ctx.source_url,
-        revision=ctx.sha,
+    given = inputs.parse(raw, workspace, password)
+    plan, ctx = _plan(args, given.image, given.naming, workspace)
+    provenance = Provenance(ctx.sha, ctx.source_url, ctx.commit_time)
+    result = publish(
+        docker_ops.connect(), plan, given.build, provenance, given.credentials, StderrLog(), datetime.now(UTC)
     )
-    credentials = Credentials(args.username or "", password)
-    result = publish(docker_ops.connect(), plan, build, credentials, StderrLog(), datetime.now(UTC))
     if args.json:
         print(json.dumps(result.as_dict()))
     else:
-        print(report.summary(result, report.flux_verdicts(plan, options.major_version)), end="")
+        print(report.summary(result, report.flux_verdicts(plan, given.naming.major_version)), end="")
     return 0
 
 
@@ -230,10 +238,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("publish", help="compute tags, build and push from a local checkout")
     _naming_arguments(p)
-    p.add_argument("--context", default=".", help="build context and git checkout (default .)")
-    p.add_argument("--file", help="Dockerfile (default CONTEXT/Dockerfile)")
+    p.add_argument("--workspace", default=".", help="the git checkout; the paths below are relative to it (default .)")
+    p.add_argument("--context", default="", help="build context (default .)")
+    p.add_argument("--file", default="", help="Dockerfile (default CONTEXT/Dockerfile)")
     p.add_argument("--build-arg", action="append", default=[], help="KEY=VALUE, repeatable")
-    p.add_argument("--username", help="registry user; the password comes from stdin or " + PASSWORD_ENV)
+    p.add_argument("--secrets-file", help="file of id=value lines for RUN --mount=type=secret,id=...")
+    p.add_argument("--platforms", default="", help="os/arch list, e.g. linux/amd64,linux/arm64")
+    p.add_argument("--target", default="", help="build stage to stop at")
+    p.add_argument("--cache-from", action="append", default=[], help="type=registry,ref=IMAGE, repeatable")
+    p.add_argument("--cache-to", action="append", default=[], help="type=registry,ref=IMAGE[,mode=max], repeatable")
+    _bool_argument(p, "--pull", "always pull the base images")
+    _bool_argument(p, "--no-cache", "build without the build cache")
+    p.add_argument("--builder", default="", help="buildkit (default) | legacy")
+    p.add_argument("--username", default="", help="registry user; the password comes from stdin or " + PASSWORD_ENV)
     p.add_argument("--password-stdin", action="store_true", help="read the registry password from stdin")
     p.set_defaults(run=cmd_publish)
 

@@ -26,13 +26,14 @@ import docker
 import requests
 
 from image_tagger import docker_ops, kustomize, localregistry, preview, registry_client, sampleapp
-from image_tagger.context import GitContext
+from image_tagger.context import GitContext, commit_time_of
 from image_tagger.errors import PublishError
 from image_tagger.flux import commitmsg, setters
 from image_tagger.gitcmd import git
 from image_tagger.imagename import parse_image
+from image_tagger.inputs import BuildOptions, Credentials
 from image_tagger.naming import NamingOptions, plan_tags
-from image_tagger.publish import BuildSpec, Credentials, publish
+from image_tagger.publish import Provenance, publish
 
 ENVIRONMENTS = ("production", "staging")
 BASE_TAG = "v1.0.0"
@@ -141,10 +142,11 @@ def build_and_push(world: World, ref: str, sha: str) -> str:
     git(checkout, "checkout", "--quiet", sha)
     ctx = GitContext(event="push", ref=ref, sha=sha, push_time=world.clock, source_url=str(world.root / "app.git"))
     plan = plan_tags(ctx, parse_image(world.image), NamingOptions(major_version=None), now=world.clock)
-    build = BuildSpec(checkout, checkout / "Dockerfile", {"VERSION": plan.version}, ctx.source_url, sha)
+    build = BuildOptions(checkout, checkout / "Dockerfile", {"VERSION": plan.version})
+    provenance = Provenance(sha, ctx.source_url, commit_time_of(checkout, sha))
     log = QuietLog()
     try:
-        result = publish(world.client, plan, build, Credentials(), log, datetime.now(UTC))
+        result = publish(world.client, plan, build, provenance, Credentials(), log, datetime.now(UTC))
     except PublishError:
         print("\n".join(log.lines[-30:]), file=sys.stderr)
         raise

@@ -1,4 +1,4 @@
-"""The Docker edge: log in, build, tag and push through the Docker SDK.
+"""The Docker edge: log in, tag and push through the Docker SDK, and the legacy builder.
 
 Credentials stay in the SDK client's memory (no config file, nothing under HOME); errors that
 the SDK reports inside its JSON streams instead of raising are turned into PublishError.
@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager
-from pathlib import Path
 from typing import Any, Protocol
 
 import docker
@@ -16,6 +15,7 @@ from docker.errors import APIError, DockerException
 
 from image_tagger.errors import PublishError
 from image_tagger.imagename import ImageName
+from image_tagger.inputs import BuildOptions
 
 
 class Log(Protocol):
@@ -59,27 +59,24 @@ def _stream_errors(chunks: Iterable[Mapping[str, Any]], log: Log) -> Iterator[Ma
 
 def build(
     client: docker.DockerClient,
-    context: Path,
-    dockerfile: Path,
+    options: BuildOptions,
     ref: str,
-    build_args: Mapping[str, str],
     labels: Mapping[str, str],
     log: Log,
 ) -> str:
-    """Build `context` with `dockerfile` as `ref`; returns the image id."""
-    if not context.is_dir():
-        raise PublishError(f"build context {context} is not a directory")
-    if not dockerfile.is_file():
-        raise PublishError(f"Dockerfile {dockerfile} not found")
+    """The legacy builder (`builder: legacy`), for daemons or Dockerfiles that need it; returns the image id."""
     image_id = None
-    with log.group(f"Build {ref}"):
+    with log.group(f"Build {ref} (legacy builder)"):
         try:
             stream = client.api.build(
-                path=str(context),
-                dockerfile=str(dockerfile.resolve()),
+                path=str(options.context),
+                dockerfile=str(options.dockerfile),
                 tag=ref,
-                buildargs=dict(build_args),
+                buildargs=dict(options.build_args),
                 labels=dict(labels),
+                target=options.target or None,
+                pull=options.pull,
+                nocache=options.no_cache,
                 rm=True,
                 forcerm=True,
                 decode=True,

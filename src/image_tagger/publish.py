@@ -6,51 +6,23 @@ login happens before the build so that a wrong password costs no build and pushe
 
 from __future__ import annotations
 
-import re
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 
 import docker
 
-from image_tagger import docker_ops
-from image_tagger.errors import InputError
+from image_tagger import buildkit, docker_ops
+from image_tagger.inputs import BuildOptions, Credentials
 from image_tagger.naming import TagPlan
 
-_ARG_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-
-
-def parse_build_args(text: str) -> dict[str, str]:
-    """`KEY=VALUE` per line (blank lines skipped), as docker/build-push-action takes them."""
-    args: dict[str, str] = {}
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        key, sep, value = line.strip().partition("=")
-        if not sep or not _ARG_NAME.fullmatch(key):  # the line itself may hold a pasted secret: never echo it
-            raise InputError(f"build-args line {number} is not accepted; accepted: one KEY=VALUE per line")
-        args[key] = value
-    return args
-
 
 @dataclass(frozen=True)
-class Credentials:
-    username: str = ""
-    password: str = field(default="", repr=False)
+class Provenance:
+    """Where the image comes from: written into its labels, and its build time when the commit's is known."""
 
-    def __post_init__(self) -> None:
-        if self.password and not self.username:
-            raise InputError("username is empty but a password is set; accepted: both, or neither")
-
-
-@dataclass(frozen=True)
-class BuildSpec:
-    context: Path
-    dockerfile: Path
-    build_args: Mapping[str, str]
-    source_url: str | None
     revision: str
+    source_url: str | None = None
+    commit_time: int | None = None
 
 
 @dataclass(frozen=True)
@@ -74,22 +46,51 @@ class PublishResult:
         }
 
 
-def oci_labels(plan: TagPlan, build: BuildSpec, created: datetime) -> dict[str, str]:
+def created_time(provenance: Provenance, now: datetime) -> datetime:
+    """The commit time when known, so rebuilding one commit gives the same labels (and, with BuildKit, times)."""
+    if provenance.commit_time is not None:
+        return datetime.fromtimestamp(provenance.commit_time, UTC)
+    return now
+
+
+def oci_labels(plan: TagPlan, provenance: Provenance, created: datetime) -> dict[str, str]:
     """Standard OCI annotations so a running image names its source, commit and version."""
     labels = {
-        "org.opencontainers.image.revision": build.revision,
+        "org.opencontainers.image.revision": provenance.revision,
         "org.opencontainers.image.version": plan.version,
         "org.opencontainers.image.created": created.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
     }
-    if build.source_url:
-        labels["org.opencontainers.image.source"] = build.source_url
+    if provenance.source_url:
+        labels["org.opencontainers.image.source"] = provenance.source_url
     return labels
+
+
+def build_image(
+    client: docker.DockerClient,
+    plan: TagPlan,
+    build: BuildOptions,
+    provenance: Provenance,
+    credentials: Credentials,
+    log: docker_ops.Log,
+    now: datetime,
+) -> str:
+    """Build with the chosen builder, all tags at once; returns the image id."""
+    created = created_time(provenance, now)
+    labels = oci_labels(plan, provenance, created)
+    if build.builder == "legacy":
+        image_id = docker_ops.build(client, build, plan.refs[0], labels, log)
+        docker_ops.tag(client, image_id, plan.image, plan.extra_tags)
+        return image_id
+    # BuildKit stamps the image config and layer history with SOURCE_DATE_EPOCH; an explicit build-arg wins.
+    build_args = {"SOURCE_DATE_EPOCH": str(int(created.timestamp())), **build.build_args}
+    return buildkit.build(client, build, plan.image, plan.refs, labels, build_args, credentials, log)
 
 
 def publish(
     client: docker.DockerClient,
     plan: TagPlan,
-    build: BuildSpec,
+    build: BuildOptions,
+    provenance: Provenance,
     credentials: Credentials,
     log: docker_ops.Log,
     now: datetime,
@@ -98,9 +99,7 @@ def publish(
     if plan.push and credentials.username:
         docker_ops.login(client, plan.image, credentials.username, credentials.password)
         log.info(f"Logged in to {plan.image.registry} as {credentials.username}")
-    labels = oci_labels(plan, build, now)
-    image_id = docker_ops.build(client, build.context, build.dockerfile, plan.refs[0], build.build_args, labels, log)
-    docker_ops.tag(client, image_id, plan.image, plan.extra_tags)
+    image_id = build_image(client, plan, build, provenance, credentials, log, now)
     if not plan.push:
         log.info(f"Built {', '.join(plan.refs)} (not pushed)")
         return PublishResult(plan, image_id, None, False)

@@ -1,0 +1,220 @@
+"""The BuildKit edge: build through buildx (run standalone as `docker-buildx`) on the Docker daemon.
+
+Why buildx and not the Engine API: secret mounts and private base images need a BuildKit session,
+which buildx brings; it is what docker/build-push-action users already rely on. The result is loaded
+into the daemon's image store (`--load`) and pushed by the Docker SDK like any other image, so the
+legacy and BuildKit routes share one push path.
+
+Nothing secret touches a file or an argument list: build secrets go to buildx as environment
+variables (`--secret id=…,env=…`), registry credentials through `credhelper` in one environment
+variable; the temporary Docker config only names that helper.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import docker
+from docker.errors import DockerException
+
+from image_tagger import credhelper
+from image_tagger.buildlog import BuildProgress
+from image_tagger.docker_ops import Log
+from image_tagger.errors import PublishError
+from image_tagger.imagename import ImageName
+from image_tagger.inputs import BuildOptions, Credentials
+
+BUILDX_ENV = "IMAGE_TAGGER_BUILDX"
+# Where the docker CLI looks for plugins, for machines with buildx installed only as a plugin.
+PLUGIN_DIRS = (
+    "~/.docker/cli-plugins",
+    "/usr/local/lib/docker/cli-plugins",
+    "/usr/local/libexec/docker/cli-plugins",
+    "/usr/lib/docker/cli-plugins",
+    "/usr/libexec/docker/cli-plugins",
+)
+CONTAINERD_STORE = "io.containerd.snapshotter.v1"
+
+
+class BuildError(PublishError):
+    """The build itself failed; `step` names the Dockerfile step when BuildKit said which."""
+
+    def __init__(self, message: str, step: str | None = None) -> None:
+        super().__init__(message)
+        self.step = step
+
+
+def find_buildx() -> str:
+    """The buildx binary: $IMAGE_TAGGER_BUILDX, `docker-buildx` on PATH, or the docker CLI's plugin folders."""
+    candidates = [os.environ.get(BUILDX_ENV, ""), shutil.which("docker-buildx") or ""]
+    candidates += [str(Path(d).expanduser() / "docker-buildx") for d in PLUGIN_DIRS]
+    for candidate in candidates:
+        if candidate and os.access(candidate, os.X_OK):
+            return candidate
+    raise PublishError(
+        "BuildKit builds need buildx, which was not found (docker-buildx on PATH, a docker CLI plugin folder, "
+        f"or ${BUILDX_ENV}); install the docker-buildx package or Docker's buildx plugin, or set builder: legacy"
+    )
+
+
+def containerd_store(client: docker.DockerClient) -> bool:
+    """Whether the daemon keeps images in containerd (multi-platform images, cache export)."""
+    try:
+        status = client.info().get("DriverStatus") or []
+    except DockerException as err:
+        raise PublishError(f"Docker daemon not reachable: {err}") from err
+    return any(len(pair) == 2 and pair[1] == CONTAINERD_STORE for pair in status)
+
+
+def check_daemon(options: BuildOptions, has_containerd_store: bool) -> None:
+    """Refuse up front what the daemon's image store cannot do, naming what would make it work."""
+    if has_containerd_store:
+        return
+    need = 'the containerd image store (daemon.json: {"features": {"containerd-snapshotter": true}})'
+    if len(options.platforms) > 1:
+        raise PublishError(
+            f"platforms {','.join(options.platforms)} makes a multi-platform image, which needs {need}; "
+            "this daemon uses the classic image store; build one platform, or enable it"
+        )
+    exported = [spec for spec in options.cache_to if "type=inline" not in spec]
+    if exported:
+        raise PublishError(
+            f"cache-to {exported[0]!r} exports build cache, which needs {need}; this daemon uses the classic "
+            "image store; use cache-to type=inline, or enable it"
+        )
+
+
+def buildx_argv(
+    buildx: str,
+    options: BuildOptions,
+    refs: Sequence[str],
+    labels: Mapping[str, str],
+    build_args: Mapping[str, str],
+    iidfile: Path,
+) -> list[str]:
+    """The buildx command line; secret values are referenced by environment variable name only."""
+    argv = [buildx, "build", "--progress=rawjson", "--load", "--iidfile", str(iidfile)]
+    argv += ["--file", str(options.dockerfile)]
+    for ref in refs:
+        argv += ["--tag", ref]
+    for key, value in labels.items():
+        argv += ["--label", f"{key}={value}"]
+    for key, value in build_args.items():
+        argv += ["--build-arg", f"{key}={value}"]
+    for index, secret in enumerate(options.secrets):
+        argv += ["--secret", f"id={secret.id},env={secret_env(index)}"]
+    if options.platforms:
+        argv += ["--platform", ",".join(options.platforms)]
+    if options.target:
+        argv += ["--target", options.target]
+    for spec in options.cache_from:
+        argv += ["--cache-from", spec]
+    for spec in options.cache_to:
+        argv += ["--cache-to", spec]
+    if options.pull:
+        argv.append("--pull")
+    if options.no_cache:
+        argv.append("--no-cache")
+    return [*argv, str(options.context)]
+
+
+def secret_env(index: int) -> str:
+    return f"IMAGE_TAGGER_SECRET_{index}"
+
+
+def buildx_env(options: BuildOptions, image: ImageName, credentials: Credentials, config: Path) -> dict[str, str]:
+    """buildx's environment: our Docker config and helper, the secrets, no default attestations.
+
+    Attestations would turn every image into an index with an extra `unknown/unknown` manifest;
+    the classic image store cannot hold them and Flux does not read them.
+    """
+    env = {key: value for key, value in os.environ.items() if not key.startswith("IMAGE_TAGGER_SECRET_")}
+    env |= {
+        "DOCKER_CONFIG": str(config),
+        "PATH": f"{config / 'bin'}{os.pathsep}{env.get('PATH', '')}",
+        "BUILDX_NO_DEFAULT_ATTESTATIONS": "1",
+        credhelper.ENV: "",
+    }
+    if credentials.username:
+        env[credhelper.ENV] = json.dumps({image.registry: [credentials.username, credentials.password]})
+    for index, secret in enumerate(options.secrets):
+        env[secret_env(index)] = secret.value
+    return env
+
+
+def write_config(config: Path, image: ImageName, credentials: Credentials) -> None:
+    """A Docker config that routes our registry to the in-memory helper; it holds no secret."""
+    helpers = {key: credhelper.NAME for key in credhelper.config_keys(image.registry)} if credentials.username else {}
+    (config / "config.json").write_text(json.dumps({"credHelpers": helpers}))
+    bin_dir = config / "bin"
+    bin_dir.mkdir()
+    helper = bin_dir / f"docker-credential-{credhelper.NAME}"
+    python_path = os.pathsep.join(p for p in sys.path if p)
+    helper.write_text(
+        "#!/bin/sh\n"
+        f'PYTHONPATH={shlex.quote(python_path)} exec {shlex.quote(sys.executable)} -m image_tagger.credhelper "$@"\n'
+    )
+    helper.chmod(0o755)
+
+
+def build(
+    client: docker.DockerClient,
+    options: BuildOptions,
+    image: ImageName,
+    refs: Sequence[str],
+    labels: Mapping[str, str],
+    build_args: Mapping[str, str],
+    credentials: Credentials,
+    log: Log,
+) -> str:
+    """Build and load `refs` into the daemon; returns the image id. Raises BuildError on a failed step."""
+    buildx = find_buildx()
+    check_daemon(options, containerd_store(client))
+    progress = BuildProgress()
+    other: list[str] = []
+    with tempfile.TemporaryDirectory(prefix="image-tagger-buildx-") as tmp, log.group(f"Build {refs[0]}"):
+        config = Path(tmp) / "docker-config"
+        config.mkdir()
+        write_config(config, image, credentials)
+        iidfile = Path(tmp) / "iid"
+        argv = buildx_argv(buildx, options, refs, labels, build_args, iidfile)
+        env = buildx_env(options, image, credentials, config)
+        with subprocess.Popen(
+            argv,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            errors="replace",
+        ) as proc:
+            assert proc.stdout is not None
+            for raw in proc.stdout:
+                line = raw.rstrip("\n")
+                try:
+                    record = json.loads(line)
+                except ValueError:
+                    record = None
+                if isinstance(record, dict):
+                    for text in progress.feed(record):
+                        log.info(text)
+                elif line.strip():
+                    other.append(line)
+                    log.info(line)
+        if proc.returncode != 0:
+            if progress.failure is not None:
+                raise BuildError(f"build of {refs[0]} failed at {progress.failure}", progress.failure.step)
+            said = "\n".join(other[-5:]) or f"buildx exited with {proc.returncode}"
+            raise BuildError(f"build of {refs[0]} failed: {said}")
+        image_id = iidfile.read_text().strip() if iidfile.is_file() else ""
+    if not image_id:
+        raise BuildError(f"build of {refs[0]} reported no image id")
+    return image_id
