@@ -1,4 +1,4 @@
-"""Session fixtures built from real parts: our dockerd, a real `docker-registry`, a real git workspace."""
+"""Session fixtures built from real parts: our dockerds, a real `docker-registry`, a real git workspace."""
 
 import contextlib
 import os
@@ -8,6 +8,8 @@ from pathlib import Path
 
 import docker
 import pytest
+from support.buildx_bin import BuildxMissing, ensure_buildx_image
+from support.engines import Engine, EngineMissing, configured_engines, probe
 from support.python_base import ensure_python_base
 from support.registry import Registry, serve_registry
 from support.sample_app import make_sample_app
@@ -69,3 +71,46 @@ def sample_app(tmp_path: Path) -> Path:
 def python_base_image(docker_client: docker.DockerClient) -> str:
     """The local stand-in for python:3.12-slim, built once per daemon (mmdebstrap + docker import)."""
     return ensure_python_base()
+
+
+def _engine_or_fail(name: str) -> Engine:
+    try:
+        return probe(name)
+    except EngineMissing as missing:
+        pytest.fail(f"{missing}; `./dev test` starts the 20.10 and both Engine 28 daemons", pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def engines() -> list[Engine]:
+    """Every daemon `./dev test` runs (20.10, 28, 28-containerd); fails (not skips) when one is missing."""
+    try:
+        return configured_engines()
+    except EngineMissing as missing:
+        pytest.fail(f"{missing}; `./dev test` starts the 20.10 and both Engine 28 daemons", pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def engine20() -> Engine:
+    """Debian bookworm's Engine 20.10, the default DOCKER_HOST."""
+    return _engine_or_fail("20.10")
+
+
+@pytest.fixture(scope="session")
+def engine28() -> Engine:
+    """Engine 28 (Debian sid's packages) with the classic image store."""
+    return _engine_or_fail("28")
+
+
+@pytest.fixture(scope="session")
+def engine28_containerd() -> Engine:
+    """Engine 28 with the containerd image store: multi-platform images, registry cache export."""
+    return _engine_or_fail("28-containerd")
+
+
+@pytest.fixture(scope="session")
+def buildx_image(docker_client: docker.DockerClient) -> str:
+    """The stand-in for docker/buildx-bin (`/buildx`) on the default daemon, for `--build-arg BUILDX_IMAGE=`."""
+    try:
+        return ensure_buildx_image(os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock"))
+    except BuildxMissing as missing:
+        pytest.fail(str(missing), pytrace=False)
