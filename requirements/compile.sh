@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Regenerate requirements/action.txt, the action image's hash-locked dependencies, from action.in.
+# pip-tools runs in a throw-away venv and asks PyPI only (the machine's pip config is ignored).
+#   requirements/compile.sh                # same pins, hashes refreshed
+#   requirements/compile.sh --upgrade      # newest versions action.in allows
+# Hashes cover every file of each pinned release, so the lock installs on CPython 3.12 (the image) and 3.13
+# (the tests' stand-in base), manylinux x86_64 and aarch64 alike. PyGithub and its crypto stack are left out
+# (--unsafe-package): actions-toolkit depends on them but actions_toolkit.core, all the action imports, does
+# not, and the Dockerfile installs with --no-deps, so exactly the packages listed here land in the image.
+set -euo pipefail
+cd "$(dirname "$0")"
+venv=$(mktemp -d)
+trap 'rm -rf "$venv"' EXIT
+export PIP_CONFIG_FILE=/dev/null
+unset PIP_FIND_LINKS PIP_INDEX_URL PIP_EXTRA_INDEX_URL PIP_CONSTRAINT
+"${PYTHON:-python3}" -m venv "$venv"
+"$venv/bin/pip" install --quiet "pip-tools==7.6.2"
+excluded=(pygithub pynacl pyjwt cryptography cffi pycparser typing-extensions)
+CUSTOM_COMPILE_COMMAND="requirements/compile.sh" "$venv/bin/pip-compile" --quiet --generate-hashes --strip-extras \
+    --no-emit-index-url --no-emit-find-links "${excluded[@]/#/--unsafe-package=}" "$@" \
+    --output-file action.txt action.in
