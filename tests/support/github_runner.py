@@ -5,16 +5,25 @@ Faithful: `docker build -t {label}:{32hex} -f "<dir>/Dockerfile" "<dir>"`, the `
 (defaults filled, hyphens kept), the five mounts plus docker.sock, the event file, uuid-named file-command
 files, and the runner's parsers for `GITHUB_OUTPUT` and `::commands::`.
 
+A released action is `runs.image: docker://REF@sha256:...` (§3.6): the runner `docker pull`s it in "Set up
+job" and runs it with the same `docker run` list. `publish()` stands in for the release workflow (build from
+the Dockerfile, push to a loopback registry, pin a copy of action.yml with .github/scripts/pin_action_image.py),
+`pull()` for PullActionContainerAsync.
+
 Deviations (constants below), each recorded in `ActionRun.deviations` so tests name them: the base image
-build arg, `--network host` for the build only when the daemon has no bridge, `--network host` for the run
-(the registry is on loopback), and our dockerd's socket as the docker.sock mount source.
+and buildx image build args, `--network host` for the build only when the daemon has no bridge, `--network host`
+for the run (the registry is on loopback), our dockerd's socket as the docker.sock mount source, and for
+docker:// actions a loopback registry (plain HTTP, anonymous) in place of ghcr.io, filled by a plain
+`docker build` + `docker push` instead of the release workflow's run of the action.
 """
 
 import hashlib
 import json
 import os
 import re
+import shutil
 import subprocess
+import sys
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +31,10 @@ from pathlib import Path
 from ruamel.yaml import YAML
 
 BUILD_ARG_BASE_IMAGE = "docker build --build-arg BASE_IMAGE=<local image>: Docker Hub is unreachable here"
+BUILD_ARG_BUILDX_IMAGE = "docker build --build-arg BUILDX_IMAGE=<local image>: docker/buildx-bin is on Docker Hub"
+LOOPBACK_RELEASE = (
+    "docker:// image from a loopback registry, built and pushed by `docker build`/`docker push`, not from ghcr.io"
+)
 BUILD_NETWORK_HOST = "docker build --network host: this dockerd has no bridge network (--bridge=none)"
 RUN_NETWORK_HOST = "docker run --network host: the test registry listens on 127.0.0.1 only"
 SOCKET_SOURCE = "docker.sock mount source is the test dockerd's socket (DOCKER_HOST), not /var/run/docker.sock"
@@ -42,6 +55,12 @@ KNOWN_COMMANDS = frozenset(
     }
 )
 TEMP_SUBDIRS = ("_github_home", "_github_workflow", "_runner_file_commands")
+ALL_DEVIATIONS = frozenset(
+    {BUILD_ARG_BASE_IMAGE, BUILD_ARG_BUILDX_IMAGE, BUILD_NETWORK_HOST, RUN_NETWORK_HOST, SOCKET_SOURCE}
+    | {LOOPBACK_RELEASE}
+)
+PIN_SCRIPT = Path(__file__).resolve().parents[2] / ".github" / "scripts" / "pin_action_image.py"
+DOCKER_PREFIX = "docker://"
 
 
 @dataclass(frozen=True)
@@ -182,27 +201,89 @@ class GithubRunner:
 
     action_dir: Path
     base_image: str | None = None
+    buildx_image: str | None = None
     label: str = field(default_factory=lambda: hashlib.sha256(b"flux-ci-cd harness").hexdigest()[:6])
     image: str = ""
     deviations: tuple[str, ...] = (SOCKET_SOURCE, RUN_NETWORK_HOST)
 
-    def build(self) -> str:
-        """Runner-style `docker build -t {label}:{32hex} -f "<dir>/Dockerfile" "<dir>"`."""
-        tag = f"{self.label}:{uuid.uuid4().hex}"
-        dockerfile = self.action_dir / "Dockerfile"
+    def build_args(self) -> list[str]:
+        """The named deviations of every build of the action's Dockerfile here."""
         extra: list[str] = []
         if self.base_image:
             extra += ["--build-arg", f"BASE_IMAGE={self.base_image}"]
-            self.deviations += (BUILD_ARG_BASE_IMAGE,)
+            self.deviate(BUILD_ARG_BASE_IMAGE)
+        if self.buildx_image:
+            extra += ["--build-arg", f"BUILDX_IMAGE={self.buildx_image}"]
+            self.deviate(BUILD_ARG_BUILDX_IMAGE)
         if not daemon_has_bridge():
             extra += ["--network", "host"]
-            self.deviations += (BUILD_NETWORK_HOST,)
-        argv = ["docker", "build", "-t", tag, *extra, "-f", str(dockerfile), str(dockerfile.parent)]
+            self.deviate(BUILD_NETWORK_HOST)
+        return extra
+
+    def deviate(self, deviation: str) -> None:
+        if deviation not in self.deviations:
+            self.deviations += (deviation,)
+
+    def docker_build(self, tag: str) -> None:
+        dockerfile = self.action_dir / "Dockerfile"
+        argv = ["docker", "build", "-t", tag, *self.build_args(), "-f", str(dockerfile), str(dockerfile.parent)]
         done = subprocess.run(argv, capture_output=True, text=True)
         if done.returncode != 0:
             raise RuntimeError(f"action image build failed:\n{done.stdout[-4000:]}\n{done.stderr[-4000:]}")
+
+    def build(self) -> str:
+        """Runner-style `docker build -t {label}:{32hex} -f "<dir>/Dockerfile" "<dir>"` (a Dockerfile action)."""
+        tag = f"{self.label}:{uuid.uuid4().hex}"
+        self.docker_build(tag)
         self.image = tag
         return tag
+
+    def publish(self, registry_host: str, into: Path, *, repository: str = "flux-ci-cd/flux-ci-cd") -> str:
+        """The release, locally: build the Dockerfile, push it, and pin a copy of the action at `into` to it.
+
+        `into` gets action.yml only (all a docker:// action needs); it becomes this runner's action_dir, so the
+        declared inputs come from the pinned copy. Returns the `docker://host/repository:tag@sha256:…` reference.
+        """
+        reference = f"{registry_host}/{repository}:0.0.0-{uuid.uuid4().hex[:12]}"
+        self.docker_build(reference)
+        try:
+            pushed = subprocess.run(["docker", "push", reference], capture_output=True, text=True)
+        finally:
+            subprocess.run(["docker", "image", "rm", reference], capture_output=True)
+        found = re.search(r"digest: (sha256:[0-9a-f]{64})", pushed.stdout)
+        if pushed.returncode != 0 or not found:
+            raise RuntimeError(f"push of the action image failed:\n{pushed.stdout[-2000:]}\n{pushed.stderr[-2000:]}")
+        pinned = f"{DOCKER_PREFIX}{reference}@{found[1]}"
+        into.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(self.action_dir / "action.yml", into / "action.yml")
+        subprocess.run(
+            [sys.executable, str(PIN_SCRIPT), "--action", str(into / "action.yml"), "--image", pinned],
+            check=True,
+            capture_output=True,
+        )
+        self.action_dir = into
+        self.deviate(LOOPBACK_RELEASE)
+        return pinned
+
+    def pull(self) -> str:
+        """PullActionContainerAsync: `docker pull` of runs.image without `docker://` (3 tries), then run as is."""
+        runs = YAML(typ="safe").load((self.action_dir / "action.yml").read_text())["runs"]
+        if runs.get("using") != "docker" or not str(runs.get("image", "")).startswith(DOCKER_PREFIX):
+            raise RuntimeError(f"not a docker:// container action: {runs!r}")
+        image = runs["image"].removeprefix(DOCKER_PREFIX)
+        for attempt in range(3):
+            done = subprocess.run(["docker", "pull", image], capture_output=True, text=True)
+            if done.returncode == 0:
+                break
+            if attempt == 2:
+                raise RuntimeError(f"docker pull {image} failed:\n{done.stderr[-2000:]}")
+        self.image = image
+        return image
+
+    def remove_image(self) -> None:
+        """What the runner's job cleanup does with the image it built or pulled."""
+        if self.image:
+            subprocess.run(["docker", "image", "rm", "--force", self.image], capture_output=True)
 
     def run(
         self,
@@ -219,7 +300,7 @@ class GithubRunner:
     ) -> ActionRun:
         """Run the built image like ContainerActionHandler + DockerCommandManager.DockerRun."""
         if not self.image:
-            raise RuntimeError("build() the action image first")
+            raise RuntimeError("build() or pull() the action image first")
         temp = root / "_temp"
         for sub in TEMP_SUBDIRS:
             (temp / sub).mkdir(parents=True, exist_ok=True)
