@@ -1,0 +1,92 @@
+"""The action's image as the release builds it: buildx on PATH, the locked packages only, the sources importable.
+
+Built from the repository's Dockerfile with the two named deviations (local stand-ins for python:3.12-slim and
+docker/buildx-bin, Docker Hub being unreachable), then run with a shell entrypoint to look inside.
+"""
+
+import json
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import docker
+import pytest
+from packaging.utils import canonicalize_name
+from support.github_runner import GithubRunner
+
+REPO = Path(__file__).resolve().parents[1]
+PROBE = """
+import importlib.util, json, shutil, subprocess
+import image_tagger.action  # the entrypoint's module imports cleanly
+buildx = shutil.which("docker-buildx")
+print(json.dumps({
+    "buildx": buildx,
+    "buildx_version": subprocess.run([buildx, "version"], capture_output=True, text=True).stdout.strip(),
+    "modules": {m: importlib.util.find_spec(m) is not None for m in ("github", "nacl", "jwt", "cryptography")},
+    "image_tagger": image_tagger.action.__file__,
+}))
+"""
+
+
+@pytest.fixture(scope="module")
+def action_image(docker_client: docker.DockerClient, python_base_image: str, buildx_image: str) -> Iterator[str]:
+    runner = GithubRunner(action_dir=REPO, base_image=python_base_image, buildx_image=buildx_image)
+    runner.build()
+    yield runner.image
+    runner.remove_image()
+
+
+def probe(image: str) -> dict:
+    done = subprocess.run(
+        ["docker", "run", "--rm", "--entrypoint", "python", image, "-c", PROBE], capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def locked_names() -> set[str]:
+    lines = (REPO / "requirements" / "action.txt").read_text().splitlines()
+    return {canonicalize_name(line.split("==")[0]) for line in lines if "==" in line and not line.startswith(" ")}
+
+
+def test_image_has_buildx_on_path_and_the_action_importable(action_image: str) -> None:
+    found = probe(action_image)
+
+    assert found["buildx"] == "/usr/local/bin/docker-buildx"
+    assert "0.29.1" in found["buildx_version"]
+    assert found["image_tagger"] == "/opt/image-tagger/src/image_tagger/action.py"
+
+
+def distributions(image: str) -> set[str]:
+    script = "import importlib.metadata as md; print(*(d.metadata['Name'] for d in md.distributions()))"
+    done = subprocess.run(
+        ["docker", "run", "--rm", "--entrypoint", "python", image, "-c", script], capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    return {canonicalize_name(name) for name in done.stdout.split()}
+
+
+def test_image_holds_the_locked_packages_and_none_of_pygithubs_stack(action_image: str, python_base_image: str) -> None:
+    found = probe(action_image)
+
+    assert found["modules"] == {"github": False, "nacl": False, "jwt": False, "cryptography": False}
+    # Exactly the lock on top of what the base brings; the project itself is on PYTHONPATH, not pip-installed.
+    assert distributions(action_image) - distributions(python_base_image) == locked_names()
+
+
+def test_image_size_is_reported(action_image: str, python_base_image: str) -> None:
+    sizes = {
+        name: int(
+            subprocess.run(
+                ["docker", "image", "inspect", "--format", "{{.Size}}", name],
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout
+        )
+        for name in (action_image, python_base_image)
+    }
+    added = sizes[action_image] - sizes[python_base_image]
+    print(f"action image {sizes[action_image] / 1e6:.0f} MB, {added / 1e6:.0f} MB on top of the base")
+    # buildx (~70 MB) plus the locked packages (~10 MB); PyGithub's stack would add ~26 MB more.
+    assert 60e6 < added < 100e6, added
