@@ -6,6 +6,7 @@ the SDK reports inside its JSON streams instead of raising are turned into Publi
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager
 from typing import Any, Protocol
@@ -16,6 +17,8 @@ from docker.errors import APIError, DockerException
 from image_tagger.errors import PublishError
 from image_tagger.imagename import ImageName
 from image_tagger.inputs import BuildOptions
+
+_PUSHED_DIGEST = re.compile(r"digest: (sha256:[0-9a-f]{64})")
 
 
 class Log(Protocol):
@@ -105,7 +108,9 @@ def push(client: docker.DockerClient, image: ImageName, tag_name: str, log: Log)
         try:
             stream = client.api.push(image.name, tag=tag_name, stream=True, decode=True)
             for chunk in _stream_errors(stream, log):
-                digest = (chunk.get("aux") or {}).get("Digest", digest)
+                # The classic store reports the digest in `aux`; the containerd store only in the status line.
+                said = _PUSHED_DIGEST.search(str(chunk.get("status") or ""))
+                digest = (chunk.get("aux") or {}).get("Digest") or (said.group(1) if said else digest)
         except (APIError, DockerException) as err:
             raise PublishError(f"push of {image.ref(tag_name)} failed: {err}") from err
     if not digest:

@@ -40,6 +40,7 @@ class PublishResult:
     def as_dict(self) -> dict[str, object]:
         return {
             **self.plan.as_dict(),
+            "image_id": self.image_id,
             "digest": self.digest or "",
             "image_ref": self.image_ref,
             "pushed": self.pushed,
