@@ -24,6 +24,10 @@ RUNS = re.compile(r"runs:[ \t]*(?:#.*)?\r?\n?")
 IMAGE = re.compile(r"(?P<head>[ \t]+image:[ \t]*)(?P<value>[^\r\n#]*?)(?P<tail>[ \t]*(?:#[^\r\n]*)?\r?\n?)")
 
 
+def indent(line: str) -> int:
+    return len(line) - len(line.lstrip(" \t"))
+
+
 def pin(text: str, image: str) -> str:
     """`text` with the value of runs.image replaced by `image`; ValueError when that line is not there once."""
     lines = text.splitlines(keepends=True)
@@ -36,13 +40,9 @@ def pin(text: str, image: str) -> str:
         if line.strip() and not line[0].isspace() and not line.startswith("#"):
             break
         block.append(index)
-    indents = {len(lines[i]) - len(lines[i].lstrip()) for i in block if lines[i].strip() and lines[i].lstrip()[0] != "#"}
-    child = min(indents, default=0)
-    found = [
-        i
-        for i in block
-        if (m := IMAGE.fullmatch(lines[i])) and len(lines[i]) - len(lines[i].lstrip()) == child and m["value"]
-    ]
+    keys = [i for i in block if lines[i].strip() and not lines[i].lstrip().startswith("#")]
+    child = min((indent(lines[i]) for i in keys), default=0)
+    found = [i for i in keys if (m := IMAGE.fullmatch(lines[i])) and indent(lines[i]) == child and m["value"]]
     if len(found) != 1:
         raise ValueError("`runs:` must have exactly one `image:` line with a value")
     match = IMAGE.fullmatch(lines[found[0]])
