@@ -23,6 +23,7 @@ MAX_TAG = 128
 TIMESTAMP_SOURCES = ("push", "commit", "build")
 PUSH_MODES = ("auto", "true", "false")
 _HEX = re.compile(r"[0-9a-fA-F]+")
+_ASCII_NUMBER = re.compile(r"[0-9]{1,9}")  # str.isdigit() also admits "²", which int() then refuses
 _PR_REF = re.compile(r"refs/pull/([0-9]+)/(?:merge|head)")
 _UNSAFE_RUN = re.compile(r"[^a-z0-9_.-]+")
 _VERSION_LIKE = re.compile(r"v?[0-9]+\.[0-9]+")  # bare refs: `v1.2.3` (or a near miss, to refuse) is a tag
@@ -76,14 +77,14 @@ def parse_major(value: str | int | None) -> int | None:
     if value is None or value == "":
         return None
     text = str(value).strip().removeprefix("v")
-    if not text.isdigit() or (len(text) > 1 and text.startswith("0")):
+    if not _ASCII_NUMBER.fullmatch(text) or (len(text) > 1 and text.startswith("0")):
         raise InputError(f"major-version {value!r} is not a major version; accepted: a number like 1, or empty")
     return int(text)
 
 
 def parse_sha_length(value: str | int) -> int:
     text = str(value).strip()
-    if not text.isdigit() or not 4 <= int(text) <= 40:
+    if not _ASCII_NUMBER.fullmatch(text) or not 4 <= int(text) <= 40:
         raise InputError(f"sha-length {value!r} is out of range; accepted: a number from 4 to 40")
     return int(text)
 

@@ -1,0 +1,99 @@
+"""BuildKit's rawjson progress rendered for a job log, and the in-memory credential helper buildx calls.
+
+The records follow buildx's `--progress=rawjson` shape (a SolveStatus per line: vertexes with digest,
+name, started/completed/cached/error; logs with the vertex, base64 data); the real stream is exercised
+end to end in test_buildkit.py.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import subprocess
+import sys
+
+from image_tagger import credhelper
+from image_tagger.buildlog import TAIL_LINES, BuildProgress
+
+T0, T1 = "2026-12-01T00:00:00.000000000Z", "2026-12-01T00:00:01.500000000Z"
+
+
+def vertex(digest: str, name: str, **state: object) -> dict:
+    return {"vertexes": [{"digest": digest, "name": name, **state}]}
+
+
+def log(digest: str, text: str) -> dict:
+    return {"logs": [{"vertex": digest, "stream": 1, "data": base64.b64encode(text.encode()).decode()}]}
+
+
+def render(records: list[dict]) -> tuple[list[str], BuildProgress]:
+    progress = BuildProgress()
+    return [line for record in records for line in progress.feed(record)], progress
+
+
+def test_steps_are_numbered_and_end_cached_done_or_in_error() -> None:
+    lines, progress = render(
+        [
+            vertex("a", "[1/3] COPY app /app"),
+            vertex("b", "[2/3] RUN make"),
+            vertex("a", "[1/3] COPY app /app", cached=True, started=T0, completed=T0),
+            vertex("b", "[2/3] RUN make", started=T0),
+            log("b", "compiling\nlin"),
+            log("b", "king\n"),
+            vertex("b", "[2/3] RUN make", started=T0, completed=T1),
+        ]
+    )
+    assert lines == [
+        "#1 [1/3] COPY app /app",
+        "#1 CACHED",
+        "#2 [2/3] RUN make",
+        "#2 compiling",
+        "#2 linking",
+        "#2 DONE 1.5s",
+    ]
+    assert progress.failure is None
+
+
+def test_a_failure_names_the_step_its_error_and_its_last_lines_not_a_cancelled_sibling() -> None:
+    output = "".join(f"line {n}\n" for n in range(30)) + "fatal: no space"
+    lines, progress = render(
+        [
+            vertex("x", "[test 2/2] RUN ./check", started=T0),
+            log("x", output),
+            vertex("x", "[test 2/2] RUN ./check", started=T0, completed=T1, error="exit code: 3"),
+            vertex("y", "[other 1/1] RUN sleep 9", started=T0, completed=T1, error="context canceled"),
+        ]
+    )
+    assert progress.failure is not None
+    assert progress.failure.step == "[test 2/2] RUN ./check"
+    assert progress.failure.error == "exit code: 3"
+    assert progress.failure.tail[-1] == "fatal: no space"  # the unterminated last line is not lost
+    assert len(progress.failure.tail) == TAIL_LINES
+    assert "#1 ERROR: exit code: 3" in lines and "#2 ERROR: context canceled" in lines
+    assert str(progress.failure).startswith("step [test 2/2] RUN ./check failed: exit code: 3\nlast output:\n")
+
+
+def run_helper(action: str, server: str, auth: dict) -> subprocess.CompletedProcess[str]:
+    env = {credhelper.ENV: json.dumps(auth), "PATH": "/usr/bin:/bin"}
+    return subprocess.run(
+        [sys.executable, "-m", "image_tagger.credhelper", action],
+        input=server,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def test_the_credential_helper_answers_only_for_its_registry() -> None:
+    auth = {"127.0.0.1:5000": ["ci-bot", "pa55"], "docker.io": ["hub-user", "hub-token"]}
+
+    local = run_helper("get", "127.0.0.1:5000", auth)
+    hub = run_helper("get", "https://index.docker.io/v1/", auth)
+    other = run_helper("get", "ghcr.io", auth)
+
+    assert (local.returncode, json.loads(local.stdout)["Secret"]) == (0, "pa55")
+    assert json.loads(hub.stdout)["Username"] == "hub-user"
+    assert other.returncode == 1 and "pa55" not in other.stdout + other.stderr
+    assert run_helper("store", "{}", auth).returncode == 0
+    assert run_helper("delete-everything", "", auth).returncode == 2
