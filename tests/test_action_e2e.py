@@ -1,8 +1,10 @@
-"""The action end to end, run exactly as GitHub's runner runs a Dockerfile action, against a real registry.
+"""The action end to end, run exactly as GitHub's runner runs a released `docker://` action, on Engine 20.10
+and Engine 28, against a real registry.
 
-Named deviations from the runner (see support/github_runner.py): `--build-arg BASE_IMAGE=<local python>`
-(no Docker Hub), `docker build --network host` only when our dockerd has no bridge, `docker run --network
-host` (the registry listens on 127.0.0.1), and our dockerd's socket mounted as /var/run/docker.sock.
+Named deviations from the runner (see support/github_runner.py): the action image is built with
+`--build-arg BASE_IMAGE=<local python>` and `BUILDX_IMAGE=<local buildx-bin>` (no Docker Hub) and released to
+a loopback registry; `docker run --network host` (the registry listens on 127.0.0.1); our dockerd's socket
+mounted as /var/run/docker.sock.
 """
 
 import base64
@@ -10,10 +12,12 @@ import json
 import re
 import subprocess
 from collections.abc import Iterator
+from contextlib import closing
 from pathlib import Path
 
 import docker
 import pytest
+from support.engines import EngineMissing, probe
 from support.github_runner import (
     ALL_DEVIATIONS,
     ActionRun,
@@ -32,17 +36,30 @@ NAMED_DEVIATIONS = ALL_DEVIATIONS
 
 
 @pytest.fixture(scope="module")
-def runner(
+def released_action(
     docker_client: docker.DockerClient,
     python_base_image: str,
     buildx_image: str,
     open_registry: Registry,
     tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[GithubRunner]:
-    """The action as released: its image built and pushed once, action.yml pinned to it by digest, then pulled
-    like the runner's "Set up job" does for a `docker://` action, and removed afterwards."""
-    runner = GithubRunner(action_dir=REPO, base_image=python_base_image, buildx_image=buildx_image)
-    runner.publish(open_registry.host, tmp_path_factory.mktemp("released-action"))
+) -> GithubRunner:
+    """The action as released: its image built and pushed once, action.yml pinned to it by digest."""
+    builder = GithubRunner(action_dir=REPO, base_image=python_base_image, buildx_image=buildx_image)
+    builder.publish(open_registry.host, tmp_path_factory.mktemp("released-action"))
+    return builder
+
+
+@pytest.fixture(scope="module", params=["20.10", "28"])
+def runner(request: pytest.FixtureRequest, released_action: GithubRunner) -> Iterator[GithubRunner]:
+    """A runner on Engine 20.10 and one on Engine 28 (as GitHub's hosted runners run): each pulls the released
+    image like "Set up job" does for a `docker://` action, runs the steps, and removes the image afterwards."""
+    try:
+        engine = probe(request.param)
+    except EngineMissing as missing:
+        pytest.fail(f"{missing}; `./dev test` starts it", pytrace=False)
+    runner = GithubRunner(
+        action_dir=released_action.action_dir, deviations=released_action.deviations, docker_host=engine.docker_host
+    )
     runner.pull()
     yield runner
     runner.remove_image()
@@ -158,7 +175,7 @@ def leaked_in_files(folder: Path, secrets: list[bytes]) -> list[Path]:
 
 
 def test_wrong_password_fails_masked_and_pushes_nothing(
-    runner: GithubRunner, registry: Registry, sample_app: Path, docker_client: docker.DockerClient
+    runner: GithubRunner, registry: Registry, sample_app: Path
 ) -> None:
     wrong = "wr0ng-Pa55-zq81xv"
     run = run_push(runner, registry, sample_app, "refs/tags/v1.5.0", password=wrong, **{"major-version": "1"})
@@ -173,8 +190,9 @@ def test_wrong_password_fails_masked_and_pushes_nothing(
         assert not any(secret.decode() in text for secret in secrets)
     assert leaked_in_files(run.temp_dir, secrets) == []
     assert leaked_in_files(run.workspace, secrets) == []
-    for image in docker_client.images.list():
-        assert wrong not in json.dumps(image.attrs), image.tags
+    with closing(docker.DockerClient(base_url=runner.docker_host)) as client:
+        for image in client.images.list():
+            assert wrong not in json.dumps(image.attrs), image.tags
 
 
 def test_major_version_mismatch_fails_and_pushes_nothing(
@@ -315,3 +333,91 @@ def test_floating_tags_point_at_the_release_digest(runner: GithubRunner, registr
     assert run.outputs["tags"].splitlines() == [f"{reference}:{t}" for t in ("3.2.1", "3.2", "3", "latest")]
     digest = run.outputs["digest"]
     assert {registry.manifest_digest(IMAGE, t) for t in ("3.2.1", "3.2", "3", "latest")} == {digest}
+
+
+BUILDKIT_APP = """\
+FROM scratch
+COPY --chmod=755 busybox /bin/busybox
+SHELL ["/bin/busybox", "sh", "-c"]
+RUN /bin/busybox mkdir -p /usr/bin && /bin/busybox --install -s /bin
+ARG TARGETARCH
+RUN --mount=type=cache,target=/cache echo "$TARGETARCH" > /arch && touch /cache/used
+RUN --mount=type=secret,id=npm_token wc -c < /run/secrets/npm_token > /token-length
+"""
+HEREDOC = """\
+RUN <<EOT
+echo heredoc-ran > /heredoc
+EOT
+"""
+
+
+def commit_dockerfile(workspace: Path, text: str) -> None:
+    (workspace / "Dockerfile").write_text(text)
+    subprocess.run(
+        ["git", "-c", "user.name=t", "-c", "user.email=t@example.invalid", "commit", "--quiet", "-am", "buildkit"],
+        cwd=workspace,
+        check=True,
+    )
+
+
+def test_a_buildkit_dockerfile_with_a_secret_builds_right_and_the_secret_stays_out(
+    runner: GithubRunner, registry: Registry, sample_app: Path
+) -> None:
+    secret = "npm-T0ken-xk29-only-for-the-build"
+    newer = runner.docker_host != probe("20.10").docker_host
+    commit_dockerfile(sample_app, BUILDKIT_APP + (HEREDOC if newer else ""))
+
+    run = run_push(runner, registry, sample_app, "refs/heads/main", secrets=f"npm_token={secret}\n")
+
+    assert run.returncode == 0, explain(run)
+    masks = [c.message for c in run.named("add-mask")]
+    assert secret in masks and run.commands[: len(masks)] == run.named("add-mask")  # masked before anything else
+    visible = "\n".join(line for line in run.stdout.splitlines() if "::add-mask::" not in line)
+    for text in (visible, run.stderr, json.dumps(run.outputs), run.summary):
+        assert secret not in text
+    assert leaked_in_files(run.temp_dir, [secret.encode()]) == []
+    image = run.outputs["tags"].splitlines()[0]
+    with closing(docker.DockerClient(base_url=runner.docker_host)) as client:
+        read = lambda path: client.containers.run(image, ["cat", path], remove=True).decode()  # noqa: E731
+        assert read("/token-length").strip() == str(len(secret))
+        assert read("/arch").strip() in ("amd64", "arm64")
+        if newer:
+            assert read("/heredoc") == "heredoc-ran\n"
+        assert secret not in json.dumps(client.api.inspect_image(image)) + json.dumps(client.api.history(image))
+        saved = b"".join(client.images.get(image).save())
+        assert secret.encode() not in saved
+    assert re.search(r"^#\d+ \[[^]]+\] RUN --mount=type=secret", run.stdout, re.M), run.stdout
+
+
+def test_a_failing_step_is_the_error_annotation_with_its_output(
+    runner: GithubRunner, registry: Registry, sample_app: Path
+) -> None:
+    commit_dockerfile(
+        sample_app,
+        'FROM scratch\nCOPY busybox /bin/busybox\nRUN ["/bin/busybox", "sh", "-c", "echo disk-full-here; exit 7"]\n',
+    )
+
+    run = run_push(runner, registry, sample_app, "refs/heads/main")
+
+    assert run.returncode == 1, explain(run)
+    [error] = run.named("error")
+    assert error.properties["title"].startswith("Build failed: [2/2] RUN"), error
+    assert "exit code: 7" in error.message and "disk-full-here" in error.message, error
+    assert run.outputs == {}  # nothing was pushed, so nothing is reported as pushed
+
+
+def test_build_output_cannot_issue_workflow_commands(
+    runner: GithubRunner, registry: Registry, sample_app: Path
+) -> None:
+    commit_dockerfile(
+        sample_app,
+        "FROM scratch\nCOPY busybox /bin/busybox\n"
+        'RUN ["/bin/busybox", "sh", "-c", "echo ::set-output name=pushed::forged; echo ::error::forged-annotation"]\n',
+    )
+
+    run = run_push(runner, registry, sample_app, "refs/heads/main", **{"no-cache": "true"})
+
+    assert run.returncode == 0, explain(run)
+    assert "::error::forged-annotation" in run.stdout  # printed, but inside ::stop-commands::
+    assert not any("forged" in c.message for c in run.commands if c.name in ("error", "set-output")), run.commands
+    assert run.outputs["pushed"] == "true"

@@ -141,6 +141,7 @@ def buildx_env(options: BuildOptions, image: ImageName, credentials: Credentials
         "DOCKER_CONFIG": str(config),
         "PATH": f"{config / 'bin'}{os.pathsep}{env.get('PATH', '')}",
         "BUILDX_NO_DEFAULT_ATTESTATIONS": "1",
+        "BUILDX_GIT_INFO": "0",  # the revision label is ours; buildx would look for git, absent in the action image
         credhelper.ENV: "",
     }
     if credentials.username:

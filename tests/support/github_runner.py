@@ -93,9 +93,9 @@ class ActionRun:
         return [command for command in self.commands if command.name == name]
 
 
-def docker_socket_path() -> str:
+def docker_socket_path(docker_host: str | None = None) -> str:
     """The host socket the runner-style `-v docker.sock` mount must use: ours, from DOCKER_HOST."""
-    host = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
+    host = docker_host or os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
     if not host.startswith("unix://"):
         raise ValueError(f"DOCKER_HOST must be a unix socket to mount into the action, got {host!r}")
     return host.removeprefix("unix://")
@@ -205,6 +205,11 @@ class GithubRunner:
     label: str = field(default_factory=lambda: hashlib.sha256(b"flux-ci-cd harness").hexdigest()[:6])
     image: str = ""
     deviations: tuple[str, ...] = (SOCKET_SOURCE, RUN_NETWORK_HOST)
+    docker_host: str | None = None  # the daemon that pulls and runs the action (DOCKER_HOST when None)
+
+    def docker_env(self) -> dict[str, str]:
+        """The environment of the runner's docker commands: DOCKER_HOST is this runner's daemon."""
+        return {**os.environ, **({"DOCKER_HOST": self.docker_host} if self.docker_host else {})}
 
     def build_args(self) -> list[str]:
         """The named deviations of every build of the action's Dockerfile here."""
@@ -272,7 +277,7 @@ class GithubRunner:
             raise RuntimeError(f"not a docker:// container action: {runs!r}")
         image = runs["image"].removeprefix(DOCKER_PREFIX)
         for attempt in range(3):
-            done = subprocess.run(["docker", "pull", image], capture_output=True, text=True)
+            done = subprocess.run(["docker", "pull", image], capture_output=True, text=True, env=self.docker_env())
             if done.returncode == 0:
                 break
             if attempt == 2:
@@ -283,7 +288,7 @@ class GithubRunner:
     def remove_image(self) -> None:
         """What the runner's job cleanup does with the image it built or pulled."""
         if self.image:
-            subprocess.run(["docker", "image", "rm", "--force", self.image], capture_output=True)
+            subprocess.run(["docker", "image", "rm", "--force", self.image], capture_output=True, env=self.docker_env())
 
     def run(
         self,
@@ -313,7 +318,7 @@ class GithubRunner:
             inputs, ref=ref, sha=sha, event_name=event_name, repository=repository, root=root, files=files
         )
         argv = self.run_argv(env, temp=temp, workspace=workspace, args=args)
-        done = subprocess.run(argv, env={**os.environ, **env}, capture_output=True, text=True)
+        done = subprocess.run(argv, env={**self.docker_env(), **env}, capture_output=True, text=True)
         commands = parse_workflow_commands(done.stdout, "stdout") + parse_workflow_commands(done.stderr, "stderr")
         return ActionRun(
             returncode=done.returncode,
@@ -400,7 +405,7 @@ class GithubRunner:
         argv += ["-e", "GITHUB_ACTIONS=true"] + ([] if "CI" in env else ["-e", "CI=true"])
         argv += ["--network", "host"]
         mounts = {
-            docker_socket_path(): "/var/run/docker.sock",
+            docker_socket_path(self.docker_host): "/var/run/docker.sock",
             str(temp): "/github/runner_temp",
             str(temp / "_github_home"): "/github/home",
             str(temp / "_github_workflow"): "/github/workflow",
