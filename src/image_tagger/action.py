@@ -24,7 +24,7 @@ from image_tagger.buildkit import BuildError
 from image_tagger.errors import InputError, PublishError
 from image_tagger.inputs import Credentials
 from image_tagger.naming import TagPlan, plan_tags
-from image_tagger.publish import Provenance, publish
+from image_tagger.publish import Provenance, PublishResult, PushFailed, publish
 
 
 class ActionsLog:
@@ -91,19 +91,38 @@ def run(env: Mapping[str, str]) -> int:
     print(f"{plan.kind} {ctx.ref} -> {', '.join(plan.refs)} (push: {str(plan.push).lower()})", flush=True)
     client = docker_ops.connect()
     provenance = Provenance(ctx.sha, ctx.source_url, ctx.commit_time)
-    result = publish(client, plan, given.build, provenance, given.credentials, ActionsLog(), datetime.now(UTC))
-    for name, value in report.outputs(result).items():
-        core.set_output(name, value)
+    failure: PushFailed | None = None
+    try:
+        result = publish(
+            client, plan, given.build, provenance, given.credentials, ActionsLog(), datetime.now(UTC), given.release
+        )
+    except PushFailed as err:
+        result, failure = err.result, err
+    print(f"{report.HEADINGS.get(result.outcome, result.outcome)}: {result.image_ref}", flush=True)
     verdicts = report.flux_verdicts(plan, given.naming.major_version)
-    forecast = overlay_outlook(targets, plan, given.credentials) if targets else []
+    forecast = overlay_outlook(targets, plan, given.credentials) if targets and result.pushed else []
     for line in forecast:
         print(f"flux: {line}", flush=True)
-    summary_path = env.get("GITHUB_STEP_SUMMARY")
-    if summary_path:
-        with open(summary_path, "a", encoding="utf-8") as fh:
-            fh.write(report.summary(result, verdicts, forecast))
-    print(f"{'Pushed' if result.pushed else 'Built'} {result.image_ref}", flush=True)
+    write_results(env, result, report.summary(result, verdicts, forecast))
+    if failure is not None:
+        raise failure
     return 0
+
+
+def write_results(env: Mapping[str, str], result: PublishResult, summary: str) -> None:
+    """Outputs and summary; if the runner's files cannot take them, say what is in the registry regardless."""
+    try:
+        for name, value in report.outputs(result).items():
+            core.set_output(name, value)
+        summary_path = env.get("GITHUB_STEP_SUMMARY")
+        if summary_path:
+            with open(summary_path, "a", encoding="utf-8") as fh:
+                fh.write(summary)
+    except OSError as err:
+        pushed = ", ".join(result.tags_in("pushed", "promoted", "already-published")) or "nothing"
+        raise PublishError(
+            f"writing the step's outputs failed ({err.strerror or err}); in the registry: {pushed} ({result.digest})"
+        ) from err
 
 
 def main() -> int:

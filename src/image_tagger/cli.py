@@ -28,7 +28,7 @@ from image_tagger.errors import InputError, PublishError
 from image_tagger.flux import policy, setters
 from image_tagger.imagename import ImageName, parse_image
 from image_tagger.naming import NamingOptions, plan_tags
-from image_tagger.publish import Provenance, publish
+from image_tagger.publish import Provenance, PushFailed, publish
 
 PASSWORD_ENV = "IMAGE_TAGGER_PASSWORD"
 
@@ -128,9 +128,24 @@ def cmd_publish(args: argparse.Namespace) -> int:
     given = inputs.parse(raw, workspace, password)
     plan, ctx = _plan(args, given.image, given.naming, workspace)
     provenance = Provenance(ctx.sha, ctx.source_url, ctx.commit_time)
-    result = publish(
-        docker_ops.connect(), plan, given.build, provenance, given.credentials, StderrLog(), datetime.now(UTC)
-    )
+    log = StderrLog()
+    try:
+        result = publish(
+            docker_ops.connect(),
+            plan,
+            given.build,
+            provenance,
+            given.credentials,
+            log,
+            datetime.now(UTC),
+            given.release,
+        )
+    except PushFailed as err:  # what did reach the registry is still reported, then the failure
+        print(
+            json.dumps(err.result.as_dict()) if args.json else report.summary(err.result, []),
+            end="\n" if args.json else "",
+        )
+        raise
     if args.json:
         print(json.dumps(result.as_dict()))
     else:
@@ -250,6 +265,8 @@ def build_parser() -> argparse.ArgumentParser:
     _bool_argument(p, "--pull", "always pull the base images")
     _bool_argument(p, "--no-cache", "build without the build cache")
     p.add_argument("--builder", default="", help="buildkit (default) | legacy")
+    _bool_argument(p, "--overwrite-releases", "replace a release tag that another commit holds")
+    p.add_argument("--promote", default="", help="auto (default: reuse this commit's branch build) | never")
     p.add_argument("--username", default="", help="registry user; the password comes from stdin or " + PASSWORD_ENV)
     p.add_argument("--password-stdin", action="store_true", help="read the registry password from stdin")
     p.set_defaults(run=cmd_publish)

@@ -6,6 +6,7 @@ This is the only module that knows where the facts come from; naming only sees `
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 from collections.abc import Mapping
@@ -33,18 +34,32 @@ class GitContext:
     source_url: str | None = None
 
 
-def _unix(value: Any) -> int | None:
-    """Event payloads carry times as Unix seconds (push) or ISO 8601 strings (elsewhere)."""
-    if isinstance(value, bool) or value is None:
+MAX_UNIX = 9_999_999_999  # ten digits: the year 2286, and a tag that always fits
+
+
+def _unix(value: Any, field: str) -> int | None:
+    """Event payloads carry times as Unix seconds (push) or ISO 8601 strings (elsewhere).
+
+    A value that is present but not a sane time (NaN, 1e400, negative, past ten digits) is refused
+    rather than turned into a strange tag.
+    """
+    if isinstance(value, bool) or value is None or value == "":
         return None
     if isinstance(value, int | float):
-        return int(value)
-    if isinstance(value, str) and value:
+        seconds = value
+    elif isinstance(value, str):
         try:
-            return int(datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp())
+            seconds = datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
         except ValueError:
-            return None
-    return None
+            seconds = None
+    else:
+        seconds = None
+    if seconds is None or not math.isfinite(seconds) or not 0 <= seconds <= MAX_UNIX:
+        raise InputError(
+            f"event field {field} {str(value)[:40]!r} is not a time; accepted: Unix seconds from 0 to {MAX_UNIX} "
+            "or an ISO 8601 date"
+        )
+    return int(seconds)
 
 
 def read_event(path: str | None) -> dict[str, Any]:
@@ -75,8 +90,8 @@ def from_github(env: Mapping[str, str], event: Mapping[str, Any]) -> GitContext:
         ref=env.get("GITHUB_REF", ""),
         sha=sha,
         pr_number=pr_number,
-        push_time=_unix(repo.get("pushed_at")) if name == "push" else None,
-        commit_time=_unix(head.get("timestamp")),
+        push_time=_unix(repo.get("pushed_at"), "repository.pushed_at") if name == "push" else None,
+        commit_time=_unix(head.get("timestamp"), "head_commit.timestamp"),
         source_url=f"{server}/{slug}" if slug else None,
     )
 

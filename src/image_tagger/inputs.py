@@ -18,6 +18,7 @@ from image_tagger.imagename import ImageName, parse_image
 from image_tagger.naming import NamingOptions, parse_choice, parse_major, parse_sha_length
 
 BUILDERS = ("buildkit", "legacy")
+PROMOTE_MODES = ("auto", "never")
 BOOLEANS = ("true", "false")
 _ARG_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _SECRET_ID = re.compile(r"[A-Za-z0-9_.-]{1,64}")
@@ -65,12 +66,21 @@ class BuildOptions:
 
 
 @dataclass(frozen=True)
+class ReleaseOptions:
+    """What a release may do: replace another commit's release tag, or reuse a branch build's manifest."""
+
+    overwrite: bool = False
+    promote: str = "auto"
+
+
+@dataclass(frozen=True)
 class PublishInputs:
     workspace: Path
     image: ImageName
     naming: NamingOptions
     credentials: Credentials
     build: BuildOptions
+    release: ReleaseOptions
     overlay: Path | None
 
 
@@ -215,5 +225,9 @@ def parse(raw: Mapping[str, str], workspace: Path, password: str = "") -> Publis
         naming=naming,
         credentials=Credentials(raw.get("username", "").strip(), password),
         build=parse_build(raw, workspace),
+        release=ReleaseOptions(
+            overwrite=parse_bool("overwrite-releases", raw.get("overwrite-releases", "")),
+            promote=parse_choice("promote", raw.get("promote", "").strip() or "auto", PROMOTE_MODES),
+        ),
         overlay=inside(workspace, "overlay", overlay) if overlay else None,
     )

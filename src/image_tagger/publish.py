@@ -1,19 +1,46 @@
-"""The job: tag plan -> login -> build -> push -> result. Shared by the action and `image-tagger publish`.
+"""The job: tag plan -> login -> release checks -> build -> push -> verify -> result.
 
-Everything that can be refused is checked before the first byte goes to a registry, and the
-login happens before the build so that a wrong password costs no build and pushes nothing.
+Shared by the action and `image-tagger publish`. Everything that can be refused is checked before the
+first byte goes to a registry: the login before the build (a wrong password costs no build), a release
+tag that another commit holds before anything is built. Each pushed tag is then read back from the
+registry and must be the image this run built, so a concurrent run's image is never reported as ours.
+The result says per tag what happened, also when a later tag fails.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 import docker
 
-from image_tagger import buildkit, docker_ops
-from image_tagger.inputs import BuildOptions, Credentials
+from image_tagger import buildkit, docker_ops, releases
+from image_tagger.errors import PublishError
+from image_tagger.inputs import BuildOptions, Credentials, ReleaseOptions
 from image_tagger.naming import TagPlan
+from image_tagger.registry_client import Manifest, RegistryAuth, RegistrySession
+
+PUSH_ATTEMPTS = 4
+DEFAULT_RELEASE = ReleaseOptions()
+PUSH_BACKOFF = 2.0  # seconds, doubled per attempt
+# How the daemon words registry trouble worth another try (its push stream only carries text).
+_TRANSIENT = (
+    "500 ",
+    "502 ",
+    "503 ",
+    "504 ",
+    "429 ",
+    "toomanyrequests",
+    "timeout",
+    "timed out",
+    "EOF",
+    "connection reset",
+    "connection refused",
+    "broken pipe",
+    "Service Unavailable",
+)
 
 
 @dataclass(frozen=True)
@@ -27,15 +54,31 @@ class Provenance:
 
 @dataclass(frozen=True)
 class PublishResult:
+    """What happened, per tag: `pushed`, `promoted`, `already-published`, `built` (not pushed) or `failed`."""
+
     plan: TagPlan
     image_id: str
     digest: str | None
-    pushed: bool
+    states: dict[str, str] = field(default_factory=dict)
+    errors: dict[str, str] = field(default_factory=dict)
+    promoted_from: str | None = None
+
+    @property
+    def pushed(self) -> bool:
+        """The primary tag names this run's image in the registry (pushed, promoted or already there)."""
+        return self.states.get(self.plan.version) in ("pushed", "promoted", "already-published")
+
+    @property
+    def outcome(self) -> str:
+        return self.states.get(self.plan.version, "built")
 
     @property
     def image_ref(self) -> str:
         primary = self.plan.image.ref(self.plan.version)
-        return f"{primary}@{self.digest}" if self.digest else primary
+        return f"{primary}@{self.digest}" if self.digest and self.pushed else primary
+
+    def tags_in(self, *states: str) -> list[str]:
+        return [self.plan.image.ref(tag) for tag in self.plan.tag_names if self.states.get(tag) in states]
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -44,7 +87,19 @@ class PublishResult:
             "digest": self.digest or "",
             "image_ref": self.image_ref,
             "pushed": self.pushed,
+            "outcome": self.outcome,
+            "promoted_from": self.promoted_from or "",
+            "tag_states": {self.plan.image.ref(tag): self.states.get(tag, "not pushed") for tag in self.plan.tag_names},
+            "errors": {self.plan.image.ref(tag): text for tag, text in self.errors.items()},
         }
+
+
+class PushFailed(PublishError):
+    """A push failed after the build; `result` says exactly which tags are in the registry and which not."""
+
+    def __init__(self, message: str, result: PublishResult) -> None:
+        super().__init__(message)
+        self.result = result
 
 
 def created_time(provenance: Provenance, now: datetime) -> datetime:
@@ -57,7 +112,7 @@ def created_time(provenance: Provenance, now: datetime) -> datetime:
 def oci_labels(plan: TagPlan, provenance: Provenance, created: datetime) -> dict[str, str]:
     """Standard OCI annotations so a running image names its source, commit and version."""
     labels = {
-        "org.opencontainers.image.revision": provenance.revision,
+        releases.REVISION: provenance.revision,
         "org.opencontainers.image.version": plan.version,
         "org.opencontainers.image.created": created.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
     }
@@ -87,6 +142,99 @@ def build_image(
     return buildkit.build(client, build, plan.image, plan.refs, labels, build_args, credentials, log)
 
 
+def existing_release(session: RegistrySession, tag: str) -> tuple[releases.Existing, Manifest] | None:
+    manifest = session.manifest(tag)
+    if manifest is None:
+        return None
+    revision = session.config_labels(manifest).get(releases.REVISION)
+    return releases.Existing(tag, manifest.digest, revision), manifest
+
+
+def find_branch_build(session: RegistrySession, sha: str) -> tuple[str, Manifest] | None:
+    """The newest branch build of this very commit (its revision label says so), if the registry has one."""
+    for tag in releases.branch_build_candidates(session.tags(), sha):
+        found = existing_release(session, tag)
+        if found and (found[0].revision or "").lower() == sha.lower():
+            return tag, found[1]
+    return None
+
+
+def copy_tags(
+    session: RegistrySession, plan: TagPlan, manifest: Manifest, state: str, log: docker_ops.Log, **extra: str
+) -> PublishResult:
+    """Point every tag of the plan at `manifest` by a registry-side copy: no build, the same bytes."""
+    states: dict[str, str] = {}
+    errors: dict[str, str] = {}
+    for tag in plan.tag_names:
+        if state == "already-published" and tag == plan.version:
+            states[tag] = state
+            continue
+        try:
+            session.put_manifest(tag, manifest)
+            states[tag] = state if tag == plan.version else "pushed"
+            log.info(f"{plan.image.ref(tag)} -> {manifest.digest}")
+        except PublishError as err:
+            states[tag], errors[tag] = "failed", str(err)
+            break
+    result = PublishResult(plan, "", manifest.digest, states, errors, **extra)
+    if errors:
+        raise PushFailed(failure_message(result), result)
+    return result
+
+
+def failure_message(result: PublishResult) -> str:
+    """One error naming what failed and, exactly, what is in the registry and what is not."""
+    failed = next(iter(result.errors.items()))
+    pushed = ", ".join(result.tags_in("pushed", "promoted", "already-published")) or "none"
+    missing = ", ".join(
+        ref
+        for ref in (result.plan.image.ref(t) for t in result.plan.tag_names)
+        if ref not in result.tags_in("pushed", "promoted", "already-published")
+    )
+    return f"{result.plan.image.ref(failed[0])}: {failed[1]} (in the registry: {pushed}; not pushed: {missing})"
+
+
+def is_transient(err: Exception) -> bool:
+    return any(word.lower() in str(err).lower() for word in _TRANSIENT)
+
+
+def verify(session: RegistrySession, plan: TagPlan, tag: str, image_id: str) -> str:
+    """The registry's manifest for `tag` must be this run's image (its config, or the index itself)."""
+    manifest = session.manifest(tag)
+    if manifest is None:
+        raise PublishError(f"{plan.image.ref(tag)} is missing from the registry after the push")
+    if manifest.digest == image_id or (manifest.json().get("config") or {}).get("digest") == image_id:
+        return manifest.digest
+    raise PublishError(
+        f"{plan.image.ref(tag)} in the registry is {manifest.digest}, not the image this run built ({image_id}); "
+        "another run pushed the same tag at the same time"
+    )
+
+
+def push_verified(
+    client: docker.DockerClient,
+    session: RegistrySession,
+    plan: TagPlan,
+    tag: str,
+    image_id: str,
+    log: docker_ops.Log,
+    sleep: Callable[[float], None] = time.sleep,
+) -> str:
+    """Push one tag with retries on transient registry trouble, then read it back; returns its digest."""
+    for attempt in range(1, PUSH_ATTEMPTS + 1):
+        try:
+            docker_ops.tag(client, image_id, plan.image, (tag,))  # by id: a tag moved by another run is reset
+            docker_ops.push(client, plan.image, tag, log)
+            return verify(session, plan, tag, image_id)
+        except PublishError as err:
+            if attempt == PUSH_ATTEMPTS or not is_transient(err):
+                raise
+            wait = PUSH_BACKOFF * 2 ** (attempt - 1)
+            log.info(f"push of {plan.image.ref(tag)} failed ({err}); attempt {attempt + 1} in {wait:.0f}s")
+            sleep(wait)
+    raise AssertionError("unreachable")
+
+
 def publish(
     client: docker.DockerClient,
     plan: TagPlan,
@@ -95,15 +243,34 @@ def publish(
     credentials: Credentials,
     log: docker_ops.Log,
     now: datetime,
+    release: ReleaseOptions = DEFAULT_RELEASE,
 ) -> PublishResult:
     """Run the job; raises PublishError (or InputError) and leaves the registry untouched on refusal."""
+    session = RegistrySession(plan.image, RegistryAuth(credentials.username, credentials.password))
     if plan.push and credentials.username:
         docker_ops.login(client, plan.image, credentials.username, credentials.password)
         log.info(f"Logged in to {plan.image.registry} as {credentials.username}")
+    if plan.push and plan.kind == "release":
+        found = existing_release(session, plan.version)
+        verdict = releases.release_verdict(found[0] if found else None, provenance.revision, release.overwrite)
+        if verdict == "already-published" and found:
+            log.info(f"{plan.image.ref(plan.version)} is already published from this commit ({found[1].digest})")
+            return copy_tags(session, plan, found[1], "already-published", log)
+        if release.promote == "auto":
+            source = find_branch_build(session, provenance.revision)
+            if source:
+                log.info(f"{plan.image.ref(plan.version)}: promoted from {source[0]} ({source[1].digest}), no build")
+                return copy_tags(session, plan, source[1], "promoted", log, promoted_from=source[0])
     image_id = build_image(client, plan, build, provenance, credentials, log, now)
     if not plan.push:
         log.info(f"Built {', '.join(plan.refs)} (not pushed)")
-        return PublishResult(plan, image_id, None, False)
-    digests = {name: docker_ops.push(client, plan.image, name, log) for name in plan.tag_names}
-    digest = digests[plan.version]
-    return PublishResult(plan, image_id, digest, True)
+        return PublishResult(plan, image_id, None, {tag: "built" for tag in plan.tag_names})
+    result = PublishResult(plan, image_id, None)
+    for tag in plan.tag_names:
+        try:
+            digest = push_verified(client, session, plan, tag, image_id, log)
+        except PublishError as err:
+            failed = replace(result, states={**result.states, tag: "failed"}, errors={tag: str(err)})
+            raise PushFailed(failure_message(failed), failed) from err
+        result = replace(result, states={**result.states, tag: "pushed"}, digest=result.digest or digest)
+    return result

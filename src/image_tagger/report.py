@@ -54,6 +54,15 @@ def _release_major(plan: TagPlan) -> int | None:
     return int(head) if plan.kind == "release" and head.isdigit() else None
 
 
+HEADINGS = {
+    "pushed": "Image pushed",
+    "promoted": "Release promoted",
+    "already-published": "Release already published",
+    "built": "Image built, not pushed",
+    "failed": "Push failed",
+}
+
+
 def outputs(result: PublishResult) -> dict[str, str]:
     """The action's outputs, all strings, as GitHub stores them."""
     return {
@@ -67,18 +76,22 @@ def outputs(result: PublishResult) -> dict[str, str]:
 
 
 def summary(result: PublishResult, verdicts: list[Verdict], forecast: list[str] | None = None) -> str:
-    """Job summary in GitHub-flavoured Markdown."""
+    """Job summary in GitHub-flavoured Markdown: per tag what happened, then what Flux will do."""
     plan = result.plan
-    state = "pushed" if result.pushed else "built, not pushed"
-    lines = [
-        f"### Image {state}: `{result.image_ref}`",
-        "",
-        "| Tag | Reference |",
-        "| --- | --- |",
-        *(f"| `{name}` | `{ref}` |" for name, ref in zip(plan.tag_names, plan.refs, strict=True)),
-        "",
-        f"Digest: `{result.digest}`" if result.digest else "Digest: none (not pushed)",
+    lines = [f"### {HEADINGS.get(result.outcome, result.outcome)}: `{result.image_ref}`", ""]
+    if result.promoted_from:
+        lines += [
+            f"Promoted from `{result.promoted_from}`: the release tag names the very image that branch build "
+            "pushed (a registry-side copy, no build).",
+            "",
+        ]
+    lines += ["| Tag | Reference | State |", "| --- | --- | --- |"]
+    lines += [
+        f"| `{name}` | `{ref}` | {result.states.get(name, 'not pushed')} |"
+        for name, ref in zip(plan.tag_names, plan.refs, strict=True)
     ]
+    lines += [f"> {plan.image.ref(tag)}: {text}" for tag, text in result.errors.items()]
+    lines += ["", f"Digest: `{result.digest}`" if result.digest else "Digest: none (not pushed)"]
     if plan.timestamp is not None:
         lines += ["", f"Timestamp: `{plan.timestamp}` (from the {plan.timestamp_source} time)"]
     lines += ["", "#### What Flux will do", "", "| Policy | This image |", "| --- | --- |"]
