@@ -14,18 +14,27 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
+import hashlib
+import ipaddress
 import json
 import os
+import random
 import re
 import shutil
+import socket
 import subprocess
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC
+from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import urljoin
+from urllib.parse import urlencode, urljoin, urlsplit
 
 import requests
+import urllib3
 
 from image_tagger.errors import InputError, PublishError
 from image_tagger.imagename import DOCKER_HUB, ImageName, normalise_registry, parse_image
@@ -33,6 +42,24 @@ from image_tagger.imagename import DOCKER_HUB, ImageName, normalise_registry, pa
 DOCKER_HUB_ENDPOINT = "https://registry-1.docker.io"
 DOCKER_HUB_SERVER_URL = "https://index.docker.io/v1/"
 PAGE_SIZE = 1000
+DEFAULT_DEADLINE = 120.0  # seconds for everything one session does, retries and slow bodies included
+CONNECT_TIMEOUT = 10.0
+READ_TIMEOUT = 30.0  # per socket read
+RETRY_BASE = 0.25  # first backoff; doubles per attempt, with jitter, up to RETRY_CAP
+RETRY_CAP = 8.0
+RETRY_AFTER_CAP = 30.0  # a registry's Retry-After is honoured up to this
+MAX_PAGES = 200
+MAX_BODY = 16 << 20  # tag list pages, manifests, config blobs
+MAX_TOKEN_BODY = 1 << 20
+MAX_REDIRECTS = 5
+_RETRY_STATUSES = frozenset({408, 429})
+MANIFEST_MEDIA_TYPES = (
+    "application/vnd.docker.distribution.manifest.v2+json",
+    "application/vnd.oci.image.manifest.v1+json",
+    "application/vnd.docker.distribution.manifest.list.v2+json",
+    "application/vnd.oci.image.index.v1+json",
+)
+INDEX_MEDIA_TYPES = frozenset(MANIFEST_MEDIA_TYPES[2:])
 _HELPER_TIMEOUT = 30
 _LOOPBACK_RE = re.compile(r"(?:127(?:\.\d{1,3}){3}|localhost|\[::1\])(?::\d+)?", re.IGNORECASE)
 _CHALLENGE_PARAM_RE = re.compile(r'(\w+)=(?:"([^"]*)"|([^\s,]*))')
@@ -172,115 +199,503 @@ def parse_challenge(header: str) -> tuple[str, dict[str, str]]:
     return scheme.lower(), {m[1].lower(): m[2] or m[3] for m in _CHALLENGE_PARAM_RE.finditer(params)}
 
 
-def _reason(err: requests.RequestException) -> str:
+def _reason(err: BaseException) -> str:
     """urllib3 nests the socket error in reprs; the last clause (`[Errno 111] Connection refused`) says it."""
     cause = err.args[0] if err.args else err
     text = str(getattr(cause, "reason", cause))
     return text.rsplit(": ", 1)[-1].strip(" )'\"") or type(err).__name__
 
 
-@dataclass
-class _Session:
-    """One listing: the Authorization negotiated on the first 401 is reused for every page."""
+def _origin(url: str) -> tuple[str, str, int | None]:
+    """(scheme, host, port) with default ports filled in: credentials go to one origin only."""
+    parts = urlsplit(url)
+    port = parts.port or {"http": 80, "https": 443}.get(parts.scheme)
+    return parts.scheme.lower(), (parts.hostname or "").lower(), port
 
-    image: ImageName
-    auth: RegistryAuth
-    timeout: float
-    http: requests.Session = field(default_factory=requests.Session)
-    authorization: str = ""
+
+def is_loopback_host(host: str) -> bool:
+    """127.0.0.0/8, ::1 and localhost: where a plain-http token realm cannot be intercepted on the way."""
+    host = host.strip("[]").lower()
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def parse_retry_after(value: str, now: float | None = None) -> float | None:
+    """`Retry-After` in seconds, from delta-seconds or an HTTP date; None when absent or unreadable."""
+    value = (value or "").strip()
+    if not value:
+        return None
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when is None:
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+
+
+_SECRET_WORDS_RE = re.compile(r"(?i)\b(basic|bearer)\s+[A-Za-z0-9+/=._~-]{4,}")
+_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]+")
+
+
+def _looks_like_digest(reference: str) -> bool:
+    return ":" in reference and reference.split(":", 1)[0] in ("sha256", "sha384", "sha512")
+
+
+def _digest_of(algorithm: str, body: bytes) -> str:
+    return f"{algorithm}:{hashlib.new(algorithm, body).hexdigest()}"
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """A manifest exactly as the registry holds it: the bytes its digest is computed over."""
+
+    digest: str
+    media_type: str
+    body: bytes = field(repr=False)
+
+    def json(self) -> dict[str, Any]:
+        try:
+            parsed = json.loads(self.body)
+        except ValueError:
+            parsed = None
+        if not isinstance(parsed, dict):
+            raise PublishError(f"manifest {self.digest} is not a JSON object")
+        return parsed
+
+    @property
+    def is_index(self) -> bool:
+        return self.media_type in INDEX_MEDIA_TYPES
+
+
+@dataclass(frozen=True)
+class _Reply:
+    """A whole (bounded) answer: status, headers, final URL and body."""
+
+    method: str
+    url: str
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+
+    @property
+    def what(self) -> str:
+        return f"{self.method} {urlsplit(self.url).path}"
+
+    def next_link(self) -> str | None:
+        for link in requests.utils.parse_header_links(self.headers.get("Link", "")):
+            if "next" in str(link.get("rel", "")).split() and link.get("url"):
+                return urljoin(self.url, link["url"])
+        return None
+
+
+class _Transient(Exception):
+    """A failure worth another attempt (5xx, 429, dropped or stalled connection)."""
+
+    def __init__(self, what: str, retry_after: float | None = None) -> None:
+        super().__init__(what)
+        self.what = what
+        self.retry_after = retry_after
+
+
+def _no_netrc(request: requests.PreparedRequest) -> requests.PreparedRequest:
+    """An auth hook that adds nothing: it stops requests from adding ~/.netrc credentials on its own."""
+    return request
+
+
+class RegistrySession:
+    """Every call to one repository of one registry: retries, an overall deadline, credentials kept home.
+
+    - Transient failures (HTTP 5xx, 408, 429 with `Retry-After`, dropped connections, timeouts) are
+      retried with exponential backoff and jitter until `deadline` seconds after the session started;
+      then one PublishError says what kept failing. Connection refused is not retried: nothing listens.
+    - Authorization goes only to the registry's own origin (scheme, host, port): never to another host
+      named by a `Link` page, a redirect (followed here, not by requests) or a blob's storage location.
+      Bearer tokens are fetched only from an https realm or a loopback one.
+    - Bodies are streamed and bounded (`max_body`), tag lists by `max_pages`, slow bodies by the deadline.
+    - Errors quote only the registry's JSON `errors[].message`, with anything credential-like redacted.
+    """
+
+    def __init__(
+        self,
+        image: ImageName | str,
+        auth: RegistryAuth | None = None,
+        *,
+        deadline: float = DEFAULT_DEADLINE,
+        timeout: float = READ_TIMEOUT,
+        connect_timeout: float = CONNECT_TIMEOUT,
+        page_size: int = PAGE_SIZE,
+        max_pages: int = MAX_PAGES,
+        max_body: int = MAX_BODY,
+        retry_base: float = RETRY_BASE,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+        jitter: Callable[[], float] = random.random,
+        http: requests.Session | None = None,
+    ) -> None:
+        self.image = parse_image(image) if isinstance(image, str) else image
+        self.auth = auth or RegistryAuth()
+        self.deadline = deadline
+        self.timeout = timeout
+        self.connect_timeout = connect_timeout
+        self.page_size = page_size
+        self.max_pages = max_pages
+        self.max_body = max_body
+        self.retry_base = retry_base
+        self._sleep, self._clock, self._jitter = sleep, clock, jitter
+        self.http = http or requests.Session()
+        self.endpoint = registry_endpoint(self.image.registry)
+        self._origin = _origin(self.endpoint)
+        self._started = clock()
+        self._challenge = ""
+        self._tokens: dict[str, str] = {}
+        self._last = ""
+
+    def __enter__(self) -> RegistrySession:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.http.close()
+
+    # --- the public operations --------------------------------------------------------------------
+
+    def tags(self) -> list[str]:
+        """All tags, following `Link: rel="next"` pages (at most `max_pages`), in the registry's order."""
+        tags: list[str] = []
+        seen: set[str] = set()
+        url: str | None = tags_url(self.image, self.page_size)
+        while url:
+            if url in seen:
+                raise self.fail(f"pagination loops back to {url}")
+            if len(seen) >= self.max_pages:
+                raise self.fail(f"tag list goes on past {self.max_pages} pages; stopped there (page limit)")
+            seen.add(url)
+            reply = self._send("GET", url, {"Accept": "application/json"})
+            if reply.status == 404:
+                raise self.fail(f"no repository {self.image.path} (HTTP 404)")
+            if reply.status != 200:
+                raise self._status_error(reply)
+            page = self._json(reply).get("tags") or []
+            if not isinstance(page, list) or not all(isinstance(tag, str) for tag in page):
+                raise self.fail(f"{reply.url} returned invalid JSON (tags is not a list of strings)")
+            tags.extend(page)
+            url = reply.next_link()
+        return tags
+
+    def manifest(self, reference: str) -> Manifest | None:
+        """The manifest or index a tag or digest names, exactly as stored; None when there is none (404)."""
+        url = f"{self.endpoint}/v2/{self.image.path}/manifests/{reference}"
+        reply = self._send("GET", url, {"Accept": ", ".join(MANIFEST_MEDIA_TYPES)})
+        if reply.status == 404:
+            return None
+        if reply.status != 200:
+            raise self._status_error(reply)
+        claimed = reply.headers.get("Docker-Content-Digest", "").strip()
+        wanted = [d for d in (claimed, reference if _looks_like_digest(reference) else "") if d]
+        for digest in wanted:
+            algorithm = digest.split(":", 1)[0]
+            if algorithm not in ("sha256", "sha384", "sha512") or _digest_of(algorithm, reply.body) != digest:
+                raise self.fail(f"manifest {reference}: its bytes do not match digest {digest}")
+        media_type = reply.headers.get("Content-Type", "").split(";", 1)[0].strip()
+        if media_type not in MANIFEST_MEDIA_TYPES:
+            media_type = str(self._json(reply).get("mediaType") or media_type)
+        return Manifest(wanted[0] if wanted else _digest_of("sha256", reply.body), media_type, reply.body)
+
+    def config_labels(self, manifest: Manifest) -> dict[str, str]:
+        """The image config's Labels; for an index, those of its first linux image."""
+        if manifest.is_index:
+            entries = manifest.json().get("manifests") or []
+            chosen = next(
+                (
+                    e
+                    for e in entries
+                    if isinstance(e, dict)
+                    and (e.get("platform") or {}).get("os") == "linux"
+                    and e.get("mediaType", MANIFEST_MEDIA_TYPES[0]) not in INDEX_MEDIA_TYPES
+                ),
+                None,
+            )
+            if chosen is None or not isinstance(chosen.get("digest"), str):
+                raise self.fail(f"index {manifest.digest} holds no linux image")
+            found = self.manifest(chosen["digest"])
+            if found is None or found.is_index:
+                raise self.fail(f"index {manifest.digest}: its linux image {chosen['digest']} is missing")
+            manifest = found
+        config = manifest.json().get("config") or {}
+        digest = config.get("digest") if isinstance(config, dict) else None
+        if not isinstance(digest, str) or not _looks_like_digest(digest):
+            raise self.fail(f"manifest {manifest.digest} names no config blob")
+        url = f"{self.endpoint}/v2/{self.image.path}/blobs/{digest}"
+        reply = self._send("GET", url, {})
+        if reply.status != 200:
+            raise self._status_error(reply)
+        if _digest_of(digest.split(":", 1)[0], reply.body) != digest:
+            raise self.fail(f"config blob {digest}: its bytes do not match the digest")
+        labels = (self._json(reply).get("config") or {}).get("Labels") or {}
+        if not isinstance(labels, dict):
+            raise self.fail(f"config blob {digest}: Labels is not an object")
+        return {str(k): str(v) for k, v in labels.items()}
+
+    def put_manifest(self, tag: str, manifest: Manifest) -> str:
+        """Store `manifest` (its exact bytes and media type) under `tag`, a registry-side copy; its digest."""
+        url = f"{self.endpoint}/v2/{self.image.path}/manifests/{tag}"
+        reply = self._send("PUT", url, {"Content-Type": manifest.media_type}, manifest.body, scope="pull,push")
+        if reply.status not in (200, 201):
+            raise self._status_error(reply)
+        digest = reply.headers.get("Docker-Content-Digest", "").strip() or manifest.digest
+        if digest != manifest.digest:
+            raise self.fail(f"tag {tag}: registry stored digest {digest}, not {manifest.digest}")
+        return digest
+
+    # --- errors -----------------------------------------------------------------------------------
 
     def fail(self, what: str) -> PublishError:
-        return PublishError(f"registry {self.image.registry}: {what} (image {self.image.name})")
-
-    def json(self, response: requests.Response) -> dict[str, Any]:
-        try:
-            body = response.json()
-        except ValueError:
-            body = None
-        if not isinstance(body, dict):
-            raise self.fail(f"{response.url} returned invalid JSON (expected an object)")
-        return body
-
-    def get(self, url: str, **kwargs: Any) -> requests.Response:
-        try:
-            return self.http.get(url, timeout=self.timeout, **kwargs)
-        except requests.Timeout:
-            raise self.fail(f"{url} did not answer within {self.timeout:g} s") from None
-        except requests.RequestException as err:
-            raise self.fail(f"cannot reach {url}: {_reason(err)}") from None
-
-    def fetch(self, url: str) -> requests.Response:
-        """GET with the current Authorization; on 401 negotiate once from WWW-Authenticate and retry."""
-        response = self._get_authorized(url)
-        if response.status_code == 401:
-            self.authorization = self._negotiate(response.headers.get("WWW-Authenticate", ""))
-            response = self._get_authorized(url)
-        if response.status_code == 401:
-            raise self._refused()
-        if response.status_code == 404:
-            raise self.fail(f"no repository {self.image.path} (HTTP 404)")
-        if response.status_code != 200:
-            raise self.fail(f"HTTP {response.status_code} from {url}: {response.text.strip()[:200]}")
-        return response
-
-    def _get_authorized(self, url: str) -> requests.Response:
-        headers = {"Authorization": self.authorization} if self.authorization else {}
-        return self.get(url, headers=headers)
+        return PublishError(f"registry {self.image.registry}: {_one_line(what)} (image {self.image.name})")
 
     def _refused(self) -> PublishError:
         if self.auth.username:
             return self.fail(f"credentials of {self.auth.username!r} were refused (HTTP 401)")
         return self.fail("refused anonymous access (HTTP 401); docker login, or check the repository name")
 
-    def _negotiate(self, challenge: str) -> str:
-        scheme, params = parse_challenge(challenge)
-        if scheme == "basic" and self.auth.username:
+    def _status_error(self, reply: _Reply) -> PublishError:
+        detail = self._error_messages(reply)
+        return self.fail(f"HTTP {reply.status} from {reply.what}{': ' + detail if detail else ''}")
+
+    def _error_messages(self, reply: _Reply) -> str:
+        """The registry's JSON `errors[].message`, trimmed and redacted; never any other part of a body."""
+        try:
+            parsed = json.loads(reply.body[:65536])
+        except ValueError:
+            return ""
+        errors = parsed.get("errors") if isinstance(parsed, dict) else None
+        if not isinstance(errors, list):
+            return ""
+        messages = [str(e["message"]) for e in errors if isinstance(e, dict) and isinstance(e.get("message"), str)]
+        return self.redact("; ".join(m.strip() for m in messages[:3]))[:300]
+
+    def redact(self, text: str) -> str:
+        """`text` without anything that could be a credential of this session."""
+        secrets = [self.auth.password, *self._tokens.values()]
+        if self.auth.username:
+            pair = f"{self.auth.username}:{self.auth.password}".encode()
+            secrets += [base64.b64encode(pair).decode(), base64.urlsafe_b64encode(pair).decode()]
+        for secret in sorted((s for s in secrets if s), key=len, reverse=True):
+            text = text.replace(secret, "[redacted]")
+        return _one_line(_SECRET_WORDS_RE.sub(lambda m: f"{m[1]} [redacted]", text))
+
+    def _json(self, reply: _Reply) -> dict[str, Any]:
+        try:
+            body = json.loads(reply.body)
+        except ValueError:
+            body = None
+        if not isinstance(body, dict):
+            raise self.fail(f"{reply.url} returned invalid JSON (expected an object)")
+        return body
+
+    # --- one logical request: retries, redirects, authorization -------------------------------------
+
+    def _remaining(self) -> float:
+        return self.deadline - (self._clock() - self._started)
+
+    def _gave_up(self, attempts: int) -> PublishError:
+        elapsed = self._clock() - self._started
+        return self.fail(
+            f"gave up after {attempts} attempt(s) in {elapsed:.1f} s (deadline {self.deadline:g} s); last: {self._last}"
+        )
+
+    def _backoff(self, attempt: int) -> float:
+        delay = min(RETRY_CAP, self.retry_base * 2 ** (attempt - 1))
+        return delay * (0.5 + 0.5 * self._jitter())
+
+    def _send(
+        self, method: str, url: str, headers: Mapping[str, str], data: bytes | None = None, *, scope: str = "pull"
+    ) -> _Reply:
+        attempts = 0
+        while True:
+            attempts += 1
+            try:
+                return self._attempt(method, url, headers, data, scope)
+            except _Transient as err:
+                self._last = err.what
+                asked = err.retry_after
+                wait = self._backoff(attempts) if asked is None else min(asked, RETRY_AFTER_CAP)
+                if wait >= self._remaining():
+                    raise self._gave_up(attempts) from None
+                self._sleep(wait)
+
+    def _attempt(self, method: str, url: str, headers: Mapping[str, str], data: bytes | None, scope: str) -> _Reply:
+        negotiated = False
+        hops = 0
+        while True:
+            home = _origin(url) == self._origin
+            authorization = self._authorization(scope) if home else ""
+            sent = {**headers, **({"Authorization": authorization} if authorization else {})}
+            reply = self._exchange(method, url, sent, data)
+            location = reply.headers.get("Location")
+            if reply.status in (301, 302, 303, 307, 308) and location:
+                hops += 1
+                if method not in ("GET", "HEAD") or hops > MAX_REDIRECTS:
+                    raise self.fail(f"{reply.what} redirected (HTTP {reply.status}); not followed")
+                url = urljoin(url, location)
+                continue
+            if reply.status == 401 and home and not negotiated:
+                negotiated = True
+                self._challenge = reply.headers.get("WWW-Authenticate", "")
+                self._tokens.pop(scope, None)
+                if not self._authorization(scope):
+                    raise self._refused()
+                continue
+            if reply.status == 401:
+                if not home:
+                    raise self.fail(f"{urlsplit(url).netloc} asked for credentials (HTTP 401); they are not sent there")
+                raise self._refused()
+            if reply.status in _RETRY_STATUSES or reply.status >= 500:
+                retry_after = parse_retry_after(reply.headers.get("Retry-After", ""))
+                raise _Transient(f"HTTP {reply.status} from {reply.what}", retry_after)
+            return reply
+
+    def _authorization(self, scope: str) -> str:
+        """The Authorization for the registry's origin, from the last challenge; "" before any."""
+        if not self._challenge:
+            return ""
+        scheme, params = parse_challenge(self._challenge)
+        if scheme == "basic":
+            if not self.auth.username:
+                return ""
             pair = f"{self.auth.username}:{self.auth.password}".encode()
             return f"Basic {base64.b64encode(pair).decode()}"
         if scheme == "bearer" and params.get("realm"):
-            return f"Bearer {self._token(params)}"
-        raise self._refused()
+            if scope not in self._tokens:
+                self._tokens[scope] = self._token(params, scope)
+            return f"Bearer {self._tokens[scope]}"
+        return ""
 
-    def _token(self, params: dict[str, str]) -> str:
-        """The distribution token flow: GET realm?service=&scope=repository:<repo>:pull, basic auth if any."""
-        query = {"scope": f"repository:{self.image.path}:pull"}
+    def _token(self, params: dict[str, str], actions: str) -> str:
+        """The distribution token flow: GET realm?service=&scope=repository:<repo>:<actions>, basic auth if any."""
+        realm = params["realm"]
+        parts = urlsplit(realm)
+        if parts.scheme != "https" and not (parts.scheme == "http" and is_loopback_host(parts.hostname or "")):
+            raise self.fail(f"token realm {realm} is neither https nor loopback; refused to send credentials there")
+        query = {"scope": f"repository:{self.image.path}:{actions}"}
         if params.get("service"):
             query["service"] = params["service"]
-        response = self.get(params["realm"], params=query, auth=self.auth.basic)
-        if response.status_code in (401, 403):
+        url = f"{realm}{'&' if parts.query else '?'}{urlencode(query)}"
+        headers = {}
+        if self.auth.username:
+            pair = f"{self.auth.username}:{self.auth.password}".encode()
+            headers["Authorization"] = f"Basic {base64.b64encode(pair).decode()}"
+        reply = self._exchange("GET", url, headers, None, limit=MAX_TOKEN_BODY)
+        if reply.status in (401, 403):
             raise self._refused()
-        if response.status_code != 200:
-            raise self.fail(f"token server {params['realm']} answered HTTP {response.status_code}")
-        body = self.json(response)
+        if reply.status in _RETRY_STATUSES or reply.status >= 500:
+            retry_after = parse_retry_after(reply.headers.get("Retry-After", ""))
+            raise _Transient(f"HTTP {reply.status} from token server {parts.netloc}", retry_after)
+        if reply.status != 200:
+            raise self.fail(f"token server {realm} answered HTTP {reply.status}")
+        body = self._json(reply)
         token = body.get("token") or body.get("access_token")
         if not isinstance(token, str) or not token:
-            raise self.fail(f"token server {params['realm']} returned no token")
+            raise self.fail(f"token server {realm} returned no token")
         return token
+
+    def _exchange(
+        self, method: str, url: str, headers: Mapping[str, str], data: bytes | None, limit: int | None = None
+    ) -> _Reply:
+        """One HTTP request and its whole body, within the deadline; transport trouble is _Transient."""
+        remaining = self._remaining()
+        if remaining <= 0:
+            raise _Transient(self._last or f"deadline reached before {method} {urlsplit(url).path}")
+        timeout = (min(self.connect_timeout, remaining), min(self.timeout, remaining))
+        what = f"{method} {urlsplit(url).path}"
+        try:
+            response = self.http.request(
+                method,
+                url,
+                headers=dict(headers),
+                data=data,
+                timeout=timeout,
+                stream=True,
+                allow_redirects=False,
+                auth=_no_netrc,
+            )
+        except requests.Timeout:
+            raise _Transient(f"{what} did not answer within {timeout[1]:.3g} s") from None
+        except requests.ConnectionError as err:
+            reason = _reason(err)
+            if "refused" in reason.lower():
+                raise self.fail(f"cannot reach {url}: {reason}") from None
+            raise _Transient(f"connection dropped during {what} ({reason})") from None
+        except requests.RequestException as err:
+            raise self.fail(f"cannot reach {url}: {_reason(err)}") from None
+        with response:
+            body = self._read(response, what, self.max_body if limit is None else limit)
+        return _Reply(method, url, response.status_code, response.headers, body)
+
+    def _read(self, response: requests.Response, what: str, limit: int) -> bytes:
+        """The body, streamed: refused past `limit` bytes, abandoned at the deadline however slowly it comes."""
+        declared = response.headers.get("Content-Length", "")
+        if declared.isdigit() and int(declared) > limit:
+            raise self.fail(f"answer to {what} is {int(declared)} bytes, over the {limit} byte limit")
+        chunks: list[bytes] = []
+        size = 0
+        sock = _socket_of(response)
+        while True:
+            remaining = self._remaining()
+            if remaining <= 0:
+                raise _Transient(f"the answer to {what} was still arriving at the deadline ({size} bytes so far)")
+            if sock is not None:
+                with contextlib.suppress(OSError):
+                    sock.settimeout(max(0.01, min(self.timeout, remaining)))
+            try:
+                chunk = response.raw.read1(65536, decode_content=True)
+            except (urllib3.exceptions.HTTPError, requests.RequestException, OSError) as err:
+                if self._remaining() <= 0:
+                    raise _Transient(
+                        f"the answer to {what} was still arriving at the deadline ({size} bytes so far)"
+                    ) from None
+                raise _Transient(f"connection dropped while reading the answer to {what} ({_reason(err)})") from None
+            if not chunk:
+                return b"".join(chunks)
+            size += len(chunk)
+            if size > limit:
+                raise self.fail(f"answer to {what} is over the {limit} byte limit; not read further")
+            chunks.append(chunk)
+
+
+def _socket_of(response: requests.Response) -> socket.socket | None:
+    """The connection's socket (urllib3 2 through http.client), to bound each read by the deadline."""
+    fp = getattr(getattr(response.raw, "_fp", None), "fp", None)
+    sock = getattr(getattr(fp, "raw", None), "_sock", None)
+    return sock if isinstance(sock, socket.socket) else None
+
+
+def _one_line(text: str) -> str:
+    return _CONTROL_RE.sub(" ", text).strip()
 
 
 def list_tags(
-    image: str, auth: RegistryAuth | None = None, timeout: float = 30, page_size: int = PAGE_SIZE
+    image: str,
+    auth: RegistryAuth | None = None,
+    timeout: float = READ_TIMEOUT,
+    page_size: int = PAGE_SIZE,
+    *,
+    deadline: float = DEFAULT_DEADLINE,
 ) -> list[str]:
     """All tags of `image` (an ImageRepository spec.image), following `Link: rel="next"` pages.
 
     `auth=None` lists anonymously; pass `credentials_for(registry)` to use the Docker config.
     Tags come back in the registry's order (distribution 2.x does not sort them).
     """
-    name = parse_image(image)
-    session = _Session(name, auth or RegistryAuth(), timeout)
-    tags: list[str] = []
-    seen: set[str] = set()
-    url: str | None = tags_url(name, page_size)
-    with session.http:
-        while url:
-            if url in seen:
-                raise session.fail(f"pagination loops back to {url}")
-            seen.add(url)
-            response = session.fetch(url)
-            page = session.json(response).get("tags") or []
-            if not isinstance(page, list) or not all(isinstance(tag, str) for tag in page):
-                raise session.fail(f"{response.url} returned invalid JSON (tags is not a list of strings)")
-            tags.extend(page)
-            following = response.links.get("next", {}).get("url")
-            url = urljoin(response.url, following) if following else None
-    return tags
+    with RegistrySession(parse_image(image), auth, timeout=timeout, page_size=page_size, deadline=deadline) as session:
+        return session.tags()
