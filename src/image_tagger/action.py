@@ -118,10 +118,11 @@ def write_results(env: Mapping[str, str], result: PublishResult, summary: str) -
         if summary_path:
             with open(summary_path, "a", encoding="utf-8") as fh:
                 fh.write(summary)
-    except OSError as err:
+    except Exception as err:  # OSError, or actions-toolkit's bare Exception for a missing GITHUB_OUTPUT file
         pushed = ", ".join(result.tags_in("pushed", "promoted", "already-published")) or "nothing"
+        reason = getattr(err, "strerror", None) or str(err)
         raise PublishError(
-            f"writing the step's outputs failed ({err.strerror or err}); in the registry: {pushed} ({result.digest})"
+            f"writing the step's outputs failed ({reason}); in the registry: {pushed} ({result.digest})"
         ) from err
 
 
