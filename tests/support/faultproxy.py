@@ -86,6 +86,11 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     block_on_close = False
 
+    def get_request(self):
+        connection, address = super().get_request()
+        connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # no 40 ms Nagle/delayed-ACK stalls
+        return connection, address
+
 
 def _serve(server: _Server) -> threading.Thread:
     thread = threading.Thread(target=server.serve_forever, daemon=True)
@@ -262,12 +267,11 @@ class _ProxyHandler(BaseHTTPRequestHandler):
             "errors": [{"code": "DENIED", "message": f"header {auth} not accepted", "detail": auth}],
             "echo": auth,
         }
-        text = json.dumps(body) + f"\nrequest headers: Authorization: {auth}\n"
-        self._reply(rule.status, text.encode(), rule.headers)
+        self._reply(rule.status, json.dumps(body).encode(), rule.headers)
 
     def _answer_slow(self, rule: Rule) -> None:
-        """A JSON body of unbounded length, one byte every `seconds`, until the client goes away."""
-        self._start_stream(200, {"Content-Type": "application/json", "Content-Length": str(1 << 30)})
+        """A JSON body without end (delimited by closing), one byte every `seconds`, until the client goes away."""
+        self._start_stream(200, {"Content-Type": "application/json", "Connection": "close"})
         self._trickle(b'{"tags": [', rule.seconds, size=1)
 
     def _answer_endless(self, rule: Rule) -> None:
@@ -326,7 +330,8 @@ class _ProxyHandler(BaseHTTPRequestHandler):
         finally:
             upstream.close()
         if answer.status != 200:
-            self._reply(answer.status, body)
+            passed = {k: v for k, v in answer.getheaders() if k.lower() in ("www-authenticate", "content-type")}
+            self._reply(answer.status, body, passed)
             return
         storage = f"/storage{urlsplit(self.path).path}"
         self.owner.elsewhere.bodies[storage] = body
