@@ -12,6 +12,7 @@ from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
 import docker
+import requests
 from docker.errors import APIError, DockerException
 
 from image_tagger.errors import PublishError
@@ -113,6 +114,10 @@ def push(client: docker.DockerClient, image: ImageName, tag_name: str, log: Log)
                 digest = (chunk.get("aux") or {}).get("Digest") or (said.group(1) if said else digest)
         except (APIError, DockerException) as err:
             raise PublishError(f"push of {image.ref(tag_name)} failed: {err}") from err
+        except requests.RequestException as err:  # the SDK's own read timeout: the push may still land
+            raise PublishError(
+                f"push of {image.ref(tag_name)} failed: the daemon did not answer in time ({err})"
+            ) from err
     if not digest:
         raise PublishError(f"push of {image.ref(tag_name)} reported no digest")
     return digest

@@ -9,6 +9,7 @@ The result says per tag what happened, also when a later tag fails.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -25,21 +26,12 @@ from image_tagger.registry_client import Manifest, RegistryAuth, RegistrySession
 PUSH_ATTEMPTS = 4
 DEFAULT_RELEASE = ReleaseOptions()
 PUSH_BACKOFF = 2.0  # seconds, doubled per attempt
-# How the daemon words registry trouble worth another try (its push stream only carries text).
-_TRANSIENT = (
-    "500 ",
-    "502 ",
-    "503 ",
-    "504 ",
-    "429 ",
-    "toomanyrequests",
-    "timeout",
-    "timed out",
-    "EOF",
-    "connection reset",
-    "connection refused",
-    "broken pipe",
-    "Service Unavailable",
+# How the daemon words registry trouble worth another try (its push stream carries text only, so a
+# registry's Retry-After does not reach us: the backoff stands in for it).
+_TRANSIENT = re.compile(
+    r"\b(?:50[0-4]|429)\b|toomanyrequests|unavailable|timeout|timed out|\bEOF\b|connection reset|"
+    r"connection refused|broken pipe|did not answer in time",
+    re.IGNORECASE,
 )
 
 
@@ -195,7 +187,7 @@ def failure_message(result: PublishResult) -> str:
 
 
 def is_transient(err: Exception) -> bool:
-    return any(word.lower() in str(err).lower() for word in _TRANSIENT)
+    return bool(_TRANSIENT.search(str(err)))
 
 
 def verify(session: RegistrySession, plan: TagPlan, tag: str, image_id: str) -> str:
