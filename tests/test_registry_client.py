@@ -30,6 +30,7 @@ from image_tagger.errors import InputError, PublishError
 from image_tagger.imagename import parse_image
 from image_tagger.registry_client import (
     RegistryAuth,
+    RegistrySession,
     credentials_for,
     list_tags,
     parse_challenge,
@@ -461,4 +462,27 @@ def test_bearer_token_flow(token_registry: TokenRegistry, user: str) -> None:
 def test_bearer_token_refused(token_registry: TokenRegistry, auth: RegistryAuth, message: str) -> None:
     with pytest.raises(PublishError, match=message) as error:
         list_tags(f"{token_registry.host}/{REPOSITORY}", auth)
+    assert_one_line_naming(error, token_registry.host, REPOSITORY)
+
+
+def test_bearer_copy_asks_for_push_scope_only_to_write(token_registry: TokenRegistry) -> None:
+    """A registry-side copy under a new tag: read with a pull token, written with a pull,push token."""
+    before = len(token_registry.token_requests)
+    password = token_registry.accounts["ci-bot"][0]
+    with RegistrySession(parse_image(f"{token_registry.host}/{REPOSITORY}"), RegistryAuth("ci-bot", password)) as s:
+        manifest = s.manifest("1.0.0")
+        assert manifest is not None
+        assert s.put_manifest("1.0.0-copy", manifest) == manifest.digest
+        assert s.manifest("1.0.0-copy") == manifest
+        assert "1.0.0-copy" in s.tags()
+    scopes = [r["scope"] for r in token_registry.token_requests[before:]]
+    assert scopes == [f"repository:{REPOSITORY}:pull", f"repository:{REPOSITORY}:pull,push"]
+
+
+def test_bearer_copy_refused_without_credentials(token_registry: TokenRegistry) -> None:
+    with (
+        RegistrySession(parse_image(f"{token_registry.host}/{REPOSITORY}")) as s,
+        pytest.raises(PublishError, match="refused anonymous access") as error,
+    ):
+        s.manifest("1.0.0")
     assert_one_line_naming(error, token_registry.host, REPOSITORY)
