@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from image_tagger import preview
 from image_tagger.context import GitContext
-from image_tagger.flux import commitmsg, standard
+from image_tagger.errors import InputError
+from image_tagger.flux import commitmsg, policy, standard
+from image_tagger.flux.goregex import GoRegexError, GoRegexp
 from image_tagger.imagename import parse_image
 from image_tagger.naming import NamingOptions, plan_tags
 from image_tagger.report import flux_verdicts
@@ -158,3 +162,70 @@ def test_automation_applies_only_the_policies_its_selector_matches(tmp_path):
 def test_commit_message_lists_each_change_once():
     change = commitmsg.TemplateChange("a:1", "a:2", "ns:p")
     assert commitmsg.render(TEMPLATE, ("ns", "auto"), [change, change]).count("- a:1 -> a:2") == 1
+
+
+# --- invalid policies and hostile input are errors, not "nothing selected" ---------------------------------
+
+
+@pytest.mark.parametrize(
+    ("spec", "why"),
+    [
+        ({"filterTags": {"pattern": "(?=x)"}}, "spec.filterTags.pattern: invalid regular expression"),
+        ({"filterTags": {"pattern": r"\pL{1000}\pL{1000}"}}, "pattern too large"),
+        ({"policy": {"semver": {"range": "not a range"}}}, "spec.policy.semver.range"),
+        ({"policy": {"alphabetical": {"order": "sideways"}}}, "invalid order 'sideways'"),
+        ({"filterTags": {"pattern": ".*", "extract": 5}}, "spec.filterTags.extract"),
+    ],
+)
+def test_an_invalid_policy_in_an_overlay_is_an_error_naming_it(spec: dict, why: str):
+    broken = policy_object("app-broken", {**standard.release_policy(1), **spec})
+    with pytest.raises(policy.InvalidPolicy) as error:
+        preview.find_targets([*OBJECTS, broken])
+    assert str(error.value).startswith("ImagePolicy flux-system/app-broken is invalid: ")
+    assert why in str(error.value) and "\n" not in str(error.value)
+
+
+def test_an_invalid_exclusion_list_is_an_error_naming_the_policy():
+    repo = {**REPO, "spec": {**REPO["spec"], "exclusionList": ["(?<!x)y"]}}
+    with pytest.raises(policy.InvalidPolicy, match="ImagePolicy flux-system/app-production is invalid: spec.excl"):
+        preview.find_targets([repo, OBJECTS[1]])
+
+
+def test_a_valid_policy_that_selects_nothing_is_still_a_prediction():
+    [production] = preview.find_targets([REPO, OBJECTS[1]])
+    [prediction] = preview.predict([production], {"docker.io/acme/app": ["2.0.0", "main-3f2c1a9-1"]})
+    assert prediction.selected is None and "unable to determine latest version" in prediction.error
+
+
+def test_re2_memory_is_bounded_and_go_patterns_still_compile():
+    started = time.monotonic()
+    with pytest.raises(GoRegexError, match="needs more than 32 MiB"):
+        GoRegexp(r"\pL{1000}\pL{1000}\pL{1000}")
+    assert time.monotonic() - started < 2  # with 1 GiB this compiled for seconds and took ~0.6 GB
+    assert GoRegexp(r"^\pL{1000}$").matches("é" * 1000)  # Go compiles it; so do we
+
+
+@pytest.mark.parametrize("opener", ["[", "{a: ", "- "])
+def test_deeply_nested_yaml_is_an_input_error_not_a_recursion_error(tmp_path, opener: str):
+    closer = {"[": "]", "{a: ": "}", "- ": ""}[opener]
+    text = opener * 5000 + "x" + closer * 5000 if closer else "".join("  " * i + "- " for i in range(150)) + "x"
+    path = tmp_path / "deep.yaml"
+    path.write_text(text)
+    with pytest.raises(InputError, match="nested deeper than 100 levels"):
+        preview.load_objects(path)
+
+
+def test_yaml_at_the_depth_limit_loads(tmp_path):
+    path = tmp_path / "ok.yaml"
+    path.write_text("[" * 99 + "]" * 99 + "\n---\n" + yaml_of(OBJECTS[0]))
+    assert preview.load_objects(path) == [OBJECTS[0]]
+
+
+def yaml_of(obj: dict) -> str:
+    import io
+
+    from ruamel.yaml import YAML
+
+    out = io.StringIO()
+    YAML(typ="safe").dump(obj, out)
+    return out.getvalue()

@@ -172,6 +172,7 @@ def _policy_inputs(path: Path) -> tuple[dict[str, Any], list[str] | None]:
 
 
 def cmd_select(args: argparse.Namespace) -> int:
+    preview.check_file_depth(Path(args.policy), f"--policy {args.policy}")
     spec, repo_exclusions = _policy_inputs(Path(args.policy))
     try:
         lines = Path(args.tags).read_text(encoding="utf-8").splitlines()

@@ -6,6 +6,7 @@ image-automation-controller take, computed offline from the overlay's own object
 
 from __future__ import annotations
 
+import contextlib
 import re
 import subprocess
 from collections.abc import Iterable, Mapping, Sequence
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ruamel.yaml import YAML, YAMLError
+from ruamel.yaml.events import CollectionEndEvent, CollectionStartEvent
 
 from image_tagger import kustomize
 from image_tagger.errors import InputError
@@ -24,6 +26,7 @@ from image_tagger.imagename import parse_image
 
 IMAGE_API = "image.toolkit.fluxcd.io/"
 KUSTOMIZATION_FILES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
+MAX_YAML_DEPTH = 100
 _MAJOR_RANGE = re.compile(r"v?([0-9]+)(?:\.[xX*])*")
 
 
@@ -92,11 +95,37 @@ def load_objects(path: Path) -> list[dict[str, Any]]:
     objects: list[dict[str, Any]] = []
     for file in files:
         try:
-            docs = list(YAML(typ="safe").load_all(file.read_text(encoding="utf-8")))
+            text = file.read_text(encoding="utf-8")
+            check_depth(text, f"overlay file {file}")
+            docs = list(YAML(typ="safe").load_all(text))
         except (YAMLError, UnicodeDecodeError) as err:
             raise InputError(f"overlay file {file}: not valid YAML ({str(err).splitlines()[0]})") from err
         objects += [d for d in docs if isinstance(d, dict)]
     return objects
+
+
+def check_depth(text: str, source: str, limit: int = MAX_YAML_DEPTH) -> None:
+    """Refuse YAML nested deeper than `limit` (the loader recurses per level): an InputError, not a traceback.
+
+    Reads the event stream, which does not recurse, before anything builds the nested objects."""
+    depth = 0
+    for event in YAML(typ="safe").parse(text):
+        if isinstance(event, CollectionStartEvent):
+            depth += 1
+            if depth > limit:
+                raise InputError(f"{source}: YAML nested deeper than {limit} levels; accepted: Kubernetes manifests")
+        elif isinstance(event, CollectionEndEvent):
+            depth -= 1
+
+
+def check_file_depth(path: Path, source: str) -> None:
+    """check_depth for a file; an unreadable or malformed file is left for its loader to report."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return
+    with contextlib.suppress(YAMLError):
+        check_depth(text, source)
 
 
 def _is(obj: Mapping[str, Any], kind: str) -> bool:
@@ -109,7 +138,10 @@ def _id(obj: Mapping[str, Any]) -> tuple[str, str]:
 
 
 def find_targets(objects: Iterable[Mapping[str, Any]]) -> list[PolicyTarget]:
-    """Every ImagePolicy, joined with its ImageRepository (same namespace unless the ref names one)."""
+    """Every ImagePolicy, joined with its ImageRepository (same namespace unless the ref names one).
+
+    An invalid policy (one Flux stalls on) is an InvalidPolicy (InputError) naming it, never "nothing selected".
+    """
     objects = list(objects)
     repos = {_id(o): o.get("spec") or {} for o in objects if _is(o, "ImageRepository")}
     secrets = {_id(o): o for o in objects if o.get("kind") == "Secret" and o.get("apiVersion") == "v1"}
@@ -121,10 +153,13 @@ def find_targets(objects: Iterable[Mapping[str, Any]]) -> list[PolicyTarget]:
         repo_ns = str(ref.get("namespace") or namespace)
         repo = repos.get((repo_ns, str(ref.get("name") or ""))) or {}
         secret = secrets.get((repo_ns, str((repo.get("secretRef") or {}).get("name") or "")))
+        exclusions = repo.get("exclusionList") or None
+        try:
+            policy.validate(spec, exclusions)
+        except policy.InvalidPolicy as err:
+            raise policy.InvalidPolicy(f"ImagePolicy {namespace}/{name} is invalid: {err}") from None
         labels = dict((obj.get("metadata") or {}).get("labels") or {})
-        targets.append(
-            PolicyTarget(namespace, name, spec, repo.get("image"), repo.get("exclusionList") or None, secret, labels)
-        )
+        targets.append(PolicyTarget(namespace, name, spec, repo.get("image"), exclusions, secret, labels))
     return targets
 
 

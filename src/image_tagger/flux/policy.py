@@ -175,3 +175,21 @@ def select_tag(spec: Mapping[str, Any], tags: Sequence[str]) -> str:
         raise InvalidPolicy("spec.filterTags.extract: must be a string template such as '$ts'")
     filtered = filter_tags(regexp, extract, tags)
     return filtered[_latest(policer, list(filtered))]
+
+
+def validate(spec: Any, exclusions: Sequence[str] | None = None) -> None:
+    """Raise InvalidPolicy for whatever Flux would stall on: policy, filterTags, exclusionList."""
+    if not isinstance(spec, Mapping):
+        raise InvalidPolicy("spec: must be a mapping with 'policy' and optional 'filterTags'")
+    build_policer(spec.get("policy"))
+    filter_spec = spec.get("filterTags")
+    if filter_spec is not None:
+        if not isinstance(filter_spec, Mapping):
+            raise InvalidPolicy("spec.filterTags: must be a mapping with 'pattern' and optional 'extract'")
+        _compile(_field(filter_spec, "pattern"), "spec.filterTags.pattern")
+        if not isinstance(_field(filter_spec, "extract"), str):
+            raise InvalidPolicy("spec.filterTags.extract: must be a string template such as '$ts'")
+    if exclusions is not None and (isinstance(exclusions, str) or not isinstance(exclusions, Sequence)):
+        raise InvalidPolicy("spec.exclusionList: must be a list of regular expressions")
+    for pattern in exclusions or ():
+        _compile(pattern, "spec.exclusionList")
