@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from image_tagger.errors import InputError
+from image_tagger.flux.files import FileError
 from image_tagger.flux.setters import Change, ImageRef, parse_policy_assignment, plan_updates, write_updates
 from image_tagger.flux.yaml11 import is_non_string
 
@@ -172,8 +173,9 @@ def test_multiple_documents_change_in_document_order(tmp_path: Path) -> None:
 def test_write_refuses_a_file_changed_since_planning(tmp_path: Path) -> None:
     update = update_one(tmp_path, f"image: old {marker()}\n")
     (tmp_path / "m.yaml").write_text("image: edited\n")
-    with pytest.raises(InputError, match="changed since"):
+    with pytest.raises(FileError, match="^m.yaml: changed since"):
         write_updates(tmp_path, [update])
+    assert (tmp_path / "m.yaml").read_text() == "image: edited\n"
 
 
 def test_parse_policy_assignment() -> None:

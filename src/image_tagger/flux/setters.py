@@ -13,7 +13,6 @@ heuristic.
 import bisect
 import difflib
 import json
-import os
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import closing
@@ -31,6 +30,7 @@ from ruamel.yaml.events import (
 )
 
 from image_tagger.errors import InputError
+from image_tagger.flux import files
 from image_tagger.flux.yaml11 import NULL, STR, is_non_string, resolve, short_tag
 
 TOKEN = b'"$imagepolicy"'
@@ -54,6 +54,7 @@ _DOUBLE_ESCAPES = {
     "\x1b": "e", '"': '"', "\\": "\\", "\x85": "N", "\u2028": "L", "\u2029": "P",
 }  # fmt: skip
 _PARSER = YAML(typ="safe", pure=True)
+MAX_YAML_DEPTH = 100  # nested collections per document; deeper files are skipped with a note
 
 
 @dataclass(frozen=True)
@@ -263,26 +264,43 @@ class _Node:
         return zip(self.children[::2], self.children[1::2], strict=True)
 
 
-def _build(event: object, events: Iterator[object], chunk: str, offset: int) -> _Node:
+def _leaf(event: ScalarEvent | AliasEvent, chunk: str, offset: int) -> _Node:
     if isinstance(event, ScalarEvent):
         props = start = event.start_mark.index
         if event.anchor or event.tag is not None:
             start += len(_PROPERTIES.match(chunk, start)[0])
         return _Node("scalar", offset + start, offset + event.end_mark.index, offset + props, event)
-    if isinstance(event, AliasEvent):
-        return _Node("alias", offset + event.start_mark.index, offset + event.end_mark.index)
-    node = _Node(
-        "map" if isinstance(event, MappingStartEvent) else "seq",
-        offset + event.start_mark.index,
-        0,
-        flow=bool(event.flow_style),
-    )
-    for child in events:
-        if not isinstance(child, ScalarEvent | AliasEvent | MappingStartEvent | SequenceStartEvent):
-            node.end = offset + child.end_mark.index
-            return node
-        node.children.append(_build(child, events, chunk, offset))
-    raise YAMLError("unterminated collection")
+    return _Node("alias", offset + event.start_mark.index, offset + event.end_mark.index)
+
+
+class _TooDeep(YAMLError):
+    """Collections nested deeper than MAX_YAML_DEPTH (the tree walks below recurse once per level)."""
+
+
+def _build(event: object, events: Iterator[object], chunk: str, offset: int) -> _Node:
+    """The node tree of one document from its events, iteratively, at most MAX_YAML_DEPTH collections deep."""
+    if isinstance(event, ScalarEvent | AliasEvent):
+        return _leaf(event, chunk, offset)
+    stack: list[_Node] = []
+    while True:
+        if isinstance(event, ScalarEvent | AliasEvent):
+            stack[-1].children.append(_leaf(event, chunk, offset))
+        elif isinstance(event, MappingStartEvent | SequenceStartEvent):
+            if len(stack) >= MAX_YAML_DEPTH:
+                raise _TooDeep(f"YAML nested more than {MAX_YAML_DEPTH} collections deep")
+            kind = "map" if isinstance(event, MappingStartEvent) else "seq"
+            node = _Node(kind, offset + event.start_mark.index, 0, flow=bool(event.flow_style))
+            if stack:
+                stack[-1].children.append(node)
+            stack.append(node)
+        else:
+            node = stack.pop()
+            node.end = offset + event.end_mark.index
+            if not stack:
+                return node
+        event = next(events, None)
+        if event is None:
+            raise YAMLError("unterminated collection")
 
 
 def _first_document(chunk: str, offset: int) -> _Node | None:
@@ -507,12 +525,13 @@ class _FilePlan:
         """Map the edits back onto the original text (BOM and CRLF kept; lines correspond 1:1)."""
         starts = [bom] + [m.end() for m in re.finditer("\n", original)]
         newline = "\r\n" if "\r\n" in original else "\n"
-        text = original
-        for edit in sorted(self.edits, key=lambda e: e.start, reverse=True):
+        pieces, done = [], 0
+        for edit in sorted(self.edits, key=lambda e: e.start):
             begin = starts[self.line(edit.start)] + self.column(edit.start)
             end = starts[self.line(edit.end)] + self.column(edit.end)
-            text = text[:begin] + edit.text.replace("\n", newline) + text[end:]
-        return text
+            pieces += [original[done:begin], edit.text.replace("\n", newline)]
+            done = end
+        return "".join([*pieces, original[done:]])
 
 
 def _setter_name(comment: str, setters: Mapping[str, str]) -> str | None:
@@ -547,13 +566,15 @@ def _indent(line: str) -> int:
 
 def _split_documents(norm: str) -> tuple[list[tuple[int, str]], set[int]] | None:
     """kyaml ``splitDocuments``: (offset, chunk) pairs and the separator line numbers; None if invalid."""
-    chunks, separator_lines, previous = [], set(), 0
+    chunks, separator_lines, previous, line, counted = [], set(), 0, 0, 0
     for match in _SEPARATOR.finditer(norm):
         rest = match[0][4:].strip()
         if rest and not rest.startswith("#"):
             return None
         chunks.append((previous, norm[previous : match.start()] + "\n"))
-        separator_lines.add(norm.count("\n", 0, match.start()) + 1)
+        line += norm.count("\n", counted, match.start())  # counted incrementally: linear in the file size
+        counted = match.start()
+        separator_lines.add(line + 1)
         previous = match.end()
     chunks.append((previous, norm[previous:]))
     return chunks, separator_lines
@@ -565,6 +586,8 @@ def _parse_roots(chunks: list[tuple[int, str]]) -> list[_Node | None] | None:
     for offset, chunk in chunks:
         try:
             root = _first_document(chunk, offset)
+        except _TooDeep:
+            raise
         except YAMLError:
             return None
         if root is not None and root.kind == "scalar" and _source_scalar(root.event).tag == NULL:
@@ -600,50 +623,44 @@ def _plan_file(path: str, text: str, setters: Mapping[str, str]) -> FileUpdate |
     return FileUpdate(path, text, plan.apply_edits(text, bom), tuple(plan.changes), tuple(plan.reasons))
 
 
-def _go_ext(name: str) -> str:
-    """Go ``filepath.Ext``: from the last '.', so '.yaml' itself counts (Python's suffix says '')."""
-    dot = name.rfind(".")
-    return name[dot:] if dot >= 0 else ""
+def plan_updates(root: Path, policies: Mapping[str, ImageRef], notes: list[str] | None = None) -> list[FileUpdate]:
+    """The files Flux's setters would rewrite under ``root`` (its update path), in walk order.
 
-
-def _manifest_paths(directory: Path) -> Iterator[Path]:
-    """``filepath.Walk`` order (sorted names, symlinked directories not entered, hidden ones included)."""
-    for entry in sorted(os.scandir(directory), key=lambda e: os.fsencode(e.name)):
-        if entry.is_dir(follow_symlinks=False):
-            yield from _manifest_paths(Path(entry.path))
-        elif entry.name == "Kustomization" or _go_ext(entry.name) in (".yaml", ".yml"):
-            yield Path(entry.path)
-
-
-def plan_updates(root: Path, policies: Mapping[str, ImageRef]) -> list[FileUpdate]:
-    """The files Flux's setters would rewrite under ``root`` (its update path), in walk order."""
+    Files the walk or the limits skip (symlinks out of ``root``, FIFOs and other non-regular files, files
+    over ``files.MAX_FILE_BYTES``, YAML nested over ``MAX_YAML_DEPTH``) are appended to ``notes``.
+    """
     setters = _setter_values(policies)
     if not root.is_dir():
         raise InputError(f"update path {str(root)!r}: not a directory; expected a manifests directory")
     root = root.resolve()  # Flux's SecureJoin resolves symlinks in the update path itself
+    notes = [] if notes is None else notes
     updates = []
-    for path in _manifest_paths(root):
+    for candidate in files.walk(root, notes):
         try:
-            data = path.read_bytes()
+            data, why_not = files.read_regular(candidate.real, files.MAX_FILE_BYTES)
         except FileNotFoundError:
-            continue  # dangling symlink, skipped like Flux
+            continue  # removed since the walk saw it
+        except OSError as error:
+            raise files.FileError(f"{candidate.rel}: cannot be read ({error.strerror or error})") from None
+        if data is None:
+            notes.append(f"skipped {candidate.rel}: {why_not}")
+            continue
         if TOKEN not in data:
             continue
         try:
             text = data.decode("utf-8")
         except UnicodeDecodeError:
             continue  # go-yaml rejects it: a "problem file" for Flux
-        update = _plan_file(path.relative_to(root).as_posix(), text, setters)
+        try:
+            update = _plan_file(candidate.rel, text, setters)
+        except _TooDeep as error:
+            notes.append(f"skipped {candidate.rel}: {error} (not parsed)")
+            continue
         if update:
             updates.append(update)
     return updates
 
 
 def write_updates(root: Path, updates: Sequence[FileUpdate]) -> None:
-    """Write planned files, refusing any that changed since they were planned."""
-    for update in updates:
-        target = root / update.path
-        if target.read_bytes() != update.before.encode("utf-8"):
-            raise InputError(f"{update.path}: changed since the update was planned; expected it unchanged")
-    for update in updates:
-        (root / update.path).write_bytes(update.after.encode("utf-8"))
+    """Write the planned files all or none, each atomically; ``files.FileError`` names the file that stopped it."""
+    files.write_all(root, [(u.path, u.before.encode("utf-8"), u.after.encode("utf-8")) for u in updates])
