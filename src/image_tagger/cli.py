@@ -192,7 +192,12 @@ def cmd_update(args: argparse.Namespace) -> int:
     if not root.is_dir():
         raise InputError(f"PATH {root} is not a directory; accepted: the folder to update")
     refs = dict(setters.parse_policy_assignment(text) for text in args.policy)
-    updates = setters.plan_updates(root, refs)
+    notes: list[str] = []
+    updates = setters.plan_updates(root, refs, notes)
+    if not args.dry_run:
+        setters.write_updates(root, updates)  # all files or none; a failure is one line, exit 1, stdout empty
+    for note in notes:
+        print(f"note: {note}", file=sys.stderr)
     for update in updates:
         if update.reformat:
             print(
@@ -200,8 +205,6 @@ def cmd_update(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
         print(update.diff() if args.dry_run else update.path, end="" if args.dry_run else "\n")
-    if not args.dry_run:
-        setters.write_updates(root, updates)
     return 0
 
 
