@@ -65,6 +65,16 @@ def runner(request: pytest.FixtureRequest, released_action: GithubRunner) -> Ite
     runner.remove_image()
 
 
+@pytest.fixture(scope="module")
+def registry(
+    runner: GithubRunner, registry_binary: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Registry]:
+    """A registry per engine: release tags are immutable, so the two engines' runs of `v1.4.2` (from two
+    sample-app commits) must not meet in one repository."""
+    with serve_registry(tmp_path_factory.mktemp("registry"), "ci-bot", "s3cr3t-Pa55-4-tests") as served:
+        yield served
+
+
 def push_event(ref: str, sha: str) -> dict:
     """The parts of a `push` webhook payload the action may read."""
     return {
@@ -273,32 +283,6 @@ def test_run_argv_passes_every_declared_input_by_name_only(tmp_path: Path) -> No
     ]
     assert argv[-1] == runner.image
     assert argv[-7:-1:2] == ["-v"] * 3
-
-
-def push_sample(docker_client: docker.DockerClient, registry: Registry, sample_app: Path) -> str:
-    """Build the sample app, push it as fixture/sample:0.0.1 and return the digest the daemon reported."""
-    reference = f"{registry.host}/fixture/sample"
-    if registry.username:
-        docker_client.login(registry.username, registry.password, registry=registry.host)
-    image, _ = docker_client.images.build(
-        path=str(sample_app), tag=f"{reference}:0.0.1", buildargs={"VERSION": "0.0.1"}
-    )
-    assert image.attrs["Config"]["Entrypoint"][:2] == ["/bin/busybox", "httpd"]
-    pushed = [json.loads(line) for line in docker_client.images.push(reference, tag="0.0.1").splitlines()]
-    return next(item["aux"]["Digest"] for item in pushed if "aux" in item)
-
-
-@pytest.mark.parametrize("fixture", ["registry", "open_registry"])
-def test_registry_fixtures_serve_pushes(
-    fixture: str, request: pytest.FixtureRequest, docker_client: docker.DockerClient, sample_app: Path
-) -> None:
-    registry = request.getfixturevalue(fixture)
-
-    reported = push_sample(docker_client, registry, sample_app)
-
-    assert registry.tags("fixture/sample") == ["0.0.1"]
-    assert registry.manifest_digest("fixture/sample", "0.0.1") == reported
-    assert registry.tags("fixture/never-pushed") == []
 
 
 def test_overlay_outlook_reports_the_release_policy_move(

@@ -144,7 +144,7 @@ def existing_release(session: RegistrySession, tag: str) -> tuple[releases.Exist
 
 def find_branch_build(session: RegistrySession, sha: str) -> tuple[str, Manifest] | None:
     """The newest branch build of this very commit (its revision label says so), if the registry has one."""
-    for tag in releases.branch_build_candidates(session.tags(), sha):
+    for tag in releases.branch_build_candidates(session.tags(missing_ok=True), sha):
         found = existing_release(session, tag)
         if found and (found[0].revision or "").lower() == sha.lower():
             return tag, found[1]
@@ -205,7 +205,7 @@ def verify(session: RegistrySession, plan: TagPlan, tag: str, image_id: str) -> 
 
 def push_verified(
     client: docker.DockerClient,
-    session: RegistrySession,
+    registry_session: Callable[[], RegistrySession],
     plan: TagPlan,
     tag: str,
     image_id: str,
@@ -217,7 +217,8 @@ def push_verified(
         try:
             docker_ops.tag(client, image_id, plan.image, (tag,))  # by id: a tag moved by another run is reset
             docker_ops.push(client, plan.image, tag, log)
-            return verify(session, plan, tag, image_id)
+            with registry_session() as session:  # a fresh deadline: the push itself may have taken long
+                return verify(session, plan, tag, image_id)
         except PublishError as err:
             if attempt == PUSH_ATTEMPTS or not is_transient(err):
                 raise
@@ -225,6 +226,23 @@ def push_verified(
             log.info(f"push of {plan.image.ref(tag)} failed ({err}); attempt {attempt + 1} in {wait:.0f}s")
             sleep(wait)
     raise AssertionError("unreachable")
+
+
+def release_without_build(
+    session: RegistrySession, plan: TagPlan, provenance: Provenance, release: ReleaseOptions, log: docker_ops.Log
+) -> PublishResult | None:
+    """An already-published or promoted release; None when it must be built. Refuses another commit's tag."""
+    found = existing_release(session, plan.version)
+    verdict = releases.release_verdict(found[0] if found else None, provenance.revision, release.overwrite)
+    if verdict == "already-published" and found:
+        log.info(f"{plan.image.ref(plan.version)} is already published from this commit ({found[1].digest})")
+        return copy_tags(session, plan, found[1], "already-published", log)
+    if release.promote == "auto":
+        source = find_branch_build(session, provenance.revision)
+        if source:
+            log.info(f"{plan.image.ref(plan.version)}: promoted from {source[0]} ({source[1].digest}), no build")
+            return copy_tags(session, plan, source[1], "promoted", log, promoted_from=source[0])
+    return None
 
 
 def publish(
@@ -238,21 +256,19 @@ def publish(
     release: ReleaseOptions = DEFAULT_RELEASE,
 ) -> PublishResult:
     """Run the job; raises PublishError (or InputError) and leaves the registry untouched on refusal."""
-    session = RegistrySession(plan.image, RegistryAuth(credentials.username, credentials.password))
+
+    def registry_session() -> RegistrySession:
+        """One session per phase: each has its own deadline, and a build in between may take long."""
+        return RegistrySession(plan.image, RegistryAuth(credentials.username, credentials.password))
+
     if plan.push and credentials.username:
         docker_ops.login(client, plan.image, credentials.username, credentials.password)
         log.info(f"Logged in to {plan.image.registry} as {credentials.username}")
     if plan.push and plan.kind == "release":
-        found = existing_release(session, plan.version)
-        verdict = releases.release_verdict(found[0] if found else None, provenance.revision, release.overwrite)
-        if verdict == "already-published" and found:
-            log.info(f"{plan.image.ref(plan.version)} is already published from this commit ({found[1].digest})")
-            return copy_tags(session, plan, found[1], "already-published", log)
-        if release.promote == "auto":
-            source = find_branch_build(session, provenance.revision)
-            if source:
-                log.info(f"{plan.image.ref(plan.version)}: promoted from {source[0]} ({source[1].digest}), no build")
-                return copy_tags(session, plan, source[1], "promoted", log, promoted_from=source[0])
+        with registry_session() as session:
+            done = release_without_build(session, plan, provenance, release, log)
+        if done is not None:
+            return done
     image_id = build_image(client, plan, build, provenance, credentials, log, now)
     if not plan.push:
         log.info(f"Built {', '.join(plan.refs)} (not pushed)")
@@ -260,7 +276,7 @@ def publish(
     result = PublishResult(plan, image_id, None)
     for tag in plan.tag_names:
         try:
-            digest = push_verified(client, session, plan, tag, image_id, log)
+            digest = push_verified(client, registry_session, plan, tag, image_id, log)
         except PublishError as err:
             failed = replace(result, states={**result.states, tag: "failed"}, errors={tag: str(err)})
             raise PushFailed(failure_message(failed), failed) from err

@@ -370,8 +370,11 @@ class RegistrySession:
 
     # --- the public operations --------------------------------------------------------------------
 
-    def tags(self) -> list[str]:
-        """All tags, following `Link: rel="next"` pages (at most `max_pages`), in the registry's order."""
+    def tags(self, missing_ok: bool = False) -> list[str]:
+        """All tags, following `Link: rel="next"` pages (at most `max_pages`), in the registry's order.
+
+        A repository the registry does not know is an error, or no tags with `missing_ok` (before a first push).
+        """
         tags: list[str] = []
         seen: set[str] = set()
         url: str | None = tags_url(self.image, self.page_size)
@@ -383,6 +386,8 @@ class RegistrySession:
             seen.add(url)
             reply = self._send("GET", url, {"Accept": "application/json"})
             if reply.status == 404:
+                if missing_ok:
+                    return []
                 raise self.fail(f"no repository {self.image.path} (HTTP 404)")
             if reply.status != 200:
                 raise self._status_error(reply)
