@@ -4,6 +4,7 @@ The base is served from a tagged local git repo through `file://`, so kustomize 
 the same `git fetch` it uses for GitHub; the objects it produces are checked for what Flux will do.
 """
 
+import hashlib
 import json
 import re
 import shutil
@@ -20,7 +21,7 @@ from image_tagger.flux import standard
 from image_tagger.kustomize import kustomize_build, point_consumer_at, publish_flux_base
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO / ".." / "shared"
+CRDS = REPO / "tests" / "crds"  # vendored Flux CRD schemas; provenance in tests/crds/SOURCE.md
 TAG = "v1.0.0"
 ENVIRONMENTS = ("production", "staging")
 STRICT_RELEASE = r"^(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)$"
@@ -69,7 +70,7 @@ def only(objects: list[dict[str, Any]], kind: str, **fields: str) -> dict[str, A
 
 
 def markers(root: Path) -> list[tuple[Path, str, str]]:
-    """(file, value, setter) for every marked scalar Flux would consider under `root` (§5.3)."""
+    """(file, value, setter) for every marked scalar Flux would consider under `root` (docs/flux-semantics.md §5.3)."""
     found = []
     for path in sorted(p for p in root.rglob("*") if p.suffix in (".yaml", ".yml")):
         text = path.read_text()
@@ -244,7 +245,7 @@ def test_markers_differ_between_environments(consumer: Path) -> None:
 
 
 def test_marked_files_are_in_flux_normal_form(consumer: Path) -> None:
-    """Flux rewrites a changed file in this form (§5.7); files already in it change only at the tag."""
+    """Flux rewrites a changed file in this form (docs/flux-semantics.md §5.7); files in it change only at the tag."""
     marked = {path for path, _, _ in markers(consumer / "apps")}
     assert marked
     for path in marked:
@@ -259,12 +260,14 @@ def test_marked_files_are_in_flux_normal_form(consumer: Path) -> None:
 
 
 def crd_schemas() -> dict[tuple[str, str, str], dict[str, Any]]:
-    """(group, version, kind) -> openAPIV3Schema of every served version in shared/flux-crds."""
-    crds = SHARED / "flux-crds"
-    if not crds.is_dir():
-        pytest.skip(f"shared Flux CRDs absent ({crds})")
+    """(group, version, kind) -> openAPIV3Schema of every served version in tests/crds (a missing file fails)."""
+    listed = re.findall(r"^\| `([^`]+\.yaml)` \|.*\| `([0-9a-f]{40})` \|$", (CRDS / "SOURCE.md").read_text(), re.M)
+    assert len(listed) == 6, "tests/crds/SOURCE.md lists the six Flux CRDs"
     schemas = {}
-    for path in sorted(crds.glob("*.yaml")):
+    for name, blob_id in listed:
+        path = CRDS / name
+        data = path.read_bytes()
+        assert hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest() == blob_id, f"{path} differs from upstream"
         crd = load_yaml(path)
         for version in crd["spec"]["versions"]:
             if version["served"]:

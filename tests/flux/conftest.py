@@ -1,26 +1,38 @@
-"""Locates the read-only shared reference folder and turns its oracle tables into parametrized cases."""
+"""Paths of the vendored Flux evidence (tests/oracles, tests/fixtures/flux-setters) and the oracle parametrization.
+
+The data lives in this repository; a missing or empty file is a collection error, never a skip.
+"""
 
 import json
 from pathlib import Path
 
-import pytest
+TESTS = Path(__file__).resolve().parents[1]
+ORACLES = TESTS / "oracles"  # provenance: tests/oracles/SOURCE.md
+SETTER_FIXTURES = TESTS / "fixtures" / "flux-setters"  # provenance: tests/fixtures/flux-setters/SOURCE.md
 
-SHARED = Path(__file__).resolve().parents[2] / ".." / "shared"
-
-# Test argument name -> oracle file under shared/flux-oracles; each case becomes one test, id'd by case.
+# Test argument name -> oracle file under tests/oracles; each case becomes one test, id'd by case.
 ORACLE_FILES = {
     "flux_policy_case": "flux_policy_cases.json",
     "semver_constraint_case": "semver_constraint_cases.json",
     "semver_version_case": "semver_version_cases.json",
 }
+# Entries per table (tests/oracles/SOURCE.md): a truncated copy fails instead of quietly testing less.
+ORACLE_SIZES = {
+    "flux_policy_cases.json": 83,
+    "semver_constraint_cases.json": 644,
+    "semver_version_cases.json": 259,
+}
 
 
-@pytest.fixture
-def shared_dir() -> Path:
-    """The shared folder beside the checkout; tests needing it skip when it is absent."""
-    if not SHARED.is_dir():
-        pytest.skip(f"shared reference folder not found at {SHARED}")
-    return SHARED
+def load_oracle(filename: str) -> list[dict]:
+    """The cases of one vendored oracle table; raises (failing collection) when it is absent or short."""
+    path = ORACLES / filename
+    if not path.is_file():
+        raise FileNotFoundError(f"vendored oracle table missing: {path} (see tests/oracles/SOURCE.md)")
+    cases = json.loads(path.read_text(encoding="utf-8"))
+    if len(cases) != ORACLE_SIZES[filename]:
+        raise ValueError(f"{path}: {len(cases)} cases, expected {ORACLE_SIZES[filename]}")
+    return cases
 
 
 def _case_id(index: int, case: dict) -> str:
@@ -30,14 +42,8 @@ def _case_id(index: int, case: dict) -> str:
     return f"{index:03d}-{case['kind']}-{subject!r}-{case.get('version') or case.get('v2') or ''}"
 
 
-def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+def pytest_generate_tests(metafunc) -> None:
     for argument, filename in ORACLE_FILES.items():
-        if argument not in metafunc.fixturenames:
-            continue
-        path = SHARED / "flux-oracles" / filename
-        if not path.is_file():
-            skip = pytest.mark.skip(reason=f"oracle table {path} absent")
-            metafunc.parametrize(argument, [pytest.param(None, marks=skip)], ids=["absent"])
-            continue
-        cases = json.loads(path.read_text(encoding="utf-8"))
-        metafunc.parametrize(argument, cases, ids=[_case_id(i, c) for i, c in enumerate(cases)])
+        if argument in metafunc.fixturenames:
+            cases = load_oracle(filename)
+            metafunc.parametrize(argument, cases, ids=[_case_id(i, c) for i, c in enumerate(cases)])

@@ -1,6 +1,11 @@
-"""Flux's own setter fixtures (shared/flux-setters-fixtures, CASES.md) reproduced byte for byte."""
+"""Flux's own setter fixtures (tests/fixtures/flux-setters, cases in its CASES.md) reproduced byte for byte.
 
+The rules behind them: docs/flux-semantics.md §5.
+"""
+
+import hashlib
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -8,8 +13,26 @@ import pytest
 
 from image_tagger.flux.setters import Change, ImageRef, parse_policy_assignment, plan_updates, write_updates
 
+from .conftest import SETTER_FIXTURES
+
 DIGEST = "sha256:6745aaad46d795c9836632e1fb62f24b7e7f4c843144da8e47a5465c411a14be"
-IAC = Path("flux-setters-fixtures") / "image-automation-controller" / "internal"
+IAC = SETTER_FIXTURES / "image-automation-controller" / "internal"
+
+
+def git_blob_id(path: Path) -> str:
+    """`git hash-object PATH`: the id SOURCE.md records for each vendored file."""
+    data = path.read_bytes()
+    return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
+
+
+def test_vendored_fixtures_are_the_upstream_files() -> None:
+    """Every file SOURCE.md lists is present and unmodified, and nothing unlisted sits beside them."""
+    listed = re.findall(r"^\| `([0-9a-f]{40})` \| `([^`]+)` \|$", (SETTER_FIXTURES / "SOURCE.md").read_text(), re.M)
+    assert len(listed) == 18
+    root = SETTER_FIXTURES / "image-automation-controller"
+    assert {(git_blob_id(root / path), path) for _, path in listed} == set(listed)
+    present = sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())
+    assert present == sorted(path for _, path in listed)
 
 
 def _tree(root: Path) -> dict[str, bytes]:
@@ -30,9 +53,9 @@ def _copy(source: Path, target: Path, marker: str | None = None) -> Path:
     return target
 
 
-def test_update_with_setters(shared_dir: Path, tmp_path: Path) -> None:
+def test_update_with_setters(tmp_path: Path) -> None:
     """Case 1: TestUpdateWithSetters: only the changed files, byte-identical to expected/."""
-    fixture = shared_dir / IAC / "update" / "testdata" / "setters"
+    fixture = IAC / "update" / "testdata" / "setters"
     work = _copy(fixture / "original", tmp_path / "work")
     os.symlink("testing.yaml", work / "test.yaml")  # the dangling link upstream keeps in git
     policies = {
@@ -74,11 +97,9 @@ def test_update_with_setters(shared_dir: Path, tmp_path: Path) -> None:
     ],
     ids=["one-policy", "multiple-policies"],
 )
-def test_apply_policies_appconfig(
-    shared_dir: Path, tmp_path: Path, component: str, assignments: list[str], target: str
-) -> None:
+def test_apply_policies_appconfig(tmp_path: Path, component: str, assignments: list[str], target: str) -> None:
     """Cases 2 and 4: appconfig -> appconfig-setters-expected, work dir updated in place."""
-    testdata = shared_dir / IAC / component / "testdata"
+    testdata = IAC / component / "testdata"
     marker = f'{{"$imagepolicy": "test-ns:{target}"}}'  # Go: {"%s": "%s:%s"}
     work = _copy(testdata / "appconfig", tmp_path / "work", marker)
     expected = _copy(testdata / "appconfig-setters-expected", tmp_path / "expected", marker)
@@ -93,12 +114,12 @@ def test_apply_policies_appconfig(
 
 
 @pytest.mark.parametrize("component", ["policy", "controller"])
-def test_apply_policies_update_path(shared_dir: Path, tmp_path: Path, component: str) -> None:
+def test_apply_policies_update_path(tmp_path: Path, component: str) -> None:
     """Case 3 (and 4's pathconfig, whose expected tree is the policy one): only ./yes is scanned."""
-    testdata = shared_dir / IAC / component / "testdata"
+    testdata = IAC / component / "testdata"
     marker = '{"$imagepolicy": "test-ns:policy1"}'
     work = _copy(testdata / "pathconfig", tmp_path / "work", marker)
-    expected = _copy(shared_dir / IAC / "policy" / "testdata" / "pathconfig-expected", tmp_path / "expected", marker)
+    expected = _copy(IAC / "policy" / "testdata" / "pathconfig-expected", tmp_path / "expected", marker)
 
     updates = plan_updates(work / "yes", dict([parse_policy_assignment("test-ns:policy1=helloworld:1.0.1")]))
     write_updates(work / "yes", updates)
