@@ -259,7 +259,7 @@ def test_pull_takes_the_registry_base_over_the_local_one(
     (base_workspace / "Dockerfile").write_text(SETUP + "RUN echo v2 > /base-version\n")
     git(base_workspace, "commit", "--quiet", "-am", "v2")
     second = publish(
-        engine, base_workspace, registry, repository + "-base", "--ref", "refs/tags/v1.0.0", "--push", "true"
+        engine, base_workspace, registry, repository + "-base", "--ref", "refs/tags/v1.0.0", "--overwrite-releases"
     )
     assert second.returncode == 0, explain(second)
     app = make_workspace(tmp_path / "app", f"FROM {base_ref}\nRUN cat /base-version > /seen\n")

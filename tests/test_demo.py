@@ -28,8 +28,11 @@ def test_demo_runs_the_scenario_to_the_end(docker_client: docker.DockerClient) -
     assert steps["push to main"]["production"].endswith(":1.0.0")
     assert steps["tag v2.0.0 (another major)"]["production"].endswith(":1.0.0")
     assert steps["tag v1.1.0"]["staging"] == first_main
+    # v1.1.0 tags the commit main already built: the release is that very image, promoted by digest.
+    assert steps["tag v1.1.0"]["promoted_from"] == first_main.rsplit(":", 1)[1]
+    assert steps["tag v1.0.0"]["promoted_from"] is None
     # Each environment really ran its image: the page reports the version the image was built as.
-    assert f"page says 'version {production.rsplit(':', 1)[1]}'" in done.stdout
+    assert f"page says 'version {first_main.rsplit(':', 1)[1]}'" in done.stdout
     assert f"page says 'version {staging.rsplit(':', 1)[1]}'" in done.stdout
     # Commits were made with the automation's message template and pushed to the config repo.
     assert done.stdout.count("Update images (flux-system/app)") == 4

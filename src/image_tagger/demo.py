@@ -33,7 +33,7 @@ from image_tagger.gitcmd import git
 from image_tagger.imagename import parse_image
 from image_tagger.inputs import BuildOptions, Credentials
 from image_tagger.naming import NamingOptions, plan_tags
-from image_tagger.publish import Provenance, publish
+from image_tagger.publish import Provenance, PublishResult, publish
 
 ENVIRONMENTS = ("production", "staging")
 BASE_TAG = "v1.0.0"
@@ -134,7 +134,7 @@ def push_app(world: World, ref: str) -> str:
     return git(world.app, "rev-parse", "HEAD")
 
 
-def build_and_push(world: World, ref: str, sha: str) -> str:
+def build_and_push(world: World, ref: str, sha: str) -> PublishResult:
     """What the action does for this push (same naming, build and push code), from a fresh checkout."""
     checkout = world.root / "ci" / sha[:12]
     if not checkout.exists():
@@ -151,7 +151,7 @@ def build_and_push(world: World, ref: str, sha: str) -> str:
         print("\n".join(log.lines[-30:]), file=sys.stderr)
         raise
     world.built += list(plan.refs)
-    return result.image_ref
+    return result
 
 
 def the(objects: list[dict[str, Any]], kind: str, name: str | None = None) -> dict[str, Any]:
@@ -245,8 +245,12 @@ def step(world: World, title: str, ref: str) -> dict[str, Any]:
     say(f"\n== {title}")
     sha = push_app(world, ref)
     say(f"  git      {ref} at {sha[:7]} pushed to app.git")
-    pushed = build_and_push(world, ref, sha)
-    say(f"  action   built and pushed {pushed}")
+    result = build_and_push(world, ref, sha)
+    pushed = result.image_ref
+    if result.promoted_from:
+        say(f"  action   promoted {result.promoted_from} to {pushed} (no build: the bytes staging ran)")
+    else:
+        say(f"  action   built and pushed {pushed}")
     tags = registry_client.list_tags(world.image)
     say(f"  registry {world.image}: {' '.join(sorted(tags))}")
     for env in ENVIRONMENTS:
@@ -255,7 +259,12 @@ def step(world: World, title: str, ref: str) -> dict[str, Any]:
         if commit:
             say(f"  {'':<10} commit {commit} (pushed to config.git)")
         say(f"  {'':<10} serves {deploy(world, env)}")
-    return {"step": title, "pushed": pushed, **{env: world.serving.get(env) for env in ENVIRONMENTS}}
+    return {
+        "step": title,
+        "pushed": pushed,
+        "promoted_from": result.promoted_from,
+        **{env: world.serving.get(env) for env in ENVIRONMENTS},
+    }
 
 
 SCENARIO = (

@@ -150,7 +150,7 @@ def filter_tags(regexp: GoRegexp, extract: str, tags: Iterable[str]) -> dict[str
 
 def _latest(policer: Policer, candidates: Sequence[str]) -> str:
     if not candidates:
-        raise PolicyFailure("version list argument cannot be empty")
+        raise PolicyFailure("no tag qualifies for this policy")  # Go: "version list argument cannot be empty"
     return policer(candidates)
 
 
