@@ -25,7 +25,7 @@ from ruamel.yaml import YAML, YAMLError
 
 from image_tagger import context, demo, docker_ops, inputs, preview, registry_client, report
 from image_tagger.errors import InputError, PublishError
-from image_tagger.flux import policy, setters
+from image_tagger.flux import imageref, policy, setters
 from image_tagger.imagename import ImageName, parse_image
 from image_tagger.naming import NamingOptions, plan_tags
 from image_tagger.publish import Provenance, PushFailed, publish
@@ -191,7 +191,7 @@ def cmd_update(args: argparse.Namespace) -> int:
     root = Path(args.path)
     if not root.is_dir():
         raise InputError(f"PATH {root} is not a directory; accepted: the folder to update")
-    refs = dict(setters.parse_policy_assignment(text) for text in args.policy)
+    refs = dict(imageref.parse_policy_assignment(text) for text in args.policy)
     notes: list[str] = []
     updates = setters.plan_updates(root, refs, notes)
     if not args.dry_run:

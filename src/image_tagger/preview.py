@@ -19,7 +19,7 @@ from ruamel.yaml.events import CollectionEndEvent, CollectionStartEvent
 
 from image_tagger import kustomize
 from image_tagger.errors import InputError
-from image_tagger.flux import policy, setters
+from image_tagger.flux import imageref, policy, setters
 from image_tagger.flux.goregex import GoRegexp
 from image_tagger.flux.mastersemver import VersionError, parse_version
 from image_tagger.imagename import parse_image
@@ -226,7 +226,7 @@ def automation_updates(
     results = []
     for auto in automations:
         refs = {
-            p.policy.replace("/", ":", 1): setters.ImageRef(p.image, p.selected)
+            p.policy.replace("/", ":", 1): imageref.ImageRef(p.image, p.selected)
             for p in predictions
             if p.selected and p.image and auto.applies(p)
         }

@@ -7,7 +7,8 @@ import pytest
 
 from image_tagger.errors import InputError
 from image_tagger.flux.files import FileError
-from image_tagger.flux.setters import Change, ImageRef, parse_policy_assignment, plan_updates, write_updates
+from image_tagger.flux.imageref import ImageRef, parse_policy_assignment
+from image_tagger.flux.setters import Change, plan_updates, write_updates
 from image_tagger.flux.yaml11 import is_non_string
 
 APP = "flux-system:app-production"
