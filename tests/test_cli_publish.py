@@ -60,7 +60,7 @@ def test_branch_build_is_pushed_with_the_registry_digest(registry: Registry, sam
     assert registry.tags(repository) == [result["version"]]
     digest = registry.manifest_digest(repository, result["version"])
     assert result["digest"] == digest
-    assert result["image_ref"] == f"{registry.host}/{repository}:{result['version']}@{digest}"
+    assert result["image"] == f"{registry.host}/{repository}:{result['version']}@{digest}"
     assert result["pushed"] is True
     assert_not_shown(done, registry.password)
 

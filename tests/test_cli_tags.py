@@ -150,3 +150,44 @@ def test_flags_naming_another_ref_ignore_the_surrounding_workflow(tmp_path):
     assert (data["version"], data["push"]) == ("main-3f2c1a9-9", True)
     data = json.loads(run("--image", "acme/app", "--json", "--timestamp", "9", env=env).stdout)
     assert (data["version"], data["push"]) == ("pr-3-bbbbbbb-9", False)
+
+
+def event_env(tmp_path: Path, name: str, ref: str, payload: dict) -> dict[str, str]:
+    event = tmp_path / "event.json"
+    event.write_text(json.dumps(payload))
+    return {"GITHUB_REF": ref, "GITHUB_SHA": SHA, "GITHUB_EVENT_NAME": name, "GITHUB_EVENT_PATH": str(event)}
+
+
+@pytest.mark.parametrize(
+    ("name", "ref", "payload", "stamp"),
+    [
+        (
+            "pull_request",
+            "refs/pull/9/merge",
+            {"number": 9, "pull_request": {"number": 9, "head": {"sha": SHA}, "updated_at": "2025-11-25T22:33:20Z"}},
+            1764110000,
+        ),
+        ("workflow_dispatch", "refs/heads/main", {"repository": {"pushed_at": "2025-11-25T22:33:20Z"}}, 1764110000),
+    ],
+)
+def test_re_runs_of_pull_requests_and_dispatches_keep_their_tag(tmp_path, name, ref, payload, stamp):
+    """The event's own time, the same in every re-run: pull_request.updated_at, repository.pushed_at."""
+    data = json.loads(run("--image", "acme/app", "--json", env=event_env(tmp_path, name, ref, payload)).stdout)
+    assert data["version"].endswith(f"-3f2c1a9-{stamp}")
+    assert data["timestamp_source"] == "push"
+
+
+@pytest.mark.parametrize("pushed_at", [float("nan"), 1e400, -5, 10**11, "yesterday", [1]])
+def test_event_times_that_are_not_times_are_refused(tmp_path, pushed_at):
+    payload = json.loads(json.dumps({"repository": {"pushed_at": pushed_at}}, allow_nan=True))
+    done = run("--image", "acme/app", env=event_env(tmp_path, "push", "refs/heads/main", payload))
+    assert done.returncode == 2 and done.stdout == "", done.stderr
+    assert "repository.pushed_at" in done.stderr and len(done.stderr.splitlines()) == 1
+
+
+def test_an_upper_case_owner_is_lower_cased_with_a_notice_other_bad_names_stay_errors():
+    done = run("--image", "Acme/App", "--ref", "refs/tags/v1.2.3", "--sha", SHA)
+    assert (done.returncode, done.stdout) == (0, "docker.io/acme/app:1.2.3\n")
+    assert "lower-cased to 'acme/app'" in done.stderr
+    refused = run("--image", "Acme/App!", "--ref", "refs/tags/v1.2.3", "--sha", SHA)
+    assert refused.returncode == 2 and "Acme/App!" in refused.stderr

@@ -73,6 +73,18 @@ def read_event(path: str | None) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
+def event_time(name: str, repo: Mapping[str, Any], pull: Mapping[str, Any]) -> int | None:
+    """The time a re-run of the same event sees again, so the tag stays the same.
+
+    push and workflow_dispatch: `repository.pushed_at`; pull requests: `pull_request.updated_at`.
+    """
+    if name in ("push", "workflow_dispatch"):
+        return _unix(repo.get("pushed_at"), "repository.pushed_at")
+    if name in ("pull_request", "pull_request_target"):
+        return _unix(pull.get("updated_at"), "pull_request.updated_at")
+    return None
+
+
 def from_github(env: Mapping[str, str], event: Mapping[str, Any]) -> GitContext:
     """Context of a workflow run; a pull request names its head commit, not the merge commit."""
     name = env.get("GITHUB_EVENT_NAME", "")
@@ -90,7 +102,7 @@ def from_github(env: Mapping[str, str], event: Mapping[str, Any]) -> GitContext:
         ref=env.get("GITHUB_REF", ""),
         sha=sha,
         pr_number=pr_number,
-        push_time=_unix(repo.get("pushed_at"), "repository.pushed_at") if name == "push" else None,
+        push_time=event_time(name, repo, pull or {}),
         commit_time=_unix(head.get("timestamp"), "head_commit.timestamp"),
         source_url=f"{server}/{slug}" if slug else None,
     )

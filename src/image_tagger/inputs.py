@@ -200,8 +200,27 @@ def parse_build(raw: Mapping[str, str], workspace: Path) -> BuildOptions:
     return options
 
 
+def parse_repository(image: str, registry: str) -> tuple[ImageName, tuple[str, ...]]:
+    """The image name; one that is invalid only for its capitals (`Acme/App` from `${{ github.repository }}`)
+    is lower-cased with a notice, as docker/metadata-action does. Registry hosts keep their case."""
+    try:
+        return parse_image(image, registry), ()
+    except InputError:
+        first, sep, rest = image.strip().partition("/")
+        names_host = bool(sep) and ("." in first or ":" in first or first == "localhost")
+        lowered = f"{first}/{rest.lower()}" if names_host else image.strip().lower()
+        if lowered == image.strip():
+            raise
+        try:
+            name = parse_image(lowered, registry)
+        except InputError:
+            raise InputError(f"image {image!r} is not a valid repository name, even lower-cased") from None
+        return name, (f"image {image.strip()!r} lower-cased to {lowered!r}: repository names are lower-case",)
+
+
 def parse_naming(raw: Mapping[str, str]) -> tuple[ImageName, NamingOptions]:
     """The inputs the naming contract reads (all that `image-tagger tags` needs)."""
+    image, notes = parse_repository(raw.get("image", ""), raw.get("registry", "").strip() or "docker.io")
     timestamp, fixed = parse_timestamp(raw.get("timestamp", ""))
     naming = NamingOptions(
         tag_prefix=raw.get("tag-prefix", "").strip(),
@@ -211,8 +230,9 @@ def parse_naming(raw: Mapping[str, str]) -> tuple[ImageName, NamingOptions]:
         timestamp_value=fixed,
         floating_tags=parse_bool("floating-tags", raw.get("floating-tags", "")),
         push=parse_choice("push", raw.get("push", "").strip() or "auto", ("auto", "true", "false")),
+        notes=notes,
     )
-    return parse_image(raw.get("image", ""), raw.get("registry", "").strip() or "docker.io"), naming
+    return image, naming
 
 
 def parse(raw: Mapping[str, str], workspace: Path, password: str = "") -> PublishInputs:

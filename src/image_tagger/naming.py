@@ -39,6 +39,7 @@ class NamingOptions:
     timestamp_value: int | None = None
     floating_tags: bool = False
     push: str = "auto"
+    notes: tuple[str, ...] = ()  # remarks about the inputs, carried into the plan for the log and summary
 
 
 @dataclass(frozen=True)
@@ -66,7 +67,7 @@ class TagPlan:
         return {
             "kind": self.kind,
             "version": self.version,
-            "image": self.image.name,
+            "repository": self.image.name,
             "tags": list(self.refs),
             "push": self.push,
             "timestamp": self.timestamp,
@@ -194,9 +195,11 @@ def plan_tags(ctx: GitContext, image: ImageName, options: NamingOptions, now: in
             image=image,
             push=push_mode != "false",
             extra_tags=floating,
+            notes=options.notes,
         )
     sha = short_sha(ctx.sha, options.sha_length)
-    timestamp, used, notes = choose_timestamp(ctx, source, now, options.timestamp_value)
+    timestamp, used, stamp_notes = choose_timestamp(ctx, source, now, options.timestamp_value)
+    notes = (*options.notes, *stamp_notes)
     if kind == "pull_request":
         number = name
         if not number.isdigit():

@@ -73,11 +73,12 @@ class PublishResult:
         return [self.plan.image.ref(tag) for tag in self.plan.tag_names if self.states.get(tag) in states]
 
     def as_dict(self) -> dict[str, object]:
+        planned = {key: value for key, value in self.plan.as_dict().items() if key != "push"}  # `pushed` says it
         return {
-            **self.plan.as_dict(),
+            **planned,
+            "image": self.image_ref,  # as the `image` output: name:tag@digest
             "image_id": self.image_id,
             "digest": self.digest or "",
-            "image_ref": self.image_ref,
             "pushed": self.pushed,
             "outcome": self.outcome,
             "promoted_from": self.promoted_from or "",
