@@ -1,4 +1,4 @@
-"""Setter behaviour from flux-semantics §5 on the project's own manifests (no shared folder needed)."""
+"""Setter behaviour from docs/flux-semantics.md §5 on the project's own manifests."""
 
 import os
 from pathlib import Path

@@ -1,11 +1,11 @@
-"""Run a Docker container action the way actions/runner does (docs/github-actions-runtime.md §3.2-§3.5, §4).
+"""Run a Docker container action the way actions/runner does (docs/github-actions-runtime.md §2-§6).
 
 Faithful: `docker build -t {label}:{32hex} -f "<dir>/Dockerfile" "<dir>"`, the `docker run` argument order,
 `-e NAME` by name only with values in the docker CLI's environment, every declared input as `INPUT_*`
 (defaults filled, hyphens kept), the five mounts plus docker.sock, the event file, uuid-named file-command
 files, and the runner's parsers for `GITHUB_OUTPUT` and `::commands::`.
 
-A released action is `runs.image: docker://REF@sha256:...` (§3.6): the runner `docker pull`s it in "Set up
+A released action is `runs.image: docker://REF@sha256:...` (§2.2): the runner `docker pull`s it in "Set up
 job" and runs it with the same `docker run` list. `publish()` stands in for the release workflow (build from
 the Dockerfile, push to a loopback registry, pin a copy of action.yml with .github/scripts/pin_action_image.py),
 `pull()` for PullActionContainerAsync.

@@ -35,7 +35,7 @@ def source_scalar(event: ScalarEvent) -> Scalar:
 
 
 def set_value(node: Scalar, value: str) -> Scalar:
-    """kyaml: assign the value, then ``FormatNonStringStyle`` for a string-typed setter (§5.6)."""
+    """kyaml: assign the value, then ``FormatNonStringStyle`` for a string setter (docs/flux-semantics.md §5.6)."""
     if not is_non_string(value):
         return replace(node, value=value)
     if node.tag == NULL:

@@ -72,7 +72,7 @@ def parse_policy_assignment(text: str) -> tuple[str, ImageRef]:
 
 
 def setter_values(policies: Mapping[str, ImageRef]) -> dict[str, str]:
-    """Every setter name Flux registers per policy (§5.2), with its value."""
+    """Every setter name Flux registers per policy (docs/flux-semantics.md §5.2), with its value."""
     values = {}
     for key, ref in policies.items():
         problem = _key_problem(key) or _ref_problem(ref)

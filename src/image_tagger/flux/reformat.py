@@ -1,4 +1,6 @@
-"""What Flux's go-yaml v3 re-serialisation of a changed file would change besides the set scalars (§5.7).
+"""What Flux's go-yaml v3 re-serialisation of a changed file would change besides the set scalars.
+
+The rules: docs/flux-semantics.md §5.7.
 
 Reported, never applied: the edit stays minimal, and ``FileUpdate.reformat`` says why Flux's commit
 would differ.  The comment-indentation check is a heuristic.
