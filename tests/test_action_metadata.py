@@ -169,3 +169,12 @@ def test_release_publishes_with_the_action_itself_and_pins_the_digest():
     assert pin["env"]["DIGEST"] == "${{ steps.image.outputs.digest }}"
     assert 'pin_action_image.py --image "docker://$IMAGE:$VERSION@$DIGEST"' in pin["run"]
     assert "push --force origin" in pin["run"]
+
+
+def test_the_example_app_workflow_tests_first_and_builds_after():
+    workflow = YAML(typ="safe").load((REPO / "examples" / "workflows" / "image.yml").read_text())
+    triggers = workflow.get("on") or workflow.get(True)  # YAML 1.1 reads a bare `on` as true
+    assert {"push", "pull_request"} <= set(triggers)
+    assert workflow["jobs"]["image"]["needs"] == "test"
+    assert any("flux-ci-cd@" in str(step.get("uses", "")) for step in workflow["jobs"]["image"]["steps"])
+    assert not any("flux-ci-cd@" in str(step.get("uses", "")) for step in workflow["jobs"]["test"]["steps"])
