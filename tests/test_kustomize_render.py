@@ -17,7 +17,7 @@ import pytest
 import re2
 from ruamel.yaml import YAML
 
-from image_tagger.flux import standard
+from image_tagger.flux import policy, standard
 from image_tagger.kustomize import kustomize_build, point_consumer_at, publish_flux_base
 
 REPO = Path(__file__).resolve().parents[1]
@@ -450,10 +450,9 @@ TAGS = [
 def test_policy_engine_picks_from_the_rendered_policy(
     env: str, expected: str, clusters: dict[str, list[dict[str, Any]]]
 ) -> None:
-    policy_engine = pytest.importorskip("image_tagger.flux.policy")
     objects = clusters[env]
-    stored = policy_engine.scan_tags(TAGS, only(objects, "ImageRepository")["spec"]["exclusionList"])
-    assert policy_engine.select_tag(only(objects, "ImagePolicy")["spec"], stored) == expected
+    stored = policy.scan_tags(TAGS, only(objects, "ImageRepository")["spec"]["exclusionList"])
+    assert policy.select_tag(only(objects, "ImagePolicy")["spec"], stored) == expected
 
 
 def test_rendered_policies_are_the_ones_the_tools_evaluate(clusters: dict[str, list[dict[str, Any]]]) -> None:

@@ -1,6 +1,6 @@
 """Flux image-automation-controller's setters, applied offline as in-place scalar edits.
 
-Flux re-serialises every changed file with go-yaml v3 (flux-semantics §5.7).  On files already in that
+Flux re-serialises every changed file with go-yaml v3 (docs/flux-semantics.md §5.7).  On files already in that
 normal form only the marked scalars change, so rewriting just those scalars reproduces Flux byte for
 byte; for other files the edit is still minimal and ``FileUpdate.reformat`` says what Flux would also
 change.  Limits (documented, not guessed): markers are only looked for on block-context scalars (not
@@ -81,7 +81,7 @@ class _FilePlan:
         self.changes: list[Change] = []
 
     def marker(self, node: Node, item: bool) -> str | None:
-        """The setter named by the node's line comment, else (sequence items) its head comment (§5.5)."""
+        """The setter named by the node's line comment, else (sequence items) its head comment (docs/flux-semantics.md §5.5)."""
         source = self.source
         comment_from = node.end
         if node.event.style in BLOCK:
