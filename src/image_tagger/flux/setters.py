@@ -81,7 +81,9 @@ class _FilePlan:
         self.changes: list[Change] = []
 
     def marker(self, node: Node, item: bool) -> str | None:
-        """The setter named by the node's line comment, else (sequence items) its head comment (docs/flux-semantics.md §5.5)."""
+        """The setter named by the node's line comment, else (sequence items) its head comment.
+
+        docs/flux-semantics.md §5.5."""
         source = self.source
         comment_from = node.end
         if node.event.style in BLOCK:
