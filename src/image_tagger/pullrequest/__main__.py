@@ -1,0 +1,5 @@
+import sys
+
+from image_tagger.pullrequest.action import main
+
+sys.exit(main())

@@ -1,0 +1,218 @@
+"""Entry point of the pull-request action: open or update the pull request of a Flux automation branch.
+
+Inputs come as INPUT_* (hyphens kept), the repository and branch from GITHUB_*. Bad input: exit 2 with one
+`::error` line; GitHub or registry trouble that stops the run: exit 1 with one `::error` line.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from actions_toolkit import core
+from actions_toolkit.command import issue_command
+
+from image_tagger.errors import InputError, PublishError
+from image_tagger.flux import files
+from image_tagger.imagename import normalise_registry
+from image_tagger.pullrequest import render
+from image_tagger.pullrequest.changes import ImageChange, image_changes
+from image_tagger.pullrequest.facts import Facts, lookup
+from image_tagger.pullrequest.github import GitHub, Outcome
+from image_tagger.pullrequest.markers import marked_values, policy_keys
+from image_tagger.registry_client import RegistryAuth
+
+_LABEL = re.compile(r"[^,\n]{1,50}")
+_BRANCH = re.compile(r"(?!/)(?!.*(?:\.\.|//|@\{|\.lock(?:/|$)))[^\s~^:?*\[\\\x00-\x1f\x7f]+(?<![/.])")
+
+
+@dataclass(frozen=True)
+class Inputs:
+    token: str
+    path: str
+    base: str
+    branch: str
+    labels: list[str]
+    registry: str
+    username: str
+    password: str
+    repository: str
+    api_url: str
+    workspace: Path
+
+
+def _input(env: Mapping[str, str], name: str) -> str:
+    return env.get(f"INPUT_{name.upper()}", "").strip()
+
+
+def read_inputs(env: Mapping[str, str]) -> Inputs:
+    """The action's inputs and the GITHUB_* it needs; InputError names the first bad one."""
+    token = _input(env, "github-token")
+    if not token:
+        raise InputError("github-token is empty; give the workflow's token: github-token: ${{ github.token }}")
+    repository = env.get("GITHUB_REPOSITORY", "")
+    if not re.fullmatch(r"[\w.-]+/[\w.-]+", repository):
+        raise InputError(f"GITHUB_REPOSITORY {repository!r} is not OWNER/REPO; run this as a step of a workflow")
+    workspace = Path(env.get("GITHUB_WORKSPACE") or ".").resolve()
+    path = _input(env, "path")
+    if not path:
+        raise InputError("path is required: the automation's update path, e.g. apps/production")
+    folder = (workspace / path).resolve()
+    if not folder.is_relative_to(workspace):
+        raise InputError(f"path {path!r} leads out of the workspace; give a folder of the checkout")
+    if not folder.is_dir():
+        raise InputError(f"path {path!r} is not a folder of the checkout; check out the repository first")
+    branch = _input(env, "branch")
+    if not branch:
+        ref = env.get("GITHUB_REF", "")
+        if not ref.startswith("refs/heads/"):
+            raise InputError(f"branch is empty and GITHUB_REF {ref!r} is not a branch; run on pushes to it")
+        branch = ref.removeprefix("refs/heads/")
+    base = _input(env, "base") or _default_branch(env)
+    for name, value in (("branch", branch), ("base", base)):
+        if not _BRANCH.fullmatch(value):
+            raise InputError(f"{name} {value!r} is not a branch name")
+    if branch == base:
+        raise InputError(f"branch and base are both {base!r}; the automation must push to a branch of its own")
+    labels = [label.strip() for label in re.split(r"[,\n]", _input(env, "labels")) if label.strip()]
+    for label in labels:
+        if not _LABEL.fullmatch(label):
+            raise InputError(f"label {label[:60]!r} is longer than GitHub's 50 characters")
+    username, password = _input(env, "registry-username"), env.get("INPUT_REGISTRY-PASSWORD", "")
+    if password and not username:
+        raise InputError("registry-password is set but registry-username is empty")
+    try:
+        registry = normalise_registry(_input(env, "registry") or "docker.io")
+    except InputError as error:
+        raise InputError(f"registry: {error}") from None
+    api_url = (env.get("GITHUB_API_URL") or "https://api.github.com").rstrip("/")
+    return Inputs(token, path, base, branch, labels, registry, username, password, repository, api_url, workspace)
+
+
+def _default_branch(env: Mapping[str, str]) -> str:
+    """The repository's default branch from the push event (no API call), when base is not given."""
+    try:
+        event = json.loads(Path(env.get("GITHUB_EVENT_PATH", "")).read_text())
+    except (OSError, ValueError):
+        event = {}
+    branch = ((event.get("repository") or {}) if isinstance(event, dict) else {}).get("default_branch")
+    if not isinstance(branch, str) or not branch:
+        raise InputError("base is empty and the event names no default branch; set base (e.g. main)")
+    return branch
+
+
+@dataclass
+class Result:
+    changes: list[ImageChange]
+    facts: dict[tuple[int, str], Facts]
+    title: str
+    body: str
+    outcome: Outcome | None
+
+
+def run(inputs: Inputs, github: GitHub) -> Result:
+    """Compare the marked images of the checkout (the head) with the base branch, then open or update the PR."""
+    folder = (inputs.workspace / inputs.path).resolve()
+    prefix = folder.relative_to(inputs.workspace).as_posix()
+    prefix = "" if prefix == "." else prefix + "/"
+    keys = policy_keys(folder)
+    head = marked_values(folder, keys)
+    local = {m.path: (folder / m.path).read_bytes() for m in head}
+    base_bytes = github.base_files(inputs.base, [prefix + p for p in local], {prefix + p: b for p, b in local.items()})
+    with tempfile.TemporaryDirectory(prefix="pr-base-") as scratch:
+        for path, data in base_bytes.items():
+            target = Path(scratch) / path.removeprefix(prefix)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(data)
+        base = marked_values(Path(scratch), keys)
+    changes = image_changes(head, base, lambda p: local[p].decode("utf-8", "replace"), prefix)
+    if not changes:
+        return Result([], {}, "", "", None)
+    credentials = {inputs.registry: RegistryAuth(inputs.username, inputs.password)} if inputs.username else {}
+    facts = {}
+    for index, change in enumerate(changes):
+        facts[(index, "old")] = lookup(change.old, credentials)
+        facts[(index, "new")] = lookup(change.new, credentials)
+    title, body = render.title(changes), render.body(changes, facts, inputs.branch, inputs.base)
+    outcome = github.open_or_update(inputs.branch, inputs.base, title, body, inputs.labels)
+    return Result(changes, facts, title, body, outcome)
+
+
+def report(result: Result, inputs: Inputs) -> None:
+    """Outputs, the job summary and one log line per image."""
+    outcome = result.outcome
+    images = [
+        {
+            "image": c.name,
+            "policy": c.policy,
+            "old": c.old.tag,
+            "new": c.new.tag,
+            "digest": result.facts[(i, "new")].digest,
+            "compare": render.compare_url(result.facts[(i, "old")], result.facts[(i, "new")]),
+        }
+        for i, c in enumerate(result.changes)
+    ]
+    values = {
+        "operation": outcome.operation if outcome else "none",
+        "number": str(outcome.number) if outcome else "",
+        "url": outcome.url if outcome else "",
+    }
+    values["json"] = json.dumps({**values, "title": result.title, "images": images}, sort_keys=True)
+    for name, value in values.items():
+        core.set_output(name, value)
+    if outcome is None:
+        where = f"between {inputs.branch!r} and {inputs.base!r} under {inputs.path}"
+        print(f"no marked image differs {where}: no pull request")
+        return
+    for i, change in enumerate(result.changes):
+        problem = result.facts[(i, "new")].problem or result.facts[(i, "old")].problem
+        if problem:
+            issue_command("warning", {"title": f"Registry: {change.name}"}, problem)
+    print(f"pull request #{outcome.number} {outcome.operation}: {result.title} ({outcome.url})")
+    summary = os.environ.get("GITHUB_STEP_SUMMARY")
+    if summary:
+        with open(summary, "a", encoding="utf-8") as file:
+            file.write(f"### Pull request #{outcome.number} {outcome.operation}\n\n{result.body}")
+
+
+def main(environ: Mapping[str, str] | None = None) -> int:
+    """The whole step; returns the exit code."""
+    env = os.environ if environ is None else environ
+    for secret in (env.get("INPUT_GITHUB-TOKEN", ""), env.get("INPUT_REGISTRY-PASSWORD", "")):
+        if secret.strip():
+            core.set_secret(secret.strip())
+    try:
+        inputs = read_inputs(env)
+    except InputError as error:
+        issue_command("error", {"title": "Invalid input"}, _one_line(error))
+        return 2
+    github = GitHub(inputs.api_url, inputs.token, inputs.repository)
+    try:
+        result = run(inputs, github)
+        report(result, inputs)
+    except InputError as error:
+        issue_command("error", {"title": "Invalid input"}, _one_line(error))
+        return 2
+    except (PublishError, files.FileError) as error:
+        issue_command("error", {"title": "Pull request failed"}, _one_line(error))
+        return 1
+    except Exception as error:  # noqa: BLE001 - the step's one error line, never a traceback
+        issue_command("error", {"title": "Unexpected failure"}, _one_line(f"{type(error).__name__}: {error}"))
+        return 1
+    finally:
+        github.close()
+    return 0
+
+
+def _one_line(error: object) -> str:
+    return " ".join(str(error).split())
+
+
+if __name__ == "__main__":
+    sys.exit(main())
