@@ -122,8 +122,8 @@ def read_regular(path: Path, limit: int) -> tuple[bytes | None, str]:
             return None, f"{_kind(info.st_mode)}, not a regular file"
         data = file.read(limit + 1) if info.st_size <= limit else b""
     if info.st_size > limit or len(data) > limit:
-        size = max(info.st_size, len(data)) / 1024 / 1024
-        return None, f"{size:.1f} MiB, over the {limit / 1024 / 1024:g} MiB limit for a manifest (not parsed)"
+        size = max(info.st_size, len(data))
+        return None, f"{size} bytes, over the {limit}-byte limit for a manifest (not parsed)"
     return data, ""
 
 

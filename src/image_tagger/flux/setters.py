@@ -53,10 +53,75 @@ class FileUpdate:
 
     def diff(self) -> str:
         """Unified diff in git's a/ b/ form, marking missing final newlines like git does."""
-        lines = difflib.unified_diff(
-            _split_lines(self.before), _split_lines(self.after), f"a/{self.path}", f"b/{self.path}"
-        )
-        return "".join(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n" for line in lines)
+        before, after = _split_lines(self.before), _split_lines(self.after)
+        out = [f"--- a/{self.path}\n", f"+++ b/{self.path}\n"]
+        matcher = difflib.SequenceMatcher(None, before, after)
+        matcher.opcodes = _aligned_opcodes(before, after)  # what get_grouped_opcodes reads; linear time
+        for group in matcher.get_grouped_opcodes(3):
+            first, last = group[0], group[-1]
+            old = _unified_range(first[1], last[2])
+            new = _unified_range(first[3], last[4])
+            out.append(f"@@ -{old} +{new} @@\n")
+            for tag, i1, i2, j1, j2 in group:
+                if tag == "equal":
+                    out += [" " + line for line in before[i1:i2]]
+                    continue
+                out += ["-" + line for line in before[i1:i2]] + ["+" + line for line in after[j1:j2]]
+        if len(out) == 2:
+            return ""
+        return "".join(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n" for line in out)
+
+
+def _unified_range(start: int, stop: int) -> str:
+    """difflib's ``_format_range_unified``."""
+    length = stop - start
+    beginning = start + 1 if length else start
+    return f"{beginning}" if length == 1 else f"{beginning},{length}"
+
+
+_RESYNC = 64  # lines looked ahead for the end of an edit
+
+
+def _aligned_opcodes(a: list[str], b: list[str]) -> list[tuple[str, int, int, int, int]]:
+    """difflib opcodes for two texts that differ only at a few edited spans, in linear time.
+
+    ``unified_diff`` is quadratic on a large file with many changed lines (365 s for a 5 MB one):
+    equal lines are taken in step, and only each short window where the texts differ goes to difflib.
+    """
+    ops: list[tuple[str, int, int, int, int]] = []
+    i = j = 0
+    while i < len(a) or j < len(b):
+        start_i, start_j = i, j
+        while i < len(a) and j < len(b) and a[i] == b[j]:
+            i, j = i + 1, j + 1
+        if i > start_i:
+            ops.append(("equal", start_i, i, start_j, j))
+        if i == len(a) or j == len(b):
+            end_i, end_j = len(a), len(b)
+        else:
+            end_i, end_j = _resync(a, b, i, j)
+        window = difflib.SequenceMatcher(None, a[i:end_i], b[j:end_j]).get_opcodes()
+        ops += [(tag, i + i1, i + i2, j + j1, j + j2) for tag, i1, i2, j1, j2 in window]
+        i, j = end_i, end_j
+    merged: list[tuple[str, int, int, int, int]] = []
+    for op in ops:
+        if merged and op[0] == "equal" == merged[-1][0]:
+            merged[-1] = ("equal", merged[-1][1], op[2], merged[-1][3], op[4])
+        elif op[1] < op[2] or op[3] < op[4]:
+            merged.append(op)
+    return merged or [("equal", 0, 0, 0, 0)]
+
+
+def _resync(a: list[str], b: list[str], i: int, j: int) -> tuple[int, int]:
+    """The nearest (i', j') past a mismatch from where three lines (or the rest) agree again; else the ends."""
+    for total in range(1, 2 * _RESYNC + 1):
+        for di in range(max(0, total - _RESYNC), min(total, _RESYNC) + 1):
+            ei, ej = i + di, j + total - di
+            if ei > len(a) or ej > len(b):
+                continue
+            if a[ei : ei + 3] == b[ej : ej + 3] and (ei + 3 <= len(a) or len(a) - ei == len(b) - ej):
+                return ei, ej
+    return len(a), len(b)
 
 
 def _split_lines(text: str) -> list[str]:
