@@ -114,7 +114,9 @@ class GitHub:
             missing = [label for label in labels if label not in have]
             if missing:
                 doing = f"labelling pull request #{pull.number}"
-                pull.add_to_labels(*missing)
+                # The documented body, {"labels": [...]}; PyGithub's add_to_labels sends a bare list, a form
+                # GitHub's OpenAPI description no longer lists.
+                self.client.requester.requestJsonAndCheck("POST", f"{pull.issue_url}/labels", input={"labels": missing})
         except GithubException as error:
             raise self.fail(error, doing) from None
         except requests.RequestException as error:
