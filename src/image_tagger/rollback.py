@@ -1,0 +1,352 @@
+"""Roll back by excluding the bad release: an exclusion of exactly that tag in the overlay's ImageRepository.
+
+`rollback OVERLAY TAG` writes `rollback-<name>.yaml` beside the overlay's kustomization, a JSON6902 patch
+that appends `^<tag, RE2-escaped>$` to the ImageRepository's `spec.exclusionList` (after setting the list to
+Flux's default `^.*\\.sig$` first when the rendered object has none: a set list replaces the default), and
+lists it under `patches:` with a target of kind and name (and namespace when the name alone is ambiguous).
+The release policy then selects the previous good tag, the automation writes it back, and a later fixed
+release flows as usual: nothing is held. `--undo` removes the entry, and the patch and its listing with
+the last one. Files are edited line by line (`yamlblock`), so all other bytes stay as they were; the
+overlay is rendered again after writing, and the files are restored unless Flux would see the intended list.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ruamel.yaml import YAML, YAMLError
+
+from image_tagger import kustomize, registry_client, yamlblock
+from image_tagger.errors import InputError, PublishError
+from image_tagger.flux import policy
+from image_tagger.flux.goregex import GoRegexp
+from image_tagger.imagename import parse_image
+
+IMAGE_API = "image.toolkit.fluxcd.io/"
+KUSTOMIZATION_FILES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
+MAX_EXCLUSIONS = 25  # the ImageRepository CRD's maxItems
+APPEND_PATH = "/spec/exclusionList/-"
+SET_PATH = "/spec/exclusionList"
+_DOCKER_TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
+_GO_META = frozenset("\\.+*?()|[]{}^$")  # Go regexp.QuoteMeta's special characters
+
+TagLister = Callable[[str, registry_client.RegistryAuth], Sequence[str]]
+
+
+def quote_meta(text: str) -> str:
+    """Go `regexp.QuoteMeta`: every RE2 metacharacter escaped with a backslash."""
+    return "".join("\\" + ch if ch in _GO_META else ch for ch in text)
+
+
+def exclusion_for(tag: str) -> str:
+    """`^1\\.2\\.0$`: the exclusion that drops exactly `tag` (checked with Flux's regexp semantics)."""
+    pattern = f"^{quote_meta(tag)}$"
+    match = GoRegexp(pattern).search(tag)
+    if match is None or match.group(0) != tag:
+        raise InputError(f"TAG {tag!r}: no exclusion pattern matches exactly it")
+    return pattern
+
+
+@dataclass(frozen=True)
+class Repository:
+    namespace: str
+    name: str
+    image: str
+    exclusions: list[str]  # as rendered; [] when unset (Flux then applies the default)
+    secret: Mapping[str, Any] | None
+
+    @property
+    def key(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    line: str  # what changed and what Flux will do
+    changed: list[Path]
+
+
+def _is(obj: Mapping[str, Any], kind: str) -> bool:
+    return obj.get("kind") == kind and str(obj.get("apiVersion", "")).startswith(IMAGE_API)
+
+
+def _id(obj: Mapping[str, Any]) -> tuple[str, str]:
+    meta = obj.get("metadata") or {}
+    return str(meta.get("namespace") or "default"), str(meta.get("name") or "")
+
+
+def kustomization_file(overlay: Path) -> Path:
+    found = [overlay / name for name in KUSTOMIZATION_FILES if (overlay / name).is_file()]
+    if not overlay.is_dir() or not found:
+        raise InputError(
+            f"OVERLAY {overlay} is not a kustomization (no kustomization.yaml); accepted: the kustomize folder "
+            "whose build holds the ImageRepository"
+        )
+    return found[0]
+
+
+def render(overlay: Path) -> list[dict[str, Any]]:
+    """The overlay's objects, as `kubectl kustomize OVERLAY` builds them."""
+    command = kustomize.kustomize_command()
+    if command is None:
+        raise InputError(f"OVERLAY {overlay}: neither kustomize nor kubectl is installed here to render it")
+    try:
+        done = subprocess.run([*command, str(overlay)], check=True, capture_output=True, text=True)
+    except subprocess.CalledProcessError as err:
+        reason = (err.stderr or "").strip().splitlines() or [f"exit code {err.returncode}"]
+        raise InputError(f"OVERLAY {overlay}: kustomize failed: {reason[-1]}") from None
+    try:
+        return [d for d in YAML(typ="safe").load_all(done.stdout) if isinstance(d, dict)]
+    except YAMLError as err:
+        raise InputError(f"OVERLAY {overlay}: kustomize printed invalid YAML ({str(err).splitlines()[0]})") from None
+
+
+def repositories(objects: Sequence[Mapping[str, Any]]) -> list[Repository]:
+    secrets = {_id(o): o for o in objects if o.get("kind") == "Secret" and o.get("apiVersion") == "v1"}
+    found = []
+    for obj in (o for o in objects if _is(o, "ImageRepository")):
+        namespace, name = _id(obj)
+        spec = obj.get("spec") or {}
+        exclusions = spec.get("exclusionList") or []
+        secret = secrets.get((namespace, str((spec.get("secretRef") or {}).get("name") or "")))
+        found.append(Repository(namespace, name, str(spec.get("image") or ""), list(exclusions), secret))
+    return found
+
+
+def pick(repos: Sequence[Repository], wanted: str | None, overlay: Path) -> Repository:
+    """The ImageRepository `--image` names (its name, namespace/name or spec.image), or the only one."""
+    if not repos:
+        raise InputError(f"OVERLAY {overlay} renders no ImageRepository; accepted: an overlay that includes flux-ci-cd")
+    known = ", ".join(f"{r.key} ({r.image})" for r in repos)
+    if wanted is None:
+        if len(repos) > 1:
+            raise InputError(f"OVERLAY {overlay} follows several images; pick one with --image, one of: {known}")
+        return repos[0]
+    chosen = [r for r in repos if wanted in (r.name, r.key, r.image)]
+    if len(chosen) != 1:
+        what = "matches no" if not chosen else "matches more than one"
+        raise InputError(f"--image {wanted} {what} ImageRepository of {overlay}; accepted: one of {known}")
+    return chosen[0]
+
+
+def _patch_name(repo: Repository, repos: Sequence[Repository]) -> tuple[str, dict[str, str]]:
+    """The patch file's name and its kustomize target; the namespace only when the name is ambiguous."""
+    target = {"kind": "ImageRepository", "name": repo.name}
+    if sum(r.name == repo.name for r in repos) > 1:
+        target["namespace"] = repo.namespace
+        return f"rollback-{repo.namespace}-{repo.name}.yaml", target
+    return f"rollback-{repo.name}.yaml", target
+
+
+def _listing(patch: str, target: Mapping[str, str]) -> str:
+    fields = "".join(f"    {key}: {value}\n" for key, value in target.items())
+    return f"- path: {patch}\n  target:\n{fields}"
+
+
+def _append_op(pattern: str) -> str:
+    return f"- op: add\n  path: {APPEND_PATH}\n  value: '{pattern}'\n"
+
+
+def _new_patch(repo: Repository, pattern: str, tag: str) -> str:
+    header = (
+        f"# Rollback of ImageRepository {repo.key} ({repo.image}), written by `image-tagger rollback`:\n"
+        "# Flux skips each tag excluded here, so its policies select the previous good one; a later release\n"
+        "# flows as usual. `image-tagger rollback OVERLAY TAG --undo` takes a tag back out.\n"
+    )
+    start = ""
+    if not repo.exclusions:  # a list of our own replaces Flux's default: keep the default in it
+        default = ", ".join(f"'{p}'" for p in policy.DEFAULT_EXCLUSIONS)
+        start = f"- op: add\n  path: {SET_PATH}\n  value: [{default}]\n"
+    return header + start + _append_op(pattern)
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        raise InputError(f"{path}: not a readable text file ({err})") from None
+
+
+def _entry_index(kustomization: str, patch: str, source: str) -> int | None:
+    for index, entry in enumerate(yamlblock.values(kustomization, "patches", source)):
+        if isinstance(entry, dict) and entry.get("path") == patch:
+            return index
+    return None
+
+
+def _appended(patch_text: str, source: str) -> list[str]:
+    """The tag exclusions the patch appends, in order."""
+    ops = yamlblock.values(patch_text, None, source)
+    return [str(op.get("value")) for op in ops if isinstance(op, dict) and op.get("path") == APPEND_PATH]
+
+
+def _write(files: Mapping[Path, str | None]) -> None:
+    """Write (or, for None, delete) every file; on any failure put back what was there before."""
+    before = {path: path.read_bytes() if path.exists() else None for path in files}
+    done: list[Path] = []
+    try:
+        for path, text in files.items():
+            done.append(path)
+            if text is None:
+                path.unlink()
+                continue
+            temporary = path.with_name(f".{path.name}.rollback-tmp")
+            temporary.write_text(text, encoding="utf-8")
+            os.replace(temporary, path)
+    except OSError:
+        _restore(before, done)
+        raise
+
+
+def _restore(before: Mapping[Path, bytes | None], paths: Sequence[Path]) -> None:
+    for path in paths:
+        original = before[path]
+        if original is None:
+            path.unlink(missing_ok=True)
+        else:
+            path.write_bytes(original)
+
+
+def _verified(overlay: Path, files: Mapping[Path, str | None], repo: Repository, expected: list[str]) -> None:
+    """Write the files, render again, and keep them only if the ImageRepository has exactly `expected`."""
+    before = {path: path.read_bytes() if path.exists() else None for path in files}
+    _write(files)
+    try:
+        objects = render(overlay)
+    except InputError:
+        _restore(before, list(files))
+        raise
+    rendered = next((r for r in repositories(objects) if r.key == repo.key), None)
+    if rendered is None or rendered.exclusions != expected:
+        _restore(before, list(files))
+        got = rendered.exclusions if rendered else "no such ImageRepository"
+        raise PublishError(f"OVERLAY {overlay}: after the edit kustomize renders {got}, not {expected}; files restored")
+
+
+def _policies_after(objects: Sequence[Mapping[str, Any]], repo: Repository, tags: Sequence[str], exclusions) -> str:
+    """`flux-system/app-production selects 1.1.0` for each ImagePolicy of the repository."""
+    said = []
+    for obj in (o for o in objects if _is(o, "ImagePolicy")):
+        namespace, name = _id(obj)
+        spec = obj.get("spec") or {}
+        ref = spec.get("imageRepositoryRef") or {}
+        if (str(ref.get("namespace") or namespace), str(ref.get("name") or "")) != (repo.namespace, repo.name):
+            continue
+        try:
+            said.append(f"{namespace}/{name} selects {policy.select_tag(spec, policy.scan_tags(tags, exclusions))}")
+        except (policy.InvalidPolicy, policy.PolicyFailure) as err:
+            said.append(f"{namespace}/{name} selects nothing ({err})")
+    return "; ".join(said) or "no ImagePolicy of the overlay reads it"
+
+
+def _registry_tags(repo: Repository) -> list[str]:
+    registry = parse_image(repo.image).registry
+    if repo.secret is not None:
+        auth = registry_client.credentials_from_secret(repo.secret, registry)
+    else:
+        auth = registry_client.credentials_for(registry)
+    with registry_client.RegistrySession(repo.image, auth) as session:
+        return session.tags()
+
+
+def run(overlay: Path, tag: str, image: str | None = None, undo: bool = False) -> Outcome:
+    """Exclude `tag` from the overlay's ImageRepository (or, with `undo`, take the exclusion back out)."""
+    if not _DOCKER_TAG.fullmatch(tag):
+        raise InputError(f"TAG {tag!r} is not an image tag; accepted: [A-Za-z0-9_][A-Za-z0-9_.-]{{0,127}}")
+    kustomization_path = kustomization_file(overlay)
+    objects = render(overlay)
+    repos = repositories(objects)
+    repo = pick(repos, image, overlay)
+    if not repo.image:
+        raise InputError(f"ImageRepository {repo.key} in {overlay} has no spec.image")
+    pattern = exclusion_for(tag)
+    patch, target = _patch_name(repo, repos)
+    patch_path = overlay / patch
+    kustomization = _read(kustomization_path)
+    source = str(kustomization_path)
+    yamlblock.load(kustomization, source)
+    listed = _entry_index(kustomization, patch, source)
+    patch_text = _read(patch_path) if patch_path.exists() else None
+    if (patch_text is None) != (listed is None):
+        state = "exists but is not listed" if listed is None else "is listed but missing"
+        raise InputError(f"{patch_path} {state} under patches: in {kustomization_path}; fix that first")
+    appended = _appended(patch_text, str(patch_path)) if patch_text is not None else []
+    effective = repo.exclusions or list(policy.DEFAULT_EXCLUSIONS)
+    if undo:
+        return _undo(overlay, tag, repo, pattern, appended, kustomization, listed, patch_path, kustomization_path)
+
+    blocking = next((p for p in effective if GoRegexp(p).matches(tag)), None)
+    if blocking is not None:
+        raise InputError(f"TAG {tag} is already excluded from {repo.key} by the exclusion {blocking}; nothing changed")
+    if len(effective) >= MAX_EXCLUSIONS:
+        raise InputError(f"ImageRepository {repo.key} already has {len(effective)} exclusions; Flux allows 25")
+    tags = _registry_tags(repo)
+    if tag not in tags:
+        raise InputError(f"TAG {tag} is not a tag of {repo.image} in the registry; accepted: a tag it has")
+    files: dict[Path, str | None] = {}
+    if patch_text is None:
+        files[patch_path] = _new_patch(repo, pattern, tag)
+        files[kustomization_path] = yamlblock.append(kustomization, "patches", _listing(patch, target), source)
+    else:
+        files[patch_path] = yamlblock.append(patch_text, None, _append_op(pattern), str(patch_path))
+    expected = [*effective, pattern]
+    _verified(overlay, files, repo, expected)
+    written = ", ".join(str(p) for p in files)
+    outlook = _policies_after(objects, repo, tags, expected)
+    return Outcome(
+        f"excluded {tag} from ImageRepository {repo.key} ({pattern}): wrote {written}; "
+        f"once committed, Flux drops {tag} and {outlook}",
+        list(files),
+    )
+
+
+def _undo(
+    overlay: Path,
+    tag: str,
+    repo: Repository,
+    pattern: str,
+    appended: list[str],
+    kustomization: str,
+    listed: int | None,
+    patch_path: Path,
+    kustomization_path: Path,
+) -> Outcome:
+    if pattern not in appended:
+        where = f"in {patch_path}" if listed is not None else f"({patch_path} does not exist)"
+        raise InputError(f"TAG {tag} is not excluded by a rollback of {repo.key} {where}; nothing to undo")
+    patch_text = _read(patch_path)
+    ops = yamlblock.values(patch_text, None, str(patch_path))
+    index = next(i for i, op in enumerate(ops) if op.get("path") == APPEND_PATH and str(op.get("value")) == pattern)
+    files: dict[Path, str | None] = {}
+    if len(appended) == 1:
+        files[patch_path] = None
+        files[kustomization_path] = yamlblock.remove(kustomization, "patches", listed, str(kustomization_path))
+        expected = None
+    else:
+        files[patch_path] = yamlblock.remove(patch_text, None, index, str(patch_path))
+        expected = [p for p in repo.exclusions if p != pattern]
+    if expected is None:  # without the patch: whatever the overlay sets, checked only for the pattern's absence
+        before = {path: path.read_bytes() if path.exists() else None for path in files}
+        _write(files)
+        try:
+            rendered = next((r for r in repositories(render(overlay)) if r.key == repo.key), None)
+        except InputError:
+            _restore(before, list(files))
+            raise
+        if rendered is None or pattern in rendered.exclusions:
+            _restore(before, list(files))
+            raise PublishError(f"OVERLAY {overlay}: {pattern} is still rendered after the undo; files restored")
+    else:
+        _verified(overlay, files, repo, expected)
+    what = ", ".join(f"removed {p}" if text is None else f"wrote {p}" for p, text in files.items())
+    return Outcome(
+        f"took {tag} back into ImageRepository {repo.key}: {what}; once committed, Flux considers {tag} again "
+        f"(`image-tagger preview {overlay}` shows what its policies select)",
+        list(files),
+    )
