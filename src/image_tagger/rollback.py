@@ -153,7 +153,7 @@ def _append_op(pattern: str) -> str:
     return f"- op: add\n  path: {APPEND_PATH}\n  value: '{pattern}'\n"
 
 
-def _new_patch(repo: Repository, pattern: str, tag: str) -> str:
+def _new_patch(repo: Repository, pattern: str) -> str:
     header = (
         f"# Rollback of ImageRepository {repo.key} ({repo.image}), written by `image-tagger rollback`:\n"
         "# Flux skips each tag excluded here, so its policies select the previous good one; a later release\n"
@@ -291,7 +291,7 @@ def run(overlay: Path, tag: str, image: str | None = None, undo: bool = False) -
         raise InputError(f"TAG {tag} is not a tag of {repo.image} in the registry; accepted: a tag it has")
     files: dict[Path, str | None] = {}
     if patch_text is None:
-        files[patch_path] = _new_patch(repo, pattern, tag)
+        files[patch_path] = _new_patch(repo, pattern)
         files[kustomization_path] = yamlblock.append(kustomization, "patches", _listing(patch, target), source)
     else:
         files[patch_path] = yamlblock.append(patch_text, None, _append_op(pattern), str(patch_path))
