@@ -22,7 +22,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 COPY --from=buildx /buildx /usr/local/bin/docker-buildx
 
 # Exactly the locked packages, verified by hash, none of their undeclared dependencies: the lock leaves out
-# PyGithub and its crypto stack, which actions-toolkit declares but actions_toolkit.core never imports.
+# cryptography, which PyJWT (under PyGithub) needs only to sign GitHub App tokens, never made here.
 COPY requirements/action.txt /opt/image-tagger/requirements/action.txt
 RUN python -m pip install --no-deps --require-hashes -r /opt/image-tagger/requirements/action.txt
 

@@ -157,7 +157,10 @@ def test_release_publishes_with_the_action_itself_and_pins_the_digest():
     found = job["steps"]
     assert found[0]["with"] == {"ref": "${{ github.sha }}", "persist-credentials": False}
     at = index_of_self_use(found)
-    assert found[1]["run"].strip() == "python3 .github/scripts/pin_action_image.py --dockerfile"
+    assert found[1]["run"].strip().splitlines() == [
+        "python3 .github/scripts/pin_action_image.py --dockerfile",
+        "python3 .github/scripts/pin_action_image.py --action pull-request/action.yml --dockerfile ../Dockerfile",
+    ]
     assert found[at]["with"] == {
         "image": "${{ steps.name.outputs.image }}",
         "username": "${{ github.actor }}",
@@ -168,6 +171,7 @@ def test_release_publishes_with_the_action_itself_and_pins_the_digest():
     pin = found[-1]
     assert pin["env"]["DIGEST"] == "${{ steps.image.outputs.digest }}"
     assert 'pin_action_image.py --image "docker://$IMAGE:$VERSION@$DIGEST"' in pin["run"]
+    assert 'pull-request/action.yml --image "docker://$IMAGE:$VERSION@$DIGEST"' in pin["run"]
     assert "push --force origin" in pin["run"]
 
 

@@ -6,11 +6,12 @@ import time
 
 import pytest
 
-from image_tagger import preview
+from image_tagger import manifests
 from image_tagger.context import GitContext
 from image_tagger.errors import InputError
-from image_tagger.flux import commitmsg, policy, standard
+from image_tagger.flux import automation, commitmsg, policy, standard
 from image_tagger.flux.goregex import GoRegexError, GoRegexp
+from image_tagger.flux.setters import Change
 from image_tagger.imagename import parse_image
 from image_tagger.naming import NamingOptions, plan_tags
 from image_tagger.report import flux_verdicts
@@ -43,7 +44,7 @@ TAGS = ["1.0.0", "1.4.2", "1.5.0-rc.1", "2.0.0", "main-3f2c1a9-1764110000", "mai
 
 
 def test_targets_join_policies_to_their_repository():
-    targets = preview.find_targets(OBJECTS)
+    targets = automation.find_targets(OBJECTS)
     assert [(t.key, t.image) for t in targets] == [
         ("flux-system/app-production", "docker.io/acme/app"),
         ("flux-system/app-staging", "docker.io/acme/app"),
@@ -53,24 +54,26 @@ def test_targets_join_policies_to_their_repository():
 
 
 def test_predictions_follow_flux():
-    predictions = preview.predict(preview.find_targets(OBJECTS), {"docker.io/acme/app": TAGS})
+    predictions = automation.predict(
+        automation.find_targets(OBJECTS), automation.KnownTags({"docker.io/acme/app": TAGS})
+    )
     assert [p.as_dict()["selected"] for p in predictions] == ["1.4.2", "main-0b1c2d3-1764200000", None]
     assert "not in the overlay" in predictions[2].error
 
 
 def test_outlook_says_what_a_new_tag_changes():
-    targets = preview.find_targets(OBJECTS)[:2]
+    targets = automation.find_targets(OBJECTS)[:2]
     tags = ["1.0.0", "main-3f2c1a9-1764110000"]
-    assert preview.outlook(targets, [*tags, "1.1.0"], "acme/app", "1.1.0") == [
+    assert automation.outlook(targets, [*tags, "1.1.0"], "acme/app", "1.1.0") == [
         "flux-system/app-production (1.x): 1.0.0 → 1.1.0",
         "flux-system/app-staging (numerical asc): ignored: tag does not match the policy's filter",
     ]
-    assert preview.outlook(targets, tags, "docker.io/acme/app", "2.0.0")[0].endswith("ignored: other major")
-    assert preview.outlook(targets, ["1.5.0", *tags], "docker.io/acme/app", "1.2.0")[0].endswith(
+    assert automation.outlook(targets, tags, "docker.io/acme/app", "2.0.0")[0].endswith("ignored: other major")
+    assert automation.outlook(targets, ["1.5.0", *tags], "docker.io/acme/app", "1.2.0")[0].endswith(
         "not the newest, stays on 1.5.0"
     )
-    assert preview.outlook(targets, tags, "docker.io/acme/app", "1.3.0-rc.1")[0].endswith("ignored: prerelease")
-    assert preview.outlook(targets, tags, "ghcr.io/acme/app", "1.1.0") == []
+    assert automation.outlook(targets, tags, "docker.io/acme/app", "1.3.0-rc.1")[0].endswith("ignored: prerelease")
+    assert automation.outlook(targets, tags, "ghcr.io/acme/app", "1.1.0") == []
 
 
 def test_verdicts_of_the_shipped_policies():
@@ -93,8 +96,8 @@ TEMPLATE = """Update images ({{ .AutomationObject }})
 
 def test_commit_message_renders_like_go_text_template():
     changes = [
-        commitmsg.TemplateChange("a:1.0.0", "a:1.1.0", "ns:p"),
-        commitmsg.TemplateChange("1.0.0", "1.1.0", "ns:p:tag"),
+        Change("ns:p", "a:1.0.0", "a:1.1.0", 0),
+        Change("ns:p:tag", "1.0.0", "1.1.0", 0),
     ]
     assert commitmsg.render(TEMPLATE, ("ns", "auto"), changes) == (
         "Update images (ns/auto)\n\n- a:1.0.0 -> a:1.1.0 (ns:p)\n- 1.0.0 -> 1.1.0 (ns:p:tag)\n"
@@ -117,8 +120,8 @@ def test_summary_and_overlay_give_the_same_reason():
     ctx = GitContext(event="push", ref="refs/tags/v2.0.0-rc.1", sha="a" * 40)
     plan = plan_tags(ctx, parse_image("acme/app"), NamingOptions(), now=1)
     (release, _) = flux_verdicts(plan, major=1)
-    targets = preview.find_targets(OBJECTS)[:1]
-    assert preview.outlook(targets, ["1.0.0"], "acme/app", plan.version)[0].endswith(release.reason)
+    targets = automation.find_targets(OBJECTS)[:1]
+    assert automation.outlook(targets, ["1.0.0"], "acme/app", plan.version)[0].endswith(release.reason)
     assert release.reason == "ignored: other major"
 
 
@@ -150,9 +153,9 @@ def test_automation_applies_only_the_policies_its_selector_matches(tmp_path):
         }
         objects += [repo, pol, auto]
     tags = {"docker.io/acme/shop": ["1.1.0"], "docker.io/acme/cart": ["1.2.0"]}
-    predictions = preview.predict(preview.find_targets(objects), tags)
-    results = preview.automation_updates(tmp_path, preview.find_automations(objects), predictions)
-    changed = {auto.name: [(u.path, [c.new for c in u.changes]) for u in updates] for auto, updates in results}
+    predictions = automation.predict(automation.find_targets(objects), automation.KnownTags(tags))
+    commits = automation.plan_commits(tmp_path, automation.find_automations(objects), predictions)
+    changed = {c.automation.name: [(u.path, [change.new for change in u.changes]) for u in c.updates] for c in commits}
     assert changed == {
         "shop": [("apps/shop.yaml", ["docker.io/acme/shop:1.1.0"])],
         "cart": [("apps/cart.yaml", ["docker.io/acme/cart:1.2.0"])],
@@ -160,7 +163,7 @@ def test_automation_applies_only_the_policies_its_selector_matches(tmp_path):
 
 
 def test_commit_message_lists_each_change_once():
-    change = commitmsg.TemplateChange("a:1", "a:2", "ns:p")
+    change = Change("ns:p", "a:1", "a:2", 0)
     assert commitmsg.render(TEMPLATE, ("ns", "auto"), [change, change]).count("- a:1 -> a:2") == 1
 
 
@@ -180,7 +183,7 @@ def test_commit_message_lists_each_change_once():
 def test_an_invalid_policy_in_an_overlay_is_an_error_naming_it(spec: dict, why: str):
     broken = policy_object("app-broken", {**standard.release_policy(1), **spec})
     with pytest.raises(policy.InvalidPolicy) as error:
-        preview.find_targets([*OBJECTS, broken])
+        automation.find_targets([*OBJECTS, broken])
     assert str(error.value).startswith("ImagePolicy flux-system/app-broken is invalid: ")
     assert why in str(error.value) and "\n" not in str(error.value)
 
@@ -188,12 +191,14 @@ def test_an_invalid_policy_in_an_overlay_is_an_error_naming_it(spec: dict, why: 
 def test_an_invalid_exclusion_list_is_an_error_naming_the_policy():
     repo = {**REPO, "spec": {**REPO["spec"], "exclusionList": ["(?<!x)y"]}}
     with pytest.raises(policy.InvalidPolicy, match="ImagePolicy flux-system/app-production is invalid: spec.excl"):
-        preview.find_targets([repo, OBJECTS[1]])
+        automation.find_targets([repo, OBJECTS[1]])
 
 
 def test_a_valid_policy_that_selects_nothing_is_still_a_prediction():
-    [production] = preview.find_targets([REPO, OBJECTS[1]])
-    [prediction] = preview.predict([production], {"docker.io/acme/app": ["2.0.0", "main-3f2c1a9-1"]})
+    [production] = automation.find_targets([REPO, OBJECTS[1]])
+    [prediction] = automation.predict(
+        [production], automation.KnownTags({"docker.io/acme/app": ["2.0.0", "main-3f2c1a9-1"]})
+    )
     assert prediction.selected is None and "unable to determine latest version" in prediction.error
 
 
@@ -212,13 +217,13 @@ def test_deeply_nested_yaml_is_an_input_error_not_a_recursion_error(tmp_path, op
     path = tmp_path / "deep.yaml"
     path.write_text(text)
     with pytest.raises(InputError, match="nested deeper than 100 levels"):
-        preview.load_objects(path)
+        manifests.load_objects(path)
 
 
 def test_yaml_at_the_depth_limit_loads(tmp_path):
     path = tmp_path / "ok.yaml"
     path.write_text("[" * 99 + "]" * 99 + "\n---\n" + yaml_of(OBJECTS[0]))
-    assert preview.load_objects(path) == [OBJECTS[0]]
+    assert manifests.load_objects(path) == [OBJECTS[0]]
 
 
 def yaml_of(obj: dict) -> str:

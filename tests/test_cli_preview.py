@@ -19,7 +19,8 @@ from support.cli import explain, run_cli
 from support.registry import Registry, basic_entry, write_docker_config
 
 from image_tagger import localregistry
-from image_tagger.kustomize import kustomize_build, point_consumer_at, publish_flux_base
+from image_tagger.kustomize import point_consumer_at, publish_flux_base
+from image_tagger.manifests import kustomize_build
 
 REPO = Path(__file__).resolve().parents[1]
 REPOSITORY = "cli-preview/app"
@@ -135,6 +136,9 @@ def test_config_repo_shows_the_automation_commit(image: str, consumer: Path, cre
     assert f"flux-system/app-production: {image}:1.4.2\n" in done.stdout
     assert "--- a/apps/production/image.yaml\n+++ b/apps/production/image.yaml\n" in done.stdout, explain(done)
     assert f"\n-{old}\n+{new}\n" in done.stdout, explain(done)
+    # The commit message the automation's template renders for this change, before the diff.
+    assert "    Update images (flux-system/app)\n" in done.stdout, explain(done)
+    assert ":1.4.2" in done.stdout.split("--- a/")[0].split("would commit 1 file(s)")[1], explain(done)
     assert marked.read_bytes() == before  # a preview writes nothing
 
 

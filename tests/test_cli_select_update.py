@@ -62,7 +62,7 @@ def test_nothing_qualifies_is_exit_1_with_empty_stdout(tmp_path: Path) -> None:
             "spec.filterTags.pattern",
         ),
         ("kind: ImagePolicy\nspec:\n  imageRepositoryRef:\n    name: app\n", "spec.policy"),
-        ("kind: ImagePolicy\nspec: [unclosed\n", "not a readable YAML file"),
+        ("kind: ImagePolicy\nspec: [unclosed\n", "not valid YAML"),
     ],
     ids=["bad-range", "bad-regex", "no-spec-policy", "not-yaml"],
 )

@@ -18,7 +18,8 @@ import re2
 from ruamel.yaml import YAML
 
 from image_tagger.flux import policy, standard
-from image_tagger.kustomize import kustomize_build, point_consumer_at, publish_flux_base
+from image_tagger.kustomize import point_consumer_at, publish_flux_base
+from image_tagger.manifests import kustomize_build
 
 REPO = Path(__file__).resolve().parents[1]
 CRDS = REPO / "tests" / "crds"  # vendored Flux CRD schemas; provenance in tests/crds/SOURCE.md

@@ -86,3 +86,14 @@ def test_fails_without_exactly_one_runs_image(tmp_path: Path, text: str) -> None
 
     assert done.returncode == 1 and "pin_action_image" in done.stderr
     assert action.read_text() == text
+
+
+def test_the_pull_request_action_pins_to_the_same_image_and_back(tmp_path: Path) -> None:
+    action = tmp_path / "action.yml"
+    original = (REPO / "pull-request" / "action.yml").read_bytes()
+    action.write_bytes(original)
+
+    assert pin(action, "--image", PINNED).returncode == 0
+    assert f"\n  image: {PINNED}\n".encode() in action.read_bytes()
+    assert pin(action, "--dockerfile", "../Dockerfile").returncode == 0
+    assert action.read_bytes() == original

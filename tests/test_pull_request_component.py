@@ -15,7 +15,8 @@ import jsonschema
 import pytest
 from ruamel.yaml import YAML
 
-from image_tagger.kustomize import kustomize_build, point_consumer_at, publish_flux_base
+from image_tagger.kustomize import point_consumer_at, publish_flux_base
+from image_tagger.manifests import kustomize_build
 
 REPO = Path(__file__).resolve().parents[1]
 CRDS = REPO / ".." / "shared" / "flux-crds"

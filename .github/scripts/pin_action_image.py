@@ -54,12 +54,17 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--action", type=Path, default=Path("action.yml"), help="the action.yml to rewrite")
     target = parser.add_mutually_exclusive_group(required=True)
-    target.add_argument("--dockerfile", action="store_true", help="runs.image: Dockerfile (build this checkout)")
+    target.add_argument(
+        "--dockerfile",
+        nargs="?",
+        const="Dockerfile",
+        help="runs.image: the Dockerfile, relative to the action (default Dockerfile; ../Dockerfile for pull-request/)",
+    )
     target.add_argument("--image", help="docker://REGISTRY/REPOSITORY[:TAG]@sha256:DIGEST")
     args = parser.parse_args(argv)
     if args.image is not None and not PINNED.fullmatch(args.image):
         parser.error(f"--image must be docker://NAME[:TAG]@sha256:<64 hex digits>, got {args.image!r}")
-    image = "Dockerfile" if args.dockerfile else args.image
+    image = args.dockerfile or args.image
     try:
         original = args.action.read_bytes().decode("utf-8")
         args.action.write_bytes(pin(original, image).encode("utf-8"))

@@ -19,9 +19,10 @@ from pathlib import Path
 from actions_toolkit import core
 from actions_toolkit.command import issue_command
 
-from image_tagger import context, docker_ops, inputs, preview, registry_client, report
+from image_tagger import context, docker_ops, inputs, manifests, registry_client, report
 from image_tagger.buildkit import BuildError
 from image_tagger.errors import InputError, PublishError
+from image_tagger.flux import automation
 from image_tagger.inputs import Credentials
 from image_tagger.naming import TagPlan, plan_tags
 from image_tagger.publish import Provenance, PublishResult, PushFailed, publish
@@ -68,7 +69,7 @@ def mask_secrets(env: Mapping[str, str]) -> None:
                 core.set_secret(part)
 
 
-def overlay_outlook(targets: list[preview.PolicyTarget], plan: TagPlan, credentials: Credentials) -> list[str]:
+def overlay_outlook(targets: list[automation.PolicyTarget], plan: TagPlan, credentials: Credentials) -> list[str]:
     """What the overlay's policies do with the new tag, from the registry's current tag list."""
     auth = registry_client.RegistryAuth(credentials.username, credentials.password)
     try:
@@ -76,7 +77,7 @@ def overlay_outlook(targets: list[preview.PolicyTarget], plan: TagPlan, credenti
     except PublishError as err:
         issue_command("warning", {}, f"overlay preview skipped: {err}")
         return []
-    return preview.outlook(targets, tags, plan.image.name, plan.version)
+    return automation.outlook(targets, tags, plan.image.name, plan.version)
 
 
 def run(env: Mapping[str, str]) -> int:
@@ -85,7 +86,7 @@ def run(env: Mapping[str, str]) -> int:
     given = inputs.parse(raw_inputs(env), workspace, env.get("INPUT_PASSWORD", ""))
     ctx = context.resolve({}, env, checkout=workspace)
     plan = plan_tags(ctx, given.image, given.naming, now=int(time.time()))
-    targets = preview.find_targets(preview.load_objects(given.overlay)) if given.overlay else []
+    targets = automation.find_targets(manifests.load_objects(given.overlay)) if given.overlay else []
     for note in plan.notes:
         issue_command("notice", {}, note)
     print(f"{plan.kind} {ctx.ref} -> {', '.join(plan.refs)} (push: {str(plan.push).lower()})", flush=True)

@@ -13,7 +13,7 @@ import re
 import subprocess
 import sys
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,12 +21,11 @@ from typing import Any, NoReturn
 
 import requests
 from docker.errors import DockerException
-from ruamel.yaml import YAML, YAMLError
 
-from image_tagger import context, demo, docker_ops, inputs, preview, registry_client, report
+from image_tagger import context, demo, docker_ops, inputs, manifests, report
 from image_tagger.errors import InputError, PublishError
-from image_tagger.flux import imageref, policy, setters
-from image_tagger.imagename import ImageName, parse_image
+from image_tagger.flux import automation, imageref, policy, setters
+from image_tagger.imagename import ImageName
 from image_tagger.naming import NamingOptions, plan_tags
 from image_tagger.publish import Provenance, PushFailed, publish
 
@@ -153,16 +152,9 @@ def cmd_publish(args: argparse.Namespace) -> int:
     return 0
 
 
-def _load_documents(path: Path) -> list[Any]:
-    try:
-        return [d for d in YAML(typ="safe").load_all(path.read_text(encoding="utf-8")) if d is not None]
-    except (OSError, YAMLError, UnicodeDecodeError) as err:
-        raise InputError(f"--policy {path}: not a readable YAML file ({str(err).splitlines()[0]})") from err
-
-
 def _policy_inputs(path: Path) -> tuple[dict[str, Any], list[str] | None]:
     """The ImagePolicy spec and, when the file also holds the ImageRepository, its exclusion list."""
-    docs = [d for d in _load_documents(path) if isinstance(d, dict)]
+    docs = manifests.load_file(path, f"--policy {path}")
     spec = next((d.get("spec") for d in docs if d.get("kind") == "ImagePolicy"), None)
     if not isinstance(spec, dict) or "policy" not in spec:
         raise InputError(f"--policy {path}: no ImagePolicy with spec.policy; accepted: an ImagePolicy manifest")
@@ -172,7 +164,6 @@ def _policy_inputs(path: Path) -> tuple[dict[str, Any], list[str] | None]:
 
 
 def cmd_select(args: argparse.Namespace) -> int:
-    preview.check_file_depth(Path(args.policy), f"--policy {args.policy}")
     spec, repo_exclusions = _policy_inputs(Path(args.policy))
     try:
         lines = Path(args.tags).read_text(encoding="utf-8").splitlines()
@@ -208,42 +199,37 @@ def cmd_update(args: argparse.Namespace) -> int:
     return 0
 
 
-def registry_tags(targets: Iterable[preview.PolicyTarget]) -> dict[str, list[str]]:
-    """Every image's tags, with the pull secret Flux would use, else the Docker config's credentials."""
-    tags: dict[str, list[str]] = {}
-    for target in targets:
-        if target.image is None or target.image in tags:
-            continue
-        registry = parse_image(target.image).registry
-        if target.pull_secret is not None:
-            auth = registry_client.credentials_from_secret(target.pull_secret, registry)
-        else:
-            auth = registry_client.credentials_for(registry)
-        tags[target.image] = registry_client.list_tags(target.image, auth)
-    return tags
-
-
 def cmd_preview(args: argparse.Namespace) -> int:
-    targets = preview.find_targets(objects := preview.load_objects(Path(args.overlay)))
+    objects = manifests.load_objects(Path(args.overlay))
+    targets = automation.find_targets(objects)
     if not targets:
         raise InputError(f"overlay {args.overlay} has no ImagePolicy; accepted: an overlay with Flux image objects")
-    tags = registry_tags(targets)
-    predictions = preview.predict(targets, tags)
-    updates = []
+    predictions = automation.predict(targets, automation.RegistryTags())
+    commits = []
     if args.config_repo:
-        updates = preview.automation_updates(Path(args.config_repo), preview.find_automations(objects), predictions)
+        commits = automation.plan_commits(Path(args.config_repo), automation.find_automations(objects), predictions)
     if args.json:
         print(json.dumps([p.as_dict() for p in predictions]))
         return 0
     for p in predictions:
         print(f"{p.policy}: {p.image}:{p.selected}" if p.selected else f"{p.policy}: nothing selected ({p.error})")
-    for auto, files in updates:
-        title = f"automation {auto.namespace}/{auto.name} (path {auto.path})"
+    for commit in commits:
+        auto, files = commit.automation, commit.updates
+        title = f"automation {auto.key} (path {auto.path})"
         print(f"{title}: {'would commit ' + str(len(files)) + ' file(s)' if files else 'nothing to commit'}")
+        if files:
+            print("".join(f"    {line}\n" for line in commit.message.splitlines()), end="")
         for update in files:
             if update.reformat:
                 print(f"note: Flux would also reformat {update.path}: {'; '.join(update.reformat)}")
             print(update.diff(), end="")
+    return 0
+
+
+def cmd_rollback(args: argparse.Namespace) -> int:
+    from image_tagger import rollback  # issue 10: exclude a bad release in the overlay (or --undo it)
+
+    print(rollback.run(Path(args.overlay), args.tag, args.image, args.undo).line)
     return 0
 
 
@@ -292,6 +278,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config-repo", help="config repo checkout: also show what the image automation commits")
     p.add_argument("--json", action="store_true", help="print a JSON list of {policy, image, selected}")
     p.set_defaults(run=cmd_preview)
+
+    p = sub.add_parser("rollback", help="roll back: the overlay's ImageRepository excludes TAG (--undo takes it back)")
+    p.add_argument("overlay", help="kustomize overlay (folder) whose build holds the ImageRepository")
+    p.add_argument("tag", help="the bad tag, e.g. 1.2.0 or main-3f2c1a9-1764110000")
+    p.add_argument("--image", help="the ImageRepository (name, namespace/name or image) when the overlay has several")
+    p.add_argument("--undo", action="store_true", help="remove the exclusion of TAG again")
+    p.set_defaults(run=cmd_rollback)
 
     p = sub.add_parser("demo", help="the whole loop on one machine: tag -> image -> manifest commit -> running app")
     p.set_defaults(run=lambda _args: demo.main())

@@ -25,10 +25,10 @@ from typing import Any
 import docker
 import requests
 
-from image_tagger import docker_ops, kustomize, localregistry, preview, registry_client, sampleapp
+from image_tagger import docker_ops, kustomize, localregistry, manifests, registry_client, sampleapp
 from image_tagger.context import GitContext, commit_time_of
 from image_tagger.errors import PublishError
-from image_tagger.flux import commitmsg, setters
+from image_tagger.flux import automation, setters
 from image_tagger.gitcmd import git
 from image_tagger.imagename import parse_image
 from image_tagger.inputs import BuildOptions, Credentials
@@ -174,32 +174,23 @@ def fresh_config(world: World, checkout: Path) -> Path:
 def automate(world: World, env: str, tags: list[str]) -> tuple[str, str | None]:
     """One cluster's image automation: select, set, commit with its template, push to config.git."""
     work = fresh_config(world, world.root / "automation" / env)
-    objects = kustomize.kustomize_build(work / "clusters" / env)
-    predictions = preview.predict(preview.find_targets(objects), {world.image: tags})
+    objects = manifests.kustomize_build(work / "clusters" / env)
+    predictions = automation.predict(automation.find_targets(objects), automation.KnownTags({world.image: tags}))
     (prediction,) = predictions
     if prediction.selected is None:
         return f"{prediction.policy} selects nothing yet ({prediction.error})", None
-    (automation,) = preview.find_automations(objects)
-    ((_, updates),) = preview.automation_updates(work, [automation], predictions)
+    (commit,) = automation.plan_commits(work, automation.find_automations(objects), predictions)
     verdict = f"{prediction.policy} selects {prediction.selected}"
-    if not updates:
+    if not commit.updates:
         return verdict + " (manifests already there)", None
-    setters.write_updates(work.resolve(), updates)
+    setters.write_updates(work.resolve(), commit.updates)
     spec = the(objects, "ImageUpdateAutomation")["spec"]
-    commit = spec["git"]["commit"]
-    changes = [commitmsg.TemplateChange(c.old, c.new, c.setter) for u in updates for c in u.changes]
-    message = commitmsg.render(
-        commit.get("messageTemplate", ""),
-        (automation.namespace, automation.name),
-        changes,
-        commit.get("messageTemplateValues"),
-    )
-    author = commit["author"]
+    author = spec["git"]["commit"]["author"]
     git(work, "add", "--all")
     identity = (author.get("name", "fluxcdbot"), author["email"])
-    git(work, "commit", "--quiet", "-m", message, when=world.tick(), identity=identity)
+    git(work, "commit", "--quiet", "-m", commit.message, when=world.tick(), identity=identity)
     git(work, "push", "--quiet", "origin", f"HEAD:{spec['git']['push']['branch']}")
-    return verdict, f"{git(work, 'rev-parse', '--short', 'HEAD')} {message.splitlines()[0]}"
+    return verdict, f"{git(work, 'rev-parse', '--short', 'HEAD')} {commit.message.splitlines()[0]}"
 
 
 @contextmanager
@@ -227,9 +218,9 @@ def running(world: World, ref: str) -> Iterator[str]:
 def deploy(world: World, env: str) -> str:
     """What the cluster would run now: the config repo's rendered app image, run and asked its version."""
     checkout = fresh_config(world, world.root / "cluster" / env)
-    objects = kustomize.kustomize_build(checkout / "clusters" / env)
+    objects = manifests.kustomize_build(checkout / "clusters" / env)
     apps = the(objects, "Kustomization", "apps")
-    rendered = kustomize.kustomize_build(checkout / apps["spec"]["path"])
+    rendered = manifests.kustomize_build(checkout / apps["spec"]["path"])
     deployment = the(rendered, "Deployment")
     ref = deployment["spec"]["template"]["spec"]["containers"][0]["image"]
     if ref.endswith(f":{UNRELEASED}"):

@@ -12,9 +12,6 @@ import re
 import shutil
 import subprocess
 from pathlib import Path
-from typing import Any
-
-from ruamel.yaml import YAML
 
 from image_tagger.errors import InputError
 from image_tagger.gitcmd import git
@@ -69,13 +66,12 @@ def kustomize_command() -> list[str] | None:
     return None
 
 
-def kustomize_build(directory: Path) -> list[dict[str, Any]]:
-    """`kubectl kustomize DIR` as parsed objects; raises CalledProcessError (stderr kept) when it fails."""
+def kustomize_output(directory: Path) -> str:
+    """`kubectl kustomize DIR`'s YAML; raises CalledProcessError (stderr kept) when it fails."""
     command = kustomize_command()
     if command is None:
         raise InputError(
             f"{directory} is a kustomize overlay but neither kustomize nor kubectl is installed here; accepted: "
             f"a rendered file (`kubectl kustomize {directory} > flux-objects.yaml`) or a folder of plain manifests"
         )
-    result = subprocess.run([*command, str(directory)], check=True, capture_output=True, text=True)
-    return [document for document in YAML(typ="safe").load_all(result.stdout) if document]
+    return subprocess.run([*command, str(directory)], check=True, capture_output=True, text=True).stdout

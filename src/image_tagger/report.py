@@ -9,9 +9,9 @@ import json
 from dataclasses import dataclass
 
 from image_tagger.flux import standard
+from image_tagger.flux.automation import why_ignored
 from image_tagger.flux.policy import InvalidPolicy, PolicyFailure, select_tag
 from image_tagger.naming import TagPlan
-from image_tagger.preview import why_ignored
 from image_tagger.publish import PublishResult
 
 

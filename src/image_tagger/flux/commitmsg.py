@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from typing import Protocol
 
 DEFAULT_MESSAGE = "Update from image update automation"
 _ACTION = re.compile(r"\{\{(-\s)?\s*(.*?)\s*(\s-)?\}\}", re.DOTALL)
@@ -19,11 +19,15 @@ class UnsupportedTemplate(ValueError):
     """The template uses text/template features beyond the supported subset."""
 
 
-@dataclass(frozen=True)
-class TemplateChange:
-    old: str
-    new: str
-    setter: str
+class Changed(Protocol):
+    """A setter's change as the template sees it (`setters.Change` is one)."""
+
+    @property
+    def old(self) -> str: ...
+    @property
+    def new(self) -> str: ...
+    @property
+    def setter(self) -> str: ...
 
 
 def _tokens(template: str) -> list[tuple[str, str]]:
@@ -52,13 +56,14 @@ def _field(action: str, scope: Mapping[str, str]) -> str:
 def render(
     template: str,
     automation: tuple[str, str],
-    changes: Sequence[TemplateChange],
+    changes: Sequence[Changed],
     values: Mapping[str, str] | None = None,
 ) -> str:
     """Render like Flux; an empty template gives Flux's default message."""
     if not template:
         return DEFAULT_MESSAGE
-    changes = list(dict.fromkeys(changes))  # .Changed.Changes lists each (old, new, setter) once
+    # .Changed.Changes lists each (old, new, setter) once, however many lines it changed.
+    unique = list(dict.fromkeys((change.old, change.new, change.setter) for change in changes))
     namespace, name = automation
     scope = {
         ".AutomationObject": f"{namespace}/{name}",
@@ -78,8 +83,8 @@ def render(
             if end is None:
                 raise UnsupportedTemplate("range without end")
             body = tokens[i + 1 : end]
-            for change in changes:
-                inner = {".OldValue": change.old, ".NewValue": change.new, ".Setter": change.setter}
+            for old, new, setter in unique:
+                inner = {".OldValue": old, ".NewValue": new, ".Setter": setter}
                 out += [v if k == "text" else _field(v, inner) for k, v in body]
             i = end
         else:

@@ -1,0 +1,280 @@
+"""What Flux will do with a set of objects, computed offline: the one home of the prediction.
+
+registry tags -> exclusion list -> ImagePolicy -> setters -> commit message: the steps
+image-reflector-controller and image-automation-controller take (docs/flux-semantics.md §3-§5), from
+the objects an overlay renders. `preview`, the action's overlay summary, the job report and the demo
+all ask this module; none of them joins policies, repositories and automations on its own.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Protocol
+
+from image_tagger import registry_client
+from image_tagger.errors import InputError
+from image_tagger.flux import commitmsg, policy, setters
+from image_tagger.flux.goregex import GoRegexp
+from image_tagger.flux.imageref import ImageRef
+from image_tagger.flux.mastersemver import VersionError, parse_version
+from image_tagger.imagename import parse_image
+
+IMAGE_API = "image.toolkit.fluxcd.io/"
+_MAJOR_RANGE = re.compile(r"v?([0-9]+)(?:\.[xX*])*")
+
+
+@dataclass(frozen=True)
+class PolicyTarget:
+    """An ImagePolicy with the ImageRepository it reads (image and exclusion list)."""
+
+    namespace: str
+    name: str
+    spec: Mapping[str, Any]
+    image: str | None
+    exclusions: Sequence[str] | None
+    pull_secret: Mapping[str, Any] | None = None  # the ImageRepository's secretRef, when the objects hold it
+    labels: Mapping[str, str] = field(default_factory=dict)  # what an automation's policySelector matches
+
+    @property
+    def key(self) -> str:
+        """`namespace/name`, as Flux names the object."""
+        return f"{self.namespace}/{self.name}"
+
+    @property
+    def setter(self) -> str:
+        """`namespace:name`, as setter markers name the policy."""
+        return f"{self.namespace}:{self.name}"
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """The tag Flux will store as the policy's `status.latestRef.tag`, or why there is none."""
+
+    target: PolicyTarget
+    selected: str | None
+    error: str | None = None
+
+    @property
+    def policy(self) -> str:
+        return self.target.key
+
+    @property
+    def image(self) -> str | None:
+        return self.target.image
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"policy": self.policy, "image": self.image, "selected": self.selected, "error": self.error}
+
+
+@dataclass(frozen=True)
+class Automation:
+    """An ImageUpdateAutomation: where it writes, which policies it follows, how it words its commits."""
+
+    namespace: str
+    name: str
+    path: str
+    selector: Mapping[str, str] = field(default_factory=dict)  # spec.policySelector.matchLabels
+    message_template: str = ""
+    template_values: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def key(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+    def follows(self, target: PolicyTarget) -> bool:
+        """Flux: policies of the automation's namespace that its policySelector (if any) matches."""
+        return target.namespace == self.namespace and all(target.labels.get(k) == v for k, v in self.selector.items())
+
+
+@dataclass(frozen=True)
+class Commit:
+    """What one automation would commit: the files (repo-relative paths) and the message."""
+
+    automation: Automation
+    updates: list[setters.FileUpdate]
+    message: str
+
+
+class TagSource(Protocol):
+    def tags(self, target: PolicyTarget) -> Sequence[str]: ...
+
+
+@dataclass(frozen=True)
+class KnownTags:
+    """Tags given by image name (tests, the demo's registry answer, the action's own tag list)."""
+
+    by_image: Mapping[str, Sequence[str]]
+
+    def tags(self, target: PolicyTarget) -> Sequence[str]:
+        return next((t for image, t in self.by_image.items() if same_repository(image, target.image or "")), ())
+
+
+@dataclass
+class RegistryTags:
+    """Tags from the registry, read with the pull secret Flux would use, else the Docker config's login."""
+
+    cache: dict[str, list[str]] = field(default_factory=dict)
+
+    def tags(self, target: PolicyTarget) -> Sequence[str]:
+        if target.image is None:
+            return ()
+        if target.image not in self.cache:
+            registry = parse_image(target.image).registry
+            if target.pull_secret is not None:
+                auth = registry_client.credentials_from_secret(target.pull_secret, registry)
+            else:
+                auth = registry_client.credentials_for(registry)
+            self.cache[target.image] = registry_client.list_tags(target.image, auth)
+        return self.cache[target.image]
+
+
+def _is(obj: Mapping[str, Any], kind: str) -> bool:
+    return obj.get("kind") == kind and str(obj.get("apiVersion", "")).startswith(IMAGE_API)
+
+
+def _id(obj: Mapping[str, Any]) -> tuple[str, str]:
+    meta = obj.get("metadata") or {}
+    return str(meta.get("namespace") or "default"), str(meta.get("name") or "")
+
+
+def find_targets(objects: Iterable[Mapping[str, Any]]) -> list[PolicyTarget]:
+    """Every ImagePolicy, joined with its ImageRepository (same namespace unless the ref names one).
+
+    An invalid policy (one Flux stalls on) is an InvalidPolicy (InputError) naming it, never "nothing selected".
+    """
+    objects = list(objects)
+    repos = {_id(o): o.get("spec") or {} for o in objects if _is(o, "ImageRepository")}
+    secrets = {_id(o): o for o in objects if o.get("kind") == "Secret" and o.get("apiVersion") == "v1"}
+    targets = []
+    for obj in (o for o in objects if _is(o, "ImagePolicy")):
+        namespace, name = _id(obj)
+        spec = obj.get("spec") or {}
+        ref = spec.get("imageRepositoryRef") or {}
+        repo_ns = str(ref.get("namespace") or namespace)
+        repo = repos.get((repo_ns, str(ref.get("name") or ""))) or {}
+        secret = secrets.get((repo_ns, str((repo.get("secretRef") or {}).get("name") or "")))
+        exclusions = repo.get("exclusionList") or None
+        try:
+            policy.validate(spec, exclusions)
+        except policy.InvalidPolicy as err:
+            raise policy.InvalidPolicy(f"ImagePolicy {namespace}/{name} is invalid: {err}") from None
+        labels = dict((obj.get("metadata") or {}).get("labels") or {})
+        targets.append(PolicyTarget(namespace, name, spec, repo.get("image"), exclusions, secret, labels))
+    return targets
+
+
+def find_automations(objects: Iterable[Mapping[str, Any]]) -> list[Automation]:
+    found = []
+    for obj in (o for o in objects if _is(o, "ImageUpdateAutomation")):
+        namespace, name = _id(obj)
+        spec = obj.get("spec") or {}
+        selector = spec.get("policySelector") or {}
+        if selector.get("matchExpressions"):
+            raise InputError(f"automation {namespace}/{name}: policySelector.matchExpressions is not supported")
+        commit = (spec.get("git") or {}).get("commit") or {}
+        found.append(
+            Automation(
+                namespace,
+                name,
+                str((spec.get("update") or {}).get("path") or "."),
+                dict(selector.get("matchLabels") or {}),
+                str(commit.get("messageTemplate") or ""),
+                {str(k): str(v) for k, v in (commit.get("messageTemplateValues") or {}).items()},
+            )
+        )
+    return found
+
+
+def predict_one(target: PolicyTarget, tags: Sequence[str]) -> Prediction:
+    if target.image is None:
+        return Prediction(target, None, "its ImageRepository is not in the overlay")
+    try:
+        selected = policy.select_tag(target.spec, policy.scan_tags(tags, target.exclusions))
+    except (policy.InvalidPolicy, policy.PolicyFailure) as err:
+        return Prediction(target, None, str(err))
+    return Prediction(target, selected)
+
+
+def predict(targets: Sequence[PolicyTarget], source: TagSource) -> list[Prediction]:
+    return [predict_one(target, source.tags(target)) for target in targets]
+
+
+def plan_commits(
+    config_repo: Path, automations: Sequence[Automation], predictions: Sequence[Prediction]
+) -> list[Commit]:
+    """Per automation, the files its policies' setters change under `update.path`, and its commit message."""
+    repo = config_repo.resolve()
+    commits = []
+    for auto in automations:
+        refs = {
+            p.target.setter: ImageRef(p.image, p.selected)
+            for p in predictions
+            if p.selected and p.image and auto.follows(p.target)
+        }
+        root = (repo / auto.path).resolve()
+        if not root.is_relative_to(repo):
+            raise InputError(f"automation {auto.key}: update.path {auto.path} leaves the repository")
+        updates = setters.plan_updates(root, refs) if root.is_dir() else []
+        prefix = root.relative_to(repo)
+        updates = [replace(u, path=(prefix / u.path).as_posix()) for u in updates]
+        changes = [change for update in updates for change in update.changes]
+        message = commitmsg.render(auto.message_template, (auto.namespace, auto.name), changes, auto.template_values)
+        commits.append(Commit(auto, updates, message))
+    return commits
+
+
+def same_repository(a: str, b: str) -> bool:
+    """`acme/app`, `docker.io/acme/app` and `index.docker.io/acme/app` name one repository."""
+    try:
+        return parse_image(a).name == parse_image(b).name
+    except InputError:
+        return a == b
+
+
+def why_ignored(spec: Mapping[str, Any], tag: str) -> str:
+    """A short reason a policy never picks `tag`, in the words a release manager uses."""
+    pattern = (spec.get("filterTags") or {}).get("pattern")
+    semver = (spec.get("policy") or {}).get("semver")
+    if semver:
+        try:
+            version = parse_version(tag)
+        except VersionError:
+            return "ignored: not a release version"
+        wanted = _MAJOR_RANGE.fullmatch(str(semver.get("range", "")).strip())
+        if wanted and version.major != int(wanted.group(1)):
+            return "ignored: other major"
+        if version.pre:
+            return "ignored: prerelease"
+    if pattern and not GoRegexp(str(pattern)).matches(tag):
+        return "ignored: tag does not match the policy's filter"
+    return "ignored: outside the policy's range"
+
+
+def describe(spec: Mapping[str, Any]) -> str:
+    """`1.x`, `numerical asc`: the policy in the fewest words."""
+    choice = spec.get("policy") or {}
+    if "semver" in choice:
+        return str((choice.get("semver") or {}).get("range", ""))
+    kind = next(iter(choice), "policy")
+    return f"{kind} {(choice.get(kind) or {}).get('order', 'asc')}"
+
+
+def outlook(targets: Sequence[PolicyTarget], tags: Sequence[str], image: str, version: str) -> list[str]:
+    """Per policy of `image`: does pushing `version` change what Flux selects? ("1.0.0 → 1.1.0")."""
+    lines = []
+    before = [t for t in tags if t != version]
+    for target in (t for t in targets if t.image and same_repository(t.image, image)):
+        label = f"{target.key} ({describe(target.spec)})"
+        old, new = predict_one(target, before), predict_one(target, [*before, version])
+        if new.error and not old.error:
+            lines.append(f"{label}: {new.error}")
+        elif new.selected == version:
+            lines.append(f"{label}: {old.selected or 'nothing'} → {version}")
+        elif predict_one(target, [version]).selected == version:
+            lines.append(f"{label}: not the newest, stays on {new.selected}")
+        else:
+            lines.append(f"{label}: {why_ignored(target.spec, version)}")
+    return lines
