@@ -27,6 +27,7 @@ from support.github_runner import (
     parse_file_command,
     parse_workflow_commands,
 )
+from support.receiver import serve_receiver
 from support.registry import Registry, serve_registry
 
 REPO = Path(__file__).resolve().parents[1]
@@ -405,3 +406,50 @@ def test_build_output_cannot_issue_workflow_commands(
     assert "::error::forged-annotation" in run.stdout  # printed, but inside ::stop-commands::
     assert not any("forged" in c.message for c in run.commands if c.name in ("error", "set-output")), run.commands
     assert run.outputs["pushed"] == "true"
+
+
+def test_a_push_notifies_the_flux_receiver_with_a_signature_flux_accepts(
+    runner: GithubRunner, registry: Registry, sample_app: Path
+) -> None:
+    token = "rcv-T0ken-9x7q-hmac-key"
+    with serve_receiver(token) as receiver:
+        run = run_push(
+            runner,
+            registry,
+            sample_app,
+            "refs/tags/v4.0.0",
+            **{"flux-receiver-url": receiver.url, "flux-receiver-secret": token},
+        )
+
+    assert run.returncode == 0, explain(run)
+    [delivery] = receiver.deliveries
+    assert delivery.accepted, delivery
+    sent = json.loads(delivery.body)
+    assert sent == {
+        "image": f"{registry.host}/{IMAGE}",
+        "tags": [f"{registry.host}/{IMAGE}:4.0.0"],
+        "digest": registry.manifest_digest(IMAGE, "4.0.0"),
+    }
+    assert "Flux: notified" in run.summary
+    assert token in [c.message for c in run.named("add-mask")]
+    visible = "\n".join(line for line in run.stdout.splitlines() if "::add-mask::" not in line)
+    for text in (visible, run.stderr, json.dumps(run.outputs), run.summary):
+        assert token not in text
+
+
+def test_a_receiver_that_refuses_is_a_warning_not_a_failed_step(
+    runner: GithubRunner, registry: Registry, sample_app: Path
+) -> None:
+    with serve_receiver("the-right-token") as receiver:
+        run = run_push(
+            runner,
+            registry,
+            sample_app,
+            "refs/tags/v4.0.1",
+            **{"flux-receiver-url": receiver.url, "flux-receiver-secret": "a-wrong-token"},
+        )
+
+    assert run.returncode == 0, explain(run)
+    assert run.outputs["pushed"] == "true"
+    assert [d.status for d in receiver.deliveries] == [400]
+    assert run.named("warning") and "not notified" in run.summary

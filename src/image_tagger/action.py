@@ -19,7 +19,7 @@ from pathlib import Path
 from actions_toolkit import core
 from actions_toolkit.command import issue_command
 
-from image_tagger import context, docker_ops, inputs, manifests, registry_client, report
+from image_tagger import context, docker_ops, inputs, manifests, notify, registry_client, report
 from image_tagger.buildkit import BuildError
 from image_tagger.errors import InputError, PublishError
 from image_tagger.flux import automation
@@ -62,6 +62,9 @@ def mask_secrets(env: Mapping[str, str]) -> None:
         core.set_secret(password)
         user = env.get("INPUT_USERNAME", "").strip()
         core.set_secret(base64.b64encode(f"{user}:{password}".encode()).decode())
+    for part in env.get("INPUT_FLUX-RECEIVER-SECRET", "").splitlines():
+        if part.strip():
+            core.set_secret(part)
     for line in env.get("INPUT_SECRETS", "").splitlines():
         key, sep, value = line.partition("=")
         for part in (value if sep else line).splitlines():
@@ -104,7 +107,15 @@ def run(env: Mapping[str, str]) -> int:
     forecast = overlay_outlook(targets, plan, given.credentials) if targets and result.pushed else []
     for line in forecast:
         print(f"flux: {line}", flush=True)
-    write_results(env, result, report.summary(result, verdicts, forecast))
+    summary = report.summary(result, verdicts, forecast)
+    if given.receiver is not None and result.pushed:  # the release tag is in the registry: Flux may rescan now
+        notification = notify.announce(given.receiver, result, log=print)
+        if notification.ok:
+            print(notification.detail, flush=True)
+        else:
+            issue_command("warning", {"title": "Flux not notified"}, notification.detail)
+        summary += "\n" + notify.summary_text(notification)
+    write_results(env, result, summary)
     if failure is not None:
         raise failure
     return 0

@@ -22,7 +22,7 @@ from typing import Any, NoReturn
 import requests
 from docker.errors import DockerException
 
-from image_tagger import context, demo, docker_ops, inputs, manifests, report
+from image_tagger import context, demo, docker_ops, inputs, manifests, notify, report
 from image_tagger.errors import InputError, PublishError
 from image_tagger.flux import automation, imageref, policy, setters
 from image_tagger.imagename import ImageName
@@ -30,6 +30,7 @@ from image_tagger.naming import NamingOptions, plan_tags
 from image_tagger.publish import Provenance, PushFailed, publish
 
 PASSWORD_ENV = "IMAGE_TAGGER_PASSWORD"
+RECEIVER_ENV = "IMAGE_TAGGER_RECEIVER_SECRET"
 
 
 class _Parser(argparse.ArgumentParser):
@@ -122,7 +123,8 @@ def cmd_publish(args: argparse.Namespace) -> int:
     workspace = Path(args.workspace)
     if not workspace.is_dir():
         raise InputError(f"--workspace {args.workspace!r} is not a directory; accepted: the checkout to build")
-    raw = _raw_inputs(args) | {"secrets": _read_secrets(args.secrets_file)}
+    secrets = {"secrets": _read_secrets(args.secrets_file), "flux-receiver-secret": os.environ.get(RECEIVER_ENV, "")}
+    raw = _raw_inputs(args) | secrets
     password = sys.stdin.readline().rstrip("\n") if args.password_stdin else os.environ.get(PASSWORD_ENV, "")
     given = inputs.parse(raw, workspace, password)
     plan, ctx = _plan(args, given.image, given.naming, workspace)
@@ -145,8 +147,13 @@ def cmd_publish(args: argparse.Namespace) -> int:
             end="\n" if args.json else "",
         )
         raise
+    notified = {}
+    if given.receiver is not None and result.pushed:
+        notification = notify.announce(given.receiver, result, log=log.info)
+        log.info(notification.detail)
+        notified = {"flux_notified": notification.ok}
     if args.json:
-        print(json.dumps(result.as_dict()))
+        print(json.dumps(result.as_dict() | notified))
     else:
         print(report.summary(result, report.flux_verdicts(plan, given.naming.major_version)), end="")
     return 0
@@ -257,6 +264,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--builder", default="", help="buildkit (default) | legacy")
     _bool_argument(p, "--overwrite-releases", "replace a release tag that another commit holds")
     p.add_argument("--promote", default="", help="auto (default: reuse this commit's branch build) | never")
+    p.add_argument(
+        "--flux-receiver-url", default="", help=f"Flux generic-hmac Receiver to notify; secret in {RECEIVER_ENV}"
+    )
     p.add_argument("--username", default="", help="registry user; the password comes from stdin or " + PASSWORD_ENV)
     p.add_argument("--password-stdin", action="store_true", help="read the registry password from stdin")
     p.set_defaults(run=cmd_publish)

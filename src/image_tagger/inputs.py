@@ -16,6 +16,7 @@ from pathlib import Path
 from image_tagger.errors import InputError
 from image_tagger.imagename import ImageName, parse_image
 from image_tagger.naming import NamingOptions, parse_choice, parse_major, parse_sha_length
+from image_tagger.notify import Receiver, parse_receiver
 
 BUILDERS = ("buildkit", "legacy")
 PROMOTE_MODES = ("auto", "never")
@@ -82,6 +83,7 @@ class PublishInputs:
     build: BuildOptions
     release: ReleaseOptions
     overlay: Path | None
+    receiver: Receiver | None = None  # a Flux generic-hmac Receiver to notify after the push
 
 
 def parse_bool(name: str, value: str, default: bool = False) -> bool:
@@ -250,4 +252,5 @@ def parse(raw: Mapping[str, str], workspace: Path, password: str = "") -> Publis
             promote=parse_choice("promote", raw.get("promote", "").strip() or "auto", PROMOTE_MODES),
         ),
         overlay=inside(workspace, "overlay", overlay) if overlay else None,
+        receiver=parse_receiver(raw.get("flux-receiver-url", "").strip(), raw.get("flux-receiver-secret", "")),
     )

@@ -210,6 +210,11 @@ def notify(
     return Notification(False, f"Flux not notified: {where}: {outcome} (after {attempts} attempts)", attempts)
 
 
+def announce(receiver: Receiver, result: PublishResult, log: Callable[[str], None] | None = None) -> Notification:
+    """Tell the Receiver about a pushed result (the action and `image-tagger publish` alike)."""
+    return notify(receiver.url, receiver.secret, receiver_payload(result), log=log)
+
+
 def summary_text(notification: Notification) -> str:
     """The job summary's line about Flux, to append after the rest of the summary."""
     if notification.ok:
