@@ -44,7 +44,7 @@ sys.path.insert(0, str(REPO / "tests"))
 # tree do not leak into the measurement) or the work tree itself (--tree worktree). Set in main.
 ACTION = REPO
 
-from image_tagger import localregistry, sampleapp  # noqa: E402
+from image_tagger.demo import localregistry, sampleapp  # noqa: E402
 
 ENGINES = {  # name -> (environment variable `./dev test` sets, default socket)
     "20": ("FCI_DOCKER_HOST_20", "unix:///run/fci/docker.sock"),

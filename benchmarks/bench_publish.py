@@ -35,7 +35,7 @@ from pathlib import Path
 
 import requests
 
-from image_tagger import localregistry, sampleapp
+from image_tagger.demo import localregistry, sampleapp
 
 REPO = Path(__file__).resolve().parents[1]
 ENGINES = {  # name -> (environment variable `./dev test` sets, default socket)

@@ -25,6 +25,7 @@ print(json.dumps({
     "buildx_version": subprocess.run([buildx, "version"], capture_output=True, text=True).stdout.strip(),
     "modules": {m: importlib.util.find_spec(m) is not None for m in ("github", "nacl", "jwt", "cryptography")},
     "image_tagger": image_tagger.action.__file__,
+    "demo": importlib.util.find_spec("image_tagger.demo") is not None,
 }))
 """
 
@@ -71,6 +72,7 @@ def test_image_holds_the_locked_packages_and_not_cryptography(action_image: str,
     found = probe(action_image)
 
     assert found["modules"] == {"github": True, "nacl": True, "jwt": True, "cryptography": False}
+    assert found["demo"] is False  # the demo runs on a developer's machine, never in the action
     # Exactly the lock on top of what the base brings; the project itself is on PYTHONPATH, not pip-installed.
     assert distributions(action_image) - distributions(python_base_image) == locked_names()
 

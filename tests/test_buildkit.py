@@ -25,7 +25,7 @@ from support.engines import Engine, EngineMissing, probe
 from support.registry import MANIFEST_TYPES, Registry
 from support.sample_app import git
 
-from image_tagger.sampleapp import static_busybox
+from image_tagger.demo.sampleapp import static_busybox
 
 SECRET = "bk-s3cret-V4lue-91x"
 COMMIT_TIME = 1764110000

@@ -8,7 +8,7 @@ from pathlib import Path
 from ruamel.yaml import YAML
 from support.cli import assert_input_error, explain, run_cli
 
-from image_tagger import localregistry
+from image_tagger.demo import localregistry
 from image_tagger.flux import standard
 
 IMAGE_API = "image.toolkit.fluxcd.io/v1"

@@ -18,7 +18,7 @@ from ruamel.yaml import YAML
 from support.cli import explain, run_cli
 from support.registry import Registry, basic_entry, write_docker_config
 
-from image_tagger import localregistry
+from image_tagger.demo import localregistry
 from image_tagger.kustomize import point_consumer_at, publish_flux_base
 from image_tagger.manifests import kustomize_build
 

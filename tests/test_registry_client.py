@@ -25,7 +25,7 @@ import pytest
 import requests
 from support.registry import Registry, basic_entry, push_tags, write_docker_config
 
-from image_tagger import localregistry
+from image_tagger.demo import localregistry
 from image_tagger.errors import InputError, PublishError
 from image_tagger.imagename import parse_image
 from image_tagger.registry_client import (

@@ -22,7 +22,7 @@ from typing import Any, NoReturn
 import requests
 from docker.errors import DockerException
 
-from image_tagger import context, demo, docker_ops, inputs, manifests, notify, report
+from image_tagger import context, docker_ops, inputs, manifests, notify, report
 from image_tagger.errors import InputError, PublishError
 from image_tagger.flux import automation, imageref, policy, setters
 from image_tagger.imagename import ImageName
@@ -240,6 +240,16 @@ def cmd_rollback(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_demo(args: argparse.Namespace) -> int:
+    from image_tagger.demo import DemoError, loop  # not in the action's image: imported only when asked for
+
+    try:
+        return loop.main(Path(args.source) if args.source else None)
+    except DemoError as err:
+        print(f"image-tagger: demo failed: {err}", file=sys.stderr)
+        return 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="image-tagger", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -297,7 +307,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=cmd_rollback)
 
     p = sub.add_parser("demo", help="the whole loop on one machine: tag -> image -> manifest commit -> running app")
-    p.set_defaults(run=lambda _args: demo.main())
+    p.add_argument(
+        "--source", help="a flux-ci-cd checkout whose flux/ and kustomize/ to serve (default: the packaged copy)"
+    )
+    p.set_defaults(run=cmd_demo)
     return parser
 
 

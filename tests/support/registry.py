@@ -12,7 +12,7 @@ from urllib.parse import urljoin
 
 import requests
 
-from image_tagger import localregistry
+from image_tagger.demo import localregistry
 
 MANIFEST_TYPE = "application/vnd.docker.distribution.manifest.v2+json"
 # What a puller accepts, so the registry answers with the digest of the manifest exactly as pushed.
@@ -76,7 +76,7 @@ def write_htpasswd(path: Path, username: str, password: str) -> Path:
 
 @contextmanager
 def serve_registry(root: Path, username: str = "", password: str = "") -> Iterator[Registry]:
-    """The product's registry launcher (image_tagger.localregistry), with one htpasswd account when asked."""
+    """The product's registry launcher (image_tagger.demo.localregistry), with one htpasswd account when asked."""
     root.mkdir(parents=True, exist_ok=True)
     auth = localregistry.htpasswd_auth(write_htpasswd(root / "htpasswd", username, password)) if username else ""
     with localregistry.serve(root, auth) as served:

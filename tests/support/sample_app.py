@@ -3,7 +3,7 @@
 import subprocess
 from pathlib import Path
 
-from image_tagger import sampleapp
+from image_tagger.demo import sampleapp
 
 
 def git(dest: Path, *args: str) -> str:

@@ -25,8 +25,9 @@ from typing import Any
 import docker
 import requests
 
-from image_tagger import docker_ops, kustomize, localregistry, manifests, registry_client, sampleapp
+from image_tagger import docker_ops, kustomize, manifests, registry_client
 from image_tagger.context import GitContext, commit_time_of
+from image_tagger.demo import DemoError, localregistry, sampleapp, source
 from image_tagger.errors import PublishError
 from image_tagger.flux import automation, setters
 from image_tagger.gitcmd import git
@@ -39,14 +40,6 @@ ENVIRONMENTS = ("production", "staging")
 BASE_TAG = "v1.0.0"
 EXAMPLE_IMAGE = "docker.io/acme/app"
 UNRELEASED = "0.0.0"
-
-
-def project_root() -> Path:
-    """The flux-ci-cd checkout this package runs from: the demo serves its `flux/` and `kustomize/`."""
-    root = Path(__file__).resolve().parents[2]
-    if not (root / "flux" / "kustomization.yaml").is_file() or not (root / "kustomize").is_dir():
-        raise PublishError(f"the demo needs a flux-ci-cd checkout (flux/ and kustomize/); not found at {root}")
-    return root
 
 
 class QuietLog:
@@ -95,9 +88,10 @@ def say(text: str = "") -> None:
 # --- set-up: a registry, the flux-ci-cd base at a tag, an app repo and a config repo ------------------
 
 
-def make_repos(world: World) -> None:
+def make_repos(world: World, checkout: Path | None) -> None:
     """Bare repos stand in for GitHub: app.git, config.git, and flux-ci-cd tagged at BASE_TAG."""
-    url = kustomize.publish_flux_base(project_root(), world.root / "flux-ci-cd", BASE_TAG)
+    served = source.stage(world.root / "source", checkout)
+    url = kustomize.publish_flux_base(served, world.root / "flux-ci-cd", BASE_TAG)
     for name in ("app", "config"):
         git(world.root, "init", "--quiet", "--bare", f"{name}.git")
     git(world.root, "clone", "--quiet", str(world.root / "app.git"), str(world.app))
@@ -105,7 +99,7 @@ def make_repos(world: World) -> None:
     git(world.app, "add", "--all")
     git(world.app, "commit", "--quiet", "-m", "sample app", when=world.tick())
     git(world.app, "push", "--quiet", "origin", "HEAD:main")
-    shutil.copytree(project_root() / "kustomize", world.config)
+    shutil.copytree(served / "kustomize", world.config)
     kustomize.point_consumer_at(world.config / "clusters", url, BASE_TAG)
     for path in world.config.rglob("*.yaml"):
         text = path.read_text()
@@ -159,7 +153,7 @@ def the(objects: list[dict[str, Any]], kind: str, name: str | None = None) -> di
     for obj in objects:
         if obj.get("kind") == kind and name in (None, (obj.get("metadata") or {}).get("name")):
             return obj
-    raise PublishError(f"the rendered config has no {kind} {name or ''}".rstrip())
+    raise DemoError(f"the rendered config has no {kind} {name or ''}".rstrip())
 
 
 def fresh_config(world: World, checkout: Path) -> Path:
@@ -209,7 +203,7 @@ def running(world: World, ref: str) -> Iterator[str]:
                 break
             except requests.ConnectionError:
                 if time.monotonic() > deadline:
-                    raise PublishError(f"{ref} did not serve its page on 127.0.0.1:{port}") from None
+                    raise DemoError(f"{ref} did not serve its page on 127.0.0.1:{port}") from None
                 time.sleep(0.2)
     finally:
         container.stop(timeout=2)
@@ -267,7 +261,7 @@ SCENARIO = (
 )
 
 
-def run() -> dict[str, Any]:
+def run(checkout: Path | None = None) -> dict[str, Any]:
     client = docker_ops.connect()
     with ExitStack() as stack:
         root = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="image-tagger-demo-")))
@@ -276,7 +270,7 @@ def run() -> dict[str, Any]:
         world.image = f"{registry.host}/demo/app"
         stack.callback(_remove_images, world)
         say(f"registry   {registry.host} (local); image {world.image}")
-        make_repos(world)
+        make_repos(world, checkout)
         say(f"repos      app.git, config.git (kustomize/ layout, flux/ included remotely at {BASE_TAG})")
         steps = [step(world, title, ref) for title, ref in SCENARIO]
         return {**{env: world.serving.get(env) for env in ENVIRONMENTS}, "steps": steps}
@@ -288,8 +282,8 @@ def _remove_images(world: World) -> None:
             world.client.images.remove(ref, force=True)
 
 
-def main() -> int:
-    result = run()
+def main(checkout: Path | None = None) -> int:
+    result = run(checkout)
     say()
     print(json.dumps(result), flush=True)
     return 0
