@@ -23,7 +23,6 @@ from image_tagger import context, docker_ops, inputs, manifests, notify, registr
 from image_tagger.buildkit import BuildError
 from image_tagger.errors import InputError, PublishError
 from image_tagger.flux import automation
-from image_tagger.inputs import Credentials
 from image_tagger.naming import TagPlan, plan_tags
 from image_tagger.publish import Provenance, PublishResult, PushFailed, publish
 
@@ -72,11 +71,12 @@ def mask_secrets(env: Mapping[str, str]) -> None:
                 core.set_secret(part)
 
 
-def overlay_outlook(targets: list[automation.PolicyTarget], plan: TagPlan, credentials: Credentials) -> list[str]:
+def overlay_outlook(
+    targets: list[automation.PolicyTarget], plan: TagPlan, credentials: registry_client.RegistryAuth
+) -> list[str]:
     """What the overlay's policies do with the new tag, from the registry's current tag list."""
-    auth = registry_client.RegistryAuth(credentials.username, credentials.password)
     try:
-        tags = registry_client.list_tags(plan.image.name, auth)
+        tags = registry_client.list_tags(plan.image.name, credentials)
     except PublishError as err:
         issue_command("warning", {}, f"overlay preview skipped: {err}")
         return []

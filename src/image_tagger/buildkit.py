@@ -30,7 +30,8 @@ from image_tagger.buildlog import BuildProgress
 from image_tagger.docker_ops import Log
 from image_tagger.errors import PublishError
 from image_tagger.imagename import ImageName
-from image_tagger.inputs import BuildOptions, Credentials
+from image_tagger.inputs import BuildOptions
+from image_tagger.registry_client import RegistryAuth
 
 BUILDX_ENV = "IMAGE_TAGGER_BUILDX"
 # Where the docker CLI looks for plugins, for machines with buildx installed only as a plugin.
@@ -130,7 +131,7 @@ def secret_env(index: int) -> str:
     return f"IMAGE_TAGGER_SECRET_{index}"
 
 
-def buildx_env(options: BuildOptions, image: ImageName, credentials: Credentials, config: Path) -> dict[str, str]:
+def buildx_env(options: BuildOptions, image: ImageName, credentials: RegistryAuth, config: Path) -> dict[str, str]:
     """buildx's environment: our Docker config and helper, the secrets, no default attestations.
 
     Attestations would turn every image into an index with an extra `unknown/unknown` manifest;
@@ -151,7 +152,7 @@ def buildx_env(options: BuildOptions, image: ImageName, credentials: Credentials
     return env
 
 
-def write_config(config: Path, image: ImageName, credentials: Credentials) -> None:
+def write_config(config: Path, image: ImageName, credentials: RegistryAuth) -> None:
     """A Docker config that routes our registry to the in-memory helper; it holds no secret."""
     helpers = {key: credhelper.NAME for key in credhelper.config_keys(image.registry)} if credentials.username else {}
     (config / "config.json").write_text(json.dumps({"credHelpers": helpers}))
@@ -173,7 +174,7 @@ def build(
     refs: Sequence[str],
     labels: Mapping[str, str],
     build_args: Mapping[str, str],
-    credentials: Credentials,
+    credentials: RegistryAuth,
     log: Log,
 ) -> str:
     """Build and load `refs` into the daemon; returns the image id. Raises BuildError on a failed step."""

@@ -17,6 +17,7 @@ from image_tagger.errors import InputError
 from image_tagger.imagename import ImageName, parse_image
 from image_tagger.naming import NamingOptions, parse_choice, parse_major, parse_sha_length
 from image_tagger.notify import Receiver, parse_receiver
+from image_tagger.registry_client import RegistryAuth
 
 BUILDERS = ("buildkit", "legacy")
 PROMOTE_MODES = ("auto", "never")
@@ -29,16 +30,6 @@ _CACHE_TYPES = ("registry", "local", "inline", "gha")
 
 # Inputs whose meaning needs BuildKit; the legacy builder refuses them instead of ignoring them.
 BUILDKIT_ONLY = ("secrets", "platforms", "cache-from", "cache-to")
-
-
-@dataclass(frozen=True)
-class Credentials:
-    username: str = ""
-    password: str = field(default="", repr=False)
-
-    def __post_init__(self) -> None:
-        if self.password and not self.username:
-            raise InputError("username is empty but a password is set; accepted: both, or neither")
 
 
 @dataclass(frozen=True)
@@ -79,7 +70,7 @@ class PublishInputs:
     workspace: Path
     image: ImageName
     naming: NamingOptions
-    credentials: Credentials
+    credentials: RegistryAuth
     build: BuildOptions
     release: ReleaseOptions
     overlay: Path | None
@@ -220,6 +211,12 @@ def parse_repository(image: str, registry: str) -> tuple[ImageName, tuple[str, .
         return name, (f"image {image.strip()!r} lower-cased to {lowered!r}: repository names are lower-case",)
 
 
+def parse_credentials(username: str, password: str) -> RegistryAuth:
+    if password and not username:
+        raise InputError("username is empty but a password is set; accepted: both, or neither")
+    return RegistryAuth(username, password)
+
+
 def parse_naming(raw: Mapping[str, str]) -> tuple[ImageName, NamingOptions]:
     """The inputs the naming contract reads (all that `image-tagger tags` needs)."""
     image, notes = parse_repository(raw.get("image", ""), raw.get("registry", "").strip() or "docker.io")
@@ -245,7 +242,7 @@ def parse(raw: Mapping[str, str], workspace: Path, password: str = "") -> Publis
         workspace=workspace,
         image=image,
         naming=naming,
-        credentials=Credentials(raw.get("username", "").strip(), password),
+        credentials=parse_credentials(raw.get("username", "").strip(), password),
         build=parse_build(raw, workspace),
         release=ReleaseOptions(
             overwrite=parse_bool("overwrite-releases", raw.get("overwrite-releases", "")),

@@ -19,7 +19,7 @@ import docker
 
 from image_tagger import buildkit, docker_ops, releases
 from image_tagger.errors import PublishError
-from image_tagger.inputs import BuildOptions, Credentials, ReleaseOptions
+from image_tagger.inputs import BuildOptions, ReleaseOptions
 from image_tagger.naming import TagPlan
 from image_tagger.registry_client import Manifest, RegistryAuth, RegistrySession
 
@@ -119,7 +119,7 @@ def build_image(
     plan: TagPlan,
     build: BuildOptions,
     provenance: Provenance,
-    credentials: Credentials,
+    credentials: RegistryAuth,
     log: docker_ops.Log,
     now: datetime,
 ) -> str:
@@ -251,7 +251,7 @@ def publish(
     plan: TagPlan,
     build: BuildOptions,
     provenance: Provenance,
-    credentials: Credentials,
+    credentials: RegistryAuth,
     log: docker_ops.Log,
     now: datetime,
     release: ReleaseOptions = DEFAULT_RELEASE,
@@ -260,7 +260,7 @@ def publish(
 
     def registry_session() -> RegistrySession:
         """One session per phase: each has its own deadline, and a build in between may take long."""
-        return RegistrySession(plan.image, RegistryAuth(credentials.username, credentials.password))
+        return RegistrySession(plan.image, credentials)
 
     if plan.push and credentials.username:
         docker_ops.login(client, plan.image, credentials.username, credentials.password)

@@ -32,9 +32,10 @@ from image_tagger.errors import PublishError
 from image_tagger.flux import automation, setters
 from image_tagger.gitcmd import git
 from image_tagger.imagename import parse_image
-from image_tagger.inputs import BuildOptions, Credentials
+from image_tagger.inputs import BuildOptions
 from image_tagger.naming import NamingOptions, plan_tags
 from image_tagger.publish import Provenance, PublishResult, publish
+from image_tagger.registry_client import RegistryAuth
 
 ENVIRONMENTS = ("production", "staging")
 BASE_TAG = "v1.0.0"
@@ -140,7 +141,7 @@ def build_and_push(world: World, ref: str, sha: str) -> PublishResult:
     provenance = Provenance(sha, ctx.source_url, commit_time_of(checkout, sha))
     log = QuietLog()
     try:
-        result = publish(world.client, plan, build, provenance, Credentials(), log, datetime.now(UTC))
+        result = publish(world.client, plan, build, provenance, RegistryAuth(), log, datetime.now(UTC))
     except PublishError:
         print("\n".join(log.lines[-30:]), file=sys.stderr)
         raise
