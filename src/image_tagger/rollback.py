@@ -14,19 +14,16 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from ruamel.yaml import YAML, YAMLError
-
-from image_tagger import kustomize, registry_client, yamlblock
+from image_tagger import manifests, yamlblock
 from image_tagger.errors import InputError, PublishError
-from image_tagger.flux import policy
+from image_tagger.flux import automation, policy
+from image_tagger.flux.automation import ImageRepo
 from image_tagger.flux.goregex import GoRegexp
-from image_tagger.imagename import parse_image
 
 IMAGE_API = "image.toolkit.fluxcd.io/"
 KUSTOMIZATION_FILES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
@@ -35,8 +32,6 @@ APPEND_PATH = "/spec/exclusionList/-"
 SET_PATH = "/spec/exclusionList"
 _DOCKER_TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
 _GO_META = frozenset("\\.+*?()|[]{}^$")  # Go regexp.QuoteMeta's special characters
-
-TagLister = Callable[[str, registry_client.RegistryAuth], Sequence[str]]
 
 
 def quote_meta(text: str) -> str:
@@ -54,31 +49,9 @@ def exclusion_for(tag: str) -> str:
 
 
 @dataclass(frozen=True)
-class Repository:
-    namespace: str
-    name: str
-    image: str
-    exclusions: list[str]  # as rendered; [] when unset (Flux then applies the default)
-    secret: Mapping[str, Any] | None
-
-    @property
-    def key(self) -> str:
-        return f"{self.namespace}/{self.name}"
-
-
-@dataclass(frozen=True)
 class Outcome:
     line: str  # what changed and what Flux will do
     changed: list[Path]
-
-
-def _is(obj: Mapping[str, Any], kind: str) -> bool:
-    return obj.get("kind") == kind and str(obj.get("apiVersion", "")).startswith(IMAGE_API)
-
-
-def _id(obj: Mapping[str, Any]) -> tuple[str, str]:
-    meta = obj.get("metadata") or {}
-    return str(meta.get("namespace") or "default"), str(meta.get("name") or "")
 
 
 def kustomization_file(overlay: Path) -> Path:
@@ -91,35 +64,7 @@ def kustomization_file(overlay: Path) -> Path:
     return found[0]
 
 
-def render(overlay: Path) -> list[dict[str, Any]]:
-    """The overlay's objects, as `kubectl kustomize OVERLAY` builds them."""
-    command = kustomize.kustomize_command()
-    if command is None:
-        raise InputError(f"OVERLAY {overlay}: neither kustomize nor kubectl is installed here to render it")
-    try:
-        done = subprocess.run([*command, str(overlay)], check=True, capture_output=True, text=True)
-    except subprocess.CalledProcessError as err:
-        reason = (err.stderr or "").strip().splitlines() or [f"exit code {err.returncode}"]
-        raise InputError(f"OVERLAY {overlay}: kustomize failed: {reason[-1]}") from None
-    try:
-        return [d for d in YAML(typ="safe").load_all(done.stdout) if isinstance(d, dict)]
-    except YAMLError as err:
-        raise InputError(f"OVERLAY {overlay}: kustomize printed invalid YAML ({str(err).splitlines()[0]})") from None
-
-
-def repositories(objects: Sequence[Mapping[str, Any]]) -> list[Repository]:
-    secrets = {_id(o): o for o in objects if o.get("kind") == "Secret" and o.get("apiVersion") == "v1"}
-    found = []
-    for obj in (o for o in objects if _is(o, "ImageRepository")):
-        namespace, name = _id(obj)
-        spec = obj.get("spec") or {}
-        exclusions = spec.get("exclusionList") or []
-        secret = secrets.get((namespace, str((spec.get("secretRef") or {}).get("name") or "")))
-        found.append(Repository(namespace, name, str(spec.get("image") or ""), list(exclusions), secret))
-    return found
-
-
-def pick(repos: Sequence[Repository], wanted: str | None, overlay: Path) -> Repository:
+def pick(repos: Sequence[ImageRepo], wanted: str | None, overlay: Path) -> ImageRepo:
     """The ImageRepository `--image` names (its name, namespace/name or spec.image), or the only one."""
     if not repos:
         raise InputError(f"OVERLAY {overlay} renders no ImageRepository; accepted: an overlay that includes flux-ci-cd")
@@ -135,7 +80,7 @@ def pick(repos: Sequence[Repository], wanted: str | None, overlay: Path) -> Repo
     return chosen[0]
 
 
-def _patch_name(repo: Repository, repos: Sequence[Repository]) -> tuple[str, dict[str, str]]:
+def _patch_name(repo: ImageRepo, repos: Sequence[ImageRepo]) -> tuple[str, dict[str, str]]:
     """The patch file's name and its kustomize target; the namespace only when the name is ambiguous."""
     target = {"kind": "ImageRepository", "name": repo.name}
     if sum(r.name == repo.name for r in repos) > 1:
@@ -153,7 +98,7 @@ def _append_op(pattern: str) -> str:
     return f"- op: add\n  path: {APPEND_PATH}\n  value: '{pattern}'\n"
 
 
-def _new_patch(repo: Repository, pattern: str) -> str:
+def _new_patch(repo: ImageRepo, pattern: str) -> str:
     header = (
         f"# Rollback of ImageRepository {repo.key} ({repo.image}), written by `image-tagger rollback`:\n"
         "# Flux skips each tag excluded here, so its policies select the previous good one; a later release\n"
@@ -213,46 +158,29 @@ def _restore(before: Mapping[Path, bytes | None], paths: Sequence[Path]) -> None
             path.write_bytes(original)
 
 
-def _verified(overlay: Path, files: Mapping[Path, str | None], repo: Repository, expected: list[str]) -> None:
+def _verified(overlay: Path, files: Mapping[Path, str | None], repo: ImageRepo, expected: list[str]) -> None:
     """Write the files, render again, and keep them only if the ImageRepository has exactly `expected`."""
     before = {path: path.read_bytes() if path.exists() else None for path in files}
     _write(files)
     try:
-        objects = render(overlay)
+        objects = manifests.render(overlay)
     except InputError:
         _restore(before, list(files))
         raise
-    rendered = next((r for r in repositories(objects) if r.key == repo.key), None)
+    rendered = next((r for r in automation.find_repositories(objects) if r.key == repo.key), None)
     if rendered is None or rendered.exclusions != expected:
         _restore(before, list(files))
         got = rendered.exclusions if rendered else "no such ImageRepository"
         raise PublishError(f"OVERLAY {overlay}: after the edit kustomize renders {got}, not {expected}; files restored")
 
 
-def _policies_after(objects: Sequence[Mapping[str, Any]], repo: Repository, tags: Sequence[str], exclusions) -> str:
-    """`flux-system/app-production selects 1.1.0` for each ImagePolicy of the repository."""
+def _policies_after(objects: Sequence[Mapping[str, Any]], repo: ImageRepo, tags: Sequence[str], exclusions) -> str:
+    """`flux-system/app-production selects 1.1.0` for each ImagePolicy of the repository, with `exclusions`."""
     said = []
-    for obj in (o for o in objects if _is(o, "ImagePolicy")):
-        namespace, name = _id(obj)
-        spec = obj.get("spec") or {}
-        ref = spec.get("imageRepositoryRef") or {}
-        if (str(ref.get("namespace") or namespace), str(ref.get("name") or "")) != (repo.namespace, repo.name):
-            continue
-        try:
-            said.append(f"{namespace}/{name} selects {policy.select_tag(spec, policy.scan_tags(tags, exclusions))}")
-        except (policy.InvalidPolicy, policy.PolicyFailure) as err:
-            said.append(f"{namespace}/{name} selects nothing ({err})")
+    for target in (t for t in automation.find_targets(objects) if t.repository == repo.key):
+        prediction = automation.predict_one(replace(target, exclusions=exclusions), tags)
+        said.append(f"{target.key} selects {prediction.selected or f'nothing ({prediction.error})'}")
     return "; ".join(said) or "no ImagePolicy of the overlay reads it"
-
-
-def _registry_tags(repo: Repository) -> list[str]:
-    registry = parse_image(repo.image).registry
-    if repo.secret is not None:
-        auth = registry_client.credentials_from_secret(repo.secret, registry)
-    else:
-        auth = registry_client.credentials_for(registry)
-    with registry_client.RegistrySession(repo.image, auth) as session:
-        return session.tags()
 
 
 def run(overlay: Path, tag: str, image: str | None = None, undo: bool = False) -> Outcome:
@@ -260,8 +188,8 @@ def run(overlay: Path, tag: str, image: str | None = None, undo: bool = False) -
     if not _DOCKER_TAG.fullmatch(tag):
         raise InputError(f"TAG {tag!r} is not an image tag; accepted: [A-Za-z0-9_][A-Za-z0-9_.-]{{0,127}}")
     kustomization_path = kustomization_file(overlay)
-    objects = render(overlay)
-    repos = repositories(objects)
+    objects = manifests.render(overlay)
+    repos = automation.find_repositories(objects)
     repo = pick(repos, image, overlay)
     if not repo.image:
         raise InputError(f"ImageRepository {repo.key} in {overlay} has no spec.image")
@@ -286,7 +214,7 @@ def run(overlay: Path, tag: str, image: str | None = None, undo: bool = False) -
         raise InputError(f"TAG {tag} is already excluded from {repo.key} by the exclusion {blocking}; nothing changed")
     if len(effective) >= MAX_EXCLUSIONS:
         raise InputError(f"ImageRepository {repo.key} already has {len(effective)} exclusions; Flux allows 25")
-    tags = _registry_tags(repo)
+    tags = automation.RegistryTags().tags(repo)
     if tag not in tags:
         raise InputError(f"TAG {tag} is not a tag of {repo.image} in the registry; accepted: a tag it has")
     files: dict[Path, str | None] = {}
@@ -309,7 +237,7 @@ def run(overlay: Path, tag: str, image: str | None = None, undo: bool = False) -
 def _undo(
     overlay: Path,
     tag: str,
-    repo: Repository,
+    repo: ImageRepo,
     pattern: str,
     appended: list[str],
     kustomization: str,
@@ -335,7 +263,8 @@ def _undo(
         before = {path: path.read_bytes() if path.exists() else None for path in files}
         _write(files)
         try:
-            rendered = next((r for r in repositories(render(overlay)) if r.key == repo.key), None)
+            found = automation.find_repositories(manifests.render(overlay))
+            rendered = next((r for r in found if r.key == repo.key), None)
         except InputError:
             _restore(before, list(files))
             raise

@@ -27,6 +27,21 @@ _MAJOR_RANGE = re.compile(r"v?([0-9]+)(?:\.[xX*])*")
 
 
 @dataclass(frozen=True)
+class ImageRepo:
+    """An ImageRepository: the image Flux scans, its exclusion list as written ([] leaves Flux's default)."""
+
+    namespace: str
+    name: str
+    image: str
+    exclusions: list[str]
+    pull_secret: Mapping[str, Any] | None = None  # the Secret its secretRef names, when the objects hold it
+
+    @property
+    def key(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+
+@dataclass(frozen=True)
 class PolicyTarget:
     """An ImagePolicy with the ImageRepository it reads (image and exclusion list)."""
 
@@ -37,6 +52,7 @@ class PolicyTarget:
     exclusions: Sequence[str] | None
     pull_secret: Mapping[str, Any] | None = None  # the ImageRepository's secretRef, when the objects hold it
     labels: Mapping[str, str] = field(default_factory=dict)  # what an automation's policySelector matches
+    repository: str = ""  # its ImageRepository's namespace/name, when the objects hold it
 
     @property
     def key(self) -> str:
@@ -98,8 +114,17 @@ class Commit:
     message: str
 
 
+class Scanned(Protocol):
+    """What a tag source needs: the image, and the pull secret Flux would use for it."""
+
+    @property
+    def image(self) -> str | None: ...
+    @property
+    def pull_secret(self) -> Mapping[str, Any] | None: ...
+
+
 class TagSource(Protocol):
-    def tags(self, target: PolicyTarget) -> Sequence[str]: ...
+    def tags(self, target: Scanned) -> Sequence[str]: ...
 
 
 @dataclass(frozen=True)
@@ -108,7 +133,7 @@ class KnownTags:
 
     by_image: Mapping[str, Sequence[str]]
 
-    def tags(self, target: PolicyTarget) -> Sequence[str]:
+    def tags(self, target: Scanned) -> Sequence[str]:
         return next((t for image, t in self.by_image.items() if same_repository(image, target.image or "")), ())
 
 
@@ -118,8 +143,8 @@ class RegistryTags:
 
     cache: dict[str, list[str]] = field(default_factory=dict)
 
-    def tags(self, target: PolicyTarget) -> Sequence[str]:
-        if target.image is None:
+    def tags(self, target: Scanned) -> Sequence[str]:
+        if not target.image:
             return ()
         if target.image not in self.cache:
             registry = parse_image(target.image).registry
@@ -140,29 +165,41 @@ def _id(obj: Mapping[str, Any]) -> tuple[str, str]:
     return str(meta.get("namespace") or "default"), str(meta.get("name") or "")
 
 
+def find_repositories(objects: Iterable[Mapping[str, Any]]) -> list[ImageRepo]:
+    objects = list(objects)
+    secrets = {_id(o): o for o in objects if o.get("kind") == "Secret" and o.get("apiVersion") == "v1"}
+    found = []
+    for obj in (o for o in objects if _is(o, "ImageRepository")):
+        namespace, name = _id(obj)
+        spec = obj.get("spec") or {}
+        secret = secrets.get((namespace, str((spec.get("secretRef") or {}).get("name") or "")))
+        exclusions = [str(e) for e in spec.get("exclusionList") or []]
+        found.append(ImageRepo(namespace, name, str(spec.get("image") or ""), exclusions, secret))
+    return found
+
+
 def find_targets(objects: Iterable[Mapping[str, Any]]) -> list[PolicyTarget]:
     """Every ImagePolicy, joined with its ImageRepository (same namespace unless the ref names one).
 
     An invalid policy (one Flux stalls on) is an InvalidPolicy (InputError) naming it, never "nothing selected".
     """
     objects = list(objects)
-    repos = {_id(o): o.get("spec") or {} for o in objects if _is(o, "ImageRepository")}
-    secrets = {_id(o): o for o in objects if o.get("kind") == "Secret" and o.get("apiVersion") == "v1"}
+    repos = {(r.namespace, r.name): r for r in find_repositories(objects)}
     targets = []
     for obj in (o for o in objects if _is(o, "ImagePolicy")):
         namespace, name = _id(obj)
         spec = obj.get("spec") or {}
         ref = spec.get("imageRepositoryRef") or {}
-        repo_ns = str(ref.get("namespace") or namespace)
-        repo = repos.get((repo_ns, str(ref.get("name") or ""))) or {}
-        secret = secrets.get((repo_ns, str((repo.get("secretRef") or {}).get("name") or "")))
-        exclusions = repo.get("exclusionList") or None
+        repo = repos.get((str(ref.get("namespace") or namespace), str(ref.get("name") or "")))
+        exclusions = (repo.exclusions or None) if repo else None
         try:
             policy.validate(spec, exclusions)
         except policy.InvalidPolicy as err:
             raise policy.InvalidPolicy(f"ImagePolicy {namespace}/{name} is invalid: {err}") from None
         labels = dict((obj.get("metadata") or {}).get("labels") or {})
-        targets.append(PolicyTarget(namespace, name, spec, repo.get("image"), exclusions, secret, labels))
+        image = (repo.image or None) if repo else None
+        secret = repo.pull_secret if repo else None
+        targets.append(PolicyTarget(namespace, name, spec, image, exclusions, secret, labels, repo.key if repo else ""))
     return targets
 
 
