@@ -25,9 +25,10 @@ from typing import Any
 import docker
 import requests
 
-from image_tagger import docker_ops, kustomize, manifests, registry_client
+from image_tagger import docker_ops, kustomize, manifests, notify, registry_client, rollback
 from image_tagger.context import GitContext, commit_time_of
-from image_tagger.demo import DemoError, localregistry, sampleapp, source
+from image_tagger.demo import DemoError, localregistry, receiver, sampleapp, source
+from image_tagger.demo.receiver import DemoReceiver
 from image_tagger.errors import PublishError
 from image_tagger.flux import automation, setters
 from image_tagger.gitcmd import git
@@ -68,6 +69,8 @@ class World:
     image: str = ""
     serving: dict[str, str] = field(default_factory=dict)
     built: list[str] = field(default_factory=list)
+    receiver: DemoReceiver = field(default_factory=lambda: DemoReceiver("", ""))
+    scan_interval: str = ""
 
     def tick(self) -> int:
         self.clock += 60
@@ -157,6 +160,12 @@ def the(objects: list[dict[str, Any]], kind: str, name: str | None = None) -> di
     raise DemoError(f"the rendered config has no {kind} {name or ''}".rstrip())
 
 
+def scan_interval(world: World) -> str:
+    """How often the rendered ImageRepository is scanned: the wait a Receiver notification saves."""
+    objects = manifests.kustomize_build(world.config / "clusters" / "production")
+    return str(the(objects, "ImageRepository")["spec"].get("interval", "?"))
+
+
 def fresh_config(world: World, checkout: Path) -> Path:
     """A checkout of config.git at its newest commit, as a controller fetches it."""
     if checkout.exists():
@@ -227,7 +236,24 @@ def deploy(world: World, env: str) -> str:
     return f"{ref} -> page says 'version {match.group(1) if match else '?'}'"
 
 
+def reconcile(world: World, since: float | None = None) -> float | None:
+    """Each cluster scans, selects, commits and serves; returns the seconds from `since` to the first selection."""
+    tags = registry_client.list_tags(world.image)
+    say(f"  registry {world.image}: {' '.join(sorted(tags))}")
+    selected_after = None
+    for env in ENVIRONMENTS:
+        verdict, commit = automate(world, env, tags)
+        if since is not None and selected_after is None:
+            selected_after = time.monotonic() - since
+        say(f"  {env:<10} policy {verdict}")
+        if commit:
+            say(f"  {'':<10} commit {commit} (pushed to config.git)")
+        say(f"  {'':<10} serves {deploy(world, env)}")
+    return selected_after
+
+
 def step(world: World, title: str, ref: str) -> dict[str, Any]:
+    """A push to the app repository: the action publishes, notifies the Receiver, and the clusters follow."""
     say(f"\n== {title}")
     sha = push_app(world, ref)
     say(f"  git      {ref} at {sha[:7]} pushed to app.git")
@@ -237,20 +263,36 @@ def step(world: World, title: str, ref: str) -> dict[str, Any]:
         say(f"  action   promoted {result.promoted_from} to {pushed} (no build: the bytes staging ran)")
     else:
         say(f"  action   built and pushed {pushed}")
-    tags = registry_client.list_tags(world.image)
-    say(f"  registry {world.image}: {' '.join(sorted(tags))}")
-    for env in ENVIRONMENTS:
-        verdict, commit = automate(world, env, tags)
-        say(f"  {env:<10} policy {verdict}")
-        if commit:
-            say(f"  {'':<10} commit {commit} (pushed to config.git)")
-        say(f"  {'':<10} serves {deploy(world, env)}")
+    pushed_at = time.monotonic()
+    notification = notify.announce(world.receiver.receiver, result)
+    say(f"  flux     {notification.detail}")
+    selected_after = reconcile(world, pushed_at if notification.ok else None)
+    if selected_after is not None:
+        say(
+            f"  {'':<10} selected {selected_after:.2f}s after the push (without the Receiver: at the next scan, "
+            f"every {world.scan_interval})"
+        )
     return {
         "step": title,
         "pushed": pushed,
         "promoted_from": result.promoted_from,
+        "selected_after_push_seconds": selected_after,
         **{env: world.serving.get(env) for env in ENVIRONMENTS},
     }
+
+
+def rollback_step(world: World, title: str, tag: str) -> dict[str, Any]:
+    """An operator excludes a bad release in the production overlay; the automation writes the last good one back."""
+    say(f"\n== {title}")
+    work = fresh_config(world, world.root / "operator")
+    outcome = rollback.run(work / "clusters" / "production", tag)
+    git(work, "add", "--all")
+    git(work, "commit", "--quiet", "-m", f"Roll back {tag}", when=world.tick())
+    git(work, "push", "--quiet", "origin", "HEAD:main")
+    say(f"  operator image-tagger rollback clusters/production {tag}; committed and pushed to config.git")
+    say(f"  {'':<10} {outcome.line.split('; ', 1)[-1]}")
+    reconcile(world)
+    return {"step": title, "pushed": None, **{env: world.serving.get(env) for env in ENVIRONMENTS}}
 
 
 SCENARIO = (
@@ -259,6 +301,10 @@ SCENARIO = (
     ("tag v2.0.0 (another major)", "refs/tags/v2.0.0"),
     ("tag v1.1.0", "refs/tags/v1.1.0"),
     ("second push to main", "refs/heads/main"),
+    ("tag v1.2.0", "refs/tags/v1.2.0"),
+    ("v1.2.0 turns out bad: roll back", "rollback 1.2.0"),
+    ("push the fix to main", "refs/heads/main"),
+    ("tag v1.2.1", "refs/tags/v1.2.1"),
 )
 
 
@@ -273,8 +319,17 @@ def run(checkout: Path | None = None) -> dict[str, Any]:
         say(f"registry   {registry.host} (local); image {world.image}")
         make_repos(world, checkout)
         say(f"repos      app.git, config.git (kustomize/ layout, flux/ included remotely at {BASE_TAG})")
-        steps = [step(world, title, ref) for title, ref in SCENARIO]
-        return {**{env: world.serving.get(env) for env in ENVIRONMENTS}, "steps": steps}
+        world.receiver = stack.enter_context(receiver.serve())
+        world.scan_interval = scan_interval(world)
+        steps = [
+            rollback_step(world, title, ref.split()[1]) if ref.startswith("rollback ") else step(world, title, ref)
+            for title, ref in SCENARIO
+        ]
+        return {
+            **{env: world.serving.get(env) for env in ENVIRONMENTS},
+            "scan_interval": world.scan_interval,
+            "steps": steps,
+        }
 
 
 def _remove_images(world: World) -> None:
