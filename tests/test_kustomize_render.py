@@ -4,7 +4,6 @@ The base is served from a tagged local git repo through `file://`, so kustomize 
 the same `git fetch` it uses for GitHub; the objects it produces are checked for what Flux will do.
 """
 
-import hashlib
 import json
 import re
 import shutil
@@ -16,13 +15,13 @@ import jsonschema
 import pytest
 import re2
 from ruamel.yaml import YAML
+from support.crds import crd_schemas, validate_against_crd
 
 from image_tagger.flux import policy, standard
 from image_tagger.kustomize import point_consumer_at, publish_flux_base
 from image_tagger.manifests import kustomize_build
 
 REPO = Path(__file__).resolve().parents[1]
-CRDS = REPO / "tests" / "crds"  # vendored Flux CRD schemas; provenance in tests/crds/SOURCE.md
 TAG = "v1.0.0"
 ENVIRONMENTS = ("production", "staging")
 STRICT_RELEASE = r"^(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)$"
@@ -258,31 +257,6 @@ def test_marked_files_are_in_flux_normal_form(consumer: Path) -> None:
             indent = len(line) - len(line.lstrip(" "))
             assert indent % 2 == 0 and not line.endswith(" "), f"{path}: {line!r}"
             assert not re.search(r"\S {2,}#", line), f"{path}: more than one space before a comment"
-
-
-def crd_schemas() -> dict[tuple[str, str, str], dict[str, Any]]:
-    """(group, version, kind) -> openAPIV3Schema of every served version in tests/crds (a missing file fails)."""
-    listed = re.findall(r"^\| `([^`]+\.yaml)` \|.*\| `([0-9a-f]{40})` \|$", (CRDS / "SOURCE.md").read_text(), re.M)
-    assert len(listed) == 6, "tests/crds/SOURCE.md lists the six Flux CRDs"
-    schemas = {}
-    for name, blob_id in listed:
-        path = CRDS / name
-        data = path.read_bytes()
-        assert hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest() == blob_id, f"{path} differs from upstream"
-        crd = load_yaml(path)
-        for version in crd["spec"]["versions"]:
-            if version["served"]:
-                key = (crd["spec"]["group"], version["name"], crd["spec"]["names"]["kind"])
-                schemas[key] = version["schema"]["openAPIV3Schema"]
-    return schemas
-
-
-def validate_against_crd(schemas: dict[tuple[str, str, str], dict[str, Any]], obj: dict[str, Any]) -> None:
-    """jsonschema ignores the x-kubernetes-* keywords (CEL rules, list types); the rest is plain schema."""
-    group, version = obj["apiVersion"].split("/")
-    key = (group, version, obj["kind"])
-    assert key in schemas, f"{obj['apiVersion']} {obj['kind']} is not served by the Flux CRDs"
-    jsonschema.Draft7Validator(schemas[key]).validate(obj)
 
 
 @pytest.fixture

@@ -17,16 +17,15 @@ from typing import Any
 
 import pytest
 from ruamel.yaml import YAML
+from support.crds import crd_schemas, validate_against_crd
 from support.receiver import serve_receiver, signature_valid, webhook_path
 from test_kustomize_render import (
     REPO,
     TAG,
     copy_consumer,
-    crd_schemas,
     kustomize_build,
     load_yaml,
     only,
-    validate_against_crd,
 )
 
 from image_tagger.errors import InputError

@@ -1,7 +1,7 @@
 """flux/pull-request: the release channel's automation commits to a branch of its own, not to the config branch.
 
 Rendered the way a consumer renders it: this checkout's flux/ published as a tagged git repository and
-included remotely (`file://…//flux/pull-request?ref=…`), then every Flux object validated against the shared
+included remotely (`file://…//flux/pull-request?ref=…`), then every Flux object validated against the vendored
 Flux CRD schemas.
 """
 
@@ -14,12 +14,12 @@ from typing import Any
 import jsonschema
 import pytest
 from ruamel.yaml import YAML
+from support.crds import crd_schemas, validate_against_crd
 
 from image_tagger.kustomize import point_consumer_at, publish_flux_base
 from image_tagger.manifests import kustomize_build
 
 REPO = Path(__file__).resolve().parents[1]
-CRDS = REPO / ".." / "shared" / "flux-crds"
 TAG = "v1.0.0"
 
 
@@ -51,27 +51,6 @@ def only(objects: list[dict[str, Any]], kind: str) -> dict[str, Any]:
     return found[0]
 
 
-def crd_schemas() -> dict[tuple[str, str, str], dict[str, Any]]:
-    """(group, version, kind) -> openAPIV3Schema of each served version of the shared Flux CRDs (must exist)."""
-    paths = sorted(CRDS.glob("*.yaml"))
-    assert paths, f"the shared Flux CRDs are missing ({CRDS})"
-    schemas = {}
-    for path in paths:
-        crd = YAML(typ="safe").load(path.read_text())
-        for version in crd["spec"]["versions"]:
-            if version["served"]:
-                key = (crd["spec"]["group"], version["name"], crd["spec"]["names"]["kind"])
-                schemas[key] = version["schema"]["openAPIV3Schema"]
-    return schemas
-
-
-def validate(schemas: dict[tuple[str, str, str], dict[str, Any]], obj: dict[str, Any]) -> None:
-    group, version = obj["apiVersion"].split("/")
-    key = (group, version, obj["kind"])
-    assert key in schemas, f"{obj['apiVersion']} {obj['kind']} is not served by the Flux CRDs"
-    jsonschema.Draft7Validator(schemas[key]).validate(obj)
-
-
 def test_automation_checks_out_the_config_branch_and_pushes_to_its_own(flux_url: str, tmp_path: Path) -> None:
     cluster = production(tmp_path, flux_url, ["", "/pull-request"])
     objects = kustomize_build(cluster)
@@ -86,7 +65,7 @@ def test_automation_checks_out_the_config_branch_and_pushes_to_its_own(flux_url:
     flux_objects = [o for o in objects if o["apiVersion"].split("/")[0].endswith("toolkit.fluxcd.io")]
     assert len(flux_objects) == len(objects) == 6
     for obj in flux_objects:
-        validate(schemas, obj)
+        validate_against_crd(schemas, obj)
 
 
 def test_branch_follows_the_name_setting(flux_url: str, tmp_path: Path) -> None:
@@ -125,7 +104,7 @@ def test_documented_patch_sets_another_branch(flux_url: str, tmp_path: Path) -> 
 
     assert only(objects, "ImageUpdateAutomation")["spec"]["git"]["push"] == {"branch": wanted}
     assert wanted != "flux/app-production"
-    validate(crd_schemas(), only(objects, "ImageUpdateAutomation"))
+    validate_against_crd(crd_schemas(), only(objects, "ImageUpdateAutomation"))
 
 
 def test_listed_before_the_channel_fails_to_render(flux_url: str, tmp_path: Path) -> None:
@@ -140,4 +119,4 @@ def test_crd_schema_check_is_real(flux_url: str, tmp_path: Path) -> None:
     automation = only(kustomize_build(production(tmp_path, flux_url, ["", "/pull-request"])), "ImageUpdateAutomation")
     automation["spec"]["git"]["push"]["branch"] = ["flux/app-production"]
     with pytest.raises(jsonschema.ValidationError, match="is not of type 'string'"):
-        validate(crd_schemas(), automation)
+        validate_against_crd(crd_schemas(), automation)
