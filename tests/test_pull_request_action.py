@@ -8,6 +8,7 @@ The action runs as its container runs it, `python -m image_tagger.pullrequest` w
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -17,11 +18,12 @@ import pytest
 import requests
 from ruamel.yaml import YAML
 from support.github_api import GitHubAPI
-from support.github_runner import parse_file_command, parse_workflow_commands
+from support.github_runner import PIN_SCRIPT, GithubRunner, parse_file_command, parse_workflow_commands
 from support.registry import Registry
 
 from image_tagger.flux.setters import ImageRef, plan_updates, write_updates
 
+REPO = Path(__file__).resolve().parents[1]
 TOKEN = "ghs_pull-request-test-token-0123456789"
 OWNER_REPO = "acme/config"
 BRANCH = "flux/app-production"
@@ -362,3 +364,57 @@ def test_action_metadata_runs_the_main_image_with_its_own_entrypoint() -> None:
     assert set(manifest["inputs"]) == set(INPUTS)
     assert manifest["inputs"]["github-token"]["default"] == "${{ github.token }}"
     assert [name for name, spec in manifest["inputs"].items() if spec.get("required")] == ["path"]
+
+
+def test_the_released_image_runs_it_as_the_runner_runs_a_docker_action(
+    config_repo: Path,
+    api: GitHubAPI,
+    registry: Registry,
+    tmp_path: Path,
+    python_base_image: str,
+    buildx_image: str,
+    open_registry: Registry,
+) -> None:
+    """One image for both actions: pull-request/action.yml pinned to the released image, run with its
+    entrypoint and args by the runner-faithful harness (docker pull, then the runner's docker run)."""
+    builder = GithubRunner(action_dir=REPO, base_image=python_base_image, buildx_image=buildx_image)
+    pinned = builder.publish(open_registry.host, tmp_path / "released")
+    action = tmp_path / "pull-request-action"
+    action.mkdir()
+    shutil.copyfile(REPO / "pull-request" / "action.yml", action / "action.yml")
+    subprocess.run([sys.executable, PIN_SCRIPT, "--action", action / "action.yml", "--image", pinned], check=True)
+    runner = GithubRunner(action_dir=action, deviations=builder.deviations)
+    runner.pull()
+    host = registry.host
+    automation_commit(
+        config_repo, tmp_path / "automation", {"flux-system:app-production": ImageRef(f"{host}/acme/app", "1.4.2")}
+    )
+    workspace = checkout(config_repo, tmp_path / "repo" / "repo")
+    inputs = {
+        "github-token": TOKEN,
+        "path": "apps/production",
+        "registry": host,
+        "registry-username": registry.username,
+        "registry-password": registry.password,
+    }
+    try:
+        run = runner.run(
+            tmp_path,
+            workspace,
+            event={"ref": f"refs/heads/{BRANCH}", "repository": {"default_branch": "main"}},
+            ref=f"refs/heads/{BRANCH}",
+            sha=git(workspace, "rev-parse", "HEAD").strip(),
+            inputs=inputs,
+            repository=OWNER_REPO,
+            server={"GITHUB_API_URL": api.url},
+        )
+    finally:
+        runner.remove_image()
+
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert run.argv[run.argv.index("--entrypoint") + 1] == "python"
+    assert run.argv[-2:] == ["-m", "image_tagger.pullrequest"]
+    assert run.outputs["operation"] == "created"
+    assert api.pulls[OWNER_REPO][0]["title"] == "app: 1.4.1 → 1.4.2"
+    visible = "\n".join(line for line in run.stdout.splitlines() if "::add-mask::" not in line)
+    assert TOKEN not in visible + run.stderr + run.summary

@@ -25,6 +25,7 @@ import shutil
 import subprocess
 import sys
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -270,9 +271,13 @@ class GithubRunner:
         self.deviate(LOOPBACK_RELEASE)
         return pinned
 
+    def runs(self) -> dict:
+        """action.yml's `runs:` (entrypoint and args go on the `docker run` line)."""
+        return YAML(typ="safe").load((self.action_dir / "action.yml").read_text())["runs"]
+
     def pull(self) -> str:
         """PullActionContainerAsync: `docker pull` of runs.image without `docker://` (3 tries), then run as is."""
-        runs = YAML(typ="safe").load((self.action_dir / "action.yml").read_text())["runs"]
+        runs = self.runs()
         if runs.get("using") != "docker" or not str(runs.get("image", "")).startswith(DOCKER_PREFIX):
             raise RuntimeError(f"not a docker:// container action: {runs!r}")
         image = runs["image"].removeprefix(DOCKER_PREFIX)
@@ -302,8 +307,12 @@ class GithubRunner:
         event_name: str = "push",
         repository: str = "acme/app",
         args: tuple[str, ...] = (),
+        server: Mapping[str, str] | None = None,
     ) -> ActionRun:
-        """Run the built image like ContainerActionHandler + DockerCommandManager.DockerRun."""
+        """Run the built image like ContainerActionHandler + DockerCommandManager.DockerRun.
+
+        `server` replaces GitHub's endpoints (GITHUB_API_URL, GITHUB_SERVER_URL) with local stand-ins.
+        """
         if not self.image:
             raise RuntimeError("build() or pull() the action image first")
         temp = root / "_temp"
@@ -317,6 +326,7 @@ class GithubRunner:
         env = self.step_env(
             inputs, ref=ref, sha=sha, event_name=event_name, repository=repository, root=root, files=files
         )
+        env |= dict(server or {})
         argv = self.run_argv(env, temp=temp, workspace=workspace, args=args)
         done = subprocess.run(argv, env={**self.docker_env(), **env}, capture_output=True, text=True)
         commands = parse_workflow_commands(done.stdout, "stdout") + parse_workflow_commands(done.stderr, "stderr")
@@ -403,6 +413,9 @@ class GithubRunner:
         for key in env:
             argv += ["-e", key]
         argv += ["-e", "GITHUB_ACTIONS=true"] + ([] if "CI" in env else ["-e", "CI=true"])
+        runs = self.runs()
+        if runs.get("entrypoint"):
+            argv += ["--entrypoint", str(runs["entrypoint"])]
         argv += ["--network", "host"]
         mounts = {
             docker_socket_path(self.docker_host): "/var/run/docker.sock",
@@ -414,4 +427,4 @@ class GithubRunner:
         }
         for source, target in mounts.items():
             argv += ["-v", f"{source}:{target}"]
-        return [*argv, self.image, *args]
+        return [*argv, self.image, *(args or [str(arg) for arg in runs.get("args") or []])]
