@@ -79,4 +79,4 @@ def test_the_demo_runs_from_an_installed_wheel_anywhere(wheel: Path, tmp_path: P
     assert where.startswith(str(target)), where
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     result = json.loads(done.stdout.strip().splitlines()[-1])
-    assert result["production"].endswith(":1.1.0")
+    assert result["production"].endswith(":1.2.1")
