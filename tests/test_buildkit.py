@@ -375,3 +375,34 @@ def test_the_legacy_builder_runs_only_when_asked(
     assert SECRET not in refused.stderr
     assert missing.returncode == 1, explain(missing)
     assert "buildx" in missing.stderr and "builder: legacy" in missing.stderr, explain(missing)
+
+
+@pytest.mark.parametrize("builder", ["buildkit", "legacy"])
+def test_a_single_platform_push_on_the_containerd_store(
+    builder: str, registry: Registry, repository: str, tmp_path: Path
+) -> None:
+    """The containerd image store cannot tag by image id: pushes retag from the run's own build tag."""
+    engine = probe("28-containerd")
+    workspace = make_workspace(tmp_path / "app", "FROM scratch\nCOPY busybox /bin/busybox\n")
+
+    done = publish(
+        engine,
+        workspace,
+        registry,
+        f"{repository}-{builder}",
+        "--builder",
+        builder,
+        "--floating-tags",
+        "--ref",
+        "refs/tags/v1.0.0",
+        "--promote",
+        "never",
+    )
+
+    assert done.returncode == 0, explain(done)
+    result = json.loads(done.stdout)
+    digests = {registry.manifest_digest(f"{repository}-{builder}", tag) for tag in ("1.0.0", "1.0", "1", "latest")}
+    assert digests == {result["digest"]}
+    with engine.client() as client:
+        local = {tag for image in client.images.list() for tag in image.tags}
+    assert not any("image-tagger-build-" in tag for tag in local)  # the run's own tag is gone again

@@ -6,6 +6,7 @@ the SDK reports inside its JSON streams instead of raising are turned into Publi
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager
@@ -94,12 +95,19 @@ def build(
     return image_id
 
 
-def tag(client: docker.DockerClient, image_id: str, image: ImageName, tags: Iterable[str]) -> None:
+def tag(client: docker.DockerClient, source: str, image: ImageName, tags: Iterable[str]) -> None:
+    """Point `tags` at `source`, a reference by name: the containerd image store cannot tag by image id."""
     for name in tags:
         try:
-            client.api.tag(image_id, image.name, name)
+            client.api.tag(source, image.name, name)
         except (APIError, DockerException) as err:
             raise PublishError(f"tagging {image.ref(name)} failed: {err}") from err
+
+
+def untag(client: docker.DockerClient, ref: str) -> None:
+    """Drop one local tag (the image stays under its other tags); a failure here is not the job's failure."""
+    with contextlib.suppress(APIError, DockerException):
+        client.api.remove_image(ref, noprune=True)
 
 
 def push(client: docker.DockerClient, image: ImageName, tag_name: str, log: Log) -> str:

@@ -10,6 +10,7 @@ The result says per tag what happened, also when a later tag fails.
 from __future__ import annotations
 
 import re
+import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -122,17 +123,23 @@ def build_image(
     credentials: RegistryAuth,
     log: docker_ops.Log,
     now: datetime,
+    build_ref: str,
 ) -> str:
-    """Build with the chosen builder, all tags at once; returns the image id."""
+    """Build with the chosen builder, as every tag of the plan and `build_ref`; returns the image id.
+
+    `build_ref` is a local tag of this run alone: pushes retag from it, so another run that moved a
+    shared tag meanwhile cannot hand us its image.
+    """
     created = created_time(provenance, now)
     labels = oci_labels(plan, provenance, created)
     if build.builder == "legacy":
-        image_id = docker_ops.build(client, build, plan.refs[0], labels, log)
-        docker_ops.tag(client, image_id, plan.image, plan.extra_tags)
+        image_id = docker_ops.build(client, build, build_ref, labels, log)
+        docker_ops.tag(client, build_ref, plan.image, plan.tag_names)
         return image_id
     # BuildKit stamps the image config and layer history with SOURCE_DATE_EPOCH; an explicit build-arg wins.
     build_args = {"SOURCE_DATE_EPOCH": str(int(created.timestamp())), **build.build_args}
-    return buildkit.build(client, build, plan.image, plan.refs, labels, build_args, credentials, log)
+    refs = [*plan.refs, build_ref]
+    return buildkit.build(client, build, plan.image, refs, labels, build_args, credentials, log)
 
 
 def existing_release(session: RegistrySession, tag: str) -> tuple[releases.Existing, Manifest] | None:
@@ -209,14 +216,18 @@ def push_verified(
     registry_session: Callable[[], RegistrySession],
     plan: TagPlan,
     tag: str,
-    image_id: str,
+    built: tuple[str, str],
     log: docker_ops.Log,
     sleep: Callable[[float], None] = time.sleep,
 ) -> str:
-    """Push one tag with retries on transient registry trouble, then read it back; returns its digest."""
+    """Push one tag with retries on transient registry trouble, then read it back; returns its digest.
+
+    `built` is (this run's local build tag, its image id).
+    """
+    build_ref, image_id = built
     for attempt in range(1, PUSH_ATTEMPTS + 1):
         try:
-            docker_ops.tag(client, image_id, plan.image, (tag,))  # by id: a tag moved by another run is reset
+            docker_ops.tag(client, build_ref, plan.image, (tag,))  # from our own tag: one another run moved is reset
             docker_ops.push(client, plan.image, tag, log)
             with registry_session() as session:  # a fresh deadline: the push itself may have taken long
                 return verify(session, plan, tag, image_id)
@@ -270,16 +281,20 @@ def publish(
             done = release_without_build(session, plan, provenance, release, log)
         if done is not None:
             return done
-    image_id = build_image(client, plan, build, provenance, credentials, log, now)
-    if not plan.push:
-        log.info(f"Built {', '.join(plan.refs)} (not pushed)")
-        return PublishResult(plan, image_id, None, {tag: "built" for tag in plan.tag_names})
-    result = PublishResult(plan, image_id, None)
-    for tag in plan.tag_names:
-        try:
-            digest = push_verified(client, registry_session, plan, tag, image_id, log)
-        except PublishError as err:
-            failed = replace(result, states={**result.states, tag: "failed"}, errors={tag: str(err)})
-            raise PushFailed(failure_message(failed), failed) from err
-        result = replace(result, states={**result.states, tag: "pushed"}, digest=result.digest or digest)
-    return result
+    build_ref = plan.image.ref(f"image-tagger-build-{secrets.token_hex(6)}")
+    image_id = build_image(client, plan, build, provenance, credentials, log, now, build_ref)
+    try:
+        if not plan.push:
+            log.info(f"Built {', '.join(plan.refs)} (not pushed)")
+            return PublishResult(plan, image_id, None, {tag: "built" for tag in plan.tag_names})
+        result = PublishResult(plan, image_id, None)
+        for tag in plan.tag_names:
+            try:
+                digest = push_verified(client, registry_session, plan, tag, (build_ref, image_id), log)
+            except PublishError as err:
+                failed = replace(result, states={**result.states, tag: "failed"}, errors={tag: str(err)})
+                raise PushFailed(failure_message(failed), failed) from err
+            result = replace(result, states={**result.states, tag: "pushed"}, digest=result.digest or digest)
+        return result
+    finally:
+        docker_ops.untag(client, build_ref)
