@@ -207,14 +207,18 @@ def test_very_deep_directories_are_noted_not_a_traceback(tmp_path: Path) -> None
     root = tmp_path / "repo"
     (root / "shallow").mkdir(parents=True)
     (root / "shallow" / "m.yaml").write_text(MARKED)
-    deep = root / "deep"
-    deep.mkdir()
+    made = [root / "deep"]
     for _ in range(1100):  # one at a time: pathlib's mkdir(parents=True) recurses per level
-        deep = deep / "d"
-        deep.mkdir()
-    (deep / "m.yaml").write_text(MARKED)
-
-    done = update(root)
+        made.append(made[-1] / "d")
+    for folder in made:
+        folder.mkdir()
+    (made[-1] / "m.yaml").write_text(MARKED)
+    try:
+        done = update(root)
+    finally:  # bottom-up, one level at a time: pytest's own clean-up (shutil.rmtree) recurses per level
+        (made[-1] / "m.yaml").unlink()
+        for folder in reversed(made):
+            folder.rmdir()
 
     assert (done.returncode, done.stdout) == (0, "shallow/m.yaml\n"), explain(done)
     assert "Traceback" not in done.stderr
