@@ -13,7 +13,7 @@ import subprocess
 import sys
 
 from image_tagger import credhelper
-from image_tagger.buildlog import TAIL_LINES, BuildProgress
+from image_tagger.buildlog import TAIL_LINES, BuildProgress, split_stream
 
 T0, T1 = "2026-12-01T00:00:00.000000000Z", "2026-12-01T00:00:01.500000000Z"
 
@@ -97,3 +97,20 @@ def test_the_credential_helper_answers_only_for_its_registry() -> None:
     assert other.returncode == 1 and "pa55" not in other.stdout + other.stderr
     assert run_helper("store", "{}", auth).returncode == 0
     assert run_helper("delete-everything", "", auth).returncode == 2
+
+
+def test_the_stream_splits_compact_and_pretty_printed_records_and_plain_lines() -> None:
+    """buildx 0.14+ prints one JSON object a line, Debian trixie's 0.13 pretty-prints them; errors are text."""
+    records = [
+        vertex("a", "[1/2] RUN make", started=T0),
+        log("a", "hello\n"),
+        vertex("a", "[1/2] RUN make", completed=T1),
+    ]
+    compact = "".join(json.dumps(r) + "\n" for r in records)
+    pretty = "".join(json.dumps(r, indent=2) + "\n" for r in records)
+    for text in (compact, pretty):
+        stream = text + "ERROR: failed to build: exit code 2\n"
+        for size in (1, 7, 4096):  # arriving in any pieces
+            chunks = [stream[i : i + size] for i in range(0, len(stream), size)]
+            assert list(split_stream(chunks)) == [*records, "ERROR: failed to build: exit code 2"]
+    assert list(split_stream(["no newline at the end"])) == ["no newline at the end"]

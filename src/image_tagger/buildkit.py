@@ -12,6 +12,7 @@ variable; the temporary Docker config only names that helper.
 
 from __future__ import annotations
 
+import codecs
 import json
 import os
 import shlex
@@ -19,14 +20,15 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
+from typing import IO
 
 import docker
 from docker.errors import DockerException
 
 from image_tagger import credhelper
-from image_tagger.buildlog import BuildProgress
+from image_tagger.buildlog import BuildProgress, split_stream
 from image_tagger.docker_ops import Log
 from image_tagger.errors import PublishError
 from image_tagger.imagename import ImageName
@@ -167,6 +169,14 @@ def write_config(config: Path, image: ImageName, credentials: RegistryAuth) -> N
     helper.chmod(0o755)
 
 
+def _decoded(pipe: IO[bytes]) -> Iterator[str]:
+    """The pipe's text as it arrives (read1: whatever is there, not a full buffer), UTF-8 split safely."""
+    decoder = codecs.getincrementaldecoder("utf-8")("replace")
+    while chunk := pipe.read1(65536):  # type: ignore[attr-defined]
+        yield decoder.decode(chunk)
+    yield decoder.decode(b"", final=True)
+
+
 def build(
     client: docker.DockerClient,
     options: BuildOptions,
@@ -190,27 +200,16 @@ def build(
         argv = buildx_argv(buildx, options, refs, labels, build_args, iidfile)
         env = buildx_env(options, image, credentials, config)
         with subprocess.Popen(
-            argv,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            errors="replace",
+            argv, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
         ) as proc:
             assert proc.stdout is not None
-            for raw in proc.stdout:
-                line = raw.rstrip("\n")
-                try:
-                    record = json.loads(line)
-                except ValueError:
-                    record = None
-                if isinstance(record, dict):
-                    for text in progress.feed(record):
+            for item in split_stream(_decoded(proc.stdout)):
+                if isinstance(item, dict):
+                    for text in progress.feed(item):
                         log.info(text)
-                elif line.strip():
-                    other.append(line)
-                    log.info(line)
+                elif item.strip():
+                    other.append(item)
+                    log.info(item)
         if proc.returncode != 0:
             if progress.failure is not None:
                 raise BuildError(f"build of {refs[0]} failed at {progress.failure}", progress.failure.step)

@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 from collections import deque
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 TAIL_LINES = 12
+MAX_RECORD = 16 << 20  # a "record" longer than this is not one: its text is passed on as plain lines
 
 
 @dataclass
@@ -45,6 +48,34 @@ def _seconds(started: str | None, completed: str | None) -> str:
     except ValueError:
         return ""
     return f" {span.total_seconds():.1f}s"
+
+
+def split_stream(chunks: Iterable[str]) -> Iterator[dict[str, Any] | str]:
+    """buildx's output as JSON records and plain text lines.
+
+    buildx prints one compact JSON object per line (0.14 and later) or pretty-printed objects over
+    many lines (0.13, as Debian trixie ships it); its own errors are plain lines in between.
+    """
+    decoder = json.JSONDecoder()
+    buffer = ""
+    for chunk in chunks:
+        buffer += chunk
+        while buffer := buffer.lstrip():
+            if buffer[0] == "{" and len(buffer) < MAX_RECORD:
+                try:
+                    record, end = decoder.raw_decode(buffer)
+                except ValueError:
+                    break  # the object goes on in the next chunk
+                buffer = buffer[end:]
+                if isinstance(record, dict):
+                    yield record
+                continue
+            line, newline, rest = buffer.partition("\n")
+            if not newline:
+                break
+            yield line
+            buffer = rest
+    yield from (line for line in buffer.splitlines() if line.strip())
 
 
 class BuildProgress:
