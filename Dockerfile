@@ -1,14 +1,15 @@
 # The action's image. .github/workflows/release.yml builds it from this file and pushes it; the released
 # action.yml runs it as `docker://ghcr.io/flux-ci-cd/flux-ci-cd:<version>@sha256:<digest>`.
-# Both base images are build arguments so the tests (no Docker Hub here) can substitute local ones.
+# The base is a build argument so the tests (no Docker Hub here) can substitute a local Debian trixie Python.
 # python:3.12-slim, the multi-arch index digest it resolved to as 3.12.14-slim-trixie (2026-09-07).
 # Refresh: `docker buildx imagetools inspect python:3.12-slim` (the "Digest:" line, not a per-platform one).
 ARG BASE_IMAGE=python:3.12-slim@sha256:78387bc3881b8273120a12ebe6c1ab22b018ccc2c9adf565ae1ac9b536e184ea
-# Docker's own image holding the buildx binary at /buildx. NOT digest-pinned yet: no trustworthy digest for the
-# 0.29.1 index could be confirmed offline; append `@sha256:<index digest>` from
-# `docker buildx imagetools inspect docker/buildx-bin:0.29.1` (tests/test_action_image.py names this gap).
-ARG BUILDX_IMAGE=docker/buildx-bin:0.29.1
-FROM ${BUILDX_IMAGE} AS buildx
+# buildx from Debian trixie (python:3.12-slim's own distribution), pinned by package version: unpacked in a
+# stage of its own, so the image installs nothing it then removes and needs no registry but the base's.
+FROM ${BASE_IMAGE} AS buildx
+ARG BUILDX_DEB=0.13.1+ds1-3
+RUN cd /tmp && apt-get update -q && apt-get download -q "docker-buildx=${BUILDX_DEB}" \
+    && dpkg-deb -x docker-buildx_*.deb /unpacked
 
 FROM ${BASE_IMAGE}
 
@@ -19,7 +20,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_ROOT_USER_ACTION=ignore
 
 # The product runs buildx standalone under its plugin name; BuildKit builds go through it to the mounted daemon.
-COPY --from=buildx /buildx /usr/local/bin/docker-buildx
+COPY --from=buildx /unpacked/usr/libexec/docker/cli-plugins/docker-buildx /usr/local/bin/docker-buildx
 
 # Exactly the locked packages, verified by hash, none of their undeclared dependencies: the lock leaves out
 # cryptography, which PyJWT (under PyGithub) needs only to sign GitHub App tokens, never made here.

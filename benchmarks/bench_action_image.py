@@ -11,10 +11,10 @@ built with BuildKit and pushed to a loopback registry), as GitHub's runner runs 
     image (a) just built only says "Already exists" for every layer (measured 0.0 s). The pull line says how many
     layers were really fetched.
 
-Deviations (Docker Hub is unreachable here): the bases are local stand-ins, `--build-arg BASE_IMAGE=` (Debian
-trixie's python3 via tests/support/python_base.py) and `--build-arg BUILDX_IMAGE=` (tests/support/buildx_bin.py).
-Both stay on the daemon (other tests share them), so neither flow pays the base download: on a hosted runner (a)
-would also pull python:3.12-slim and docker/buildx-bin, and (b) pulls those same layers as part of the image.
+Deviation (Docker Hub is unreachable here): the base is a local stand-in, `--build-arg BASE_IMAGE=` (Debian
+trixie's python3 via tests/support/python_base.py). It stays on the daemon (other tests share it), so neither flow
+pays the base download: on a hosted runner (a) would also pull python:3.12-slim and download buildx's .deb, and
+(b) pulls those same layers as part of the image.
 `docker build` goes through buildx as a CLI plugin (BuildKit, as on hosted runners); `--builder legacy` for the
 Engine's legacy builder. The loopback registry is plain HTTP and local, so (b)'s pull measures unpacking more than
 the network: a real pull from ghcr.io adds transfer time for the compressed size printed.
@@ -125,13 +125,13 @@ def copy_image(tag: str, host: str, source_host: str) -> bool:
     return loaded.returncode == 0 and save.returncode == 0
 
 
-def bases(host: str) -> tuple[str, str]:
-    """The local stand-ins for python:3.12-slim and docker/buildx-bin on this engine (made once per daemon)."""
-    from support import buildx_bin, python_base
+def bases(host: str) -> str:
+    """The local stand-in for python:3.12-slim on this engine (made once per daemon)."""
+    from support import python_base
 
     if host != docker_host("20"):
         copy_image(python_base.TAG, host, docker_host("20"))
-    return python_base.ensure_python_base(docker_host=host), buildx_bin.ensure_buildx_image(host)
+    return python_base.ensure_python_base(docker_host=host)
 
 
 def release(registry: str, host: str, scratch: Path) -> str:
@@ -140,9 +140,9 @@ def release(registry: str, host: str, scratch: Path) -> str:
     Built elsewhere so that the measured engine holds none of its own layers: BuildKit's cache keeps the layers of
     whatever it built, and a pull of an image the same daemon built only says "Already exists" (measured: 0.0 s).
     """
-    base, buildx_image = bases(host)
+    base = bases(host)
     ref = f"{registry}/flux-ci-cd/flux-ci-cd:0.0.0-{uuid.uuid4().hex[:12]}"
-    done = docker(*build_argv(ref, base, buildx_image, "host"), check=False, host=host)
+    done = docker(*build_argv(ref, base, "host"), check=False, host=host)
     if done.returncode != 0:
         raise RuntimeError(f"release build on {host} failed:\n{done.stdout[-3000:]}{done.stderr[-3000:]}")
     docker("push", ref, host=host)
@@ -190,10 +190,9 @@ def run_action(image: str, root: Path, workspace: Path, registry: str) -> float:
     return seconds
 
 
-def build_argv(tag: str, base: str, buildx_image: str, network: str) -> list[str]:
+def build_argv(tag: str, base: str, network: str) -> list[str]:
     dockerfile = ACTION / "Dockerfile"
     argv = ["build", "--no-cache", "-t", tag, "--build-arg", f"BASE_IMAGE={base}"]
-    argv += ["--build-arg", f"BUILDX_IMAGE={buildx_image}"]
     argv += ["--network", network] if network else []
     return [*argv, "-f", str(dockerfile), str(dockerfile.parent)]
 
@@ -207,7 +206,7 @@ def bench_engine(name: str, args: argparse.Namespace, registry: str, scratch: Pa
         return {}
     version = server.stdout.strip()
     try:
-        base, buildx_image = bases(host)
+        base = bases(host)
     except Exception as error:  # noqa: BLE001 - a missing piece is reported, not raised
         print(f"engine {name}: the base images are not ready ({type(error).__name__}: {error}); skipped")
         return {}
@@ -230,7 +229,7 @@ def bench_engine(name: str, args: argparse.Namespace, registry: str, scratch: Pa
     try:
         for index in range(args.rounds):
             # (a) build per job: a cold build (no build cache), then the step
-            seconds, done = timed(docker, *build_argv(built, base, buildx_image, network), check=False)
+            seconds, done = timed(docker, *build_argv(built, base, network), check=False)
             if done.returncode != 0:
                 said = done.stdout[-3000:] + done.stderr[-3000:]
                 why = "for lack of network (pip could not reach PyPI)" if NO_NETWORK.search(said) else ""
@@ -302,8 +301,6 @@ def main() -> None:
     (config / "config.json").write_text(json.dumps({}))
     os.environ["DOCKER_CONFIG"] = str(config)
     os.environ["DOCKER_BUILDKIT"] = "1" if args.builder == "buildkit" else "0"
-    if not shutil.which("docker-buildx"):  # ensure_buildx_image copies the docker-buildx found on PATH
-        os.environ["PATH"] = f"{Path(buildx).parent}{os.pathsep}{os.environ['PATH']}"
     results = []
     try:
         with localregistry.serve(scratch / "registry") as served:

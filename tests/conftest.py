@@ -8,7 +8,6 @@ from pathlib import Path
 
 import docker
 import pytest
-from support.buildx_bin import BuildxMissing, ensure_buildx_image
 from support.engines import Engine, EngineMissing, configured_engines, probe
 from support.python_base import ensure_python_base
 from support.registry import Registry, serve_registry
@@ -105,12 +104,3 @@ def engine28() -> Engine:
 def engine28_containerd() -> Engine:
     """Engine 28 with the containerd image store: multi-platform images, registry cache export."""
     return _engine_or_fail("28-containerd")
-
-
-@pytest.fixture(scope="session")
-def buildx_image(docker_client: docker.DockerClient) -> str:
-    """The stand-in for docker/buildx-bin (`/buildx`) on the default daemon, for `--build-arg BUILDX_IMAGE=`."""
-    try:
-        return ensure_buildx_image(os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock"))
-    except BuildxMissing as missing:
-        pytest.fail(str(missing), pytrace=False)

@@ -2,7 +2,7 @@
 and Engine 28, against a real registry.
 
 Named deviations from the runner (see support/github_runner.py): the action image is built with
-`--build-arg BASE_IMAGE=<local python>` and `BUILDX_IMAGE=<local buildx-bin>` (no Docker Hub) and released to
+`--build-arg BASE_IMAGE=<local python>` (no Docker Hub) and released to
 a loopback registry; `docker run --network host` (the registry listens on 127.0.0.1); our dockerd's socket
 mounted as /var/run/docker.sock.
 """
@@ -40,12 +40,11 @@ NAMED_DEVIATIONS = ALL_DEVIATIONS
 def released_action(
     docker_client: docker.DockerClient,
     python_base_image: str,
-    buildx_image: str,
     open_registry: Registry,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> GithubRunner:
     """The action as released: its image built and pushed once, action.yml pinned to it by digest."""
-    builder = GithubRunner(action_dir=REPO, base_image=python_base_image, buildx_image=buildx_image)
+    builder = GithubRunner(action_dir=REPO, base_image=python_base_image)
     builder.publish(open_registry.host, tmp_path_factory.mktemp("released-action"))
     return builder
 

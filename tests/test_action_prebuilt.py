@@ -6,7 +6,7 @@ from pathlib import Path
 
 import docker
 from ruamel.yaml import YAML
-from support.github_runner import ALL_DEVIATIONS, BUILD_ARG_BUILDX_IMAGE, LOOPBACK_RELEASE, GithubRunner
+from support.github_runner import ALL_DEVIATIONS, BUILD_ARG_BASE_IMAGE, LOOPBACK_RELEASE, GithubRunner
 from support.registry import Registry
 
 REPO = Path(__file__).resolve().parents[1]
@@ -15,12 +15,11 @@ REPO = Path(__file__).resolve().parents[1]
 def test_docker_action_is_pulled_by_digest_and_run_as_the_runner_does(
     docker_client: docker.DockerClient,
     python_base_image: str,
-    buildx_image: str,
     open_registry: Registry,
     sample_app: Path,
     tmp_path: Path,
 ) -> None:
-    runner = GithubRunner(action_dir=REPO, base_image=python_base_image, buildx_image=buildx_image)
+    runner = GithubRunner(action_dir=REPO, base_image=python_base_image)
     pinned = runner.publish(open_registry.host, tmp_path / "action")
     try:
         reference = runner.pull()
@@ -51,6 +50,6 @@ def test_docker_action_is_pulled_by_digest_and_run_as_the_runner_does(
     assert run.argv[-1] == reference, run.argv[-3:]
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
     assert run.outputs["pushed"] == "false" and run.outputs["version"].startswith("pr-5-")
-    assert {LOOPBACK_RELEASE, BUILD_ARG_BUILDX_IMAGE} <= set(run.deviations) <= ALL_DEVIATIONS
+    assert {LOOPBACK_RELEASE, BUILD_ARG_BASE_IMAGE} <= set(run.deviations) <= ALL_DEVIATIONS
     # The pinned copy holds action.yml only: a docker:// action needs nothing else from the repository.
     assert sorted(p.name for p in (tmp_path / "action").iterdir()) == ["action.yml"]

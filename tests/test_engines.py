@@ -8,8 +8,6 @@ from pathlib import Path
 
 import docker
 import pytest
-from support.buildx_bin import TAG as BUILDX_IMAGE_TAG
-from support.buildx_bin import buildx_binary, ensure_buildx_image
 from support.engines import Engine
 
 SNAPSHOTTER = ["driver-type", "io.containerd.snapshotter.v1"]
@@ -68,16 +66,3 @@ def test_buildkit_builds_on_each_engine(engine: Engine, tmp_path: Path) -> None:
         finally:
             container.remove()
             client.images.remove(tag)
-
-
-def test_buildx_bin_image_has_the_binary_at_slash_buildx(engine28: Engine) -> None:
-    assert ensure_buildx_image(engine28.docker_host) == BUILDX_IMAGE_TAG
-    with engine28.client() as client:
-        container = client.containers.create(BUILDX_IMAGE_TAG, command=["/buildx", "version"])
-        try:
-            stream, stat = container.get_archive("/buildx")
-            assert stat["size"] == buildx_binary().stat().st_size
-            assert stat["mode"] & 0o777 == 0o755
-            b"".join(stream)
-        finally:
-            container.remove()

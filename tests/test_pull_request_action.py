@@ -372,12 +372,11 @@ def test_the_released_image_runs_it_as_the_runner_runs_a_docker_action(
     registry: Registry,
     tmp_path: Path,
     python_base_image: str,
-    buildx_image: str,
     open_registry: Registry,
 ) -> None:
     """One image for both actions: pull-request/action.yml pinned to the released image, run with its
     entrypoint and args by the runner-faithful harness (docker pull, then the runner's docker run)."""
-    builder = GithubRunner(action_dir=REPO, base_image=python_base_image, buildx_image=buildx_image)
+    builder = GithubRunner(action_dir=REPO, base_image=python_base_image)
     pinned = builder.publish(open_registry.host, tmp_path / "released")
     action = tmp_path / "pull-request-action"
     action.mkdir()

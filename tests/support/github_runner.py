@@ -32,7 +32,6 @@ from pathlib import Path
 from ruamel.yaml import YAML
 
 BUILD_ARG_BASE_IMAGE = "docker build --build-arg BASE_IMAGE=<local image>: Docker Hub is unreachable here"
-BUILD_ARG_BUILDX_IMAGE = "docker build --build-arg BUILDX_IMAGE=<local image>: docker/buildx-bin is on Docker Hub"
 LOOPBACK_RELEASE = (
     "docker:// image from a loopback registry, built and pushed by `docker build`/`docker push`, not from ghcr.io"
 )
@@ -57,8 +56,7 @@ KNOWN_COMMANDS = frozenset(
 )
 TEMP_SUBDIRS = ("_github_home", "_github_workflow", "_runner_file_commands")
 ALL_DEVIATIONS = frozenset(
-    {BUILD_ARG_BASE_IMAGE, BUILD_ARG_BUILDX_IMAGE, BUILD_NETWORK_HOST, RUN_NETWORK_HOST, SOCKET_SOURCE}
-    | {LOOPBACK_RELEASE}
+    {BUILD_ARG_BASE_IMAGE, BUILD_NETWORK_HOST, RUN_NETWORK_HOST, SOCKET_SOURCE} | {LOOPBACK_RELEASE}
 )
 PIN_SCRIPT = Path(__file__).resolve().parents[2] / ".github" / "scripts" / "pin_action_image.py"
 DOCKER_PREFIX = "docker://"
@@ -202,7 +200,6 @@ class GithubRunner:
 
     action_dir: Path
     base_image: str | None = None
-    buildx_image: str | None = None
     label: str = field(default_factory=lambda: hashlib.sha256(b"flux-ci-cd harness").hexdigest()[:6])
     image: str = ""
     deviations: tuple[str, ...] = (SOCKET_SOURCE, RUN_NETWORK_HOST)
@@ -218,9 +215,6 @@ class GithubRunner:
         if self.base_image:
             extra += ["--build-arg", f"BASE_IMAGE={self.base_image}"]
             self.deviate(BUILD_ARG_BASE_IMAGE)
-        if self.buildx_image:
-            extra += ["--build-arg", f"BUILDX_IMAGE={self.buildx_image}"]
-            self.deviate(BUILD_ARG_BUILDX_IMAGE)
         if not daemon_has_bridge():
             extra += ["--network", "host"]
             self.deviate(BUILD_NETWORK_HOST)
