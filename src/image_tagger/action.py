@@ -61,14 +61,17 @@ def mask_secrets(env: Mapping[str, str]) -> None:
         core.set_secret(password)
         user = env.get("INPUT_USERNAME", "").strip()
         core.set_secret(base64.b64encode(f"{user}:{password}".encode()).decode())
-    for part in env.get("INPUT_FLUX-RECEIVER-SECRET", "").splitlines():
-        if part.strip():
-            core.set_secret(part)
+    mask_lines(env.get("INPUT_FLUX-RECEIVER-SECRET", ""))
     for line in env.get("INPUT_SECRETS", "").splitlines():
-        key, sep, value = line.partition("=")
-        for part in (value if sep else line).splitlines():
-            if part.strip():
-                core.set_secret(part)
+        _, sep, value = line.partition("=")
+        mask_lines(value if sep else line)  # a line that is not id=value may be a pasted secret itself
+
+
+def mask_lines(text: str) -> None:
+    """The runner masks line by line: each non-blank line of a secret is masked on its own."""
+    for line in text.splitlines():
+        if line.strip():
+            core.set_secret(line)
 
 
 def overlay_outlook(

@@ -15,9 +15,9 @@ from ruamel.yaml.events import CollectionEndEvent, CollectionStartEvent
 
 from image_tagger import kustomize
 from image_tagger.errors import InputError
+from image_tagger.flux.yamltree import MAX_YAML_DEPTH  # one limit for every YAML the tools read
 
 KUSTOMIZATION_FILES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
-MAX_YAML_DEPTH = 100
 
 
 def check_depth(text: str, source: str, limit: int = MAX_YAML_DEPTH) -> None:

@@ -23,7 +23,8 @@ MAX_TAG = 128
 TIMESTAMP_SOURCES = ("push", "commit", "build")
 PUSH_MODES = ("auto", "true", "false")
 _HEX = re.compile(r"[0-9a-fA-F]+")
-_DOCKER_TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
+ACCEPTED_TAG = "[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}"
+DOCKER_TAG = re.compile(ACCEPTED_TAG)  # Docker's tag grammar, whatever made the tag
 _ASCII_NUMBER = re.compile(r"[0-9]{1,9}")  # str.isdigit() also admits "²", which int() then refuses
 _PR_REF = re.compile(r"refs/pull/([0-9]+)/(?:merge|head)")
 _UNSAFE_RUN = re.compile(r"[^a-z0-9_.-]+")
@@ -209,10 +210,8 @@ def plan_tags(ctx: GitContext, image: ImageName, options: NamingOptions, now: in
     else:
         version = build_tag(branch_slug(name), sha, timestamp)
         push = push_mode != "false"
-    if not _DOCKER_TAG.fullmatch(version):  # whatever the inputs, never hand Docker a tag it refuses
-        raise InputError(
-            f"the tag {version[:60]!r}… is not a Docker tag; accepted: [A-Za-z0-9_][A-Za-z0-9_.-]{{0,127}}"
-        )
+    if not DOCKER_TAG.fullmatch(version):  # whatever the inputs, never hand Docker a tag it refuses
+        raise InputError(f"the tag {version[:60]!r}… is not a Docker tag; accepted: {ACCEPTED_TAG}")
     return TagPlan(
         kind=kind,
         version=version,

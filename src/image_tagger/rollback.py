@@ -13,7 +13,6 @@ overlay is rendered again after writing, and the files are restored unless Flux 
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -24,13 +23,13 @@ from image_tagger.errors import InputError, PublishError
 from image_tagger.flux import automation, policy
 from image_tagger.flux.automation import ImageRepo
 from image_tagger.flux.goregex import GoRegexp
+from image_tagger.naming import ACCEPTED_TAG, DOCKER_TAG
 
 IMAGE_API = "image.toolkit.fluxcd.io/"
 KUSTOMIZATION_FILES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
 MAX_EXCLUSIONS = 25  # the ImageRepository CRD's maxItems
 APPEND_PATH = "/spec/exclusionList/-"
 SET_PATH = "/spec/exclusionList"
-_DOCKER_TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
 _GO_META = frozenset("\\.+*?()|[]{}^$")  # Go regexp.QuoteMeta's special characters
 
 
@@ -185,8 +184,8 @@ def _policies_after(objects: Sequence[Mapping[str, Any]], repo: ImageRepo, tags:
 
 def run(overlay: Path, tag: str, image: str | None = None, undo: bool = False) -> Outcome:
     """Exclude `tag` from the overlay's ImageRepository (or, with `undo`, take the exclusion back out)."""
-    if not _DOCKER_TAG.fullmatch(tag):
-        raise InputError(f"TAG {tag!r} is not an image tag; accepted: [A-Za-z0-9_][A-Za-z0-9_.-]{{0,127}}")
+    if not DOCKER_TAG.fullmatch(tag):
+        raise InputError(f"TAG {tag!r} is not an image tag; accepted: {ACCEPTED_TAG}")
     kustomization_path = kustomization_file(overlay)
     objects = manifests.render(overlay)
     repos = automation.find_repositories(objects)
