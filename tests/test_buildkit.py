@@ -19,10 +19,9 @@ from pathlib import Path
 
 import docker
 import pytest
-import requests
 from support.cli import assert_input_error, explain, run_cli
 from support.engines import Engine, EngineMissing, probe
-from support.registry import MANIFEST_TYPES, Registry
+from support.registry import Registry
 from support.sample_app import git
 
 from image_tagger.demo.sampleapp import static_busybox
@@ -324,19 +323,14 @@ def test_a_multi_platform_index_and_registry_cache_on_the_containerd_store(
 
     assert done.returncode == 0, explain(done)
     result = json.loads(done.stdout)
-    index = requests.get(
-        f"http://{registry.host}/v2/{repository}/manifests/{result['version']}",
-        auth=registry.auth,
-        headers={"Accept": MANIFEST_TYPES},
-        timeout=10,
-    )
+    index = registry.manifest(repository, result["version"])
     platforms = {
         f"{m['platform']['os']}/{m['platform']['architecture']}"
-        for m in index.json().get("manifests", [])
+        for m in index.get("manifests", [])
         if m.get("platform", {}).get("os") != "unknown"
     }
-    assert platforms == {"linux/amd64", "linux/arm64"}, index.text
-    assert result["digest"] == index.headers["Docker-Content-Digest"]
+    assert platforms == {"linux/amd64", "linux/arm64"}, index
+    assert result["digest"] == registry.manifest_digest(repository, result["version"])
     assert registry.tags(repository + "-cache") == ["buildcache"]
     with engine.client() as client:
         client.images.remove(result["tags"][0], force=True)

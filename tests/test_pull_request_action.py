@@ -12,14 +12,13 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
-from urllib.parse import urljoin
 
 import pytest
 import requests
 from ruamel.yaml import YAML
 from support.github_api import GitHubAPI
 from support.github_runner import PIN_SCRIPT, GithubRunner, parse_file_command, parse_workflow_commands
-from support.registry import Registry
+from support.registry import OCI_MANIFEST_TYPE, Registry, push_tags
 
 from image_tagger.flux.setters import ImageRef, plan_updates, write_updates
 
@@ -27,7 +26,6 @@ REPO = Path(__file__).resolve().parents[1]
 TOKEN = "ghs_pull-request-test-token-0123456789"
 OWNER_REPO = "acme/config"
 BRANCH = "flux/app-production"
-MANIFEST_TYPE = "application/vnd.oci.image.manifest.v1+json"
 INPUTS = ("github-token", "path", "base", "branch", "labels", "registry", "registry-username", "registry-password")
 REVISIONS = {tag: hashlib.sha1(tag.encode()).hexdigest() for tag in ("1.4.1", "1.4.2", "1.4.3", "2.0.0", "2.1.0")}
 
@@ -36,27 +34,8 @@ def push_image(registry: Registry, repository: str, tag: str, labels: dict[str, 
     """A manifest whose config carries `labels` under `repository:tag`; returns the registry's digest."""
     http = requests.Session()
     http.auth = registry.auth
-    config = json.dumps({"architecture": "amd64", "os": "linux", "config": {"Labels": labels}}).encode()
-    digest = f"sha256:{hashlib.sha256(config).hexdigest()}"
-    started = http.post(f"http://{registry.host}/v2/{repository}/blobs/uploads/", timeout=10)
-    started.raise_for_status()
-    upload = urljoin(started.url, started.headers["Location"])
-    http.put(upload, params={"digest": digest}, data=config, timeout=10).raise_for_status()
-    manifest = {
-        "schemaVersion": 2,
-        "mediaType": MANIFEST_TYPE,
-        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "size": len(config), "digest": digest},
-        "layers": [],
-    }
-    body = json.dumps(manifest).encode()
-    put = http.put(
-        f"http://{registry.host}/v2/{repository}/manifests/{tag}",
-        data=body,
-        headers={"Content-Type": MANIFEST_TYPE},
-        timeout=10,
-    )
-    put.raise_for_status()
-    return put.headers["Docker-Content-Digest"]
+    config = {"architecture": "amd64", "os": "linux", "config": {"Labels": labels}}
+    return push_tags(registry.host, repository, [tag], http, config, OCI_MANIFEST_TYPE)
 
 
 def labels_of(source: str, tag: str) -> dict[str, str]:

@@ -11,10 +11,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import requests
 from support.cli import explain, run_cli
 from support.faultproxy import FaultProxy, fault_proxy
-from support.registry import MANIFEST_TYPES, Registry
+from support.registry import Registry
 from support.sample_app import git
 
 
@@ -99,18 +98,4 @@ def test_a_dropped_connection_is_retried(
 
     assert done.returncode == 0, explain(done)
     assert registry.tags(repository) == ["1.0.2"]
-    assert git(sample_app, "rev-parse", "HEAD") in json.dumps(result_labels(registry, repository, "1.0.2"))
-
-
-def result_labels(registry: Registry, repository: str, tag: str) -> dict:
-
-    manifest = requests.get(
-        f"http://{registry.host}/v2/{repository}/manifests/{tag}",
-        auth=registry.auth,
-        headers={"Accept": MANIFEST_TYPES},
-        timeout=10,
-    ).json()
-    config = requests.get(
-        f"http://{registry.host}/v2/{repository}/blobs/{manifest['config']['digest']}", auth=registry.auth, timeout=10
-    ).json()
-    return config["config"]["Labels"]
+    assert git(sample_app, "rev-parse", "HEAD") in json.dumps(registry.labels(repository, "1.0.2"))

@@ -16,9 +16,8 @@ import threading
 from pathlib import Path
 
 import pytest
-import requests
 from support.cli import explain, run_cli
-from support.registry import MANIFEST_TYPES, Registry
+from support.registry import Registry
 from support.sample_app import git
 
 from image_tagger.errors import PublishError
@@ -122,17 +121,6 @@ def test_a_release_of_a_commit_staging_ran_is_promoted_by_digest(
     assert json.loads(rebuilt.stdout)["outcome"] == "pushed" and built(rebuilt)
 
 
-def config_digest(registry: Registry, repository: str, digest: str) -> str:
-    response = requests.get(
-        f"http://{registry.host}/v2/{repository}/manifests/{digest}",
-        auth=registry.auth,
-        headers={"Accept": MANIFEST_TYPES},
-        timeout=10,
-    )
-    response.raise_for_status()
-    return response.json()["config"]["digest"]
-
-
 def test_concurrent_runs_never_report_each_others_image(registry: Registry, sample_app: Path, repository: str) -> None:
     """Two runs of one commit and timestamp, building different images, at once on one daemon."""
     (sample_app / "Dockerfile").write_text(
@@ -165,7 +153,7 @@ def test_concurrent_runs_never_report_each_others_image(registry: Registry, samp
     for done in results.values():
         if done.returncode == 0:
             result = json.loads(done.stdout)
-            assert config_digest(registry, repository, result["digest"]) == result["image_id"]
+            assert registry.manifest(repository, result["digest"])["config"]["digest"] == result["image_id"]
         else:
             assert "another run" in done.stderr or "failed" in done.stderr, explain(done)
 

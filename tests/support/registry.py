@@ -55,6 +55,24 @@ class Registry:
         response.raise_for_status()
         return sorted(response.json().get("tags") or [])
 
+    def manifest(self, repository: str, reference: str) -> dict:
+        """The manifest (or index) a tag or digest names, as JSON."""
+        response = requests.get(
+            f"http://{self.host}/v2/{repository}/manifests/{reference}",
+            auth=self.auth,
+            headers={"Accept": MANIFEST_TYPES},
+            timeout=10,
+        )
+        response.raise_for_status()
+        return response.json()
+
+    def labels(self, repository: str, tag: str) -> dict[str, str]:
+        """The Labels of the image config `repository:tag` names."""
+        blob = self.manifest(repository, tag)["config"]["digest"]
+        response = requests.get(f"http://{self.host}/v2/{repository}/blobs/{blob}", auth=self.auth, timeout=10)
+        response.raise_for_status()
+        return response.json()["config"]["Labels"]
+
     def manifest_digest(self, repository: str, tag: str) -> str:
         """The registry's Docker-Content-Digest for `repository:tag`, as a puller would resolve it."""
         response = requests.head(
@@ -83,31 +101,45 @@ def serve_registry(root: Path, username: str = "", password: str = "") -> Iterat
         yield Registry(served.host, username, password, served.log)
 
 
-def push_tags(host: str, repository: str, tags: list[str], http: requests.Session) -> None:
-    """Upload an empty image config and point each tag at a manifest of it."""
-    config = b"{}"
-    digest = f"sha256:{hashlib.sha256(config).hexdigest()}"
+OCI_MANIFEST_TYPE = "application/vnd.oci.image.manifest.v1+json"
+CONFIG_TYPES = {
+    MANIFEST_TYPE: "application/vnd.docker.container.image.v1+json",
+    OCI_MANIFEST_TYPE: "application/vnd.oci.image.config.v1+json",
+}
+
+
+def push_tags(
+    host: str,
+    repository: str,
+    tags: list[str],
+    http: requests.Session,
+    config: dict | None = None,
+    manifest_type: str = MANIFEST_TYPE,
+) -> str:
+    """Upload an image config (`{}` unless given) and point each tag at a manifest of it; returns its digest."""
+    blob = json.dumps(config).encode() if config is not None else b"{}"
+    digest = f"sha256:{hashlib.sha256(blob).hexdigest()}"
     started = http.post(f"http://{host}/v2/{repository}/blobs/uploads/", timeout=10)
     started.raise_for_status()
     upload = urljoin(started.url, started.headers["Location"])
-    http.put(upload, params={"digest": digest}, data=config, timeout=10).raise_for_status()
+    http.put(upload, params={"digest": digest}, data=blob, timeout=10).raise_for_status()
     manifest = {
         "schemaVersion": 2,
-        "mediaType": MANIFEST_TYPE,
-        "config": {
-            "mediaType": "application/vnd.docker.container.image.v1+json",
-            "size": 2,
-            "digest": digest,
-        },
+        "mediaType": manifest_type,
+        "config": {"mediaType": CONFIG_TYPES[manifest_type], "size": len(blob), "digest": digest},
         "layers": [],
     }
+    pushed = ""
     for tag in tags:
-        http.put(
+        put = http.put(
             f"http://{host}/v2/{repository}/manifests/{tag}",
-            data=json.dumps(manifest),
-            headers={"Content-Type": MANIFEST_TYPE},
+            data=json.dumps(manifest).encode(),
+            headers={"Content-Type": manifest_type},
             timeout=10,
-        ).raise_for_status()
+        )
+        put.raise_for_status()
+        pushed = put.headers["Docker-Content-Digest"]
+    return pushed
 
 
 def write_docker_config(directory: Path, config: dict) -> Path:
