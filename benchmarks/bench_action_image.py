@@ -44,15 +44,10 @@ sys.path.insert(0, str(REPO / "tests"))
 # tree do not leak into the measurement) or the work tree itself (--tree worktree). Set in main.
 ACTION = REPO
 
+from common import ENGINES, IDENTITY, docker_host, find_buildx  # noqa: E402
+
 from image_tagger.demo import localregistry, sampleapp  # noqa: E402
 
-ENGINES = {  # name -> (environment variable `./dev test` sets, default socket)
-    "20": ("FCI_DOCKER_HOST_20", "unix:///run/fci/docker.sock"),
-    "28": ("FCI_DOCKER_HOST_28", "unix:///run/fci28/docker.sock"),
-    "28c": ("FCI_DOCKER_HOST_28C", "unix:///run/fci28c/docker.sock"),
-}
-DEFAULT_BUILDX = "/tmp/e28/root/usr/libexec/docker/cli-plugins/docker-buildx"
-IDENTITY = ["-c", "user.name=Bench", "-c", "user.email=bench@example.invalid", "-c", "init.defaultBranch=main"]
 ACCEPT = "application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.manifest.v1+json"
 NO_NETWORK = re.compile(
     r"Temporary failure in name resolution|Network is unreachable|Failed to establish a new connection|"
@@ -60,18 +55,6 @@ NO_NETWORK = re.compile(
     r"Name or service not known|Connection refused",
     re.I,
 )
-
-
-def docker_host(name: str) -> str:
-    variable, default = ENGINES[name]
-    return os.environ.get(variable) or default
-
-
-def find_buildx(given: str) -> str:
-    for candidate in (given, os.environ.get("IMAGE_TAGGER_BUILDX", ""), shutil.which("docker-buildx"), DEFAULT_BUILDX):
-        if candidate and os.access(candidate, os.X_OK):
-            return str(Path(candidate).resolve())
-    sys.exit("no buildx binary: pass --buildx, set IMAGE_TAGGER_BUILDX or put docker-buildx on PATH")
 
 
 def docker(*args: str, check: bool = True, host: str = "") -> subprocess.CompletedProcess[str]:

@@ -34,34 +34,16 @@ from collections.abc import Callable
 from pathlib import Path
 
 import requests
+from common import ENGINES, IDENTITY, docker_host, find_buildx
 
 from image_tagger.demo import localregistry, sampleapp
 
 REPO = Path(__file__).resolve().parents[1]
-ENGINES = {  # name -> (environment variable `./dev test` sets, default socket)
-    "20": ("FCI_DOCKER_HOST_20", "unix:///run/fci/docker.sock"),
-    "28": ("FCI_DOCKER_HOST_28", "unix:///run/fci28/docker.sock"),
-    "28c": ("FCI_DOCKER_HOST_28C", "unix:///run/fci28c/docker.sock"),
-}
-DEFAULT_BUILDX = "/tmp/e28/root/usr/libexec/docker/cli-plugins/docker-buildx"
 USER, PASSWORD = "bench", "bench-" + uuid.uuid4().hex[:12]
 REPOSITORY = "bench/app"
 ACCEPT = "application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.manifest.v1+json, " + (
     "application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.oci.image.index.v1+json"
 )
-IDENTITY = ["-c", "user.name=Bench", "-c", "user.email=bench@example.invalid", "-c", "init.defaultBranch=main"]
-
-
-def docker_host(name: str) -> str:
-    variable, default = ENGINES[name]
-    return os.environ.get(variable) or default
-
-
-def find_buildx(given: str) -> str:
-    for candidate in (given, os.environ.get("IMAGE_TAGGER_BUILDX", ""), shutil.which("docker-buildx"), DEFAULT_BUILDX):
-        if candidate and os.access(candidate, os.X_OK):
-            return str(Path(candidate).resolve())
-    sys.exit("no buildx binary: pass --buildx, set IMAGE_TAGGER_BUILDX or put docker-buildx on PATH")
 
 
 def run(argv: list[str], *, env: dict[str, str], stdin: str | None = None, cwd: Path | None = None) -> str:
