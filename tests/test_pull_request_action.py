@@ -116,6 +116,12 @@ def automation_commit(bare: Path, work: Path, policies: dict[str, ImageRef]) -> 
     git(work, "push", "--quiet", "origin", f"HEAD:{BRANCH}")
 
 
+def release_app(config_repo: Path, tmp_path: Path, registry: Registry, tag: str = "1.4.2") -> None:
+    """The common start: the automation moved production's app to `tag` on its branch."""
+    policies = {"flux-system:app-production": ImageRef(f"{registry.host}/acme/app", tag)}
+    automation_commit(config_repo, tmp_path / "automation", policies)
+
+
 def checkout(bare: Path, into: Path) -> Path:
     """The workflow's actions/checkout of the pushed automation branch (depth 1: the action needs no history)."""
     if into.exists():
@@ -239,11 +245,7 @@ def test_first_run_opens_a_pull_request_then_a_new_change_updates_it(
 def test_bad_token_is_one_line_and_exit_1(
     config_repo: Path, api: GitHubAPI, registry: Registry, tmp_path: Path
 ) -> None:
-    automation_commit(
-        config_repo,
-        tmp_path / "automation",
-        {"flux-system:app-production": ImageRef(f"{registry.host}/acme/app", "1.4.2")},
-    )
+    release_app(config_repo, tmp_path, registry)
     result = run_action(checkout(config_repo, tmp_path / "w" / "ws"), api, registry, {"github-token": "ghs_wrong"})
 
     assert result["returncode"] == 1
@@ -294,11 +296,7 @@ def test_an_open_pull_request_from_another_run_is_updated_not_doubled(
     config_repo: Path, api: GitHubAPI, registry: Registry, tmp_path: Path
 ) -> None:
     """GitHub refuses a second pull request for one head and base (422); the action then updates the open one."""
-    automation_commit(
-        config_repo,
-        tmp_path / "automation",
-        {"flux-system:app-production": ImageRef(f"{registry.host}/acme/app", "1.4.2")},
-    )
+    release_app(config_repo, tmp_path, registry)
     api.pulls[OWNER_REPO] = [
         {"number": 1, "state": "open", "labels": [], "title": "older", "body": "", "head": BRANCH, "base": "main"}
     ]
@@ -318,11 +316,7 @@ def test_an_open_pull_request_from_another_run_is_updated_not_doubled(
 def test_registry_trouble_still_opens_the_pull_request_and_warns(
     config_repo: Path, api: GitHubAPI, registry: Registry, tmp_path: Path
 ) -> None:
-    automation_commit(
-        config_repo,
-        tmp_path / "automation",
-        {"flux-system:app-production": ImageRef(f"{registry.host}/acme/app", "1.4.2")},
-    )
+    release_app(config_repo, tmp_path, registry)
     result = run_action(checkout(config_repo, tmp_path / "w" / "ws"), api, registry, {"registry-password": "wrong"})
 
     assert result["returncode"] == 0, result["stdout"] + result["stderr"]
@@ -364,9 +358,7 @@ def test_the_released_image_runs_it_as_the_runner_runs_a_docker_action(
     runner = GithubRunner(action_dir=action, deviations=builder.deviations)
     runner.pull()
     host = registry.host
-    automation_commit(
-        config_repo, tmp_path / "automation", {"flux-system:app-production": ImageRef(f"{host}/acme/app", "1.4.2")}
-    )
+    release_app(config_repo, tmp_path, registry)
     workspace = checkout(config_repo, tmp_path / "repo" / "repo")
     inputs = {
         "github-token": TOKEN,
