@@ -25,7 +25,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 HOP_BY_HOP = {
@@ -426,8 +425,3 @@ def fault_proxy(upstream: str) -> Iterator[FaultProxy]:
     finally:
         proxy.close()
         elsewhere.close()
-
-
-def authorization_headers(seen: list[Seen]) -> list[Any]:
-    """The Authorization headers among recorded requests (None for requests without one)."""
-    return [s.header("Authorization") for s in seen]
