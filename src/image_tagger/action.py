@@ -6,7 +6,6 @@ why the Dockerfile runs Python directly instead of through a shell.
 
 from __future__ import annotations
 
-import base64
 import os
 import secrets
 import sys
@@ -16,23 +15,26 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
-from actions_toolkit import core
-from actions_toolkit.command import issue_command
-
 from image_tagger import context, docker_ops, inputs, manifests, notify, registry_client, report
 from image_tagger.buildkit import BuildError
 from image_tagger.errors import InputError, PublishError
 from image_tagger.flux import automation
 from image_tagger.naming import TagPlan, plan_tags
 from image_tagger.publish import Provenance, PublishResult, PushFailed, publish
+from image_tagger.redact import Redactor, one_line
+from image_tagger.runnerio import Runner
 
 
 class ActionsLog:
     """Build and push logs folded into `::group::` blocks of the job log.
 
-    Inside a group the runner's command parsing is paused (`::stop-commands::`), so a line that a
-    Dockerfile's RUN step prints can never act as a workflow command (set an output, mask, annotate).
+    Every line is redacted and escaped by the runner's guarded stdout; inside a group the runner's command
+    parsing is paused too (`::stop-commands::`), so a line that a Dockerfile's RUN step prints can never
+    act as a workflow command (set an output, mask, annotate).
     """
+
+    def __init__(self, runner: Runner) -> None:
+        self.runner = runner
 
     def info(self, text: str) -> None:
         print(text, flush=True)
@@ -40,13 +42,13 @@ class ActionsLog:
     @contextmanager
     def group(self, title: str) -> Iterator[None]:
         token = secrets.token_hex(16)
-        print(f"::group::{title}", flush=True)
-        print(f"::stop-commands::{token}", flush=True)
+        self.runner.command("group", {}, one_line(title))
+        self.runner.command("stop-commands", {}, token)
         try:
             yield
         finally:
-            print(f"::{token}::", flush=True)
-            print("::endgroup::", flush=True)
+            self.runner.command(token, {}, "")
+            self.runner.command("endgroup", {}, "")
 
 
 def raw_inputs(env: Mapping[str, str]) -> dict[str, str]:
@@ -54,60 +56,58 @@ def raw_inputs(env: Mapping[str, str]) -> dict[str, str]:
     return {key.removeprefix("INPUT_").lower(): value for key, value in env.items() if key.startswith("INPUT_")}
 
 
-def mask_secrets(env: Mapping[str, str]) -> None:
-    """Mask every secret value, and the forms a registry exchange derives from the password, before anything runs."""
-    password = env.get("INPUT_PASSWORD", "")
-    if password:
-        core.set_secret(password)
-        user = env.get("INPUT_USERNAME", "").strip()
-        core.set_secret(base64.b64encode(f"{user}:{password}".encode()).decode())
-    mask_lines(env.get("INPUT_FLUX-RECEIVER-SECRET", ""))
-    for line in env.get("INPUT_SECRETS", "").splitlines():
-        _, sep, value = line.partition("=")
-        mask_lines(value if sep else line)  # a line that is not id=value may be a pasted secret itself
-
-
-def mask_lines(text: str) -> None:
-    """The runner masks line by line: each non-blank line of a secret is masked on its own."""
-    for line in text.splitlines():
-        if line.strip():
-            core.set_secret(line)
+def secrets_of(env: Mapping[str, str]) -> Redactor:
+    """Every credential and secret of the step, from the raw inputs (so even a refused input is redacted)."""
+    redactor = Redactor()
+    redactor.add_login(env.get("INPUT_USERNAME", "").strip(), env.get("INPUT_PASSWORD", ""))
+    redactor.add_secret(env.get("INPUT_FLUX-RECEIVER-SECRET", ""))
+    redactor.add_build_secrets(env.get("INPUT_SECRETS", ""))
+    return redactor
 
 
 def overlay_outlook(
-    targets: list[automation.PolicyTarget], plan: TagPlan, credentials: registry_client.RegistryAuth
+    runner: Runner, targets: list[automation.PolicyTarget], plan: TagPlan, credentials: registry_client.RegistryAuth
 ) -> list[str]:
-    """What the overlay's policies do with the new tag, from the registry's current tag list."""
+    """What the overlay's policies do with the new tag, from the registry's current tag list (one line each:
+    the tags are the registry's, so a tag name cannot start a line of its own)."""
     try:
         tags = registry_client.list_tags(plan.image.name, credentials)
     except PublishError as err:
-        issue_command("warning", {}, f"overlay preview skipped: {err}")
+        runner.annotate("warning", f"overlay preview skipped: {err}")
         return []
-    return automation.outlook(targets, tags, plan.image.name, plan.version)
+    return [one_line(line) for line in automation.outlook(targets, tags, plan.image.name, plan.version)]
 
 
-def run(env: Mapping[str, str]) -> int:
+def run(runner: Runner) -> int:
     """The whole step; returns the exit code."""
+    env = runner.env
     workspace = Path(env.get("GITHUB_WORKSPACE") or Path.cwd())
     given = inputs.parse(raw_inputs(env), workspace, env.get("INPUT_PASSWORD", ""))
     ctx = context.resolve({}, env, checkout=workspace)
     plan = plan_tags(ctx, given.image, given.naming, now=int(time.time()))
     targets = automation.find_targets(manifests.load_objects(given.overlay)) if given.overlay else []
     for note in plan.notes:
-        issue_command("notice", {}, note)
+        runner.annotate("notice", note)
     print(f"{plan.kind} {ctx.ref} -> {', '.join(plan.refs)} (push: {str(plan.push).lower()})", flush=True)
     client = docker_ops.connect()
     provenance = Provenance(ctx.sha, ctx.source_url, ctx.commit_time)
     failure: PushFailed | None = None
     try:
         result = publish(
-            client, plan, given.build, provenance, given.credentials, ActionsLog(), datetime.now(UTC), given.release
+            client,
+            plan,
+            given.build,
+            provenance,
+            given.credentials,
+            ActionsLog(runner),
+            datetime.now(UTC),
+            given.release,
         )
     except PushFailed as err:
         result, failure = err.result, err
     print(f"{report.HEADINGS.get(result.outcome, result.outcome)}: {result.image_ref}", flush=True)
     verdicts = report.flux_verdicts(plan, given.naming.major_version)
-    forecast = overlay_outlook(targets, plan, given.credentials) if targets and result.pushed else []
+    forecast = overlay_outlook(runner, targets, plan, given.credentials) if targets and result.pushed else []
     for line in forecast:
         print(f"flux: {line}", flush=True)
     summary = report.summary(result, verdicts, forecast)
@@ -116,23 +116,20 @@ def run(env: Mapping[str, str]) -> int:
         if notification.ok:
             print(notification.detail, flush=True)
         else:
-            issue_command("warning", {"title": "Flux not notified"}, notification.detail)
+            runner.annotate("warning", notification.detail, title="Flux not notified")
         summary += "\n" + notify.summary_text(notification)
-    write_results(env, result, summary)
+    write_results(runner, result, summary)
     if failure is not None:
         raise failure
     return 0
 
 
-def write_results(env: Mapping[str, str], result: PublishResult, summary: str) -> None:
+def write_results(runner: Runner, result: PublishResult, summary: str) -> None:
     """Outputs and summary; if the runner's files cannot take them, say what is in the registry regardless."""
     try:
         for name, value in report.outputs(result).items():
-            core.set_output(name, value)
-        summary_path = env.get("GITHUB_STEP_SUMMARY")
-        if summary_path:
-            with open(summary_path, "a", encoding="utf-8") as fh:
-                fh.write(summary)
+            runner.output(name, value)
+        runner.summary(summary)
     except Exception as err:  # OSError, or actions-toolkit's bare Exception for a missing GITHUB_OUTPUT file
         pushed = ", ".join(result.tags_in("pushed", "promoted", "already-published")) or "nothing"
         reason = getattr(err, "strerror", None) or str(err)
@@ -142,21 +139,26 @@ def write_results(env: Mapping[str, str], result: PublishResult, summary: str) -
 
 
 def main() -> int:
-    mask_secrets(os.environ)
+    runner = Runner(secrets_of(os.environ), os.environ)
+    with runner.log():
+        return _step(runner)
+
+
+def _step(runner: Runner) -> int:
+    """The step and its exit code: every failure is one annotation, never a bare traceback."""
     try:
-        return run(os.environ)
+        return run(runner)
     except InputError as err:
-        issue_command("error", {"title": "Invalid input"}, str(err))
+        runner.annotate("error", str(err), title="Invalid input")
         return 2
     except BuildError as err:
-        title = f"Build failed: {err.step}" if err.step else "Build failed"
-        issue_command("error", {"title": title}, str(err))
+        runner.annotate("error", str(err), title=f"Build failed: {err.step}" if err.step else "Build failed")
         return 1
     except PublishError as err:
-        issue_command("error", {"title": "Publish failed"}, str(err))
+        runner.annotate("error", str(err), title="Publish failed")
         return 1
-    except Exception as err:  # still an annotation and a failed step, never a bare traceback
-        issue_command("error", {"title": "Unexpected failure"}, f"{type(err).__name__}: {err}")
+    except Exception as err:
+        runner.annotate("error", f"{type(err).__name__}: {err}", title="Unexpected failure")
         return 1
 
 

@@ -1,7 +1,8 @@
 """`image-tagger`: the action's naming, build and push for local use, and Flux's decisions offline.
 
 Exit codes: 0 done, 1 the job or the evaluation failed, 2 bad input (one line on stderr, nothing
-on stdout).
+on stdout). Everything printed passes one redaction of the run's credentials and secrets, with
+control characters escaped and no line able to start a workflow command (`redact.guarded`).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from image_tagger.flux import automation, imageref, policy, setters
 from image_tagger.imagename import ImageName
 from image_tagger.naming import NamingOptions, plan_tags
 from image_tagger.publish import Provenance, PushFailed, publish
+from image_tagger.redact import Redactor, guarded, one_line
 
 PASSWORD_ENV = "IMAGE_TAGGER_PASSWORD"
 RECEIVER_ENV = "IMAGE_TAGGER_RECEIVER_SECRET"
@@ -126,6 +128,8 @@ def cmd_publish(args: argparse.Namespace) -> int:
     secrets = {"secrets": _read_secrets(args.secrets_file), "flux-receiver-secret": os.environ.get(RECEIVER_ENV, "")}
     raw = _raw_inputs(args) | secrets
     password = sys.stdin.readline().rstrip("\n") if args.password_stdin else os.environ.get(PASSWORD_ENV, "")
+    args.redactor.add_login(args.username.strip(), password)
+    args.redactor.add_build_secrets(secrets["secrets"])
     given = inputs.parse(raw, workspace, password)
     plan, ctx = _plan(args, given.image, given.naming, workspace)
     provenance = Provenance(ctx.sha, ctx.source_url, ctx.commit_time)
@@ -211,15 +215,24 @@ def cmd_preview(args: argparse.Namespace) -> int:
     targets = automation.find_targets(objects)
     if not targets:
         raise InputError(f"overlay {args.overlay} has no ImagePolicy; accepted: an overlay with Flux image objects")
-    predictions = automation.predict(targets, automation.RegistryTags())
+    source = automation.RegistryTags()
+    try:
+        predictions = automation.predict(targets, source)
+    finally:  # the logins read from the Docker config or a Secret are redacted from here on, errors included
+        for login in source.logins:
+            args.redactor.add_login(login.username, login.password)
     commits = []
     if args.config_repo:
         commits = automation.plan_commits(Path(args.config_repo), automation.find_automations(objects), predictions)
     if args.json:
         print(json.dumps([p.as_dict() for p in predictions]))
         return 0
-    for p in predictions:
-        print(f"{p.policy}: {p.image}:{p.selected}" if p.selected else f"{p.policy}: nothing selected ({p.error})")
+    for p in predictions:  # tag names are the registry's: one line each, control characters escaped
+        print(
+            one_line(
+                f"{p.policy}: {p.image}:{p.selected}" if p.selected else f"{p.policy}: nothing selected ({p.error})"
+            )
+        )
     for commit in commits:
         auto, files = commit.automation, commit.updates
         title = f"automation {auto.key} (path {auto.path})"
@@ -315,8 +328,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    redactor = Redactor()
+    redactor.add_secret(os.environ.get(PASSWORD_ENV, ""))
+    redactor.add_secret(os.environ.get(RECEIVER_ENV, ""))
+    with guarded(redactor, "stdout", "stderr"):
+        return _main(argv, redactor)
+
+
+def _main(argv: Sequence[str] | None, redactor: Redactor) -> int:
     try:
         args = build_parser().parse_args(argv)
+        args.redactor = redactor  # commands add the secrets they read (stdin password, secrets file, logins)
         return args.run(args)
     except InputError as err:
         print(f"image-tagger: error: {err}", file=sys.stderr)

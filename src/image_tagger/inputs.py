@@ -17,6 +17,7 @@ from image_tagger.errors import InputError
 from image_tagger.imagename import ImageName, parse_image
 from image_tagger.naming import NamingOptions, parse_choice, parse_major, parse_sha_length
 from image_tagger.notify import Receiver, parse_receiver
+from image_tagger.redact import is_one_line
 from image_tagger.registry_client import RegistryAuth
 
 BUILDERS = ("buildkit", "legacy")
@@ -30,6 +31,21 @@ _CACHE_TYPES = ("registry", "local", "inline", "gha")
 
 # Inputs whose meaning needs BuildKit; the legacy builder refuses them instead of ignoring them.
 BUILDKIT_ONLY = ("secrets", "platforms", "cache-from", "cache-to")
+# Inputs that are one line (a name, a tag, a choice): a line break in one is refused, never printed or sent on.
+NAMING_ONE_LINE = (
+    "image",
+    "registry",
+    "tag-prefix",
+    "timestamp",
+    "major-version",
+    "sha-length",
+    "push",
+    "floating-tags",
+)
+PUBLISH_ONE_LINE = (
+    *("username", "context", "file", "target", "builder", "pull", "no-cache", "overwrite-releases", "promote"),
+    *("overlay", "flux-receiver-url"),
+)
 
 
 @dataclass(frozen=True)
@@ -211,6 +227,13 @@ def parse_repository(image: str, registry: str) -> tuple[ImageName, tuple[str, .
         return name, (f"image {image.strip()!r} lower-cased to {lowered!r}: repository names are lower-case",)
 
 
+def refuse_line_breaks(raw: Mapping[str, str], names: tuple[str, ...]) -> None:
+    """A one-line input holding a line break or control character is refused (surrounding blanks are trimmed)."""
+    for name in names:
+        if not is_one_line(raw.get(name, "").strip()):
+            raise InputError(f"{name} holds a line break or control character; accepted: one line of text")
+
+
 def parse_credentials(username: str, password: str) -> RegistryAuth:
     if password and not username:
         raise InputError("username is empty but a password is set; accepted: both, or neither")
@@ -219,6 +242,7 @@ def parse_credentials(username: str, password: str) -> RegistryAuth:
 
 def parse_naming(raw: Mapping[str, str]) -> tuple[ImageName, NamingOptions]:
     """The inputs the naming contract reads (all that `image-tagger tags` needs)."""
+    refuse_line_breaks(raw, NAMING_ONE_LINE)
     image, notes = parse_repository(raw.get("image", ""), raw.get("registry", "").strip() or "docker.io")
     timestamp, fixed = parse_timestamp(raw.get("timestamp", ""))
     naming = NamingOptions(
@@ -236,6 +260,7 @@ def parse_naming(raw: Mapping[str, str]) -> tuple[ImageName, NamingOptions]:
 
 def parse(raw: Mapping[str, str], workspace: Path, password: str = "") -> PublishInputs:
     """All inputs at once, so a bad one is refused before anything is built or pushed."""
+    refuse_line_breaks(raw, PUBLISH_ONE_LINE)
     image, naming = parse_naming(raw)
     overlay = raw.get("overlay", "").strip()
     return PublishInputs(

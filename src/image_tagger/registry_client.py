@@ -38,6 +38,7 @@ import urllib3
 
 from image_tagger.errors import InputError, PublishError
 from image_tagger.imagename import DOCKER_HUB, ImageName, normalise_registry, parse_image
+from image_tagger.redact import Redactor
 
 DOCKER_HUB_ENDPOINT = "https://registry-1.docker.io"
 DOCKER_HUB_SERVER_URL = "https://index.docker.io/v1/"
@@ -242,7 +243,6 @@ def parse_retry_after(value: str, now: float | None = None) -> float | None:
     return max(0.0, when.timestamp() - (time.time() if now is None else now))
 
 
-_SECRET_WORDS_RE = re.compile(r"(?i)\b(basic|bearer)\s+[A-Za-z0-9+/=._~-]{4,}")
 _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]+")
 
 
@@ -490,14 +490,12 @@ class RegistrySession:
         return self.redact("; ".join(m.strip() for m in messages[:3]))[:300]
 
     def redact(self, text: str) -> str:
-        """`text` without anything that could be a credential of this session."""
-        secrets = [self.auth.password, *self._tokens.values()]
-        if self.auth.username:
-            pair = f"{self.auth.username}:{self.auth.password}".encode()
-            secrets += [base64.b64encode(pair).decode(), base64.urlsafe_b64encode(pair).decode()]
-        for secret in sorted((s for s in secrets if s), key=len, reverse=True):
-            text = text.replace(secret, "[redacted]")
-        return _one_line(_SECRET_WORDS_RE.sub(lambda m: f"{m[1]} [redacted]", text))
+        """`text` on one line, without anything that could be a credential of this session (or a token it got)."""
+        redactor = Redactor()
+        redactor.add_login(self.auth.username, self.auth.password)
+        for token in self._tokens.values():
+            redactor.add_secret(token)
+        return _one_line(redactor(text))
 
     def _json(self, reply: _Reply) -> dict[str, Any]:
         try:

@@ -13,6 +13,7 @@ from image_tagger.flux.automation import why_ignored
 from image_tagger.flux.policy import InvalidPolicy, PolicyFailure, select_tag
 from image_tagger.naming import TagPlan
 from image_tagger.publish import PublishResult
+from image_tagger.redact import one_line
 
 
 @dataclass(frozen=True)
@@ -90,7 +91,7 @@ def summary(result: PublishResult, verdicts: list[Verdict], forecast: list[str] 
         f"| `{name}` | `{ref}` | {result.states.get(name, 'not pushed')} |"
         for name, ref in zip(plan.tag_names, plan.refs, strict=True)
     ]
-    lines += [f"> {plan.image.ref(tag)}: {text}" for tag, text in result.errors.items()]
+    lines += [f"> {plan.image.ref(tag)}: {one_line(text)}" for tag, text in result.errors.items()]
     lines += ["", f"Digest: `{result.digest}`" if result.digest else "Digest: none (not pushed)"]
     if plan.timestamp is not None:
         lines += ["", f"Timestamp: `{plan.timestamp}` (from the {plan.timestamp_source} time)"]

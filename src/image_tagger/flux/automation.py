@@ -142,6 +142,7 @@ class RegistryTags:
     """Tags from the registry, read with the pull secret Flux would use, else the Docker config's login."""
 
     cache: dict[str, list[str]] = field(default_factory=dict)
+    logins: list[registry_client.RegistryAuth] = field(default_factory=list)  # what was read: the CLI redacts it
 
     def tags(self, target: Scanned) -> Sequence[str]:
         if not target.image:
@@ -152,6 +153,7 @@ class RegistryTags:
                 auth = registry_client.credentials_from_secret(target.pull_secret, registry)
             else:
                 auth = registry_client.credentials_for(registry)
+            self.logins.append(auth)
             self.cache[target.image] = registry_client.list_tags(target.image, auth)
         return self.cache[target.image]
 

@@ -1,7 +1,9 @@
 """Entry point of the pull-request action: open or update the pull request of a Flux automation branch.
 
 Inputs come as INPUT_* (hyphens kept), the repository and branch from GITHUB_*. Bad input: exit 2 with one
-`::error` line; GitHub or registry trouble that stops the run: exit 1 with one `::error` line.
+`::error` line; GitHub or registry trouble that stops the run: exit 1 with one `::error` line. The log,
+outputs and summary pass one redaction of the token and the registry login (`runnerio.Runner`); what
+GitHub or the registry answers is printed one line each, control characters escaped.
 """
 
 from __future__ import annotations
@@ -15,9 +17,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from actions_toolkit import core
-from actions_toolkit.command import issue_command
-
 from image_tagger.errors import InputError, PublishError
 from image_tagger.flux import files
 from image_tagger.imagename import normalise_registry
@@ -26,7 +25,9 @@ from image_tagger.pullrequest.changes import ImageChange, image_changes
 from image_tagger.pullrequest.facts import Facts, lookup
 from image_tagger.pullrequest.github import GitHub, Outcome
 from image_tagger.pullrequest.markers import marked_values, policy_keys
+from image_tagger.redact import Redactor, is_one_line, one_line
 from image_tagger.registry_client import RegistryAuth
+from image_tagger.runnerio import Runner
 
 _LABEL = re.compile(r"[^,\n]{1,50}")
 _BRANCH = re.compile(r"(?!/)(?!.*(?:\.\.|//|@\{|\.lock(?:/|$)))[^\s~^:?*\[\\\x00-\x1f\x7f]+(?<![/.])")
@@ -87,6 +88,9 @@ def read_inputs(env: Mapping[str, str]) -> Inputs:
     username, password = _input(env, "registry-username"), env.get("INPUT_REGISTRY-PASSWORD", "")
     if password and not username:
         raise InputError("registry-password is set but registry-username is empty")
+    for name, value in (("path", path), ("registry-username", username)):
+        if not is_one_line(value):
+            raise InputError(f"{name} holds a line break or control character; accepted: one line of text")
     try:
         registry = normalise_registry(_input(env, "registry") or "docker.io")
     except InputError as error:
@@ -144,9 +148,10 @@ def run(inputs: Inputs, github: GitHub) -> Result:
     return Result(changes, facts, title, body, outcome)
 
 
-def report(result: Result, inputs: Inputs) -> None:
+def report(result: Result, inputs: Inputs, runner: Runner) -> None:
     """Outputs, the job summary and one log line per image."""
     outcome = result.outcome
+    url = one_line(outcome.url) if outcome else ""  # GitHub's answer: it must not start a line of its own
     images = [
         {
             "image": c.name,
@@ -161,11 +166,11 @@ def report(result: Result, inputs: Inputs) -> None:
     values = {
         "operation": outcome.operation if outcome else "none",
         "number": str(outcome.number) if outcome else "",
-        "url": outcome.url if outcome else "",
+        "url": url,
     }
     values["json"] = json.dumps({**values, "title": result.title, "images": images}, sort_keys=True)
     for name, value in values.items():
-        core.set_output(name, value)
+        runner.output(name, value)
     if outcome is None:
         where = f"between {inputs.branch!r} and {inputs.base!r} under {inputs.path}"
         print(f"no marked image differs {where}: no pull request")
@@ -173,37 +178,41 @@ def report(result: Result, inputs: Inputs) -> None:
     for i, change in enumerate(result.changes):
         problem = result.facts[(i, "new")].problem or result.facts[(i, "old")].problem
         if problem:
-            issue_command("warning", {"title": f"Registry: {change.name}"}, problem)
-    print(f"pull request #{outcome.number} {outcome.operation}: {result.title} ({outcome.url})")
-    summary = os.environ.get("GITHUB_STEP_SUMMARY")
-    if summary:
-        with open(summary, "a", encoding="utf-8") as file:
-            file.write(f"### Pull request #{outcome.number} {outcome.operation}\n\n{result.body}")
+            runner.annotate("warning", problem, title=f"Registry: {change.name}")
+    print(one_line(f"pull request #{outcome.number} {outcome.operation}: {result.title} ({url})"))
+    runner.summary(f"### Pull request #{outcome.number} {outcome.operation}\n\n{result.body}")
 
 
 def main(environ: Mapping[str, str] | None = None) -> int:
     """The whole step; returns the exit code."""
     env = os.environ if environ is None else environ
-    for secret in (env.get("INPUT_GITHUB-TOKEN", ""), env.get("INPUT_REGISTRY-PASSWORD", "")):
-        if secret.strip():
-            core.set_secret(secret.strip())
+    redactor = Redactor()
+    redactor.add_secret(env.get("INPUT_GITHUB-TOKEN", ""))
+    redactor.add_login(_input(env, "registry-username"), env.get("INPUT_REGISTRY-PASSWORD", ""))
+    runner = Runner(redactor, env)
+    with runner.log():
+        return _step(env, runner)
+
+
+def _step(env: Mapping[str, str], runner: Runner) -> int:
+    """Inputs, the run and its report: each failure is one error annotation on one line, never a traceback."""
     try:
         inputs = read_inputs(env)
     except InputError as error:
-        issue_command("error", {"title": "Invalid input"}, _one_line(error))
+        runner.annotate("error", _one_line(error), title="Invalid input")
         return 2
     github = GitHub(inputs.api_url, inputs.token, inputs.repository)
     try:
         result = run(inputs, github)
-        report(result, inputs)
+        report(result, inputs, runner)
     except InputError as error:
-        issue_command("error", {"title": "Invalid input"}, _one_line(error))
+        runner.annotate("error", _one_line(error), title="Invalid input")
         return 2
     except (PublishError, files.FileError) as error:
-        issue_command("error", {"title": "Pull request failed"}, _one_line(error))
+        runner.annotate("error", _one_line(error), title="Pull request failed")
         return 1
     except Exception as error:  # noqa: BLE001 - the step's one error line, never a traceback
-        issue_command("error", {"title": "Unexpected failure"}, _one_line(f"{type(error).__name__}: {error}"))
+        runner.annotate("error", _one_line(f"{type(error).__name__}: {error}"), title="Unexpected failure")
         return 1
     finally:
         github.close()

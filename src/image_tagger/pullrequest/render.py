@@ -1,4 +1,8 @@
-"""The pull request's title and body (Markdown) for a list of image changes."""
+"""The pull request's title and body (Markdown) for a list of image changes.
+
+Labels, digests and registry errors come from outside: they are shown with control characters escaped,
+so none of them can break a table row or start a line of its own.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ from urllib.parse import urlsplit
 
 from image_tagger.pullrequest.changes import ImageChange
 from image_tagger.pullrequest.facts import Facts
+from image_tagger.redact import escape_controls
 
 MARK = "<!-- flux-ci-cd/pull-request -->"
 TITLE_LIMIT = 256
@@ -45,7 +50,7 @@ def short(revision: str) -> str:
 
 
 def _code(text: str) -> str:
-    return f"`{text}`" if text else ""
+    return f"`{escape_controls(text)}`" if text else ""
 
 
 def body(changes: list[ImageChange], facts: dict[tuple[int, str], Facts], head: str, base: str) -> str:
@@ -61,7 +66,7 @@ def body(changes: list[ImageChange], facts: dict[tuple[int, str], Facts], head: 
     for index, change in enumerate(changes):
         old, new = facts[(index, "old")], facts[(index, "new")]
         link = compare_url(old, new)
-        what = f"[{short(old.revision)}...{short(new.revision)}]({link})" if link else ""
+        what = f"[{short(old.revision)}...{short(new.revision)}]({escape_controls(link)})" if link else ""
         cells = (_code(change.name), _code(change.old.tag), _code(change.new.tag), _code(new.digest), what)
         lines.append("| " + " | ".join(cells) + " |")
     for index, change in enumerate(changes):
@@ -73,14 +78,14 @@ def body(changes: list[ImageChange], facts: dict[tuple[int, str], Facts], head: 
                 for part in (
                     f"digest {_code(fact.digest)}" if fact.digest else "",
                     f"revision {_code(fact.revision)}" if fact.revision else "",
-                    f"source {fact.source}" if fact.source else "",
-                    f"registry: {fact.problem}" if fact.problem else "",
+                    f"source {escape_controls(fact.source)}" if fact.source else "",
+                    f"registry: {escape_controls(fact.problem)}" if fact.problem else "",
                 )
                 if part
             )
             lines.append(f"- {label} {_code(ref.tag) or '(none)'}" + (f": {detail}" if detail else ""))
         link = compare_url(old, new)
         if link:
-            lines.append(f"- compare: {link}")
+            lines.append(f"- compare: {escape_controls(link)}")
         lines.append("- marked in: " + ", ".join(_code(place) for place in change.places))
     return "\n".join(lines) + "\n"
