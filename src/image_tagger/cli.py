@@ -228,11 +228,8 @@ def cmd_preview(args: argparse.Namespace) -> int:
         print(json.dumps([p.as_dict() for p in predictions]))
         return 0
     for p in predictions:  # tag names are the registry's: one line each, control characters escaped
-        print(
-            one_line(
-                f"{p.policy}: {p.image}:{p.selected}" if p.selected else f"{p.policy}: nothing selected ({p.error})"
-            )
-        )
+        line = f"{p.policy}: {p.image}:{p.selected}" if p.selected else f"{p.policy}: nothing selected ({p.error})"
+        print(one_line(line))
     for commit in commits:
         auto, files = commit.automation, commit.updates
         title = f"automation {auto.key} (path {auto.path})"

@@ -1,6 +1,6 @@
 """The runner's sinks, shared by both actions: the job log, workflow commands, outputs and the step summary.
 
-Every sink passes the run's one `Redactor`. While `Runner.log()` is open, stdout is a `SafeStream`:
+Every sink passes the run's one `Redactor`. While `Runner.log()` is open, stdout and stderr are `SafeStream`s:
 whatever any code prints there is redacted and made safe line by line, so text from outside can never
 act as a workflow command; only the commands written through `Runner.command` reach the runner as such.
 """
@@ -30,7 +30,7 @@ class Runner:
         """Register every secret form as a mask first (before anything else is printed), then guard stdout."""
         for value in self.redactor.values:
             core.set_secret(value)
-        with guarded(self.redactor, "stdout") as streams:
+        with guarded(self.redactor, "stdout", "stderr") as streams:  # the runner reads commands from both
             self._stdout = streams["stdout"]
             try:
                 yield
