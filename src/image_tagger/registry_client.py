@@ -37,7 +37,7 @@ import urllib3
 
 from image_tagger import jsonlimits
 from image_tagger.errors import InputError, PublishError
-from image_tagger.imagename import DOCKER_HUB, ImageName, normalise_registry, parse_image
+from image_tagger.imagename import DOCKER_HUB, ImageName, normalise_registry, parse_image, registry_of_server
 
 DOCKER_HUB_ENDPOINT = "https://registry-1.docker.io"
 DOCKER_HUB_SERVER_URL = "https://index.docker.io/v1/"
@@ -89,9 +89,8 @@ def docker_config_file(docker_config_dir: Path | None = None) -> Path:
 
 def _config_key_registry(key: str) -> str | None:
     """`https://index.docker.io/v1/` -> `docker.io`; keys that name no registry host match nothing."""
-    host = key.strip().removeprefix("https://").removeprefix("http://").split("/", 1)[0]
     try:
-        return normalise_registry(host)
+        return registry_of_server(key)
     except InputError:
         return None
 
