@@ -391,7 +391,7 @@ def test_a_file_that_cannot_be_written_changes_nothing_and_leaves_nothing(
         done = rollback(str(overlay), *args, env=env)
 
     assert snapshot(overlay) == before, explain(done)  # byte for byte, and no temporary file beside them
-    assert_failed_cleanly(done, frozen, "not writable")
+    assert_failed_cleanly(done, f"OVERLAY {overlay}: {frozen}", "not writable")
 
 
 def test_a_full_disk_changes_nothing_and_leaves_nothing(open_registry: Registry, flux_url: str, tmp_path: Path) -> None:
@@ -405,4 +405,4 @@ def test_a_full_disk_changes_nothing_and_leaves_nothing(open_registry: Registry,
         done = rollback(str(overlay), "1.2.0", env=env)
 
         assert snapshot(overlay) == before, explain(done)
-        assert_failed_cleanly(done, "kustomization.yaml", "No space left on device")
+        assert_failed_cleanly(done, f"OVERLAY {overlay}: kustomization.yaml", "No space left on device")

@@ -136,8 +136,15 @@ def _write(overlay: Path, changes: Mapping[Path, str | None]) -> Callable[[], No
         (path.name, path.read_bytes() if path.exists() else None, None if text is None else text.encode("utf-8"))
         for path, text in changes.items()
     ]
-    files.write_all(overlay, planned)
-    return lambda: files.write_all(overlay, [(name, after, before) for name, before, after in planned])
+    _write_all(overlay, planned)
+    return lambda: _write_all(overlay, [(name, after, before) for name, before, after in planned])
+
+
+def _write_all(overlay: Path, planned: Sequence[tuple[str, bytes | None, bytes | None]]) -> None:
+    try:
+        files.write_all(overlay, planned)
+    except files.FileError as err:
+        raise files.FileError(f"OVERLAY {overlay}: {err}") from None
 
 
 def _renders(expected: list[str]) -> Callable[[ImageRepo | None], str | None]:
