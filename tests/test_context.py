@@ -87,8 +87,7 @@ def test_a_malformed_event_file_is_exit_2_naming_it(event: bytes, named: str, tm
     """Before: a RecursionError traceback (deep), an AttributeError (head string), or the event silently ignored."""
     env = github_run(tmp_path, event)
     done = run_cli("tags", "--image", "acme/app", env=env)
-    assert_input_error(done, named)
-    assert "event" in done.stderr
+    assert_input_error(done, f"GITHUB_EVENT_PATH {tmp_path / 'event.json'}", named)
 
 
 def test_a_control_character_in_an_event_sha_is_exit_2(tmp_path: Path) -> None:
@@ -97,7 +96,8 @@ def test_a_control_character_in_an_event_sha_is_exit_2(tmp_path: Path) -> None:
     workspace.mkdir()
     (workspace / "Dockerfile").write_text("FROM scratch\n")
     env = github_run(tmp_path, pull_event(sha="0123456\x00789abcdef"))
-    with pytest.raises(InputError, match=r"^event field pull_request.head.sha '0123456\\x00789abcdef' holds a control"):
+    event_field = r"event field pull_request.head.sha '0123456\\x00789abcdef' holds a control"
+    with pytest.raises(InputError, match=rf"^GITHUB_EVENT_PATH {tmp_path / 'event.json'}: {event_field}"):
         resolve({}, env, checkout=workspace)
     done = run_cli("publish", "--image", "acme/app", "--workspace", str(workspace), env=env)
     assert_input_error(done, "pull_request.head.sha", "control character")

@@ -117,25 +117,29 @@ def event_time(name: str, repo: Mapping[str, Any], pull: Mapping[str, Any]) -> i
 def from_github(env: Mapping[str, str], event: Mapping[str, Any]) -> GitContext:
     """Context of a workflow run; a pull request names its head commit, not the merge commit."""
     name = env.get("GITHUB_EVENT_NAME", "")
-    pull = _object(event, "pull_request")
+    ref = _plain(env.get("GITHUB_REF", ""), "GITHUB_REF", ACCEPTED_REF)
     sha = _plain(env.get("GITHUB_SHA", ""), "GITHUB_SHA", ACCEPTED_SHA)
-    pr_number = None
-    if pull:
-        head_sha = _object(pull, "pull_request.head").get("sha")
-        if head_sha is not None and not isinstance(head_sha, str):
-            raise InputError(f"event field pull_request.head.sha is not a string; accepted: {ACCEPTED_SHA}")
-        sha = _plain(head_sha, "event field pull_request.head.sha", ACCEPTED_SHA) if head_sha else sha
-        pr_number = pull.get("number") if isinstance(pull.get("number"), int) else None
-    repo = _object(event, "repository")
-    head = _object(event, "head_commit")
+    try:
+        pull = _object(event, "pull_request")
+        pr_number = None
+        if pull:
+            head_sha = _object(pull, "pull_request.head").get("sha")
+            if head_sha is not None and not isinstance(head_sha, str):
+                raise InputError(f"event field pull_request.head.sha is not a string; accepted: {ACCEPTED_SHA}")
+            sha = _plain(head_sha, "event field pull_request.head.sha", ACCEPTED_SHA) if head_sha else sha
+            pr_number = pull.get("number") if isinstance(pull.get("number"), int) else None
+        push_time = event_time(name, _object(event, "repository"), pull)
+        commit_time = _unix(_object(event, "head_commit").get("timestamp"), "head_commit.timestamp")
+    except InputError as err:
+        raise InputError(f"GITHUB_EVENT_PATH {env.get('GITHUB_EVENT_PATH', '')}: {err}") from None
     server, slug = env.get("GITHUB_SERVER_URL", "https://github.com"), env.get("GITHUB_REPOSITORY", "")
     return GitContext(
         event=name,
-        ref=_plain(env.get("GITHUB_REF", ""), "GITHUB_REF", ACCEPTED_REF),
+        ref=ref,
         sha=sha,
         pr_number=pr_number,
-        push_time=event_time(name, repo, pull),
-        commit_time=_unix(head.get("timestamp"), "head_commit.timestamp"),
+        push_time=push_time,
+        commit_time=commit_time,
         source_url=f"{server}/{slug}" if slug else None,
     )
 
