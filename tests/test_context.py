@@ -117,7 +117,7 @@ def test_a_control_character_in_the_run_s_ref_or_sha_is_exit_2(env: dict[str, st
     assert_input_error(done, named, "control character")
 
 
-def test_a_sha_that_is_no_hex_id_never_reaches_git(repo: Path) -> None:
-    """`--output=FILE` would be an option of `git show`: only hex ids are looked up."""
+def test_a_sha_like_an_option_is_never_one_for_git(repo: Path) -> None:
+    """Before: an event sha `--output=FILE` was an option of `git show`, which wrote FILE."""
     assert commit_time_of(repo, f"--output={repo / 'written'}") is None
     assert not (repo / "written").exists()

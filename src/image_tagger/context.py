@@ -22,7 +22,6 @@ from image_tagger.gitcmd import query
 _SCP_REMOTE = re.compile(r"(?:[^@/]+@)?([^:/]+):(?!//)(.+)")  # git@github.com:org/repo.git
 _VERSION_TAG = re.compile(r"(?:^|/)v?[0-9]+\.[0-9]+\.[0-9]+")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-_HEX_SHA = re.compile(r"[0-9a-fA-F]{4,64}")
 MAX_EVENT_BYTES = 25 << 20  # GitHub caps webhook payloads at 25 MB
 ACCEPTED_REF = "a git ref such as refs/tags/v1.2.3 or refs/heads/main"
 ACCEPTED_SHA = "the commit's hex digits"
@@ -186,11 +185,9 @@ def from_local_git(path: Path) -> GitContext:
 def commit_time_of(path: Path, sha: str) -> int | None:
     """Commit time from a local object store, for runs whose event payload does not carry it.
 
-    Only a hex id is asked about: anything else is no commit (and, starting with `-`, would be an option of git).
+    `--end-of-options`: a sha from the event like `--output=FILE` is a revision git does not know, never an option.
     """
-    if not _HEX_SHA.fullmatch(sha):
-        return None
-    out = query(path, "show", "-s", "--format=%ct", sha)
+    out = query(path, "show", "-s", "--format=%ct", "--end-of-options", sha)
     return int(out) if out and out.isdigit() else None
 
 
