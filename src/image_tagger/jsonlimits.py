@@ -39,14 +39,18 @@ def loads(data: bytes | str, max_bytes: int, max_depth: int = MAX_DEPTH) -> Any:
 
 
 def _deeper_than(value: Any, limit: int) -> bool:
-    """Whether arrays and objects nest deeper than `limit`, walked without recursion."""
-    stack = [(value, 1)] if isinstance(value, dict | list) else []
-    while stack:
-        item, depth = stack.pop()
+    """Whether arrays and objects nest deeper than `limit`: level by level, without recursion (json.loads
+    gives exact dicts and lists; 3 million small arrays take about 2 s, less than decoding them)."""
+    level = [value] if type(value) in (dict, list) else []
+    depth = 0
+    while level:
+        depth += 1
         if depth > limit:
             return True
-        children = item.values() if isinstance(item, dict) else item
-        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+        below: list[Any] = []
+        for item in level:
+            below += [c for c in (item.values() if type(item) is dict else item) if type(c) in (dict, list)]
+        level = below
     return False
 
 
