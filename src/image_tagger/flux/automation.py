@@ -188,7 +188,7 @@ def _typed(obj: Mapping[str, Any], path: str, kind: type, what: str) -> Any:
         if value is None:
             return None
         want = kind if depth == len(parts) - 1 else dict
-        if not isinstance(value, want) or (isinstance(value, bool) and want is not bool):
+        if not isinstance(value, want):
             field_name = ".".join(parts[: depth + 1])
             accepted = {dict: "an object", list: "a list", str: "a string"}[want]
             raise InputError(f"{what}: {field_name} is {_describe(value)}; the Flux CRD accepts {accepted}")
