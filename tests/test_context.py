@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
 
 import pytest
+from support.cli import assert_input_error, run_cli
 
-from image_tagger.context import from_local_git, source_url
+from image_tagger.context import commit_time_of, from_local_git, resolve, source_url
 from image_tagger.errors import InputError
 
 
@@ -52,3 +54,70 @@ def test_detached_head_without_a_version_tag_asks_for_the_ref(repo: Path):
     git(repo, "checkout", "-q", "--detach")
     with pytest.raises(InputError, match="detached HEAD"):
         from_local_git(repo)
+
+
+def github_run(tmp_path: Path, event: bytes, **env: str) -> dict[str, str]:
+    """The environment of a pull-request workflow run whose event file holds `event`."""
+    (tmp_path / "event.json").write_bytes(event)
+    return {
+        "GITHUB_EVENT_PATH": str(tmp_path / "event.json"),
+        "GITHUB_EVENT_NAME": "pull_request",
+        "GITHUB_REF": "refs/pull/3/merge",
+        "GITHUB_SHA": "0123456789abcdef0123456789abcdef01234567",
+        **env,
+    }
+
+
+def pull_event(**head: object) -> bytes:
+    return json.dumps({"pull_request": {"number": 3, "updated_at": "2026-01-01T00:00:00Z", "head": head}}).encode()
+
+
+@pytest.mark.parametrize(
+    ("event", "named"),
+    [
+        (b'{"pull_request": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", "nested deeper than 100 levels"),
+        (b"{" + b'"a": {' * 101 + b"}" * 102, "nested deeper than 100 levels"),
+        (b"[]", "not a JSON object"),
+        (b'{"pull_request": {"head": "main"}}', "pull_request.head is not a JSON object"),
+        (pull_event(sha=["0123456"]), "pull_request.head.sha is not a string"),
+    ],
+    ids=["deep", "just-past-the-cap", "array", "head-string", "sha-list"],
+)
+def test_a_malformed_event_file_is_exit_2_naming_it(event: bytes, named: str, tmp_path: Path) -> None:
+    """Before: a RecursionError traceback (deep), an AttributeError (head string), or the event silently ignored."""
+    env = github_run(tmp_path, event)
+    done = run_cli("tags", "--image", "acme/app", env=env)
+    assert_input_error(done, f"GITHUB_EVENT_PATH {tmp_path / 'event.json'}", named)
+
+
+def test_a_control_character_in_an_event_sha_is_exit_2(tmp_path: Path) -> None:
+    """Before: git was asked about the sha first: ValueError("embedded null byte"), exit 1 in the action."""
+    workspace = tmp_path / "ws"
+    workspace.mkdir()
+    (workspace / "Dockerfile").write_text("FROM scratch\n")
+    env = github_run(tmp_path, pull_event(sha="0123456\x00789abcdef"))
+    event_field = r"event field pull_request.head.sha '0123456\\x00789abcdef' holds a control"
+    with pytest.raises(InputError, match=rf"^GITHUB_EVENT_PATH {tmp_path / 'event.json'}: {event_field}"):
+        resolve({}, env, checkout=workspace)
+    done = run_cli("publish", "--image", "acme/app", "--workspace", str(workspace), env=env)
+    assert_input_error(done, "pull_request.head.sha", "control character")
+
+
+@pytest.mark.parametrize(
+    ("env", "named"),
+    [
+        ({"GITHUB_REF": "refs/heads/main\n::warning::forged"}, "GITHUB_REF"),
+        ({"GITHUB_SHA": "0123456789abcdef\r"}, "GITHUB_SHA"),
+    ],
+)
+def test_a_control_character_in_the_run_s_ref_or_sha_is_exit_2(env: dict[str, str], named: str, tmp_path: Path) -> None:
+    """Before: the newline was slugged into a branch tag, exit 0."""
+    run = github_run(tmp_path, b"{}", GITHUB_EVENT_NAME="push", **env)
+    done = run_cli("tags", "--image", "acme/app", env=run)
+    assert_input_error(done, named, "control character")
+
+
+def test_a_sha_like_an_option_is_never_one_for_git(repo: Path) -> None:
+    """Before: an event sha `--output=FILE` was an option of `git show`, which wrote FILE."""
+    assert commit_time_of(repo, f"--output={repo / 'written'}") is None
+    assert not (repo / "written").exists()

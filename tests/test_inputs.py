@@ -14,6 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from ruamel.yaml import YAML
+from support.cli import assert_input_error, run_cli
 
 from image_tagger import cli, inputs
 from image_tagger.action import raw_inputs
@@ -94,6 +95,14 @@ def test_the_action_and_the_cli_read_the_same_values_alike(values: dict[str, str
         ({"file": "../outside/Dockerfile"}, "file"),
         ({"context": "../.."}, "context"),
         ({"build-args": "not a pair"}, "build-args"),
+        ({"registry": "http://127.0.0.1:5000"}, "registry 'http://127.0.0.1:5000' carries a scheme (http://)"),
+        ({"registry": "https://ghcr.io"}, "registry 'https://ghcr.io' carries a scheme (https://)"),
+        ({"registry": "ghcr.io/acme"}, "registry 'ghcr.io/acme' is not a registry host; accepted: host[:port]"),
+        ({"registry": "ci@ghcr.io"}, "registry 'ci@ghcr.io' is not a registry host; accepted: host[:port]"),
+        ({"registry": "127.0.0.1:99999"}, "registry '127.0.0.1:99999' has port 99999, not 1 to 65535"),
+        ({"image": "127.0.0.1:99999/app"}, "image '127.0.0.1:99999/app': registry '127.0.0.1:99999' has port 99999"),
+        ({"image": "http://127.0.0.1:5000/app"}, "image 'http://127.0.0.1:5000/app' carries a scheme"),
+        ({"image": "ci@127.0.0.1:5000/app"}, "image 'ci@127.0.0.1:5000/app' carries a user"),
     ],
 )
 def test_bad_values_are_refused_alike_by_both_edges(values: dict[str, str], named: str, workspace: Path) -> None:
@@ -101,6 +110,13 @@ def test_bad_values_are_refused_alike_by_both_edges(values: dict[str, str], name
     for parse in (via_action, via_cli):
         with pytest.raises(InputError, match=re.escape(named)):
             parse(values, workspace)
+
+
+@pytest.mark.parametrize("registry", ["http://127.0.0.1:5000", "127.0.0.1:5000/v2", "127.0.0.1:65536"])
+def test_a_registry_beyond_host_and_port_is_exit_2_not_dropped(registry: str) -> None:
+    """Before: `http://` was dropped silently (the name then pointed at whatever the host meant without it)."""
+    done = run_cli("tags", "--image", "acme/app", "--registry", registry, "--ref", "refs/heads/main", "--sha", "a" * 40)
+    assert_input_error(done, f"registry {registry!r}", "accepted: host[:port]")
 
 
 def test_secrets_are_parsed_and_never_echoed(workspace: Path) -> None:

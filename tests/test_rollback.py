@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 from ruamel.yaml import YAML
 from support.cli import assert_input_error, explain, run_cli
+from support.disk import fill, immutable, small_disk
 from support.registry import Registry, basic_entry, write_docker_config
 from test_kustomize_render import crd_schemas, validate_against_crd
 
@@ -357,3 +358,51 @@ def test_listing_edits_touch_only_their_lines(text: str) -> None:
 def test_layouts_not_edited_line_by_line_are_refused(text: str) -> None:
     with pytest.raises(InputError):
         yamlblock.append(text, "patches", LISTING, "k")
+
+
+def assert_failed_cleanly(done: subprocess.CompletedProcess[str], *parts: str) -> None:
+    """The I/O-failure contract: exit 1, one stderr line naming the file, nothing on stdout, no traceback."""
+    assert done.returncode == 1, explain(done)
+    assert done.stdout == "", explain(done)
+    assert len(done.stderr.splitlines()) == 1 and "Traceback" not in done.stderr, explain(done)
+    for part in parts:
+        assert part in done.stderr, explain(done)
+
+
+@pytest.mark.parametrize(
+    ("stage", "frozen", "args"),
+    [
+        ("fresh", "kustomization.yaml", ["1.2.0"]),  # a new patch and its listing: the listing cannot be written
+        ("rolled-back", "rollback-app.yaml", ["1.1.0"]),  # a second exclusion into the existing patch
+        ("rolled-back", "kustomization.yaml", ["1.2.0", "--undo"]),  # the patch deleted, the listing kept
+    ],
+)
+def test_a_file_that_cannot_be_written_changes_nothing_and_leaves_nothing(
+    stage: str, frozen: str, args: list[str], open_registry: Registry, flux_url: str, tmp_path: Path
+) -> None:
+    """Before: `.kustomization.yaml.rollback-tmp` (or the patch's) stayed in the overlay for a later `git add`."""
+    overlay = make_consumer(tmp_path, flux_url, seeded(open_registry, RELEASES)) / "clusters" / "production"
+    env = {"DOCKER_CONFIG": str(write_docker_config(tmp_path / "docker", {}))}
+    if stage == "rolled-back":
+        assert_one_line(rollback(str(overlay), "1.2.0", env=env), "selects 1.1.0")
+    before = snapshot(overlay)
+
+    with immutable(overlay / frozen):
+        done = rollback(str(overlay), *args, env=env)
+
+    assert snapshot(overlay) == before, explain(done)  # byte for byte, and no temporary file beside them
+    assert_failed_cleanly(done, f"OVERLAY {overlay}: {frozen}", "not writable")
+
+
+def test_a_full_disk_changes_nothing_and_leaves_nothing(open_registry: Registry, flux_url: str, tmp_path: Path) -> None:
+    """Room for the new patch's temporary copy, not for the kustomization's: neither file changes."""
+    overlay = make_consumer(tmp_path, flux_url, seeded(open_registry, RELEASES)) / "clusters" / "production"
+    env = {"DOCKER_CONFIG": str(write_docker_config(tmp_path / "docker", {}))}
+    with small_disk(overlay):
+        fill(overlay, leave=4096)  # one tmpfs page
+        before = snapshot(overlay)
+
+        done = rollback(str(overlay), "1.2.0", env=env)
+
+        assert snapshot(overlay) == before, explain(done)
+        assert_failed_cleanly(done, f"OVERLAY {overlay}: kustomization.yaml", "No space left on device")

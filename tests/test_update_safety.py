@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from support.cli import explain, run_cli
+from support.disk import immutable, small_disk
 
 from image_tagger.flux import files, setters
 from image_tagger.flux.imageref import ImageRef
@@ -113,21 +114,13 @@ def test_write_keeps_the_mode_and_leaves_no_temporary_file(tmp_path: Path) -> No
     assert leftovers(root) == []
 
 
-def _chattr(flag: str, path: Path) -> None:
-    done = subprocess.run(["chattr", flag, str(path)], capture_output=True, text=True)
-    assert done.returncode == 0, f"this test needs root and chattr to make a file immutable: {done.stderr}"
-
-
 def test_a_read_only_second_file_changes_nothing(tmp_path: Path) -> None:
     root = tmp_path / "repo"
     root.mkdir()
     (root / "a.yaml").write_text(MARKED)
     (root / "b.yaml").write_text(MARKED)
-    _chattr("+i", root / "b.yaml")  # read-only even for root
-    try:
+    with immutable(root / "b.yaml"):  # read-only even for root
         done = update(root)
-    finally:
-        _chattr("-i", root / "b.yaml")
 
     assert_clean_failure(done, "b.yaml", "not writable")
     assert (root / "a.yaml").read_text() == MARKED
@@ -138,9 +131,7 @@ def test_a_read_only_second_file_changes_nothing(tmp_path: Path) -> None:
 def test_full_disk_leaves_every_file_intact(tmp_path: Path) -> None:
     disk = tmp_path / "disk"
     disk.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(disk)], capture_output=True)
-    assert mounted.returncode == 0, f"this test mounts a 64 KiB tmpfs and needs root: {mounted.stderr.decode()}"
-    try:
+    with small_disk(disk, "64k"):
         (disk / "a.yaml").write_text(MARKED)
         big = MARKED + "# padding\n" * 4000  # 40 KB + 44 KB: its copy cannot fit next to it
         (disk / "b.yaml").write_text(big)
@@ -151,8 +142,6 @@ def test_full_disk_leaves_every_file_intact(tmp_path: Path) -> None:
         assert (disk / "a.yaml").read_text() == MARKED
         assert (disk / "b.yaml").read_text() == big
         assert leftovers(disk) == []
-    finally:
-        subprocess.run(["umount", str(disk)], check=True)
 
 
 def test_a_failed_rename_puts_back_the_files_already_replaced(tmp_path: Path, monkeypatch) -> None:

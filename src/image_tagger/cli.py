@@ -169,9 +169,8 @@ def _policy_inputs(path: Path) -> tuple[dict[str, Any], list[str] | None]:
     spec = next((d.get("spec") for d in docs if d.get("kind") == "ImagePolicy"), None)
     if not isinstance(spec, dict) or "policy" not in spec:
         raise InputError(f"--policy {path}: no ImagePolicy with spec.policy; accepted: an ImagePolicy manifest")
-    repo = next((d.get("spec") or {} for d in docs if d.get("kind") == "ImageRepository"), {})
-    exclusions = repo.get("exclusionList") if isinstance(repo, dict) else None
-    return spec, exclusions if isinstance(exclusions, list) else None
+    repo = next((automation.read_repository(d) for d in docs if d.get("kind") == "ImageRepository"), None)
+    return spec, (repo.exclusions or None) if repo else None
 
 
 def cmd_select(args: argparse.Namespace) -> int:
@@ -210,20 +209,29 @@ def cmd_update(args: argparse.Namespace) -> int:
     return 0
 
 
+def _directory(flag: str, value: str, accepted: str) -> Path:
+    """A folder named on the command line; anything else (missing, a file, empty) is refused, never ignored."""
+    if not value or not Path(value).is_dir():
+        raise InputError(f"{flag} {value!r} is not a directory; accepted: {accepted}")
+    return Path(value)
+
+
 def cmd_preview(args: argparse.Namespace) -> int:
+    config_repo = None
+    if args.config_repo is not None:
+        config_repo = _directory("--config-repo", args.config_repo, "a checkout of the repository Flux commits to")
     objects = manifests.load_objects(Path(args.overlay))
     targets = automation.find_targets(objects)
     if not targets:
         raise InputError(f"overlay {args.overlay} has no ImagePolicy; accepted: an overlay with Flux image objects")
+    automations = automation.find_automations(objects) if config_repo else []  # bad input first, then the registry
     source = automation.RegistryTags()
     try:
         predictions = automation.predict(targets, source)
     finally:  # the logins read from the Docker config or a Secret are redacted from here on, errors included
         for login in source.logins:
             args.redactor.add_login(login.username, login.password)
-    commits = []
-    if args.config_repo:
-        commits = automation.plan_commits(Path(args.config_repo), automation.find_automations(objects), predictions)
+    commits = automation.plan_commits(config_repo, automations, predictions) if config_repo else []
     if args.json:
         print(json.dumps([p.as_dict() for p in predictions]))
         return 0
@@ -253,8 +261,11 @@ def cmd_rollback(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from image_tagger.demo import DemoError, loop  # not in the action's image: imported only when asked for
 
+    source = None
+    if args.source is not None:
+        source = _directory("--source", args.source, "a flux-ci-cd checkout (flux/ and kustomize/)")
     try:
-        return loop.main(Path(args.source) if args.source else None)
+        return loop.main(source)
     except DemoError as err:
         print(f"image-tagger: demo failed: {err}", file=sys.stderr)
         return 1

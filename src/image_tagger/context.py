@@ -5,7 +5,6 @@ This is the only module that knows where the facts come from; naming only sees `
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import re
@@ -16,11 +15,16 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from image_tagger import jsonlimits
 from image_tagger.errors import InputError
 from image_tagger.gitcmd import query
 
 _SCP_REMOTE = re.compile(r"(?:[^@/]+@)?([^:/]+):(?!//)(.+)")  # git@github.com:org/repo.git
 _VERSION_TAG = re.compile(r"(?:^|/)v?[0-9]+\.[0-9]+\.[0-9]+")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+MAX_EVENT_BYTES = 25 << 20  # GitHub caps webhook payloads at 25 MB
+ACCEPTED_REF = "a git ref such as refs/tags/v1.2.3 or refs/heads/main"
+ACCEPTED_SHA = "the commit's hex digits"
 
 
 @dataclass(frozen=True)
@@ -63,14 +67,38 @@ def _unix(value: Any, field: str) -> int | None:
 
 
 def read_event(path: str | None) -> dict[str, Any]:
-    """The webhook payload GitHub writes to GITHUB_EVENT_PATH; empty when there is none."""
-    if not path or not Path(path).is_file():
+    """The webhook payload GitHub writes to GITHUB_EVENT_PATH; empty when there is none.
+
+    Read through the bounded JSON loader: a file that is not a JSON object, too large or nested too
+    deep is bad input (exit 2) naming the file, never a traceback.
+    """
+    if not path or not Path(path).exists():
         return {}
     try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        data = jsonlimits.load_file(Path(path), MAX_EVENT_BYTES)
     except (OSError, ValueError) as err:
-        raise InputError(f"GITHUB_EVENT_PATH {path}: not a readable JSON event ({err})") from err
-    return data if isinstance(data, dict) else {}
+        reason = err.strerror if isinstance(err, OSError) and err.strerror else err
+        raise InputError(f"GITHUB_EVENT_PATH {path}: not a readable JSON event ({reason})") from None
+    if not isinstance(data, dict):
+        raise InputError(f"GITHUB_EVENT_PATH {path}: not a JSON object; accepted: the webhook event GitHub writes")
+    return data
+
+
+def _plain(value: str, name: str, accepted: str) -> str:
+    """A value that becomes part of a ref, sha or tag: refused when it holds a control character (NUL, newline)."""
+    if _CONTROL.search(value):
+        raise InputError(f"{name} {value[:80]!r} holds a control character; accepted: {accepted}")
+    return value
+
+
+def _object(parent: Mapping[str, Any], field: str) -> dict[str, Any]:
+    """The object at dotted `field` (its last part a key of `parent`); absent or null is empty, else an object."""
+    value = parent.get(field.rsplit(".", 1)[-1])
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise InputError(f"event field {field} is not a JSON object; accepted: the webhook event GitHub writes")
+    return value
 
 
 def event_time(name: str, repo: Mapping[str, Any], pull: Mapping[str, Any]) -> int | None:
@@ -88,22 +116,29 @@ def event_time(name: str, repo: Mapping[str, Any], pull: Mapping[str, Any]) -> i
 def from_github(env: Mapping[str, str], event: Mapping[str, Any]) -> GitContext:
     """Context of a workflow run; a pull request names its head commit, not the merge commit."""
     name = env.get("GITHUB_EVENT_NAME", "")
-    pull = event.get("pull_request") if isinstance(event.get("pull_request"), dict) else None
-    sha = env.get("GITHUB_SHA", "")
-    pr_number = None
-    if pull:
-        sha = str((pull.get("head") or {}).get("sha") or sha)
-        pr_number = pull.get("number") if isinstance(pull.get("number"), int) else None
-    repo = event.get("repository") if isinstance(event.get("repository"), dict) else {}
-    head = event.get("head_commit") if isinstance(event.get("head_commit"), dict) else {}
+    ref = _plain(env.get("GITHUB_REF", ""), "GITHUB_REF", ACCEPTED_REF)
+    sha = _plain(env.get("GITHUB_SHA", ""), "GITHUB_SHA", ACCEPTED_SHA)
+    try:
+        pull = _object(event, "pull_request")
+        pr_number = None
+        if pull:
+            head_sha = _object(pull, "pull_request.head").get("sha")
+            if head_sha is not None and not isinstance(head_sha, str):
+                raise InputError(f"event field pull_request.head.sha is not a string; accepted: {ACCEPTED_SHA}")
+            sha = _plain(head_sha, "event field pull_request.head.sha", ACCEPTED_SHA) if head_sha else sha
+            pr_number = pull.get("number") if isinstance(pull.get("number"), int) else None
+        push_time = event_time(name, _object(event, "repository"), pull)
+        commit_time = _unix(_object(event, "head_commit").get("timestamp"), "head_commit.timestamp")
+    except InputError as err:
+        raise InputError(f"GITHUB_EVENT_PATH {env.get('GITHUB_EVENT_PATH', '')}: {err}") from None
     server, slug = env.get("GITHUB_SERVER_URL", "https://github.com"), env.get("GITHUB_REPOSITORY", "")
     return GitContext(
         event=name,
-        ref=env.get("GITHUB_REF", ""),
+        ref=ref,
         sha=sha,
         pr_number=pr_number,
-        push_time=event_time(name, repo, pull or {}),
-        commit_time=_unix(head.get("timestamp"), "head_commit.timestamp"),
+        push_time=push_time,
+        commit_time=commit_time,
         source_url=f"{server}/{slug}" if slug else None,
     )
 
@@ -148,8 +183,11 @@ def from_local_git(path: Path) -> GitContext:
 
 
 def commit_time_of(path: Path, sha: str) -> int | None:
-    """Commit time from a local object store, for runs whose event payload does not carry it."""
-    out = query(path, "show", "-s", "--format=%ct", sha)
+    """Commit time from a local object store, for runs whose event payload does not carry it.
+
+    `--end-of-options`: a sha from the event like `--output=FILE` is a revision git does not know, never an option.
+    """
+    out = query(path, "show", "-s", "--format=%ct", "--end-of-options", sha)
     return int(out) if out and out.isdigit() else None
 
 
@@ -165,6 +203,9 @@ def resolve(
     """
     env = os.environ if env is None else env
     given = {k: v for k, v in overrides.items() if v is not None}
+    for key, accepted in (("ref", ACCEPTED_REF), ("sha", ACCEPTED_SHA)):
+        if key in given:
+            _plain(given[key], f"--{key}", accepted)
     run_ref = env.get("GITHUB_REF", "")
     if (run_ref or env.get("GITHUB_SHA")) and given.get("ref", run_ref) == run_ref:
         base = from_github(env, read_event(env.get("GITHUB_EVENT_PATH")))

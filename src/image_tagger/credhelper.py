@@ -14,7 +14,7 @@ import sys
 from collections.abc import Mapping
 
 from image_tagger.errors import InputError
-from image_tagger.imagename import DOCKER_HUB, normalise_registry
+from image_tagger.imagename import DOCKER_HUB, registry_of_server
 
 ENV = "IMAGE_TAGGER_REGISTRY_AUTH"
 NAME = "image-tagger"
@@ -29,7 +29,7 @@ def config_keys(registry: str) -> tuple[str, ...]:
 
 def lookup(server: str, auth: Mapping[str, list[str]]) -> tuple[str, str] | None:
     try:
-        host = normalise_registry(server.strip().split("/v1", 1)[0] if "://" in server else server.strip())
+        host = registry_of_server(server)
     except InputError:
         return None
     found = auth.get(host)

@@ -20,6 +20,7 @@ _DOMAIN_RE = re.compile(rf"(?:{_DOMAIN_COMPONENT}(?:\.{_DOMAIN_COMPONENT})*|\[[0
 _PATH_COMPONENT_RE = re.compile(r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*")
 _MAX_NAME = 255
 
+ACCEPTED_REGISTRY = "host[:port], e.g. docker.io, ghcr.io or 127.0.0.1:5000"
 ACCEPTED_IMAGE = "a repository name like acme/app, ghcr.io/acme/app or 127.0.0.1:5000/acme/app, without tag or digest"
 
 
@@ -43,11 +44,32 @@ class ImageName:
 
 
 def normalise_registry(registry: str) -> str:
-    """Validate a registry host[:port] and fold Docker Hub's aliases into `docker.io`."""
-    host = registry.strip().removeprefix("https://").removeprefix("http://").rstrip("/")
+    """Validate a registry host[:port] and fold Docker Hub's aliases into `docker.io`.
+
+    Anything more is refused, never dropped: a scheme (`http://` does not make the registry plain http:
+    loopback registries are reached over http, others over https), a path, a user, a port past 65535.
+    """
+    host = registry.strip()
+    if "://" in host:
+        scheme = host.split("://", 1)[0]
+        raise InputError(
+            f"registry {registry!r} carries a scheme ({scheme}://); accepted: {ACCEPTED_REGISTRY} "
+            "(loopback registries are reached over http, others over https)"
+        )
     if not host or not _DOMAIN_RE.fullmatch(host):
-        raise InputError(f"registry {registry!r} is not a registry host; accepted: host[:port], e.g. docker.io")
+        raise InputError(f"registry {registry!r} is not a registry host; accepted: {ACCEPTED_REGISTRY}")
+    port = host.rsplit(":", 1)[1] if not host.endswith("]") and ":" in host else None
+    if port is not None and not 1 <= int(port) <= 65535:
+        raise InputError(f"registry {registry!r} has port {port}, not 1 to 65535; accepted: {ACCEPTED_REGISTRY}")
     return DOCKER_HUB if host.lower() in _HUB_ALIASES else host
+
+
+def registry_of_server(server: str) -> str:
+    """The registry a Docker config key or a credential helper's ServerURL names (`https://index.docker.io/v1/`
+    is `docker.io`): a scheme and a path belong to that form, unlike to the `registry` input."""
+    host = server.strip()
+    host = host.split("://", 1)[1] if "://" in host else host
+    return normalise_registry(host.split("/", 1)[0])
 
 
 def _has_domain(first: str) -> bool:
@@ -59,11 +81,18 @@ def parse_image(image: str, registry: str = DOCKER_HUB) -> ImageName:
     text = image.strip()
     if not text:
         raise InputError(f"image is empty; accepted: {ACCEPTED_IMAGE}")
+    if "://" in text:
+        raise InputError(f"image {image!r} carries a scheme; accepted: {ACCEPTED_IMAGE}")
+    first, _, rest = text.partition("/")
+    if rest and "@" in first:
+        raise InputError(f"image {image!r} carries a user; accepted: {ACCEPTED_IMAGE}")
     if "@" in text:
         raise InputError(f"image {image!r} carries a digest; accepted: {ACCEPTED_IMAGE}")
-    first, _, rest = text.partition("/")
     if rest and _has_domain(first):
-        host, path = normalise_registry(first), rest
+        try:
+            host, path = normalise_registry(first), rest
+        except InputError as err:
+            raise InputError(f"image {image!r}: {err}") from None
         default = normalise_registry(registry)
         if default not in (DOCKER_HUB, host):
             raise InputError(f"image {image!r} names registry {host} but registry input is {default}")

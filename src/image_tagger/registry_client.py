@@ -17,7 +17,6 @@ import binascii
 import contextlib
 import hashlib
 import ipaddress
-import json
 import os
 import random
 import re
@@ -36,8 +35,9 @@ from urllib.parse import urlencode, urljoin, urlsplit
 import requests
 import urllib3
 
+from image_tagger import jsonlimits
 from image_tagger.errors import InputError, PublishError
-from image_tagger.imagename import DOCKER_HUB, ImageName, normalise_registry, parse_image
+from image_tagger.imagename import DOCKER_HUB, ImageName, normalise_registry, parse_image, registry_of_server
 from image_tagger.redact import Redactor
 
 DOCKER_HUB_ENDPOINT = "https://registry-1.docker.io"
@@ -52,6 +52,7 @@ RETRY_AFTER_CAP = 30.0  # a registry's Retry-After is honoured up to this
 MAX_PAGES = 200
 MAX_BODY = 16 << 20  # tag list pages, manifests, config blobs
 MAX_TOKEN_BODY = 1 << 20
+MAX_CONFIG_BYTES = 1 << 20  # a Docker config, a Secret's .dockerconfigjson, a credential helper's answer
 MAX_REDIRECTS = 5
 _RETRY_STATUSES = frozenset({408, 429})
 MANIFEST_MEDIA_TYPES = (
@@ -89,9 +90,8 @@ def docker_config_file(docker_config_dir: Path | None = None) -> Path:
 
 def _config_key_registry(key: str) -> str | None:
     """`https://index.docker.io/v1/` -> `docker.io`; keys that name no registry host match nothing."""
-    host = key.strip().removeprefix("https://").removeprefix("http://").split("/", 1)[0]
     try:
-        return normalise_registry(host)
+        return registry_of_server(key)
     except InputError:
         return None
 
@@ -103,7 +103,7 @@ def matching_entry(entries: Mapping[str, Any], registry: str) -> tuple[str, Any]
 
 def _read_config(path: Path) -> dict[str, Any]:
     try:
-        config = json.loads(path.read_text())
+        config = jsonlimits.load_file(path, MAX_CONFIG_BYTES)
     except FileNotFoundError:
         return {}
     except (OSError, ValueError) as err:
@@ -137,7 +137,7 @@ def _from_helper(helper: str, server_url: str) -> RegistryAuth:
         answer = subprocess.run(
             [binary, "get"], input=server_url, capture_output=True, text=True, timeout=_HELPER_TIMEOUT
         )
-        found = json.loads(answer.stdout) if answer.returncode == 0 else {}
+        found = jsonlimits.loads(answer.stdout, MAX_CONFIG_BYTES) if answer.returncode == 0 else {}
     except (subprocess.TimeoutExpired, ValueError) as err:
         raise PublishError(f"credential helper docker-credential-{helper} failed for {server_url}: {err}") from None
     if not isinstance(found, dict) or found.get("Username") in (None, "", "<token>"):
@@ -171,9 +171,11 @@ def credentials_from_secret(secret: Mapping[str, Any], registry: str) -> Registr
         except (binascii.Error, UnicodeDecodeError):
             raise InputError(f"{name}: data[.dockerconfigjson] is not base64") from None
     try:
-        config = json.loads(text) if text else {}
-    except ValueError:
-        raise InputError(f"{name}: .dockerconfigjson is not JSON") from None
+        config = jsonlimits.loads(text, MAX_CONFIG_BYTES) if text else {}
+    except ValueError as err:
+        raise InputError(f"{name}: .dockerconfigjson is not usable JSON ({err})") from None
+    if not isinstance(config, dict):
+        raise InputError(f"{name}: .dockerconfigjson is not a JSON object")
     key, entry = matching_entry(config.get("auths") or {}, normalise_registry(registry)) or ("", None)
     return _from_entry(entry, Path(name), key)
 
@@ -261,14 +263,17 @@ class Manifest:
     digest: str
     media_type: str
     body: bytes = field(repr=False)
+    registry: str = field(default="", compare=False)  # where it came from, for errors
 
     def json(self) -> dict[str, Any]:
+        """The manifest as an object, read through the bounded JSON loader."""
+        where = f"registry {self.registry}: " if self.registry else ""
         try:
-            parsed = json.loads(self.body)
-        except ValueError:
-            parsed = None
+            parsed = jsonlimits.loads(self.body, MAX_BODY)
+        except jsonlimits.JSONError as err:
+            raise PublishError(f"{where}manifest {self.digest} is not usable JSON ({err})") from None
         if not isinstance(parsed, dict):
-            raise PublishError(f"manifest {self.digest} is not a JSON object")
+            raise PublishError(f"{where}manifest {self.digest} is not a JSON object")
         return parsed
 
     @property
@@ -415,7 +420,8 @@ class RegistrySession:
         media_type = reply.headers.get("Content-Type", "").split(";", 1)[0].strip()
         if media_type not in MANIFEST_MEDIA_TYPES:
             media_type = str(self._json(reply).get("mediaType") or media_type)
-        return Manifest(wanted[0] if wanted else _digest_of("sha256", reply.body), media_type, reply.body)
+        digest = wanted[0] if wanted else _digest_of("sha256", reply.body)
+        return Manifest(digest, media_type, reply.body, self.image.registry)
 
     def config_labels(self, manifest: Manifest) -> dict[str, str]:
         """The image config's Labels; for an index, those of its first linux image."""
@@ -480,7 +486,7 @@ class RegistrySession:
     def _error_messages(self, reply: _Reply) -> str:
         """The registry's JSON `errors[].message`, trimmed and redacted; never any other part of a body."""
         try:
-            parsed = json.loads(reply.body[:65536])
+            parsed = jsonlimits.loads(reply.body[:65536], 65536)
         except ValueError:
             return ""
         errors = parsed.get("errors") if isinstance(parsed, dict) else None
@@ -499,9 +505,9 @@ class RegistrySession:
 
     def _json(self, reply: _Reply) -> dict[str, Any]:
         try:
-            body = json.loads(reply.body)
-        except ValueError:
-            body = None
+            body = jsonlimits.loads(reply.body, self.max_body)
+        except jsonlimits.JSONError as err:
+            raise self.fail(f"{reply.url} returned invalid JSON ({err})") from None
         if not isinstance(body, dict):
             raise self.fail(f"{reply.url} returned invalid JSON (expected an object)")
         return body

@@ -12,15 +12,14 @@ overlay is rendered again after writing, and the files are restored unless Flux 
 
 from __future__ import annotations
 
-import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from image_tagger import manifests, yamlblock
 from image_tagger.errors import InputError, PublishError
-from image_tagger.flux import automation, policy
+from image_tagger.flux import automation, files, policy
 from image_tagger.flux.automation import ImageRepo
 from image_tagger.flux.goregex import GoRegexp
 from image_tagger.naming import ACCEPTED_TAG, DOCKER_TAG
@@ -130,47 +129,50 @@ def _appended(patch_text: str, source: str) -> list[str]:
     return [str(op.get("value")) for op in ops if isinstance(op, dict) and op.get("path") == APPEND_PATH]
 
 
-def _write(files: Mapping[Path, str | None]) -> None:
-    """Write (or, for None, delete) every file; on any failure put back what was there before."""
-    before = {path: path.read_bytes() if path.exists() else None for path in files}
-    done: list[Path] = []
+def _write(overlay: Path, changes: Mapping[Path, str | None]) -> Callable[[], None]:
+    """Write (or, for None, delete) every file of the overlay, all or none, leaving no temporary file behind
+    (`files.write_all`); returns what puts them back the same way."""
+    planned = [
+        (path.name, path.read_bytes() if path.exists() else None, None if text is None else text.encode("utf-8"))
+        for path, text in changes.items()
+    ]
+    _write_all(overlay, planned)
+    return lambda: _write_all(overlay, [(name, after, before) for name, before, after in planned])
+
+
+def _write_all(overlay: Path, planned: Sequence[tuple[str, bytes | None, bytes | None]]) -> None:
     try:
-        for path, text in files.items():
-            done.append(path)
-            if text is None:
-                path.unlink()
-                continue
-            temporary = path.with_name(f".{path.name}.rollback-tmp")
-            temporary.write_text(text, encoding="utf-8")
-            os.replace(temporary, path)
-    except OSError:
-        _restore(before, done)
-        raise
+        files.write_all(overlay, planned)
+    except files.FileError as err:
+        raise files.FileError(f"OVERLAY {overlay}: {err}") from None
 
 
-def _restore(before: Mapping[Path, bytes | None], paths: Sequence[Path]) -> None:
-    for path in paths:
-        original = before[path]
-        if original is None:
-            path.unlink(missing_ok=True)
-        else:
-            path.write_bytes(original)
+def _renders(expected: list[str]) -> Callable[[ImageRepo | None], str | None]:
+    """A check that the rendered ImageRepository has exactly the exclusion list `expected`."""
 
-
-def _verified(overlay: Path, files: Mapping[Path, str | None], repo: ImageRepo, expected: list[str]) -> None:
-    """Write the files, render again, and keep them only if the ImageRepository has exactly `expected`."""
-    before = {path: path.read_bytes() if path.exists() else None for path in files}
-    _write(files)
-    try:
-        objects = manifests.render(overlay)
-    except InputError:
-        _restore(before, list(files))
-        raise
-    rendered = next((r for r in automation.find_repositories(objects) if r.key == repo.key), None)
-    if rendered is None or rendered.exclusions != expected:
-        _restore(before, list(files))
+    def wrong(rendered: ImageRepo | None) -> str | None:
+        if rendered is not None and rendered.exclusions == expected:
+            return None
         got = rendered.exclusions if rendered else "no such ImageRepository"
-        raise PublishError(f"OVERLAY {overlay}: after the edit kustomize renders {got}, not {expected}; files restored")
+        return f"after the edit kustomize renders {got}, not {expected}"
+
+    return wrong
+
+
+def _verified(
+    overlay: Path, changes: Mapping[Path, str | None], repo: ImageRepo, wrong: Callable[[ImageRepo | None], str | None]
+) -> None:
+    """Write the files, render again, and keep them only if `wrong` finds nothing wrong with the ImageRepository."""
+    restore = _write(overlay, changes)
+    try:
+        found = automation.find_repositories(manifests.render(overlay))
+    except InputError:
+        restore()
+        raise
+    problem = wrong(next((r for r in found if r.key == repo.key), None))
+    if problem:
+        restore()
+        raise PublishError(f"OVERLAY {overlay}: {problem}; files restored")
 
 
 def _policies_after(objects: Sequence[Mapping[str, Any]], repo: ImageRepo, tags: Sequence[str], exclusions) -> str:
@@ -216,20 +218,20 @@ def run(overlay: Path, tag: str, image: str | None = None, undo: bool = False) -
     tags = automation.RegistryTags().tags(repo)
     if tag not in tags:
         raise InputError(f"TAG {tag} is not a tag of {repo.image} in the registry; accepted: a tag it has")
-    files: dict[Path, str | None] = {}
+    changes: dict[Path, str | None] = {}
     if patch_text is None:
-        files[patch_path] = _new_patch(repo, pattern)
-        files[kustomization_path] = yamlblock.append(kustomization, "patches", _listing(patch, target), source)
+        changes[patch_path] = _new_patch(repo, pattern)
+        changes[kustomization_path] = yamlblock.append(kustomization, "patches", _listing(patch, target), source)
     else:
-        files[patch_path] = yamlblock.append(patch_text, None, _append_op(pattern), str(patch_path))
+        changes[patch_path] = yamlblock.append(patch_text, None, _append_op(pattern), str(patch_path))
     expected = [*effective, pattern]
-    _verified(overlay, files, repo, expected)
-    written = ", ".join(str(p) for p in files)
+    _verified(overlay, changes, repo, _renders(expected))
+    written = ", ".join(str(p) for p in changes)
     outlook = _policies_after(objects, repo, tags, expected)
     return Outcome(
         f"excluded {tag} from ImageRepository {repo.key} ({pattern}): wrote {written}; "
         f"once committed, Flux drops {tag} and {outlook}",
-        list(files),
+        list(changes),
     )
 
 
@@ -250,31 +252,18 @@ def _undo(
     patch_text = _read(patch_path)
     ops = yamlblock.values(patch_text, None, str(patch_path))
     index = next(i for i, op in enumerate(ops) if op.get("path") == APPEND_PATH and str(op.get("value")) == pattern)
-    files: dict[Path, str | None] = {}
-    if len(appended) == 1:
-        files[patch_path] = None
-        files[kustomization_path] = yamlblock.remove(kustomization, "patches", listed, str(kustomization_path))
-        expected = None
+    changes: dict[Path, str | None] = {}
+    if len(appended) == 1:  # without the patch: whatever the overlay sets, checked only for the pattern's absence
+        changes[patch_path] = None
+        changes[kustomization_path] = yamlblock.remove(kustomization, "patches", listed, str(kustomization_path))
+        still = f"{pattern} is still rendered after the undo"
+        _verified(overlay, changes, repo, lambda r: still if r is None or pattern in r.exclusions else None)
     else:
-        files[patch_path] = yamlblock.remove(patch_text, None, index, str(patch_path))
-        expected = [p for p in repo.exclusions if p != pattern]
-    if expected is None:  # without the patch: whatever the overlay sets, checked only for the pattern's absence
-        before = {path: path.read_bytes() if path.exists() else None for path in files}
-        _write(files)
-        try:
-            found = automation.find_repositories(manifests.render(overlay))
-            rendered = next((r for r in found if r.key == repo.key), None)
-        except InputError:
-            _restore(before, list(files))
-            raise
-        if rendered is None or pattern in rendered.exclusions:
-            _restore(before, list(files))
-            raise PublishError(f"OVERLAY {overlay}: {pattern} is still rendered after the undo; files restored")
-    else:
-        _verified(overlay, files, repo, expected)
-    what = ", ".join(f"removed {p}" if text is None else f"wrote {p}" for p, text in files.items())
+        changes[patch_path] = yamlblock.remove(patch_text, None, index, str(patch_path))
+        _verified(overlay, changes, repo, _renders([p for p in repo.exclusions if p != pattern]))
+    what = ", ".join(f"removed {p}" if text is None else f"wrote {p}" for p, text in changes.items())
     return Outcome(
         f"took {tag} back into ImageRepository {repo.key}: {what}; once committed, Flux considers {tag} again "
         f"(`image-tagger preview {overlay}` shows what its policies select)",
-        list(files),
+        list(changes),
     )

@@ -162,22 +162,79 @@ def _is(obj: Mapping[str, Any], kind: str) -> bool:
     return obj.get("kind") == kind and str(obj.get("apiVersion", "")).startswith(IMAGE_API)
 
 
-def _id(obj: Mapping[str, Any]) -> tuple[str, str]:
-    meta = obj.get("metadata") or {}
-    return str(meta.get("namespace") or "default"), str(meta.get("name") or "")
+def _describe(value: Any) -> str:
+    if isinstance(value, dict):
+        return "an object"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, str):
+        return f"a string ({value[:40]!r})"
+    if isinstance(value, bool):
+        return f"a boolean ({value})"
+    if isinstance(value, int | float):
+        return f"a number ({value})"
+    return f"a {type(value).__name__}"  # a YAML timestamp, for one
+
+
+def _typed(obj: Mapping[str, Any], path: str, kind: type, what: str) -> Any:
+    """The field at dotted `path`, None when absent or null, else of the CRD's type.
+
+    The API server refuses an object whose field has another type (a string where the CRD wants a list),
+    so Flux never acts on it; reading it anyway (a string as no exclusions at all) would predict what
+    never happens: an InputError names the object and the field instead.
+    """
+    value: Any = obj
+    parts = path.split(".")
+    for depth, key in enumerate(parts):
+        value = value.get(key)
+        if value is None:
+            return None
+        want = kind if depth == len(parts) - 1 else dict
+        if not isinstance(value, want):
+            field_name = ".".join(parts[: depth + 1])
+            accepted = {dict: "an object", list: "a list", str: "a string"}[want]
+            raise InputError(f"{what}: {field_name} is {_describe(value)}; the Flux CRD accepts {accepted}")
+    return value
+
+
+def _strings(obj: Mapping[str, Any], path: str, what: str) -> list[str]:
+    """A list of strings (absent: empty), as the CRD types `exclusionList`."""
+    items = _typed(obj, path, list, what) or []
+    for index, item in enumerate(items):
+        if not isinstance(item, str):
+            raise InputError(f"{what}: {path}[{index}] is {_describe(item)}; the Flux CRD accepts a string")
+    return items
+
+
+def _string_map(obj: Mapping[str, Any], path: str, what: str) -> dict[str, str]:
+    """An object of strings (absent: empty), as labels and `messageTemplateValues` are typed."""
+    entries = _typed(obj, path, dict, what) or {}
+    for key, value in entries.items():
+        if not isinstance(value, str):
+            raise InputError(f"{what}: {path}.{key} is {_describe(value)}; the Flux CRD accepts a string")
+    return {str(key): value for key, value in entries.items()}
+
+
+def _id(obj: Mapping[str, Any], kind: str) -> tuple[str, str]:
+    what = f"{kind} object"
+    return _typed(obj, "metadata.namespace", str, what) or "default", _typed(obj, "metadata.name", str, what) or ""
+
+
+def read_repository(
+    obj: Mapping[str, Any], secrets: Mapping[tuple[str, str], Mapping[str, Any]] | None = None
+) -> ImageRepo:
+    """One ImageRepository, its pull Secret found in `secrets`; each field of the type its CRD gives it."""
+    namespace, name = _id(obj, "ImageRepository")
+    what = f"ImageRepository {namespace}/{name}"
+    secret = (secrets or {}).get((namespace, _typed(obj, "spec.secretRef.name", str, what) or ""))
+    image = _typed(obj, "spec.image", str, what) or ""
+    return ImageRepo(namespace, name, image, _strings(obj, "spec.exclusionList", what), secret)
 
 
 def find_repositories(objects: Iterable[Mapping[str, Any]]) -> list[ImageRepo]:
     objects = list(objects)
-    secrets = {_id(o): o for o in objects if o.get("kind") == "Secret" and o.get("apiVersion") == "v1"}
-    found = []
-    for obj in (o for o in objects if _is(o, "ImageRepository")):
-        namespace, name = _id(obj)
-        spec = obj.get("spec") or {}
-        secret = secrets.get((namespace, str((spec.get("secretRef") or {}).get("name") or "")))
-        exclusions = [str(e) for e in spec.get("exclusionList") or []]
-        found.append(ImageRepo(namespace, name, str(spec.get("image") or ""), exclusions, secret))
-    return found
+    secrets = {_id(o, "Secret"): o for o in objects if o.get("kind") == "Secret" and o.get("apiVersion") == "v1"}
+    return [read_repository(obj, secrets) for obj in objects if _is(obj, "ImageRepository")]
 
 
 def find_targets(objects: Iterable[Mapping[str, Any]]) -> list[PolicyTarget]:
@@ -189,16 +246,17 @@ def find_targets(objects: Iterable[Mapping[str, Any]]) -> list[PolicyTarget]:
     repos = {(r.namespace, r.name): r for r in find_repositories(objects)}
     targets = []
     for obj in (o for o in objects if _is(o, "ImagePolicy")):
-        namespace, name = _id(obj)
-        spec = obj.get("spec") or {}
-        ref = spec.get("imageRepositoryRef") or {}
-        repo = repos.get((str(ref.get("namespace") or namespace), str(ref.get("name") or "")))
+        namespace, name = _id(obj, "ImagePolicy")
+        what = f"ImagePolicy {namespace}/{name}"
+        spec = _typed(obj, "spec", dict, what) or {}
+        ref_namespace = _typed(obj, "spec.imageRepositoryRef.namespace", str, what) or namespace
+        repo = repos.get((ref_namespace, _typed(obj, "spec.imageRepositoryRef.name", str, what) or ""))
         exclusions = (repo.exclusions or None) if repo else None
         try:
             policy.validate(spec, exclusions)
         except policy.InvalidPolicy as err:
-            raise policy.InvalidPolicy(f"ImagePolicy {namespace}/{name} is invalid: {err}") from None
-        labels = dict((obj.get("metadata") or {}).get("labels") or {})
+            raise policy.InvalidPolicy(f"{what} is invalid: {err}") from None
+        labels = _string_map(obj, "metadata.labels", what)
         image = (repo.image or None) if repo else None
         secret = repo.pull_secret if repo else None
         targets.append(PolicyTarget(namespace, name, spec, image, exclusions, secret, labels, repo.key if repo else ""))
@@ -208,20 +266,18 @@ def find_targets(objects: Iterable[Mapping[str, Any]]) -> list[PolicyTarget]:
 def find_automations(objects: Iterable[Mapping[str, Any]]) -> list[Automation]:
     found = []
     for obj in (o for o in objects if _is(o, "ImageUpdateAutomation")):
-        namespace, name = _id(obj)
-        spec = obj.get("spec") or {}
-        selector = spec.get("policySelector") or {}
-        if selector.get("matchExpressions"):
-            raise InputError(f"automation {namespace}/{name}: policySelector.matchExpressions is not supported")
-        commit = (spec.get("git") or {}).get("commit") or {}
+        namespace, name = _id(obj, "ImageUpdateAutomation")
+        what = f"automation {namespace}/{name}"
+        if _typed(obj, "spec.policySelector.matchExpressions", list, what):
+            raise InputError(f"{what}: policySelector.matchExpressions is not supported")
         found.append(
             Automation(
                 namespace,
                 name,
-                str((spec.get("update") or {}).get("path") or "."),
-                dict(selector.get("matchLabels") or {}),
-                str(commit.get("messageTemplate") or ""),
-                {str(k): str(v) for k, v in (commit.get("messageTemplateValues") or {}).items()},
+                _typed(obj, "spec.update.path", str, what) or ".",
+                _string_map(obj, "spec.policySelector.matchLabels", what),
+                _typed(obj, "spec.git.commit.messageTemplate", str, what) or "",
+                _string_map(obj, "spec.git.commit.messageTemplateValues", what),
             )
         )
     return found
@@ -256,7 +312,9 @@ def plan_commits(
         root = (repo / auto.path).resolve()
         if not root.is_relative_to(repo):
             raise InputError(f"automation {auto.key}: update.path {auto.path} leaves the repository")
-        updates = setters.plan_updates(root, refs) if root.is_dir() else []
+        if not root.is_dir():  # Flux's automation fails on it: no commit to predict
+            raise InputError(f"automation {auto.key}: update.path {auto.path} is not a folder of {config_repo}")
+        updates = setters.plan_updates(root, refs)
         prefix = root.relative_to(repo)
         updates = [replace(u, path=(prefix / u.path).as_posix()) for u in updates]
         changes = [change for update in updates for change in update.changes]

@@ -4,17 +4,18 @@ Walk: image-automation-controller's ``filepath.Walk`` (lexical order, hidden dir
 symlinked directories never entered), iterative and at most ``MAX_DIR_DEPTH`` directories deep.
 Read: only regular files (a FIFO, socket or device is never opened) of at most ``MAX_FILE_BYTES``; a
 symlinked file is read only when its target is inside PATH (Flux would follow it anywhere).
-Write: every target is checked first (inside PATH, a regular file, unchanged since planning,
-writable), then a temporary file beside each is written, its mode copied and fsynced, and only when
-all of them are written are they renamed over the originals; any failure removes the temporary
-files (and restores files already renamed), so either every file changes or none does.
+Write (``update`` and ``rollback``): every target is checked first (inside the root, a regular file,
+unchanged since planning, writable; a new one absent), then a temporary file beside each is written,
+its mode copied and fsynced, and only when all of them are written are they renamed over the
+originals (and files to delete deleted); any failure removes the temporary files (and restores files
+already changed), so either every file changes or none does, and no temporary file is left behind.
 """
 
 import contextlib
 import errno
 import os
+import secrets
 import stat
-import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -123,7 +124,7 @@ def read_regular(path: Path, limit: int) -> tuple[bytes | None, str]:
         data = file.read(limit + 1) if info.st_size <= limit else b""
     if info.st_size > limit or len(data) > limit:
         size = max(info.st_size, len(data))
-        return None, f"{size} bytes, over the {limit}-byte limit for a manifest (not parsed)"
+        return None, f"{size} bytes, over the {limit}-byte limit (not parsed)"
     return data, ""
 
 
@@ -132,11 +133,13 @@ def read_regular(path: Path, limit: int) -> tuple[bytes | None, str]:
 
 @dataclass
 class _Target:
+    """One file of a change: ``before``/``after`` None mean it is absent before (created) or after (deleted)."""
+
     rel: str
     real: Path
-    before: bytes
-    after: bytes
-    info: os.stat_result
+    before: bytes | None
+    after: bytes | None
+    info: os.stat_result | None  # the original's mode and owner; None for a file being created
     temp: str | None = None
 
 
@@ -144,15 +147,17 @@ def _why(error: OSError) -> str:
     return error.strerror or str(error)
 
 
-def _check(root: Path, rel: str, before: bytes, after: bytes) -> _Target:
+def _check(root: Path, rel: str, before: bytes | None, after: bytes | None) -> _Target:
     path = root / rel
+    if before is None:
+        return _check_new(root, rel, after)
     try:
         real = path.resolve(strict=True)
         info = os.stat(real)
     except (OSError, RuntimeError) as error:
         raise FileError(f"{rel}: cannot be written ({_why(error) if isinstance(error, OSError) else error})") from None
     if not real.is_relative_to(root):
-        raise FileError(f"{rel}: leads to {real}, outside PATH; refusing to write there")
+        raise FileError(f"{rel}: leads to {real}, outside {root}; refusing to write there")
     if not stat.S_ISREG(info.st_mode):
         raise FileError(f"{rel}: {_kind(info.st_mode)}, not a regular file; refusing to write it")
     try:
@@ -160,31 +165,66 @@ def _check(root: Path, rel: str, before: bytes, after: bytes) -> _Target:
     except OSError as error:
         raise FileError(f"{rel}: cannot be read back ({_why(error)})") from None
     if current != before:
-        raise FileError(f"{rel}: changed since the update was planned; nothing was written")
+        raise FileError(f"{rel}: changed since the change was planned; nothing was written")
     if not os.access(real, os.W_OK):
         raise FileError(f"{rel}: not writable (read-only or immutable file); nothing was written")
-    if not os.access(real.parent, os.W_OK | os.X_OK):
-        raise FileError(f"{rel}: its directory is not writable; nothing was written")
+    _check_directory(rel, real.parent)
     return _Target(rel, real, before, after, info)
 
 
+def _check_new(root: Path, rel: str, after: bytes | None) -> _Target:
+    """A file to create: absent now, in a writable directory inside ``root``."""
+    path = root / rel
+    if os.path.lexists(path):
+        raise FileError(f"{rel}: appeared since the change was planned; nothing was written")
+    try:
+        real = path.parent.resolve(strict=True) / path.name
+    except (OSError, RuntimeError) as error:
+        raise FileError(f"{rel}: cannot be created ({_why(error) if isinstance(error, OSError) else error})") from None
+    if not real.is_relative_to(root):
+        raise FileError(f"{rel}: leads to {real}, outside {root}; refusing to write there")
+    _check_directory(rel, real.parent)
+    return _Target(rel, real, None, after, None)
+
+
+def _check_directory(rel: str, directory: Path) -> None:
+    if not os.access(directory, os.W_OK | os.X_OK):
+        raise FileError(f"{rel}: its directory is not writable; nothing was written")
+
+
 def _write_temp(target: _Target, data: bytes) -> str:
-    """A fully written, fsynced temporary copy beside the target with its mode (and owner when allowed)."""
-    fd, temp = tempfile.mkstemp(prefix=f".{target.real.name}.", suffix=".image-tagger.tmp", dir=target.real.parent)
+    """A fully written, fsynced temporary copy beside the target with its mode (and owner when allowed).
+
+    A new file gets the mode any new file gets (0666 less the umask), as an ordinary write would give it.
+    """
+    fd, temp = _create_temp(target.real)
     try:
         with open(fd, "wb") as file:
             file.write(data)
             file.flush()
-            os.fchmod(fd, stat.S_IMODE(target.info.st_mode))
-            if (target.info.st_uid, target.info.st_gid) != (os.geteuid(), os.getegid()):
-                # not ours to give away otherwise: the file then belongs to whoever runs the update
-                with contextlib.suppress(PermissionError):
-                    os.fchown(fd, target.info.st_uid, target.info.st_gid)
+            if target.info is not None:
+                os.fchmod(fd, stat.S_IMODE(target.info.st_mode))
+                if (target.info.st_uid, target.info.st_gid) != (os.geteuid(), os.getegid()):
+                    # not ours to give away otherwise: the file then belongs to whoever runs the tool
+                    with contextlib.suppress(PermissionError):
+                        os.fchown(fd, target.info.st_uid, target.info.st_gid)
             os.fsync(fd)
     except BaseException:
         _remove(temp)
         raise
     return temp
+
+
+def _create_temp(real: Path) -> tuple[int, str]:
+    """``.<name>.<random>.image-tagger.tmp`` beside ``real``, created exclusively with mode 0666 (umask applies)."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    for _ in range(100):
+        temp = str(real.parent / f".{real.name}.{secrets.token_hex(4)}.image-tagger.tmp")
+        try:
+            return os.open(temp, flags, 0o666), temp
+        except FileExistsError:
+            continue
+    raise FileExistsError(errno.EEXIST, "no free temporary file name", str(real.parent))
 
 
 def _remove(path: str) -> None:
@@ -206,8 +246,11 @@ def _sync_directory(directory: Path) -> None:
         os.close(fd)
 
 
-def write_all(root: Path, files: Sequence[tuple[str, bytes, bytes]]) -> None:
-    """Replace each ``(rel, before, after)`` under ``root`` atomically, all or none; FileError names the culprit."""
+def write_all(root: Path, files: Sequence[tuple[str, bytes | None, bytes | None]]) -> None:
+    """Change each ``(rel, before, after)`` under ``root`` atomically, all or none; FileError names the culprit.
+
+    ``before`` None: the file must not exist yet (it is created); ``after`` None: it is deleted.
+    """
     root = root.resolve()
     targets: dict[Path, _Target] = {}
     for rel, before, after in files:
@@ -217,32 +260,40 @@ def write_all(root: Path, files: Sequence[tuple[str, bytes, bytes]]) -> None:
             raise FileError(f"{rel}: the same file as {known.rel} with other changes; nothing was written")
         targets.setdefault(target.real, target)
     pending = list(targets.values())
-    replaced: list[_Target] = []
+    committed: list[_Target] = []
     try:
         for target in pending:
+            if target.after is None:
+                continue
             try:
                 target.temp = _write_temp(target, target.after)
             except OSError as error:
                 raise FileError(f"{target.rel}: cannot be written ({_why(error)}); nothing was changed") from None
         for target in pending:
             try:
-                os.replace(target.temp, target.real)
+                if target.temp is None:
+                    os.unlink(target.real)
+                else:
+                    os.replace(target.temp, target.real)
             except OSError as error:
                 raise FileError(f"{target.rel}: cannot be replaced ({_why(error)}); nothing was changed") from None
             target.temp = None
-            replaced.append(target)
+            committed.append(target)
     except BaseException:
         for target in pending:
             if target.temp is not None:
                 _remove(target.temp)
-        _restore(replaced)
+        _restore(committed)
         raise
     for directory in {target.real.parent for target in pending}:
         _sync_directory(directory)
 
 
-def _restore(replaced: list[_Target]) -> None:
-    """Put back the originals of files already renamed (best effort: the failure itself is reported)."""
-    for target in reversed(replaced):
+def _restore(committed: list[_Target]) -> None:
+    """Put back the originals of files already changed (best effort: the failure itself is reported)."""
+    for target in reversed(committed):
         with contextlib.suppress(OSError):
-            os.replace(_write_temp(target, target.before), target.real)
+            if target.before is None:
+                os.unlink(target.real)
+            else:
+                os.replace(_write_temp(target, target.before), target.real)

@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from image_tagger.context import read_event
 from image_tagger.errors import InputError, PublishError
 from image_tagger.flux import files
 from image_tagger.imagename import normalise_registry
@@ -101,11 +102,8 @@ def read_inputs(env: Mapping[str, str]) -> Inputs:
 
 def _default_branch(env: Mapping[str, str]) -> str:
     """The repository's default branch from the push event (no API call), when base is not given."""
-    try:
-        event = json.loads(Path(env.get("GITHUB_EVENT_PATH", "")).read_text())
-    except (OSError, ValueError):
-        event = {}
-    branch = ((event.get("repository") or {}) if isinstance(event, dict) else {}).get("default_branch")
+    repository = read_event(env.get("GITHUB_EVENT_PATH")).get("repository")
+    branch = repository.get("default_branch") if isinstance(repository, dict) else None
     if not isinstance(branch, str) or not branch:
         raise InputError("base is empty and the event names no default branch; set base (e.g. main)")
     return branch

@@ -55,6 +55,8 @@ class GitHub:
             if error.status == 403:
                 return PublishError(f"GitHub denied {doing} (HTTP 403: {message}); the job needs {PERMISSIONS}")
             return PublishError(f"GitHub answered HTTP {error.status} while {doing}: {message}")
+        if isinstance(error, RecursionError):  # PyGithub parses answers with json.loads, which recurses per level
+            return PublishError(f"the GitHub API at {self.api_url} answered JSON nested too deep while {doing}")
         reason = str(error).splitlines()[0] if str(error) else type(error).__name__
         return PublishError(f"cannot reach the GitHub API at {self.api_url} while {doing}: {reason}")
 
@@ -81,7 +83,7 @@ class GitHub:
             if error.status in (404, 409, 422):
                 raise PublishError(f"no branch {base!r} in {self.repository} (HTTP {error.status}); set base") from None
             raise self.fail(error, doing) from None
-        except requests.RequestException as error:
+        except (requests.RequestException, RecursionError) as error:
             raise self.fail(error, doing) from None
         return found
 
@@ -119,7 +121,7 @@ class GitHub:
                 self.client.requester.requestJsonAndCheck("POST", f"{pull.issue_url}/labels", input={"labels": missing})
         except GithubException as error:
             raise self.fail(error, doing) from None
-        except requests.RequestException as error:
+        except (requests.RequestException, RecursionError) as error:
             raise self.fail(error, doing) from None
         return Outcome(operation, pull.number, pull.html_url)
 
