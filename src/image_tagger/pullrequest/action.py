@@ -7,6 +7,7 @@ Inputs come as INPUT_* (hyphens kept), the repository and branch from GITHUB_*. 
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import sys
@@ -23,11 +24,13 @@ from image_tagger.flux import files
 from image_tagger.imagename import normalise_registry
 from image_tagger.pullrequest import render
 from image_tagger.pullrequest.changes import ImageChange, image_changes
+from image_tagger.pullrequest.facts import DEADLINE as LOOKUP_DEADLINE
 from image_tagger.pullrequest.facts import Facts, lookup
-from image_tagger.pullrequest.github import GitHub, Outcome
+from image_tagger.pullrequest.github import DEADLINE, GitHub, Outcome
 from image_tagger.pullrequest.markers import marked_values, policy_keys
 from image_tagger.registry_client import RegistryAuth
 
+DEADLINE_ENV = "IMAGE_TAGGER_PR_DEADLINE"  # seconds for the whole run's network calls; tests shorten it
 _LABEL = re.compile(r"[^,\n]{1,50}")
 _BRANCH = re.compile(r"(?!/)(?!.*(?:\.\.|//|@\{|\.lock(?:/|$)))[^\s~^:?*\[\\\x00-\x1f\x7f]+(?<![/.])")
 
@@ -45,6 +48,7 @@ class Inputs:
     repository: str
     api_url: str
     workspace: Path
+    deadline: float = DEADLINE
 
 
 def _input(env: Mapping[str, str], name: str) -> str:
@@ -92,7 +96,22 @@ def read_inputs(env: Mapping[str, str]) -> Inputs:
     except InputError as error:
         raise InputError(f"registry: {error}") from None
     api_url = (env.get("GITHUB_API_URL") or "https://api.github.com").rstrip("/")
-    return Inputs(token, path, base, branch, labels, registry, username, password, repository, api_url, workspace)
+    deadline = _deadline(env.get(DEADLINE_ENV, ""))
+    return Inputs(
+        token, path, base, branch, labels, registry, username, password, repository, api_url, workspace, deadline
+    )
+
+
+def _deadline(text: str) -> float:
+    if not text.strip():
+        return DEADLINE
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = math.nan
+    if not 0 < seconds <= DEADLINE:
+        raise InputError(f"{DEADLINE_ENV} {text[:20]!r} is not a number of seconds in (0, {DEADLINE:g}]")
+    return seconds
 
 
 def _default_branch(env: Mapping[str, str]) -> str:
@@ -137,8 +156,8 @@ def run(inputs: Inputs, github: GitHub) -> Result:
     credentials = {inputs.registry: RegistryAuth(inputs.username, inputs.password)} if inputs.username else {}
     facts = {}
     for index, change in enumerate(changes):
-        facts[(index, "old")] = lookup(change.old, credentials)
-        facts[(index, "new")] = lookup(change.new, credentials)
+        for side, ref in (("old", change.old), ("new", change.new)):  # within the run's one deadline
+            facts[(index, side)] = lookup(ref, credentials, min(LOOKUP_DEADLINE, github.deadline.remaining()))
     title, body = render.title(changes), render.body(changes, facts, inputs.branch, inputs.base)
     outcome = github.open_or_update(inputs.branch, inputs.base, title, body, inputs.labels)
     return Result(changes, facts, title, body, outcome)
@@ -192,7 +211,7 @@ def main(environ: Mapping[str, str] | None = None) -> int:
     except InputError as error:
         issue_command("error", {"title": "Invalid input"}, _one_line(error))
         return 2
-    github = GitHub(inputs.api_url, inputs.token, inputs.repository)
+    github = GitHub(inputs.api_url, inputs.token, inputs.repository, deadline=inputs.deadline)
     try:
         result = run(inputs, github)
         report(result, inputs)
