@@ -14,11 +14,12 @@ read before it gave up. Slow sends stop as soon as the client goes away, or when
 from __future__ import annotations
 
 import http.client
+import itertools
 import re
 import signal
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -184,7 +185,7 @@ class SlowServer:
             while exchange.sent < size + len(head) and not self._closing.is_set():
                 self._send(out, block[: size + len(head) - exchange.sent], exchange)
         elif rule and rule.kind == "trickle_body":
-            self._trickle(out, data if not endless else b"x" * (1 << 30), rule.interval, exchange)
+            self._trickle(out, itertools.repeat(120) if endless else data, rule.interval, exchange)
         else:
             self._send(out, data, exchange)
 
@@ -193,9 +194,9 @@ class SlowServer:
         out.flush()  # type: ignore[attr-defined]
         exchange.sent += len(data)
 
-    def _trickle(self, out: object, data: bytes, interval: float, exchange: Exchange) -> None:
-        for index in range(len(data)):
-            self._send(out, data[index : index + 1], exchange)
+    def _trickle(self, out: object, data: Iterable[int], interval: float, exchange: Exchange) -> None:
+        for byte in data:
+            self._send(out, bytes((byte,)), exchange)
             if self._closing.wait(interval):
                 return
 
@@ -210,16 +211,20 @@ def slow_server(upstream: str | None = None) -> Iterator[SlowServer]:
         server.close()
 
 
+class TimeLimitExceeded(BaseException):
+    """Not an Exception (nor the OSError that TimeoutError is): a client's `except` clauses cannot swallow it."""
+
+
 @contextmanager
 def time_limit(seconds: float) -> Iterator[None]:
-    """Fail the block (TimeoutError, from SIGALRM in the main thread) if it runs longer: a hang cannot stall the
-    suite. A blocking socket read is interrupted too."""
+    """Fail the block if it runs longer (SIGALRM in the main thread, again each second should it be caught), so
+    a hang cannot stall the suite; a blocking socket read is interrupted too."""
 
     def expired(signum: int, frame: object) -> None:
-        raise TimeoutError(f"still running after the test's limit of {seconds:g} s")
+        raise TimeLimitExceeded(f"still running after the test's limit of {seconds:g} s")
 
     previous = signal.signal(signal.SIGALRM, expired)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
+    signal.setitimer(signal.ITIMER_REAL, seconds, 1.0)
     try:
         yield
     finally:
