@@ -11,7 +11,9 @@ import time
 import pytest
 from support.hostile.slow import SlowServer, slow_server, time_limit
 
+from image_tagger.errors import PublishError
 from image_tagger.notify import ATTEMPTS, TIMEOUT, notify, worst_case
+from image_tagger.registry_client import list_tags
 
 TOKEN = "tok-bounds-0123456789"
 PAYLOAD = {"image": "127.0.0.1:5000/acme/app", "tags": ["1.0.0"], "digest": ""}
@@ -68,3 +70,12 @@ def test_notify_reads_no_oversized_answer(receiver: SlowServer, declare: bool) -
     assert took < TIMEOUT
     assert receiver.sent("oversized") < LEFTOVER
     assert max_rss() - before < 64 << 20
+
+
+def test_registry_client_gives_up_on_trickled_headers_at_its_deadline() -> None:
+    with slow_server() as registry:
+        registry.trickle_headers(interval=0.2)  # 14 s of headers, each byte well inside the 30 s read timeout
+        started = time.monotonic()
+        with time_limit(12), pytest.raises(PublishError, match=r"gave up .* \(deadline 3 s\)"):
+            list_tags(f"{registry.host}/acme/app", deadline=3)
+        assert time.monotonic() - started < 4
