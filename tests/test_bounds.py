@@ -7,12 +7,17 @@ from __future__ import annotations
 
 import resource
 import time
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from support.hostile.slow import SlowServer, slow_server, time_limit
+from support.registry import Registry
+from test_pull_request_action import api, checkout, config_repo, images, release_app, run_action  # noqa: F401
 
 from image_tagger.errors import PublishError
 from image_tagger.notify import ATTEMPTS, TIMEOUT, notify, worst_case
+from image_tagger.pullrequest.github import MAX_ANSWER
 from image_tagger.registry_client import list_tags
 
 TOKEN = "tok-bounds-0123456789"
@@ -26,7 +31,7 @@ def max_rss() -> int:
 
 
 @pytest.fixture
-def receiver() -> SlowServer:
+def receiver() -> Iterator[SlowServer]:
     with slow_server() as server:
         yield server
 
@@ -79,3 +84,60 @@ def test_registry_client_gives_up_on_trickled_headers_at_its_deadline() -> None:
         with time_limit(12), pytest.raises(PublishError, match=r"gave up .* \(deadline 3 s\)"):
             list_tags(f"{registry.host}/acme/app", deadline=3)
         assert time.monotonic() - started < 4
+
+
+@pytest.fixture
+def github_front(request: pytest.FixtureRequest) -> Iterator[SlowServer]:
+    """The local GitHub API (validated against GitHub's OpenAPI description) of test_pull_request_action, behind
+    a slow server."""
+    with slow_server(request.getfixturevalue("api").url) as front:
+        yield front
+
+
+def run_pull_request(
+    request: pytest.FixtureRequest, front: SlowServer, registry: Registry, tmp_path: Path
+) -> tuple[float, dict]:
+    """The pull-request action's run against `front`, with a 5 s deadline; the test's own limit is 60 s."""
+    bare = request.getfixturevalue("config_repo")
+    release_app(bare, tmp_path, registry)
+    workspace = checkout(bare, tmp_path / "w" / "ws")
+    started = time.monotonic()
+    with time_limit(60):
+        result = run_action(workspace, front, registry, {"timeout-seconds": "5"})  # type: ignore[arg-type]
+    return time.monotonic() - started, result
+
+
+def one_error(result: dict) -> str:
+    assert result["returncode"] == 1, result["stdout"] + result["stderr"]
+    assert "Traceback" not in result["stderr"]
+    assert len(result["errors"]) == 1, result["stdout"]
+    return result["errors"][0].message
+
+
+@pytest.mark.parametrize(
+    ("kind", "path"),
+    [("trickle_body", r"/git/trees/"), ("trickle_headers", r"/pulls\?")],
+    ids=["tree-body", "pulls-headers"],
+)
+def test_pull_request_action_ends_within_its_deadline_against_a_trickling_api(
+    kind: str, path: str, request: pytest.FixtureRequest, github_front: SlowServer, registry: Registry, tmp_path: Path
+) -> None:
+    github_front.add(kind, path, interval=0.2, method="GET")  # 1-2 KB: minutes, each byte inside 30 s
+
+    took, result = run_pull_request(request, github_front, registry, tmp_path)
+
+    assert "within the run's deadline (5 s for all calls" in one_error(result)
+    assert took < 5 + 10  # the deadline, and the interpreter's start-up on a busy machine
+    assert github_front.sent(kind) < 1024
+
+
+@pytest.mark.parametrize("declare", [True, False], ids=["declared", "undeclared"])
+def test_pull_request_action_refuses_an_oversized_answer(
+    declare: bool, request: pytest.FixtureRequest, github_front: SlowServer, registry: Registry, tmp_path: Path
+) -> None:
+    github_front.oversized(r"/git/trees/", size=512 << 20, declare=declare)
+
+    _, result = run_pull_request(request, github_front, registry, tmp_path)
+
+    assert f"over the {MAX_ANSWER} byte limit" in one_error(result)
+    assert github_front.sent("oversized") < MAX_ANSWER + LEFTOVER

@@ -30,7 +30,7 @@ from image_tagger.pullrequest.github import DEADLINE, GitHub, Outcome
 from image_tagger.pullrequest.markers import marked_values, policy_keys
 from image_tagger.registry_client import RegistryAuth
 
-DEADLINE_ENV = "IMAGE_TAGGER_PR_DEADLINE"  # seconds for the whole run's network calls; tests shorten it
+MAX_DEADLINE = 3600.0
 _LABEL = re.compile(r"[^,\n]{1,50}")
 _BRANCH = re.compile(r"(?!/)(?!.*(?:\.\.|//|@\{|\.lock(?:/|$)))[^\s~^:?*\[\\\x00-\x1f\x7f]+(?<![/.])")
 
@@ -96,21 +96,22 @@ def read_inputs(env: Mapping[str, str]) -> Inputs:
     except InputError as error:
         raise InputError(f"registry: {error}") from None
     api_url = (env.get("GITHUB_API_URL") or "https://api.github.com").rstrip("/")
-    deadline = _deadline(env.get(DEADLINE_ENV, ""))
+    deadline = _deadline(_input(env, "timeout-seconds"))
     return Inputs(
         token, path, base, branch, labels, registry, username, password, repository, api_url, workspace, deadline
     )
 
 
 def _deadline(text: str) -> float:
-    if not text.strip():
+    """timeout-seconds: the one deadline of every GitHub and registry call of the run."""
+    if not text:
         return DEADLINE
     try:
         seconds = float(text)
     except ValueError:
         seconds = math.nan
-    if not 0 < seconds <= DEADLINE:
-        raise InputError(f"{DEADLINE_ENV} {text[:20]!r} is not a number of seconds in (0, {DEADLINE:g}]")
+    if not 1 <= seconds <= MAX_DEADLINE:
+        raise InputError(f"timeout-seconds {text[:20]!r} is not a number of seconds from 1 to {MAX_DEADLINE:g}")
     return seconds
 
 

@@ -92,7 +92,8 @@ class GitHub:
         self.api_url = api_url
         self.repository = repository
         self.deadline = Deadline(deadline)
-        # PyGithub's own hook for its connection classes; its Requester reads them once, when it is made.
+        # PyGithub's own hook for its connection classes; a Requester reads them once, when it is made. The client
+        # is lazy from the start, so that the repository shares its Requester (withLazy would make a new one).
         Requester.injectConnectionClasses(
             _bounded(HTTPRequestsConnectionClass, self.deadline.remaining),
             _bounded(HTTPSRequestsConnectionClass, self.deadline.remaining),
@@ -103,10 +104,11 @@ class GitHub:
                 base_url=api_url,
                 timeout=TIMEOUT,
                 retry=_Retry(self.deadline.remaining, total=retries),
+                lazy=True,
             )
         finally:
             Requester.resetConnectionClasses()
-        self.repo: Repository = self.client.get_repo(repository, lazy=True)
+        self.repo: Repository = self.client.get_repo(repository)
 
     def close(self) -> None:
         self.client.close()
