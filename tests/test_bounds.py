@@ -5,12 +5,14 @@ fails instead of hanging the suite."""
 
 from __future__ import annotations
 
+import os
 import resource
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from support.cli import assert_input_error, run_cli
 from support.hostile.slow import SlowServer, slow_server, time_limit
 from support.registry import Registry
 from test_pull_request_action import api, checkout, config_repo, images, release_app, run_action  # noqa: F401
@@ -141,3 +143,40 @@ def test_pull_request_action_refuses_an_oversized_answer(
 
     assert f"over the {MAX_ANSWER} byte limit" in one_error(result)
     assert github_front.sent("oversized") < MAX_ANSWER + LEFTOVER
+
+
+POLICY = """\
+apiVersion: image.toolkit.fluxcd.io/v1beta2
+kind: ImagePolicy
+metadata: {name: app, namespace: flux-system}
+spec:
+  imageRepositoryRef: {name: app}
+  policy: {semver: {range: ">=1.0.0"}}
+"""
+
+
+@pytest.mark.parametrize(
+    ("args", "named"),
+    [
+        (("select", "--tags", "{fifo}", "--policy", "{policy}"), "--tags"),
+        (("select", "--tags", "{tags}", "--policy", "{fifo}"), "--policy"),
+        (("select", "--tags", "/dev/zero", "--policy", "{policy}"), "--tags /dev/zero: a device"),
+        (("publish", "--image", "127.0.0.1:9/a/b", "--workspace", ".", "--secrets-file", "{fifo}"), "--secrets-file"),
+        (("preview", "{fifo}"), "overlay file"),
+    ],
+    ids=["select-tags", "select-policy", "select-tags-device", "publish-secrets-file", "preview-overlay"],
+)
+def test_a_fifo_or_device_named_on_the_command_line_is_refused_at_once(
+    args: tuple[str, ...], named: str, tmp_path: Path
+) -> None:
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    (tmp_path / "policy.yaml").write_text(POLICY)
+    (tmp_path / "tags").write_text("1.0.0\n1.2.0\n")
+    paths = {"fifo": fifo, "policy": tmp_path / "policy.yaml", "tags": tmp_path / "tags"}
+    started = time.monotonic()
+
+    done = run_cli(*(arg.format(**paths) for arg in args), cwd=tmp_path, timeout=20)  # nobody ever writes the FIFO
+
+    assert_input_error(done, named, "not a regular file")
+    assert time.monotonic() - started < 10
