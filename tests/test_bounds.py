@@ -5,6 +5,7 @@ fails instead of hanging the suite."""
 
 from __future__ import annotations
 
+import json
 import os
 import resource
 import time
@@ -12,13 +13,16 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from support.cli import assert_input_error, run_cli
+from support.cli import assert_input_error, explain, run_cli
+from support.faultproxy import FaultProxy, fault_proxy
 from support.hostile.slow import SlowServer, slow_server, time_limit
 from support.registry import Registry
 from test_pull_request_action import api, checkout, config_repo, images, release_app, run_action  # noqa: F401
 
+from image_tagger.docker_ops import TIMEOUT_ENV
 from image_tagger.errors import PublishError
 from image_tagger.notify import ATTEMPTS, TIMEOUT, notify, worst_case
+from image_tagger.publish import PUSH_ATTEMPTS
 from image_tagger.pullrequest.github import MAX_ANSWER
 from image_tagger.registry_client import list_tags
 
@@ -180,3 +184,56 @@ def test_a_fifo_or_device_named_on_the_command_line_is_refused_at_once(
 
     assert_input_error(done, named, "not a regular file")
     assert time.monotonic() - started < 10
+
+
+SDK_TIMEOUT = "3"  # IMAGE_TAGGER_DOCKER_TIMEOUT: the daemon's silence on the manifest PUT ends the push after 3 s
+
+
+@pytest.fixture
+def push_proxy(registry: Registry) -> Iterator[FaultProxy]:
+    with fault_proxy(registry.host) as proxy:
+        yield proxy
+
+
+def publish_through(proxy: FaultProxy, registry: Registry, workspace: Path, repository: str, version: str):
+    """`publish --json` of `refs/tags/v<version>` through the proxy, the SDK's timeout shortened."""
+    return run_cli(
+        *("publish", "--image", f"{proxy.host}/{repository}", "--workspace", str(workspace), "--json"),
+        *("--promote", "never", "--ref", f"refs/tags/v{version}"),
+        *("--username", registry.username, "--password-stdin"),
+        stdin=registry.password + "\n",
+        env={TIMEOUT_ENV: SDK_TIMEOUT},
+        timeout=240,
+    )
+
+
+def test_a_manifest_put_stalled_once_is_retried_and_lands(
+    push_proxy: FaultProxy, registry: Registry, sample_app: Path
+) -> None:
+    push_proxy.stall(r"/manifests/2\.0\.0$", seconds=8, times=1, method="PUT")  # then forwarded: it lands late
+
+    done = publish_through(push_proxy, registry, sample_app, "bounds/stall-once", "2.0.0")
+
+    assert done.returncode == 0, explain(done)
+    assert "Traceback" not in done.stderr
+    assert "did not answer in time (nothing for 3 s" in done.stderr and "attempt 2" in done.stderr
+    assert json.loads(done.stdout)["digest"] == registry.manifest_digest("bounds/stall-once", "2.0.0")
+
+
+def test_a_manifest_put_that_always_stalls_is_a_failed_push_that_says_what_the_registry_holds(
+    push_proxy: FaultProxy, registry: Registry, sample_app: Path
+) -> None:
+    push_proxy.stall(r"/manifests/2\.0\.1$", seconds=600, times=-1, method="PUT")
+    started = time.monotonic()
+
+    done = publish_through(push_proxy, registry, sample_app, "bounds/stall-always", "2.0.1")
+
+    assert done.returncode == 1, explain(done)
+    assert "Traceback" not in done.stderr
+    result = json.loads(done.stdout)
+    assert result["outcome"] == "failed" and not result["pushed"]
+    error = result["errors"][f"{push_proxy.host}/bounds/stall-always:2.0.1"]
+    assert "did not answer in time" in error and "read back:" in error and "missing from the registry" in error
+    assert registry.tags("bounds/stall-always") == []  # truthful: nothing there when it said so
+    assert len(push_proxy.requests(path=r"/manifests/2\.0\.1$", method="PUT")) == PUSH_ATTEMPTS
+    assert time.monotonic() - started < 150

@@ -55,7 +55,7 @@ class _Exchange:
         self._sockets: list[socket.socket] = []
         self._done = False
         self.expired = False
-        self._timer = threading.Timer(seconds, self._expire)
+        self._timer = threading.Timer(min(seconds, threading.TIMEOUT_MAX), self._expire)
         self._timer.daemon = True
         self._timer.start()
 

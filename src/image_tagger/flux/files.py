@@ -133,10 +133,14 @@ def read_regular(path: Path, limit: int, follow_symlinks: bool = False) -> tuple
 
 def read_named_file(path: Path, source: str, limit: int = MAX_NAMED_FILE_BYTES) -> str:
     """The UTF-8 text of a file named on the command line (`source` names it: `--tags FILE`); a FIFO, socket or
-    device is refused before anything is read from it, so the command cannot hang on one. InputError: exit 2."""
+    device is refused before it is opened, so the command cannot hang on one. InputError: exit 2."""
     accepted = f"accepted: a regular UTF-8 text file of at most {limit} bytes"
     try:
-        data, why = read_regular(path, limit, follow_symlinks=True)
+        mode = path.stat().st_mode  # no other kind of file is even opened: opening a device can act
+        if stat.S_ISREG(mode):
+            data, why = read_regular(path, limit, follow_symlinks=True)
+        else:
+            data, why = None, f"{_kind(mode)}, not a regular file"
     except OSError as err:
         raise InputError(f"{source}: cannot be read ({_why(err)}); {accepted}") from None
     if data is None:
