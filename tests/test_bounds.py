@@ -137,6 +137,17 @@ def test_pull_request_action_ends_within_its_deadline_against_a_trickling_api(
     assert github_front.sent(kind) < 1024
 
 
+def test_pull_request_action_does_not_wait_past_its_deadline_when_asked_to_retry_later(
+    request: pytest.FixtureRequest, github_front: SlowServer, registry: Registry, tmp_path: Path
+) -> None:
+    github_front.add("retry_later", r"/git/trees/", interval=3600)
+
+    took, result = run_pull_request(request, github_front, registry, tmp_path)
+
+    assert "GitHub asked for a wait of 3600 s before retrying, past the deadline" in one_error(result)
+    assert took < 5 + 10
+
+
 @pytest.mark.parametrize("declare", [True, False], ids=["declared", "undeclared"])
 def test_pull_request_action_refuses_an_oversized_answer(
     declare: bool, request: pytest.FixtureRequest, github_front: SlowServer, registry: Registry, tmp_path: Path

@@ -166,7 +166,6 @@ def notify(
     backoff: float = BACKOFF,
     sleep: Callable[[float], None] = time.sleep,
     log: Callable[[str], None] | None = None,
-    session: requests.Session | None = None,
 ) -> Notification:
     """POST the signed payload; retries dropped connections, timeouts, 429 and 5xx. Never raises."""
     try:
@@ -175,7 +174,7 @@ def notify(
         return Notification(False, f"Flux not notified: {err}")
     where = origin(url)
     deadline = Deadline(worst_case(attempts, timeout, backoff))
-    http = session or bounded_session(deadline.remaining, max_body=0)  # the body is never read
+    http = bounded_session(deadline.remaining, max_body=0)  # the body is never read
     outcome = ""
     try:
         for attempt in range(1, attempts + 1):
@@ -209,8 +208,7 @@ def notify(
                 log(f"Flux receiver {where}: {outcome} (attempt {attempt} of {attempts}); next in {wait:g} s")
             sleep(wait)
     finally:
-        if session is None:
-            http.close()
+        http.close()
     return Notification(False, f"Flux not notified: {where}: {outcome} (after {attempt} attempts)", attempt)
 
 

@@ -6,7 +6,8 @@ Rules, first match wins (method and path regexes, like tests/support/faultproxy.
 - `trickle_body`: the headers at once, then the body one byte per `interval` (an endless one without upstream);
 - `oversized`: a body of `size` bytes, sent as fast as the client reads, declared (Content-Length) or not
   (read until close), so a client must count, not only trust the header;
-- `stall`: nothing at all for `interval` seconds, then the answer.
+- `stall`: nothing at all for `interval` seconds, then the answer;
+- `retry_later`: 503 with `Retry-After: <interval>`, a wait the client is asked for rather than one it is made to.
 Every request is recorded with the bytes sent back (`Exchange.sent`), so a test can show how much a client
 read before it gave up. Slow sends stop as soon as the client goes away, or when the server closes.
 """
@@ -31,7 +32,7 @@ OK_BODY = b'{"ok":true}'
 
 @dataclass
 class Rule:
-    kind: str  # trickle_headers | trickle_body | oversized | stall
+    kind: str  # trickle_headers | trickle_body | oversized | stall | retry_later
     path: str = ""
     method: str = ""
     interval: float = 1.0
@@ -163,6 +164,11 @@ class SlowServer:
     def _serve(self, handler: BaseHTTPRequestHandler, rule: Rule | None, exchange: Exchange, body: bytes) -> None:
         out = handler.wfile
         if rule and rule.kind == "stall" and self._closing.wait(rule.interval):
+            return
+        if rule and rule.kind == "retry_later":
+            handler.close_connection = True
+            head = f"HTTP/1.1 503 Service Unavailable\r\nRetry-After: {rule.interval:.0f}\r\nContent-Length: 0\r\n\r\n"
+            self._send(out, head.encode(), exchange)
             return
         headers = {k: v for k, v in handler.headers.items() if k.lower() not in SKIP}
         status, answer_headers, data = self._answer(handler.command, handler.path, headers, body)
