@@ -26,7 +26,10 @@ REPO = Path(__file__).resolve().parents[1]
 TOKEN = "ghs_pull-request-test-token-0123456789"
 OWNER_REPO = "acme/config"
 BRANCH = "flux/app-production"
-INPUTS = ("github-token", "path", "base", "branch", "labels", "registry", "registry-username", "registry-password")
+INPUTS = (
+    *("github-token", "path", "base", "branch", "labels"),
+    *("registry", "registry-username", "registry-password", "timeout-seconds"),
+)
 REVISIONS = {tag: hashlib.sha1(tag.encode()).hexdigest() for tag in ("1.4.1", "1.4.2", "1.4.3", "2.0.0", "2.1.0")}
 
 

@@ -26,6 +26,7 @@ from docker.errors import DockerException
 from image_tagger import context, docker_ops, inputs, manifests, notify, report
 from image_tagger.errors import InputError, PublishError
 from image_tagger.flux import automation, imageref, policy, setters
+from image_tagger.flux.files import read_named_file
 from image_tagger.imagename import ImageName
 from image_tagger.naming import NamingOptions, plan_tags
 from image_tagger.publish import Provenance, PushFailed, publish
@@ -113,12 +114,7 @@ def cmd_tags(args: argparse.Namespace) -> int:
 
 
 def _read_secrets(path: str | None) -> str:
-    if not path:
-        return ""
-    try:
-        return Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as err:
-        raise InputError(f"--secrets-file {path}: not a readable text file ({err.strerror or err})") from err
+    return read_named_file(Path(path), f"--secrets-file {path}") if path else ""
 
 
 def cmd_publish(args: argparse.Namespace) -> int:
@@ -175,10 +171,7 @@ def _policy_inputs(path: Path) -> tuple[dict[str, Any], list[str] | None]:
 
 def cmd_select(args: argparse.Namespace) -> int:
     spec, repo_exclusions = _policy_inputs(Path(args.policy))
-    try:
-        lines = Path(args.tags).read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as err:
-        raise InputError(f"--tags {args.tags}: not a readable text file ({err})") from err
+    lines = read_named_file(Path(args.tags), f"--tags {args.tags}").splitlines()
     tags = policy.scan_tags([t.strip() for t in lines if t.strip()], args.exclude or repo_exclusions)
     try:
         print(policy.select_tag(spec, tags))

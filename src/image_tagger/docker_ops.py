@@ -7,6 +7,8 @@ the SDK reports inside its JSON streams instead of raising are turned into Publi
 from __future__ import annotations
 
 import contextlib
+import math
+import os
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager
@@ -14,13 +16,22 @@ from typing import Any, Protocol
 
 import docker
 import requests
+import urllib3
 from docker.errors import APIError, DockerException
 
-from image_tagger.errors import PublishError
+from image_tagger.errors import InputError, PublishError
 from image_tagger.imagename import ImageName
 from image_tagger.inputs import BuildOptions
 
 _PUSHED_DIGEST = re.compile(r"digest: (sha256:[0-9a-f]{64})")
+TIMEOUT_ENV = "IMAGE_TAGGER_DOCKER_TIMEOUT"
+DEFAULT_TIMEOUT = 60.0  # docker.constants.DEFAULT_TIMEOUT_SECONDS
+MAX_TIMEOUT = 3600.0
+
+
+class PushStalled(PublishError):
+    """The daemon sent nothing for the SDK's timeout during a push. We closed the call, which cancels the daemon's
+    push, but a manifest it had already sent may still be stored by the registry: only a read-back tells."""
 
 
 class Log(Protocol):
@@ -28,10 +39,36 @@ class Log(Protocol):
     def group(self, title: str) -> AbstractContextManager[None]: ...
 
 
+# What the SDK raises when the daemon stays silent past the client's timeout (requests as a call starts, urllib3
+# while its stream is read) or the connection to it breaks: never a traceback.
+DAEMON_SILENT = (requests.RequestException, urllib3.exceptions.HTTPError, OSError)
+
+
+def silent(client: docker.DockerClient, err: BaseException) -> str:
+    """DAEMON_SILENT `err` in words: a timeout says how long the daemon was silent."""
+    if isinstance(err, requests.Timeout | urllib3.exceptions.TimeoutError | TimeoutError):
+        return f"the daemon did not answer in time (nothing for {client.api.timeout:g} s, {TIMEOUT_ENV})"
+    return f"the connection to the daemon broke ({type(err).__name__})"
+
+
+def daemon_timeout(env: Mapping[str, str] = os.environ) -> float:
+    """Seconds the daemon may stay silent on one call (IMAGE_TAGGER_DOCKER_TIMEOUT, default the SDK's 60)."""
+    text = env.get(TIMEOUT_ENV, "").strip()
+    if not text:
+        return DEFAULT_TIMEOUT
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = math.nan
+    if not 1 <= seconds <= MAX_TIMEOUT:
+        raise InputError(f"{TIMEOUT_ENV} {text[:20]!r} is not a number of seconds from 1 to {MAX_TIMEOUT:g}")
+    return seconds
+
+
 def connect() -> docker.DockerClient:
     """A client for DOCKER_HOST (or the default socket); a clear error when no daemon answers."""
     try:
-        client = docker.from_env()
+        client = docker.from_env(timeout=daemon_timeout())  # type: ignore[arg-type] - a float is what requests takes
         client.ping()
     except DockerException as err:
         raise PublishError(f"Docker daemon not reachable (DOCKER_HOST or /var/run/docker.sock): {err}") from err
@@ -92,6 +129,8 @@ def build(
                 image_id = client.images.get(ref).id
         except (APIError, DockerException) as err:
             raise PublishError(f"build of {ref} failed: {err}") from err
+        except DAEMON_SILENT as err:
+            raise PublishError(f"build of {ref} failed: {silent(client, err)}") from err
     return image_id
 
 
@@ -122,9 +161,10 @@ def push(client: docker.DockerClient, image: ImageName, tag_name: str, log: Log)
                 digest = (chunk.get("aux") or {}).get("Digest") or (said.group(1) if said else digest)
         except (APIError, DockerException) as err:
             raise PublishError(f"push of {image.ref(tag_name)} failed: {err}") from err
-        except requests.RequestException as err:  # the SDK's own read timeout: the push may still land
-            raise PublishError(
-                f"push of {image.ref(tag_name)} failed: the daemon did not answer in time ({err})"
+        except DAEMON_SILENT as err:
+            raise PushStalled(
+                f"push of {image.ref(tag_name)} failed: {silent(client, err)}; the push was abandoned, a manifest "
+                "already sent may still land"
             ) from err
     if not digest:
         raise PublishError(f"push of {image.ref(tag_name)} reported no digest")

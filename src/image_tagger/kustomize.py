@@ -17,6 +17,7 @@ from image_tagger.errors import InputError
 from image_tagger.gitcmd import git
 
 # A remote reference to the base: any scheme, the `//flux` repo path, optional sub-component, pinned ref.
+KUSTOMIZE_TIMEOUT = 120  # seconds for `kustomize build` of an overlay (remote bases are fetched over the network)
 FLUX_REFERENCE = re.compile(
     r"(?P<base>[a-z][a-z0-9+.-]*://[^\s\"']+?//flux)(?P<sub>(?:/[\w.-]+)*)\?ref=(?P<ref>[\w.+/-]+)"
 )
@@ -74,4 +75,6 @@ def kustomize_output(directory: Path) -> str:
             f"{directory} is a kustomize overlay but neither kustomize nor kubectl is installed here; accepted: "
             f"a rendered file (`kubectl kustomize {directory} > flux-objects.yaml`) or a folder of plain manifests"
         )
-    return subprocess.run([*command, str(directory)], check=True, capture_output=True, text=True).stdout
+    return subprocess.run(
+        [*command, str(directory)], check=True, capture_output=True, text=True, timeout=KUSTOMIZE_TIMEOUT
+    ).stdout

@@ -15,6 +15,7 @@ from ruamel.yaml.events import CollectionEndEvent, CollectionStartEvent
 
 from image_tagger import kustomize
 from image_tagger.errors import InputError
+from image_tagger.flux.files import read_named_file
 from image_tagger.flux.yamltree import MAX_YAML_DEPTH  # one limit for every YAML the tools read
 
 KUSTOMIZATION_FILES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
@@ -42,11 +43,7 @@ def load_documents(text: str, source: str) -> list[dict[str, Any]]:
 
 
 def load_file(path: Path, source: str) -> list[dict[str, Any]]:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as err:
-        raise InputError(f"{source}: not a readable YAML file ({err})") from err
-    return load_documents(text, source)
+    return load_documents(read_named_file(path, source), source)
 
 
 def is_kustomization(path: Path) -> bool:
@@ -75,7 +72,7 @@ def load_objects(path: Path) -> list[dict[str, Any]]:
         return render(path)
     if path.is_dir():
         files = sorted(p for p in path.rglob("*") if p.suffix in (".yaml", ".yml") and p.is_file())
-    elif path.is_file():
+    elif path.exists():  # a FIFO or device too: load_file refuses it by name
         files = [path]
     else:
         raise InputError(f"overlay {path} does not exist; accepted: a kustomize overlay, a folder or a YAML file")

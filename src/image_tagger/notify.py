@@ -10,7 +10,8 @@ Receiver has that path, 503 while the Receiver is suspended or not ready, 500 wh
 
 The image is already in the registry when this runs, so `notify` never raises: a failed notification is a
 `Notification(ok=False, detail=...)` that the action turns into a warning, after a short bounded retry
-(`worst_case()` seconds at most). A retried POST may reach Flux twice; a second reconcile request is harmless.
+(`worst_case()` seconds at most, however slowly a receiver trickles its answer; only the status line and
+headers are read, never the body). A retried POST may reach Flux twice; a second reconcile request is harmless.
 Neither the secret, the signature nor the webhook path (it is derived from the token) is ever part of `detail`.
 """
 
@@ -27,16 +28,16 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 import requests
-from urllib3.util import Timeout
 
 from image_tagger.errors import InputError
+from image_tagger.httpbounds import Deadline, bounded_session
 
 if TYPE_CHECKING:  # publish imports inputs, which may import this module
     from image_tagger.publish import PublishResult
 
 SIGNATURE_HEADER = "X-Signature"
 ATTEMPTS = 3
-TIMEOUT = 2.5  # seconds per request, connecting and answering together
+TIMEOUT = 2.5  # seconds per request: connecting, sending, and the answer's status and headers together
 BACKOFF = 0.5  # seconds before the second attempt, doubled before each further one
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 _UNSAFE = re.compile(r"[\s\x00-\x1f\x7f]")
@@ -137,7 +138,7 @@ def signed_request(url: str, secret: str, payload: Mapping[str, object]) -> tupl
 
 
 def worst_case(attempts: int = ATTEMPTS, timeout: float = TIMEOUT, backoff: float = BACKOFF) -> float:
-    """The longest `notify` can take against a receiver that accepts connections and never answers."""
+    """The longest `notify` can take, whatever the receiver does: it is also `notify`'s overall deadline."""
     return attempts * timeout + sum(backoff * 2**n for n in range(attempts - 1))
 
 
@@ -165,7 +166,6 @@ def notify(
     backoff: float = BACKOFF,
     sleep: Callable[[float], None] = time.sleep,
     log: Callable[[str], None] | None = None,
-    session: requests.Session | None = None,
 ) -> Notification:
     """POST the signed payload; retries dropped connections, timeouts, 429 and 5xx. Never raises."""
     try:
@@ -173,14 +173,16 @@ def notify(
     except InputError as err:
         return Notification(False, f"Flux not notified: {err}")
     where = origin(url)
-    http = session or requests.Session()
+    deadline = Deadline(worst_case(attempts, timeout, backoff))
+    http = bounded_session(deadline.remaining, max_body=0)  # the body is never read
     outcome = ""
     try:
         for attempt in range(1, attempts + 1):
             try:
-                # total: connecting and the answer share one budget, so a stalled receiver costs `timeout`.
+                # A number as timeout bounds the whole exchange (connect, send, status and headers); the body
+                # is never read, so neither a trickled nor a huge one holds us or fills memory.
                 response = http.post(
-                    url, data=body, headers=headers, timeout=Timeout(total=timeout), allow_redirects=False
+                    url, data=body, headers=headers, timeout=timeout, allow_redirects=False, stream=True
                 )
             except requests.RequestException as err:
                 outcome = _failure(err, timeout)
@@ -199,15 +201,15 @@ def notify(
                     reason = _REFUSED.get(status, f"{where} answered {status}")
                     return Notification(False, f"Flux not notified: {reason}", attempt)
                 outcome = f"answered {status}"
-            if attempt < attempts:
-                wait = backoff * 2 ** (attempt - 1)
-                if log:
-                    log(f"Flux receiver {where}: {outcome} (attempt {attempt} of {attempts}); next in {wait:g} s")
-                sleep(wait)
+            wait = backoff * 2 ** (attempt - 1)
+            if attempt == attempts or wait >= deadline.remaining():
+                break
+            if log:
+                log(f"Flux receiver {where}: {outcome} (attempt {attempt} of {attempts}); next in {wait:g} s")
+            sleep(wait)
     finally:
-        if session is None:
-            http.close()
-    return Notification(False, f"Flux not notified: {where}: {outcome} (after {attempts} attempts)", attempts)
+        http.close()
+    return Notification(False, f"Flux not notified: {where}: {outcome} (after {attempt} attempts)", attempt)
 
 
 def announce(receiver: Receiver, result: PublishResult, log: Callable[[str], None] | None = None) -> Notification:

@@ -222,21 +222,36 @@ def push_verified(
 ) -> str:
     """Push one tag with retries on transient registry trouble, then read it back; returns its digest.
 
-    `built` is (this run's local build tag, its image id).
+    `built` is (this run's local build tag, its image id). The read-back follows a failed push too: a push we
+    gave up on (the daemon silent past the SDK's timeout) may have landed, and then the tag is ours, pushed.
     """
     build_ref, image_id = built
     for attempt in range(1, PUSH_ATTEMPTS + 1):
+        pushed: PublishError | None = None
         try:
             docker_ops.tag(client, build_ref, plan.image, (tag,))  # from our own tag: one another run moved is reset
             docker_ops.push(client, plan.image, tag, log)
-            with registry_session() as session:  # a fresh deadline: the push itself may have taken long
-                return verify(session, plan, tag, image_id)
         except PublishError as err:
-            if attempt == PUSH_ATTEMPTS or not is_transient(err):
-                raise
-            wait = PUSH_BACKOFF * 2 ** (attempt - 1)
-            log.info(f"push of {plan.image.ref(tag)} failed ({err}); attempt {attempt + 1} in {wait:.0f}s")
-            sleep(wait)
+            pushed = err
+        try:
+            with registry_session() as session:  # a fresh deadline: the push itself may have taken long
+                digest = verify(session, plan, tag, image_id)
+        except PublishError as err:
+            if pushed is None:
+                error = err
+            elif isinstance(pushed, docker_ops.PushStalled):  # say what the registry held when we last looked
+                error = PublishError(f"{pushed}; read back: {err}")
+            else:
+                error = pushed
+        else:
+            if pushed:
+                log.info(f"{plan.image.ref(tag)}: the push reported {pushed}, but the registry holds this run's image")
+            return digest
+        if attempt == PUSH_ATTEMPTS or not is_transient(error):
+            raise error
+        wait = PUSH_BACKOFF * 2 ** (attempt - 1)
+        log.info(f"push of {plan.image.ref(tag)} failed ({error}); attempt {attempt + 1} in {wait:.0f}s")
+        sleep(wait)
     raise AssertionError("unreachable")
 
 

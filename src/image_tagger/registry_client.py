@@ -37,6 +37,7 @@ import urllib3
 
 from image_tagger import jsonlimits
 from image_tagger.errors import InputError, PublishError
+from image_tagger.httpbounds import bounded_session
 from image_tagger.imagename import DOCKER_HUB, ImageName, normalise_registry, parse_image, registry_of_server
 from image_tagger.redact import Redactor
 
@@ -356,7 +357,8 @@ class RegistrySession:
         self.max_body = max_body
         self.retry_base = retry_base
         self._sleep, self._clock, self._jitter = sleep, clock, jitter
-        self.http = http or requests.Session()
+        # Its adapter ends connect and headers at the deadline however slowly they come; _read bounds the body.
+        self.http = http or bounded_session(self._remaining, max_body)
         self.endpoint = registry_endpoint(self.image.registry)
         self._origin = _origin(self.endpoint)
         self._started = clock()

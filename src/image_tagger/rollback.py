@@ -21,6 +21,7 @@ from image_tagger import manifests, yamlblock
 from image_tagger.errors import InputError, PublishError
 from image_tagger.flux import automation, files, policy
 from image_tagger.flux.automation import ImageRepo
+from image_tagger.flux.files import read_named_file
 from image_tagger.flux.goregex import GoRegexp
 from image_tagger.naming import ACCEPTED_TAG, DOCKER_TAG
 
@@ -110,10 +111,7 @@ def _new_patch(repo: ImageRepo, pattern: str) -> str:
 
 
 def _read(path: Path) -> str:
-    try:
-        return path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as err:
-        raise InputError(f"{path}: not a readable text file ({err})") from None
+    return read_named_file(path, str(path))
 
 
 def _entry_index(kustomization: str, patch: str, source: str) -> int | None:

@@ -20,7 +20,10 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from image_tagger.errors import InputError
+
 MAX_FILE_BYTES = 1024 * 1024  # 1 MiB: a bigger manifest is not hand-written, and parsing it takes seconds per MiB
+MAX_NAMED_FILE_BYTES = 16 * 1024 * 1024  # a file named on the command line: tag lists, policies, overlays, secrets
 MAX_DIR_DEPTH = 255  # directories below PATH; deeper ones are not entered
 
 
@@ -114,9 +117,10 @@ def _symlink(root: Path, rel: str, entry: os.DirEntry, notes: list[str]) -> Cand
     return Candidate(rel, real)
 
 
-def read_regular(path: Path, limit: int) -> tuple[bytes | None, str]:
+def read_regular(path: Path, limit: int, follow_symlinks: bool = False) -> tuple[bytes | None, str]:
     """(bytes, "") of a regular file of at most ``limit`` bytes, else (None, why not); never blocks on a FIFO."""
-    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    flags = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | (0 if follow_symlinks else os.O_NOFOLLOW)
+    fd = os.open(path, flags)
     with open(fd, "rb") as file:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
@@ -126,6 +130,26 @@ def read_regular(path: Path, limit: int) -> tuple[bytes | None, str]:
         size = max(info.st_size, len(data))
         return None, f"{size} bytes, over the {limit}-byte limit (not parsed)"
     return data, ""
+
+
+def read_named_file(path: Path, source: str, limit: int = MAX_NAMED_FILE_BYTES) -> str:
+    """The UTF-8 text of a file named on the command line (`source` names it: `--tags FILE`); a FIFO, socket or
+    device is refused before it is opened, so the command cannot hang on one. InputError: exit 2."""
+    accepted = f"accepted: a regular UTF-8 text file of at most {limit} bytes"
+    try:
+        mode = path.stat().st_mode  # no other kind of file is even opened: opening a device can act
+        if stat.S_ISREG(mode):
+            data, why = read_regular(path, limit, follow_symlinks=True)
+        else:
+            data, why = None, f"{_kind(mode)}, not a regular file"
+    except OSError as err:
+        raise InputError(f"{source}: cannot be read ({_why(err)}); {accepted}") from None
+    if data is None:
+        raise InputError(f"{source}: {why}; {accepted}")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InputError(f"{source}: not UTF-8 text; {accepted}") from None
 
 
 # --- writing ---

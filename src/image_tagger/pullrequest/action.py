@@ -9,6 +9,7 @@ GitHub or the registry answers is printed one line each, control characters esca
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import sys
@@ -23,13 +24,15 @@ from image_tagger.flux import files
 from image_tagger.imagename import normalise_registry
 from image_tagger.pullrequest import render
 from image_tagger.pullrequest.changes import ImageChange, image_changes
+from image_tagger.pullrequest.facts import DEADLINE as LOOKUP_DEADLINE
 from image_tagger.pullrequest.facts import Facts, lookup
-from image_tagger.pullrequest.github import GitHub, Outcome
+from image_tagger.pullrequest.github import DEADLINE, GitHub, Outcome
 from image_tagger.pullrequest.markers import marked_values, policy_keys
 from image_tagger.redact import Redactor, is_one_line, one_line
 from image_tagger.registry_client import RegistryAuth
 from image_tagger.runnerio import Runner
 
+MAX_DEADLINE = 3600.0
 _LABEL = re.compile(r"[^,\n]{1,50}")
 _BRANCH = re.compile(r"(?!/)(?!.*(?:\.\.|//|@\{|\.lock(?:/|$)))[^\s~^:?*\[\\\x00-\x1f\x7f]+(?<![/.])")
 
@@ -47,6 +50,7 @@ class Inputs:
     repository: str
     api_url: str
     workspace: Path
+    deadline: float = DEADLINE
 
 
 def _input(env: Mapping[str, str], name: str) -> str:
@@ -97,7 +101,23 @@ def read_inputs(env: Mapping[str, str]) -> Inputs:
     except InputError as error:
         raise InputError(f"registry: {error}") from None
     api_url = (env.get("GITHUB_API_URL") or "https://api.github.com").rstrip("/")
-    return Inputs(token, path, base, branch, labels, registry, username, password, repository, api_url, workspace)
+    deadline = _deadline(_input(env, "timeout-seconds"))
+    return Inputs(
+        token, path, base, branch, labels, registry, username, password, repository, api_url, workspace, deadline
+    )
+
+
+def _deadline(text: str) -> float:
+    """timeout-seconds: the one deadline of every GitHub and registry call of the run."""
+    if not text:
+        return DEADLINE
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = math.nan
+    if not 1 <= seconds <= MAX_DEADLINE:
+        raise InputError(f"timeout-seconds {text[:20]!r} is not a number of seconds from 1 to {MAX_DEADLINE:g}")
+    return seconds
 
 
 def _default_branch(env: Mapping[str, str]) -> str:
@@ -139,8 +159,8 @@ def run(inputs: Inputs, github: GitHub) -> Result:
     credentials = {inputs.registry: RegistryAuth(inputs.username, inputs.password)} if inputs.username else {}
     facts = {}
     for index, change in enumerate(changes):
-        facts[(index, "old")] = lookup(change.old, credentials)
-        facts[(index, "new")] = lookup(change.new, credentials)
+        for side, ref in (("old", change.old), ("new", change.new)):  # within the run's one deadline
+            facts[(index, side)] = lookup(ref, credentials, min(LOOKUP_DEADLINE, github.deadline.remaining()))
     title, body = render.title(changes), render.body(changes, facts, inputs.branch, inputs.base)
     outcome = github.open_or_update(inputs.branch, inputs.base, title, body, inputs.labels)
     return Result(changes, facts, title, body, outcome)
@@ -199,7 +219,7 @@ def _step(env: Mapping[str, str], runner: Runner) -> int:
     except InputError as error:
         runner.annotate("error", _one_line(error), title="Invalid input")
         return 2
-    github = GitHub(inputs.api_url, inputs.token, inputs.repository)
+    github = GitHub(inputs.api_url, inputs.token, inputs.repository, deadline=inputs.deadline)
     try:
         result = run(inputs, github)
         report(result, inputs, runner)

@@ -1,19 +1,32 @@
-"""The GitHub edge, through PyGithub: the base branch's files, and the one pull request per automation branch."""
+"""The GitHub edge, through PyGithub: the base branch's files, and the one pull request per automation branch.
+
+Every call shares one deadline (`DEADLINE` seconds for the whole run, retries and their waits included) and
+each answer is read up to `MAX_ANSWER` bytes: PyGithub's requests sessions get a `BoundedAdapter`.
+"""
 
 from __future__ import annotations
 
 import base64
 import hashlib
+import math
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import requests
 from github import Auth, Github, GithubException, GithubRetry
 from github.PullRequest import PullRequest
 from github.Repository import Repository
+from github.Requester import HTTPRequestsConnectionClass, HTTPSRequestsConnectionClass, Requester
 
 from image_tagger.errors import PublishError
+from image_tagger.httpbounds import AnswerTooLarge, BoundedAdapter, Deadline, DeadlineExceeded
 
 PERMISSIONS = "permissions: contents: read, pull-requests: write"
+DEADLINE = 300.0  # seconds for every GitHub call of one run, and the registry look-ups between them
+TIMEOUT = 30  # seconds for one exchange with GitHub: connect, headers and body
+MAX_ANSWER = 32 << 20  # bytes of one answer (a recursive tree of a large repository is a few MB)
+MAX_ERROR_PEEK = 64 << 10  # bytes of a 403's body read to tell a rate limit from a refusal
 
 
 @dataclass(frozen=True)
@@ -28,16 +41,74 @@ def blob_sha(data: bytes) -> str:
     return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()  # noqa: S324 - git's object id, not security
 
 
+class _Retry(GithubRetry):
+    """PyGithub's retry (5xx, rate limits), whose waits never run past the deadline and whose look into a 403's
+    body is bounded."""
+
+    def __init__(self, remaining: Callable[[], float] = lambda: math.inf, **kwargs: Any) -> None:
+        self.remaining = remaining
+        super().__init__(**kwargs)
+
+    def new(self, **kw: Any) -> _Retry:
+        kw["remaining"] = self.remaining
+        return super().new(**kw)
+
+    def sleep(self, response: Any = None) -> None:
+        asked = self.get_retry_after(response) if response is not None and self.respect_retry_after_header else None
+        wait = self.get_backoff_time() if asked is None else asked
+        if wait >= self.remaining():
+            raise DeadlineExceeded(f"GitHub asked for a wait of {wait:g} s before retrying, past the deadline")
+        super().sleep(response)
+
+    @staticmethod
+    def get_content(resp: Any, url: str) -> bytes:  # type: ignore[override]
+        return resp.read(MAX_ERROR_PEEK, decode_content=True) or b""
+
+
+def _bounded(base: type, remaining: Callable[[], float]) -> type:
+    """PyGithub's connection class `base`, its requests session mounted with a BoundedAdapter (same retry)."""
+
+    class Bounded(base):  # type: ignore[misc, valid-type]
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            adapter = BoundedAdapter(
+                remaining,
+                MAX_ANSWER,
+                max_retries=self.retry,
+                pool_connections=self.pool_size,
+                pool_maxsize=self.pool_size,
+            )
+            self.session.mount(f"{self.protocol}://", adapter)
+
+    return Bounded
+
+
 class GitHub:
     """One repository through the REST API at `api_url` (GITHUB_API_URL: api.github.com or a GHES host)."""
 
-    def __init__(self, api_url: str, token: str, repository: str, *, timeout: int = 30, retries: int = 3) -> None:
+    def __init__(
+        self, api_url: str, token: str, repository: str, *, deadline: float = DEADLINE, retries: int = 3
+    ) -> None:
         self.api_url = api_url
         self.repository = repository
-        self.client = Github(
-            auth=Auth.Token(token), base_url=api_url, timeout=timeout, retry=GithubRetry(total=retries)
+        self.deadline = Deadline(deadline)
+        # PyGithub's own hook for its connection classes; a Requester reads them once, when it is made. The client
+        # is lazy from the start, so that the repository shares its Requester (withLazy would make a new one).
+        Requester.injectConnectionClasses(
+            _bounded(HTTPRequestsConnectionClass, self.deadline.remaining),
+            _bounded(HTTPSRequestsConnectionClass, self.deadline.remaining),
         )
-        self.repo: Repository = self.client.get_repo(repository, lazy=True)
+        try:
+            self.client = Github(
+                auth=Auth.Token(token),
+                base_url=api_url,
+                timeout=TIMEOUT,
+                retry=_Retry(self.deadline.remaining, total=retries),
+                lazy=True,
+            )
+        finally:
+            Requester.resetConnectionClasses()
+        self.repo: Repository = self.client.get_repo(repository)
 
     def close(self) -> None:
         self.client.close()
@@ -57,6 +128,13 @@ class GitHub:
             return PublishError(f"GitHub answered HTTP {error.status} while {doing}: {message}")
         if isinstance(error, RecursionError):  # PyGithub parses answers with json.loads, which recurses per level
             return PublishError(f"the GitHub API at {self.api_url} answered JSON nested too deep while {doing}")
+        if isinstance(error, DeadlineExceeded):
+            return PublishError(
+                f"GitHub API at {self.api_url} gave no whole answer while {doing} within the run's deadline "
+                f"({self.deadline.seconds:g} s for all calls, {TIMEOUT} s per call): {error}"
+            )
+        if isinstance(error, AnswerTooLarge):
+            return PublishError(f"GitHub API at {self.api_url} while {doing}: {error}")
         reason = str(error).splitlines()[0] if str(error) else type(error).__name__
         return PublishError(f"cannot reach the GitHub API at {self.api_url} while {doing}: {reason}")
 
