@@ -7,7 +7,8 @@ buildx for the registry's credentials and buildx runs our credential helper. Whi
 support.procenv samples `/proc/<pid>/environ` of every descendant of the run's pid (a sampler thread
 polling /proc every millisecond); git, which answers within milliseconds, is also run through a recording
 wrapper on PATH that saves its own environ. The credential helper is caught by the sampler: it lives
-for a Python start-up, and the test fails unless it was seen.
+for a Python start-up, and the test fails unless it was seen. A child sampled between vfork and exec
+still shows its parent's memory (argv and environ): one showing the top process's argv counts as the top.
 
 Asserted: no process but the top one holds the password, base64 of user:password or the receiver
 secret; the build secret is only in buildx's environment, under the names on its `--secret ...,env=NAME`
@@ -33,6 +34,8 @@ from support.procenv import EnvironSampler, Sample, recorded, recording_wrapper
 from support.receiver import serve_receiver
 from support.registry import Registry
 from support.sample_app import git
+
+from image_tagger.childenv import DOCKER, GIT, child_env
 
 BUILD_SECRET = "bld-s3cret-c0ffee-42"
 RECEIVER_SECRET = "rcv-s3cret-7d1f9e"
@@ -175,3 +178,16 @@ def test_action_gives_each_child_only_what_it_needs(
 
     assert_least_privilege(run, registry)
     assert "Flux notified" in run.done.stdout, explain(run.done)
+
+
+def test_a_child_environment_is_an_allowlist() -> None:
+    environ = {"PATH": "/bin", "LC_ALL": "C", "GIT_DIR": "/g", "IMAGE_TAGGER_PASSWORD": "pw", "INPUT_SECRETS": "s=1"}
+    environ |= {"GITHUB_TOKEN": "t", "DOCKER_HOST": "unix:///d.sock"}
+    assert child_env(environ=environ) == {"PATH": "/bin", "LC_ALL": "C"}
+    assert child_env(*GIT, *DOCKER, values={"GIT_AUTHOR_NAME": "ci"}, environ=environ) == {
+        "PATH": "/bin",
+        "LC_ALL": "C",
+        "GIT_DIR": "/g",
+        "DOCKER_HOST": "unix:///d.sock",
+        "GIT_AUTHOR_NAME": "ci",
+    }
