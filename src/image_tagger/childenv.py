@@ -37,9 +37,9 @@ BASE = (
 )
 # Which daemon, and how to reach it: what the docker CLI and buildx read.
 DOCKER = ("DOCKER_HOST", "DOCKER_CONTEXT", "DOCKER_CERT_PATH", "DOCKER_TLS_VERIFY", "DOCKER_API_VERSION")
-# git's own settings (GIT_CONFIG_*, GIT_SSH_COMMAND, GIT_ASKPASS, ...) and where its user config lives;
-# kustomize fetches remote bases with git.
-GIT = ("GIT_*", "XDG_CONFIG_HOME")
+# git's own settings (GIT_CONFIG_*, GIT_SSH_COMMAND, GIT_ASKPASS, ...), where its user config lives and the
+# ssh agent for ssh remotes; kustomize fetches remote bases with git.
+GIT = ("GIT_*", "XDG_CONFIG_HOME", "SSH_AUTH_SOCK")
 
 
 def _allowed(name: str, allowlist: Iterable[str]) -> bool:

@@ -217,14 +217,14 @@ def push_tags(
     for tag in plan.tag_names:
         if tag in result.states:
             continue
-        guarded = guard is not None and tag == plan.version
+        guarded = guard if tag == plan.version else None
         try:
-            digest = guard.push(push_one) if guard is not None and guarded else push_one(tag)
+            digest = guarded.push(push_one) if guarded is not None else push_one(tag)
         except PublishError as err:
             raise _push_failed(result, tag, err) from err
         state = primary_state if tag == plan.version else "pushed"
         result = replace(result, states={**result.states, tag: state}, digest=result.digest or digest)
-        moved_after_settle = moved_after_settle or not guarded
+        moved_after_settle = moved_after_settle or guarded is None
     if guard is not None and moved_after_settle:
         try:
             guard.still_holds("after the floating tags moved")
