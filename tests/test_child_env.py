@@ -90,12 +90,13 @@ def is_buildx(sample: Sample) -> bool:
 
 
 def is_helper_program(sample: Sample) -> bool:
-    return "image_tagger.credhelper" in sample.argv
+    return "image_tagger.credhelper" in sample.argv and Path(sample.argv[0]).name != "env"
 
 
 def is_helper_launcher(sample: Sample) -> bool:
-    """The helper before its `exec env -i`: buildx starts it with buildx's own environment."""
-    return any(Path(arg).name == HELPER for arg in sample.argv) and not is_helper_program(sample)
+    """The helper's script (/bin/sh), then `env -i`: buildx starts it with buildx's own environment."""
+    script = any(Path(arg).name == HELPER for arg in sample.argv)
+    return (script or "image_tagger.credhelper" in sample.argv) and not is_helper_program(sample)
 
 
 def secret_env_names(samples: list[Sample]) -> set[str]:
