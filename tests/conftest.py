@@ -104,3 +104,8 @@ def engine28() -> Engine:
 def engine28_containerd() -> Engine:
     """Engine 28 with the containerd image store: multi-platform images, registry cache export."""
     return _engine_or_fail("28-containerd")
+
+
+# A release waits this long after pushing its tag before checking it again (publish.RELEASE_SETTLE_SECONDS is
+# 10 s): the suite's releases race nobody but test_release_race, which sets its own.
+os.environ.setdefault("IMAGE_TAGGER_RELEASE_SETTLE", "0.2")

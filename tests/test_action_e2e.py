@@ -9,6 +9,7 @@ mounted as /var/run/docker.sock.
 
 import base64
 import json
+import os
 import re
 import subprocess
 from collections.abc import Iterator
@@ -29,6 +30,8 @@ from support.github_runner import (
 )
 from support.receiver import serve_receiver
 from support.registry import Registry, serve_registry
+
+from image_tagger.publish import SETTLE_ENV
 
 REPO = Path(__file__).resolve().parents[1]
 IMAGE = "acme/app"
@@ -109,7 +112,8 @@ def run_push(
         **inputs,
     }
     root = workspace.parents[1]
-    return runner.run(root, workspace, event=push_event(ref, sha), ref=ref, sha=sha, inputs=given)
+    settle = {SETTLE_ENV: os.environ[SETTLE_ENV]}  # conftest's short release settle interval, as a step's `env:`
+    return runner.run(root, workspace, event=push_event(ref, sha), ref=ref, sha=sha, inputs=given, step_env=settle)
 
 
 def explain(run: ActionRun) -> str:

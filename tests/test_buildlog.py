@@ -9,8 +9,12 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import subprocess
 import sys
+from pathlib import Path
+
+import pytest
 
 from image_tagger import credhelper
 from image_tagger.buildlog import TAIL_LINES, BuildProgress, split_stream
@@ -73,8 +77,9 @@ def test_a_failure_names_the_step_its_error_and_its_last_lines_not_a_cancelled_s
     assert str(progress.failure).startswith("step [test 2/2] RUN ./check failed: exit code: 3\nlast output:\n")
 
 
-def run_helper(action: str, server: str, auth: dict) -> subprocess.CompletedProcess[str]:
-    env = {credhelper.ENV: json.dumps(auth), "PATH": "/usr/bin:/bin"}
+def run_helper(action: str, server: str, socket_path: Path) -> subprocess.CompletedProcess[str]:
+    """The helper program as its script runs it: an empty environment but for its package and its socket."""
+    env = {credhelper.SOCKET_ENV: str(socket_path), "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
     return subprocess.run(
         [sys.executable, "-m", "image_tagger.credhelper", action],
         input=server,
@@ -85,18 +90,25 @@ def run_helper(action: str, server: str, auth: dict) -> subprocess.CompletedProc
     )
 
 
-def test_the_credential_helper_answers_only_for_its_registry() -> None:
-    auth = {"127.0.0.1:5000": ["ci-bot", "pa55"], "docker.io": ["hub-user", "hub-token"]}
-
-    local = run_helper("get", "127.0.0.1:5000", auth)
-    hub = run_helper("get", "https://index.docker.io/v1/", auth)
-    other = run_helper("get", "ghcr.io", auth)
+def test_the_credential_helper_answers_only_for_its_registry(tmp_path: Path) -> None:
+    private = tmp_path / "private"
+    private.mkdir(mode=0o700)
+    with credhelper.serve(private, "127.0.0.1:5000", "ci-bot", "pa55") as local_socket:
+        local = run_helper("get", "127.0.0.1:5000", local_socket)
+        other = run_helper("get", "ghcr.io", local_socket)
+        assert run_helper("store", "{}", local_socket).returncode == 0
+        assert run_helper("delete-everything", "", local_socket).returncode == 2
+    with credhelper.serve(private, "docker.io", "hub-user", "hub-token") as hub_socket:
+        hub = run_helper("get", "https://index.docker.io/v1/", hub_socket)
 
     assert (local.returncode, json.loads(local.stdout)["Secret"]) == (0, "pa55")
     assert json.loads(hub.stdout)["Username"] == "hub-user"
     assert other.returncode == 1 and "pa55" not in other.stdout + other.stderr
-    assert run_helper("store", "{}", auth).returncode == 0
-    assert run_helper("delete-everything", "", auth).returncode == 2
+    gone = run_helper("get", "127.0.0.1:5000", local_socket)  # the build is over: nobody answers
+    assert gone.returncode == 1 and "did not answer" in gone.stdout
+    (tmp_path / "open").mkdir(mode=0o755)
+    with pytest.raises(PermissionError, match="private folder"), credhelper.serve(tmp_path / "open", "a", "b", "c"):
+        pass
 
 
 def test_the_stream_splits_compact_and_pretty_printed_records_and_plain_lines() -> None:

@@ -486,3 +486,26 @@ def test_bearer_copy_refused_without_credentials(token_registry: TokenRegistry) 
     ):
         s.manifest("1.0.0")
     assert_one_line_naming(error, token_registry.host, REPOSITORY)
+
+
+def test_a_credential_helper_gets_its_own_settings_not_our_secrets(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A helper (docker-credential-pass, -ecr-login, ...) needs its own variables, never our password or inputs."""
+    bin_dir, seen = tmp_path / "bin", tmp_path / "helper-environ"
+    bin_dir.mkdir()
+    helper = bin_dir / "docker-credential-spy"
+    helper.write_text(f'#!/bin/sh\ncat /proc/$$/environ > "{seen}"\necho \'{{"Username":"u","Secret":"p"}}\'\n')
+    helper.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:/usr/bin:/bin")
+    for name, value in {"IMAGE_TAGGER_PASSWORD": "pw-1", "INPUT_PASSWORD": "pw-2", "INPUT_SECRETS": "a=pw-3"}.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("AWS_PROFILE", "ci")
+    monkeypatch.setenv("PASSWORD_STORE_DIR", "/store")
+
+    config = write_docker_config(tmp_path / "docker", {"credHelpers": {"ghcr.io": "spy"}})
+    assert credentials_for("ghcr.io", config) == RegistryAuth("u", "p")
+
+    environ = dict(item.split("=", 1) for item in seen.read_text().split("\0") if item)
+    assert {"AWS_PROFILE": "ci", "PASSWORD_STORE_DIR": "/store"}.items() <= environ.items()
+    assert not {"IMAGE_TAGGER_PASSWORD", "INPUT_PASSWORD", "INPUT_SECRETS"} & environ.keys(), environ

@@ -16,12 +16,12 @@ import threading
 from pathlib import Path
 
 import pytest
-from support.cli import explain, run_cli
+from support.cli import assert_input_error, explain, run_cli
 from support.registry import Registry
 from support.sample_app import git
 
 from image_tagger.errors import PublishError
-from image_tagger.releases import Existing, branch_build_candidates, release_verdict
+from image_tagger.releases import Existing, ReleaseLost, branch_build_candidates, check_holder, release_verdict
 
 SHA = "3f2c1a9e" + "0" * 32
 
@@ -34,6 +34,16 @@ def test_release_verdicts() -> None:
         release_verdict(Existing("1.4.2", "sha256:a", "b" * 40), SHA, overwrite=False)
     with pytest.raises(PublishError, match="unknown commit"):
         release_verdict(Existing("1.4.2", "sha256:a", None), SHA, overwrite=False)
+
+
+def test_a_release_tag_another_commit_pushed_over_ours_is_lost() -> None:
+    check_holder("1.4.2", Existing("1.4.2", "sha256:a", SHA.upper()), SHA, "now")  # still ours: nothing raised
+    with pytest.raises(ReleaseLost, match=r"names bbbbbbbbbbbb \(sha256:a\), not this commit 3f2c1a9e0000: .* now"):
+        check_holder("1.4.2", Existing("1.4.2", "sha256:a", "b" * 40), SHA, "now")
+    with pytest.raises(ReleaseLost, match="unknown commit"):
+        check_holder("1.4.2", Existing("1.4.2", "sha256:a", None), SHA, "now")
+    with pytest.raises(PublishError, match="gone from the registry now"):
+        check_holder("1.4.2", None, SHA, "now")
 
 
 def test_branch_build_candidates_are_this_commits_newest_first() -> None:
@@ -188,3 +198,13 @@ def test_a_failure_to_write_outputs_still_says_what_was_pushed(
     assert "writing the step's outputs failed" in error and f"{registry.host}/{repository}:{tag}" in error, error
     visible = "\n".join(line for line in done.stdout.splitlines() if not line.startswith("::add-mask::"))
     assert registry.password not in visible + done.stderr
+
+
+def test_a_settle_interval_that_is_not_seconds_is_refused(registry: Registry, sample_app: Path, repository: str):
+    for bad in ("soon", "-1", "nan", "601"):
+        done = run_cli(
+            *("publish", "--image", f"{registry.host}/{repository}", "--workspace", str(sample_app)),
+            env={"IMAGE_TAGGER_RELEASE_SETTLE": bad},
+        )
+        assert_input_error(done, "IMAGE_TAGGER_RELEASE_SETTLE", repr(bad))
+    assert registry.tags(repository) == []

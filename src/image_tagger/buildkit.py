@@ -5,14 +5,16 @@ which buildx brings; it is what docker/build-push-action users already rely on. 
 into the daemon's image store (`--load`) and pushed by the Docker SDK like any other image, so the
 legacy and BuildKit routes share one push path.
 
-Nothing secret touches a file or an argument list: build secrets go to buildx as environment
-variables (`--secret id=…,env=…`), registry credentials through `credhelper` in one environment
-variable; the temporary Docker config only names that helper.
+Nothing secret touches a file or an argument list, and each process holds only what it needs: build
+secrets go to buildx alone, as the environment variables its `--secret id=…,env=…` flags name; the
+registry credential goes to the credential helper alone, over a private socket (`credhelper`); the
+temporary Docker config only names that helper.
 """
 
 from __future__ import annotations
 
 import codecs
+import contextlib
 import json
 import os
 import shlex
@@ -29,6 +31,7 @@ from docker.errors import DockerException
 
 from image_tagger import credhelper
 from image_tagger.buildlog import BuildProgress, split_stream
+from image_tagger.childenv import DOCKER, child_env
 from image_tagger.docker_ops import Log
 from image_tagger.errors import PublishError
 from image_tagger.imagename import ImageName
@@ -133,40 +136,44 @@ def secret_env(index: int) -> str:
     return f"IMAGE_TAGGER_SECRET_{index}"
 
 
-def buildx_env(options: BuildOptions, image: ImageName, credentials: RegistryAuth, config: Path) -> dict[str, str]:
-    """buildx's environment: our Docker config and helper, the secrets, no default attestations.
+def buildx_env(options: BuildOptions, config: Path) -> dict[str, str]:
+    """buildx's environment: the allowlist (childenv), our Docker config and helper, the build secrets.
 
-    Attestations would turn every image into an index with an extra `unknown/unknown` manifest;
-    the classic image store cannot hold them and Flux does not read them.
+    No registry credential: the helper fetches it from our socket (credhelper), so nothing buildx starts
+    inherits it. Attestations would turn every image into an index with an extra `unknown/unknown`
+    manifest; the classic image store cannot hold them and Flux does not read them.
     """
-    env = {key: value for key, value in os.environ.items() if not key.startswith("IMAGE_TAGGER_SECRET_")}
-    env |= {
+    values = {
         "DOCKER_CONFIG": str(config),
-        "PATH": f"{config / 'bin'}{os.pathsep}{env.get('PATH', '')}",
+        "PATH": f"{config / 'bin'}{os.pathsep}{os.environ.get('PATH', os.defpath)}",
         "BUILDX_NO_DEFAULT_ATTESTATIONS": "1",
         "BUILDX_GIT_INFO": "0",  # the revision label is ours; buildx would look for git, absent in the action image
-        credhelper.ENV: "",
     }
-    if credentials.username:
-        env[credhelper.ENV] = json.dumps({image.registry: [credentials.username, credentials.password]})
-    for index, secret in enumerate(options.secrets):
-        env[secret_env(index)] = secret.value
-    return env
+    values |= {secret_env(index): secret.value for index, secret in enumerate(options.secrets)}
+    return child_env(*DOCKER, "BUILDX_BUILDER", "BUILDX_CONFIG", values=values)
 
 
-def write_config(config: Path, image: ImageName, credentials: RegistryAuth) -> None:
-    """A Docker config that routes our registry to the in-memory helper; it holds no secret."""
-    helpers = {key: credhelper.NAME for key in credhelper.config_keys(image.registry)} if credentials.username else {}
-    (config / "config.json").write_text(json.dumps({"credHelpers": helpers}))
+def write_config(config: Path, image: ImageName, socket_path: Path | None) -> None:
+    """A Docker config that routes our registry to our helper, and the helper; neither holds a secret.
+
+    The helper script starts from an empty environment (`env -i`): buildx starts it with its own, which
+    holds the build secrets. It gets only where its package is and where to ask (`socket_path`).
+    """
+    keys = credhelper.config_keys(image.registry) if socket_path is not None else ()
+    (config / "config.json").write_text(json.dumps({"credHelpers": dict.fromkeys(keys, credhelper.NAME)}))
+    if socket_path is None:
+        return
     bin_dir = config / "bin"
     bin_dir.mkdir()
     helper = bin_dir / f"docker-credential-{credhelper.NAME}"
-    python_path = os.pathsep.join(p for p in sys.path if p)
+    clean = {"PYTHONPATH": os.pathsep.join(p for p in sys.path if p), credhelper.SOCKET_ENV: str(socket_path)}
+    assignments = " ".join(shlex.quote(f"{key}={value}") for key, value in clean.items())
     helper.write_text(
         "#!/bin/sh\n"
-        f'PYTHONPATH={shlex.quote(python_path)} exec {shlex.quote(sys.executable)} -m image_tagger.credhelper "$@"\n'
+        f"exec {shlex.quote(shutil.which('env') or '/usr/bin/env')} -i {assignments} "
+        f'{shlex.quote(sys.executable)} -m image_tagger.credhelper "$@"\n'
     )
-    helper.chmod(0o755)
+    helper.chmod(0o700)
 
 
 def _decoded(pipe: IO[bytes]) -> Iterator[str]:
@@ -192,13 +199,19 @@ def build(
     check_daemon(options, containerd_store(client))
     progress = BuildProgress()
     other: list[str] = []
-    with tempfile.TemporaryDirectory(prefix="image-tagger-buildx-") as tmp, log.group(f"Build {refs[0]}"):
-        config = Path(tmp) / "docker-config"
+    with contextlib.ExitStack() as stack:
+        tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="image-tagger-buildx-")))  # 0700
+        socket_path = None
+        if credentials.username:
+            serving = credhelper.serve(tmp, image.registry, credentials.username, credentials.password)
+            socket_path = stack.enter_context(serving)
+        stack.enter_context(log.group(f"Build {refs[0]}"))
+        config = tmp / "docker-config"
         config.mkdir()
-        write_config(config, image, credentials)
-        iidfile = Path(tmp) / "iid"
+        write_config(config, image, socket_path)
+        iidfile = tmp / "iid"
         argv = buildx_argv(buildx, options, refs, labels, build_args, iidfile)
-        env = buildx_env(options, image, credentials, config)
+        env = buildx_env(options, config)
         with subprocess.Popen(
             argv, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
         ) as proc:

@@ -1,4 +1,7 @@
-"""Running git: one place for the isolated identity the tools' own commits use."""
+"""Running git: one place for the isolated identity the tools' own commits use, and for git's environment.
+
+git gets the allowlisted environment (childenv) and its own GIT_* settings, never this process's secrets.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +9,7 @@ import os
 import subprocess
 from pathlib import Path
 
+from image_tagger.childenv import GIT, child_env
 from image_tagger.errors import PublishError
 
 # Commits made by the tools (demo repos, the served Flux base) must not depend on, or be refused by,
@@ -22,7 +26,7 @@ GIT_ENV = {
 
 def git(cwd: Path, *args: str, when: int | None = None, identity: tuple[str, str] | None = None) -> str:
     """Run git in `cwd` as the tools (or `identity`: name, email); `when` fixes the commit time (Unix seconds)."""
-    env = {**os.environ, **GIT_ENV}
+    env = child_env(*GIT, values=GIT_ENV)
     if identity is not None:
         name, email = identity
         env |= {"GIT_AUTHOR_NAME": name, "GIT_AUTHOR_EMAIL": email, "GIT_COMMITTER_NAME": name}
@@ -40,7 +44,9 @@ def git(cwd: Path, *args: str, when: int | None = None, identity: tuple[str, str
 def query(path: Path, *args: str) -> str | None:
     """A read-only question to the user's own checkout (their config applies); None when git cannot answer."""
     try:
-        out = subprocess.run(["git", "-C", str(path), *args], capture_output=True, text=True, check=True, timeout=30)
+        out = subprocess.run(
+            ["git", "-C", str(path), *args], env=child_env(*GIT), capture_output=True, text=True, check=True, timeout=30
+        )
     except (OSError, subprocess.SubprocessError):
         return None
     return out.stdout.strip() or None

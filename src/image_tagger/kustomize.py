@@ -13,6 +13,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+from image_tagger.childenv import GIT, child_env
 from image_tagger.errors import InputError
 from image_tagger.gitcmd import git
 
@@ -75,6 +76,13 @@ def kustomize_output(directory: Path) -> str:
             f"{directory} is a kustomize overlay but neither kustomize nor kubectl is installed here; accepted: "
             f"a rendered file (`kubectl kustomize {directory} > flux-objects.yaml`) or a folder of plain manifests"
         )
-    return subprocess.run(
-        [*command, str(directory)], check=True, capture_output=True, text=True, timeout=KUSTOMIZE_TIMEOUT
-    ).stdout
+    # kustomize fetches remote bases with git; it needs nothing of ours.
+    done = subprocess.run(
+        [*command, str(directory)],
+        env=child_env(*GIT),
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=KUSTOMIZE_TIMEOUT,
+    )
+    return done.stdout

@@ -5,21 +5,41 @@ first byte goes to a registry: the login before the build (a wrong password cost
 tag that another commit holds before anything is built. Each pushed tag is then read back from the
 registry and must be the image this run built, so a concurrent run's image is never reported as ours.
 The result says per tag what happened, also when a later tag fails.
+
+One winner per release tag. Registries have no compare-and-swap on tags: a manifest PUT always
+succeeds, and the last one wins. So a release tag is guarded (ReleaseGuard) in four steps: (a) checked
+again right before its push (another commit there: refused, nothing pushed under it); (b) pushed and
+read back; (c) after RELEASE_SETTLE_SECONDS, checked to still name this commit, before any floating tag
+moves; (d) checked once more after the floating tags moved. A run reports success only when the tag
+names its commit at its end; the other run fails naming the commit that holds the tag.
+
+Why the settle interval closes the common case: two runs race only when each passed (a) before the
+other's PUT landed, i.e. the later PUT lands at most one push duration (mostly layer upload) after the
+earlier. The earlier run looks again at (c), `settle` seconds after its own PUT: if the later PUT came
+within that time, the earlier run sees it and fails, and the later run, whose PUT is last, finds its
+own commit at (c) and (d) and wins. What stays possible: a rival that passed (a) before our PUT and
+whose PUT lands after our (d), because its push (layer upload, a slow or stalled registry, a retried
+push) outlasted our settle interval plus our floating-tag pushes. Then both report success, each
+truthfully at its own end, and the tag names the later one; a rival whose PUT lands between our (c)
+and (d) makes us fail after our floating tags moved (the result says so; the winner moves them again).
+Raise $IMAGE_TAGGER_RELEASE_SETTLE beyond your push time, and serialise releases per ref (the example
+workflow's `concurrency` group), to close these.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 import docker
 
 from image_tagger import buildkit, docker_ops, releases
-from image_tagger.errors import PublishError
+from image_tagger.errors import InputError, PublishError
 from image_tagger.inputs import BuildOptions, ReleaseOptions
 from image_tagger.naming import TagPlan
 from image_tagger.registry_client import Manifest, RegistryAuth, RegistrySession
@@ -27,6 +47,11 @@ from image_tagger.registry_client import Manifest, RegistryAuth, RegistrySession
 PUSH_ATTEMPTS = 4
 DEFAULT_RELEASE = ReleaseOptions()
 PUSH_BACKOFF = 2.0  # seconds, doubled per attempt
+# Between pushing a release tag and checking that it still names this commit, before floating tags move:
+# longer than a rival's manifest PUT usually lags ours (see the module docstring).
+RELEASE_SETTLE_SECONDS = 10.0
+MAX_SETTLE_SECONDS = 600.0
+SETTLE_ENV = "IMAGE_TAGGER_RELEASE_SETTLE"
 # How the daemon words registry trouble worth another try (its push stream carries text only, so a
 # registry's Retry-After does not reach us: the backoff stands in for it).
 _TRANSIENT = re.compile(
@@ -160,26 +185,57 @@ def find_branch_build(session: RegistrySession, sha: str) -> tuple[str, Manifest
 
 
 def copy_tags(
-    session: RegistrySession, plan: TagPlan, manifest: Manifest, state: str, log: docker_ops.Log, **extra: str
+    registry_session: Callable[[], RegistrySession],
+    plan: TagPlan,
+    manifest: Manifest,
+    state: str,
+    log: docker_ops.Log,
+    guard: ReleaseGuard,
+    **extra: str,
 ) -> PublishResult:
     """Point every tag of the plan at `manifest` by a registry-side copy: no build, the same bytes."""
-    states: dict[str, str] = {}
-    errors: dict[str, str] = {}
-    for tag in plan.tag_names:
-        if state == "already-published" and tag == plan.version:
-            states[tag] = state
-            continue
-        try:
+
+    def copy(tag: str) -> str:
+        with registry_session() as session:
             session.put_manifest(tag, manifest)
-            states[tag] = state if tag == plan.version else "pushed"
-            log.info(f"{plan.image.ref(tag)} -> {manifest.digest}")
+        log.info(f"{plan.image.ref(tag)} -> {manifest.digest}")
+        return manifest.digest
+
+    done = {plan.version: state} if state == "already-published" else {}
+    return push_tags(PublishResult(plan, "", manifest.digest, done, **extra), copy, guard, state)
+
+
+def push_tags(
+    result: PublishResult, push_one: Callable[[str], str], guard: ReleaseGuard | None, primary_state: str = "pushed"
+) -> PublishResult:
+    """Push the plan's tags not yet in `result`, the primary first; a release tag is guarded (ReleaseGuard).
+
+    Raises PushFailed whose result says, per tag, what this run left in the registry.
+    """
+    plan = result.plan
+    moved_after_settle = False
+    for tag in plan.tag_names:
+        if tag in result.states:
+            continue
+        guarded = guard if tag == plan.version else None
+        try:
+            digest = guarded.push(push_one) if guarded is not None else push_one(tag)
         except PublishError as err:
-            states[tag], errors[tag] = "failed", str(err)
-            break
-    result = PublishResult(plan, "", manifest.digest, states, errors, **extra)
-    if errors:
-        raise PushFailed(failure_message(result), result)
+            raise _push_failed(result, tag, err) from err
+        state = primary_state if tag == plan.version else "pushed"
+        result = replace(result, states={**result.states, tag: state}, digest=result.digest or digest)
+        moved_after_settle = moved_after_settle or guarded is None
+    if guard is not None and moved_after_settle:
+        try:
+            guard.still_holds("after the floating tags moved")
+        except PublishError as err:
+            raise _push_failed(result, plan.version, err) from err
     return result
+
+
+def _push_failed(result: PublishResult, tag: str, err: Exception) -> PushFailed:
+    failed = replace(result, states={**result.states, tag: "failed"}, errors={tag: str(err)})
+    return PushFailed(failure_message(failed), failed)
 
 
 def failure_message(result: PublishResult) -> str:
@@ -255,20 +311,90 @@ def push_verified(
     raise AssertionError("unreachable")
 
 
+@dataclass(frozen=True)
+class ReleaseGuard:
+    """One winner per release tag, as far as a registry without compare-and-swap on tags allows.
+
+    `push` wraps the push of the release tag: (a) it checks the tag again, so a commit that took it since
+    the first check is refused before anything of ours lands under it; (b) the push reads the tag back;
+    (c) it waits `settle` seconds and checks that the tag still names this commit before any floating tag
+    moves, so a rival whose push landed just after ours is seen, and we fail, not it. (d) push_tags checks
+    `still_holds` once more at the end. The limit is in the module docstring.
+    """
+
+    registry_session: Callable[[], RegistrySession]
+    plan: TagPlan
+    revision: str
+    overwrite: bool
+    settle: float
+    sleep: Callable[[float], None] = time.sleep
+
+    def _holder(self) -> releases.Existing | None:
+        with self.registry_session() as session:
+            found = existing_release(session, self.plan.version)
+        return found[0] if found else None
+
+    def push(self, push_one: Callable[[str], str]) -> str:
+        """Push the release tag with push_one (which reads it back), guarded; returns its digest."""
+        releases.release_verdict(self._holder(), self.revision, self.overwrite)  # (a): nothing pushed if taken
+        try:
+            digest = push_one(self.plan.version)  # (b)
+        except PublishError as err:
+            raise self._explained(err) from err
+        self.sleep(self.settle)
+        self.still_holds(f"within {self.settle:g}s of our push, before the floating tags moved")  # (c)
+        return digest
+
+    def still_holds(self, when: str) -> None:
+        """The release tag must still name this commit (a rerun of the same commit is the same release)."""
+        releases.check_holder(self.plan.version, self._holder(), self.revision, when)
+
+    def _explained(self, err: PublishError) -> PublishError:
+        """A failed push of the release tag, named by the commit that holds the tag now when it is another's."""
+        try:
+            self.still_holds("while this run pushed it")
+        except releases.ReleaseLost as lost:
+            return lost
+        except PublishError:
+            pass  # the registry cannot say now: the push's own error stands
+        return err
+
+
+def release_settle(env: Mapping[str, str]) -> float:
+    """The settle interval: RELEASE_SETTLE_SECONDS, or $IMAGE_TAGGER_RELEASE_SETTLE for slow uploads (and tests)."""
+    text = env.get(SETTLE_ENV, "").strip()
+    if not text:
+        return RELEASE_SETTLE_SECONDS
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = -1.0
+    if not 0 <= seconds <= MAX_SETTLE_SECONDS:
+        raise InputError(f"{SETTLE_ENV} {text!r} is not accepted; accepted: seconds from 0 to {MAX_SETTLE_SECONDS:g}")
+    return seconds
+
+
 def release_without_build(
-    session: RegistrySession, plan: TagPlan, provenance: Provenance, release: ReleaseOptions, log: docker_ops.Log
+    registry_session: Callable[[], RegistrySession],
+    plan: TagPlan,
+    provenance: Provenance,
+    release: ReleaseOptions,
+    log: docker_ops.Log,
+    guard: ReleaseGuard,
 ) -> PublishResult | None:
     """An already-published or promoted release; None when it must be built. Refuses another commit's tag."""
-    found = existing_release(session, plan.version)
-    verdict = releases.release_verdict(found[0] if found else None, provenance.revision, release.overwrite)
-    if verdict == "already-published" and found:
+    with registry_session() as session:
+        found = existing_release(session, plan.version)
+        verdict = releases.release_verdict(found[0] if found else None, provenance.revision, release.overwrite)
+        published = verdict == "already-published" and found is not None
+        promote = release.promote == "auto" and not published
+        source = find_branch_build(session, provenance.revision) if promote else None
+    if published and found:
         log.info(f"{plan.image.ref(plan.version)} is already published from this commit ({found[1].digest})")
-        return copy_tags(session, plan, found[1], "already-published", log)
-    if release.promote == "auto":
-        source = find_branch_build(session, provenance.revision)
-        if source:
-            log.info(f"{plan.image.ref(plan.version)}: promoted from {source[0]} ({source[1].digest}), no build")
-            return copy_tags(session, plan, source[1], "promoted", log, promoted_from=source[0])
+        return copy_tags(registry_session, plan, found[1], "already-published", log, guard)
+    if source:
+        log.info(f"{plan.image.ref(plan.version)}: promoted from {source[0]} ({source[1].digest}), no build")
+        return copy_tags(registry_session, plan, source[1], "promoted", log, guard, promoted_from=source[0])
     return None
 
 
@@ -288,12 +414,15 @@ def publish(
         """One session per phase: each has its own deadline, and a build in between may take long."""
         return RegistrySession(plan.image, credentials)
 
+    settle = release_settle(os.environ)
+    guard = None
+    if plan.push and plan.kind == "release":
+        guard = ReleaseGuard(registry_session, plan, provenance.revision, release.overwrite, settle)
     if plan.push and credentials.username:
         docker_ops.login(client, plan.image, credentials.username, credentials.password)
         log.info(f"Logged in to {plan.image.registry} as {credentials.username}")
-    if plan.push and plan.kind == "release":
-        with registry_session() as session:
-            done = release_without_build(session, plan, provenance, release, log)
+    if guard is not None:
+        done = release_without_build(registry_session, plan, provenance, release, log, guard)
         if done is not None:
             return done
     build_ref = plan.image.ref(f"image-tagger-build-{secrets.token_hex(6)}")
@@ -302,14 +431,10 @@ def publish(
         if not plan.push:
             log.info(f"Built {', '.join(plan.refs)} (not pushed)")
             return PublishResult(plan, image_id, None, {tag: "built" for tag in plan.tag_names})
-        result = PublishResult(plan, image_id, None)
-        for tag in plan.tag_names:
-            try:
-                digest = push_verified(client, registry_session, plan, tag, (build_ref, image_id), log)
-            except PublishError as err:
-                failed = replace(result, states={**result.states, tag: "failed"}, errors={tag: str(err)})
-                raise PushFailed(failure_message(failed), failed) from err
-            result = replace(result, states={**result.states, tag: "pushed"}, digest=result.digest or digest)
-        return result
+
+        def push_one(tag: str) -> str:
+            return push_verified(client, registry_session, plan, tag, (build_ref, image_id), log)
+
+        return push_tags(PublishResult(plan, image_id, None), push_one, guard)
     finally:
         docker_ops.untag(client, build_ref)

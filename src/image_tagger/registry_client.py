@@ -36,6 +36,7 @@ import requests
 import urllib3
 
 from image_tagger import jsonlimits
+from image_tagger.childenv import child_env
 from image_tagger.errors import InputError, PublishError
 from image_tagger.httpbounds import bounded_session
 from image_tagger.imagename import DOCKER_HUB, ImageName, normalise_registry, parse_image, registry_of_server
@@ -64,6 +65,21 @@ MANIFEST_MEDIA_TYPES = (
 )
 INDEX_MEDIA_TYPES = frozenset(MANIFEST_MEDIA_TYPES[2:])
 _HELPER_TIMEOUT = 30
+# What the common docker-credential-* helpers read (pass, secretservice, ecr-login, gcloud, acr-env, osxkeychain
+# needs none): their own settings, never the secrets this process holds.
+CREDENTIAL_HELPER_ENV = (
+    "DOCKER_CONFIG",
+    "XDG_RUNTIME_DIR",
+    "DBUS_SESSION_BUS_ADDRESS",
+    "DISPLAY",
+    "GNUPGHOME",
+    "GPG_TTY",
+    "PASSWORD_STORE_*",
+    "AWS_*",
+    "AZURE_*",
+    "CLOUDSDK_*",
+    "GOOGLE_APPLICATION_CREDENTIALS",
+)
 _LOOPBACK_RE = re.compile(r"(?:127(?:\.\d{1,3}){3}|localhost|\[::1\])(?::\d+)?", re.IGNORECASE)
 _CHALLENGE_PARAM_RE = re.compile(r'(\w+)=(?:"([^"]*)"|([^\s,]*))')
 
@@ -136,7 +152,12 @@ def _from_helper(helper: str, server_url: str) -> RegistryAuth:
         return RegistryAuth()
     try:
         answer = subprocess.run(
-            [binary, "get"], input=server_url, capture_output=True, text=True, timeout=_HELPER_TIMEOUT
+            [binary, "get"],
+            input=server_url,
+            env=child_env(*CREDENTIAL_HELPER_ENV),
+            capture_output=True,
+            text=True,
+            timeout=_HELPER_TIMEOUT,
         )
         found = jsonlimits.loads(answer.stdout, MAX_CONFIG_BYTES) if answer.returncode == 0 else {}
     except (subprocess.TimeoutExpired, ValueError) as err:

@@ -21,6 +21,10 @@ _PULL_REQUEST = re.compile(r"pr-[0-9]+")
 _BRANCH_BUILD = re.compile(r"(?P<branch>[a-z0-9_.-]+)-(?P<sha>[0-9a-f]{4,40})-(?P<ts>[0-9]{1,10})")
 
 
+class ReleaseLost(PublishError):
+    """Another commit's run pushed the release tag over ours: this run must not report success."""
+
+
 @dataclass(frozen=True)
 class Existing:
     """What the registry holds under a tag: its manifest digest and the commit its config names."""
@@ -38,11 +42,26 @@ def release_verdict(existing: Existing | None, sha: str, overwrite: bool) -> str
         return "already-published"
     if overwrite:
         return "push"
-    other = existing.revision[:12] if existing.revision else "an unknown commit (no revision label)"
     raise PublishError(
-        f"release tag {existing.tag} already names {other} ({existing.digest}), not this commit {sha[:12]}; "
-        "release tags are immutable: publish a new version, or set overwrite-releases: true to replace it"
+        f"release tag {existing.tag} already names {_commit(existing)} ({existing.digest}), not this commit "
+        f"{sha[:12]}; release tags are immutable: publish a new version, or set overwrite-releases: true to replace it"
     )
+
+
+def check_holder(tag: str, existing: Existing | None, sha: str, when: str) -> None:
+    """After this run pushed `tag`: it must still name `sha`, else a concurrent release replaced ours (ReleaseLost)."""
+    if existing is None:
+        raise PublishError(f"release tag {tag} is gone from the registry {when}; something deleted it")
+    if existing.revision and existing.revision.lower() == sha.lower():
+        return
+    raise ReleaseLost(
+        f"release tag {tag} names {_commit(existing)} ({existing.digest}), not this commit {sha[:12]}: a run of "
+        f"that commit released the same version at the same time and replaced ours {when}; the release is theirs"
+    )
+
+
+def _commit(existing: Existing) -> str:
+    return existing.revision[:12] if existing.revision else "an unknown commit (no revision label)"
 
 
 def branch_build_candidates(tags: Iterable[str], sha: str) -> list[str]:

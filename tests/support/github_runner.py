@@ -302,10 +302,12 @@ class GithubRunner:
         repository: str = "acme/app",
         args: tuple[str, ...] = (),
         server: Mapping[str, str] | None = None,
+        step_env: Mapping[str, str] | None = None,
     ) -> ActionRun:
         """Run the built image like ContainerActionHandler + DockerCommandManager.DockerRun.
 
-        `server` replaces GitHub's endpoints (GITHUB_API_URL, GITHUB_SERVER_URL) with local stand-ins.
+        `server` replaces GitHub's endpoints (GITHUB_API_URL, GITHUB_SERVER_URL) with local stand-ins;
+        `step_env` is the step's `env:`, which the runner hands to the container too.
         """
         if not self.image:
             raise RuntimeError("build() or pull() the action image first")
@@ -320,7 +322,7 @@ class GithubRunner:
         env = self.step_env(
             inputs, ref=ref, sha=sha, event_name=event_name, repository=repository, root=root, files=files
         )
-        env |= dict(server or {})
+        env |= dict(server or {}) | dict(step_env or {})
         argv = self.run_argv(env, temp=temp, workspace=workspace, args=args)
         done = subprocess.run(argv, env={**self.docker_env(), **env}, capture_output=True, text=True)
         commands = parse_workflow_commands(done.stdout, "stdout") + parse_workflow_commands(done.stderr, "stderr")

@@ -18,6 +18,7 @@ from pathlib import Path
 import docker
 import requests
 
+from image_tagger.childenv import child_env
 from image_tagger.errors import PublishError
 
 REGISTRY_IMAGE = "registry:2"
@@ -77,7 +78,9 @@ def serve(root: Path, auth: str = "") -> Iterator[LocalRegistry]:
         config = root / "config.yml"
         config.write_text(config_text(root / "data", f"127.0.0.1:{port}", auth))
         with log.open("wb") as sink:
-            process = subprocess.Popen([binary, "serve", str(config)], stdout=sink, stderr=subprocess.STDOUT)
+            process = subprocess.Popen(
+                [binary, "serve", str(config)], env=child_env(), stdout=sink, stderr=subprocess.STDOUT
+            )
         try:
             _wait_ready(f"127.0.0.1:{port}", lambda: process.poll() is None, log, expected)
             yield LocalRegistry(f"127.0.0.1:{port}", log)
