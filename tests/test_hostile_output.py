@@ -13,7 +13,6 @@ import json
 import os
 import re
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote, quote_plus
@@ -21,7 +20,7 @@ from urllib.parse import quote, quote_plus
 import pytest
 from support.cli import assert_input_error, explain, run_cli
 from support.github_api import EXAMPLE_WEB, GitHubAPI
-from support.github_runner import declared_inputs, input_env_name, parse_file_command, parse_workflow_commands
+from support.github_runner import declared_inputs, input_env_name, run_module_as_step
 from support.hostile.echo import EchoingRegistry, echoing_registry
 from support.registry import Registry, basic_entry, serve_registry, write_docker_config
 from support.sample_app import git
@@ -119,9 +118,7 @@ def test_publish_never_prints_the_credentials_a_registry_echoes(
 def run_action(workspace: Path, temp: Path, inputs: dict[str, str], ref: str = "refs/heads/main") -> dict:
     """`python -m image_tagger.action` with the runner's INPUT_* and GITHUB_* for a push of `ref`."""
     temp.mkdir(parents=True, exist_ok=True)
-    output, summary, event = temp / "output", temp / "summary", temp / "event.json"
-    output.write_text("")
-    summary.write_text("")
+    event = temp / "event.json"
     sha = git(workspace, "rev-parse", "HEAD")
     event.write_text(json.dumps({"ref": ref, "after": sha, "repository": {"full_name": "acme/app"}}))
     given = declared_inputs(REPO / "action.yml") | inputs
@@ -134,20 +131,8 @@ def run_action(workspace: Path, temp: Path, inputs: dict[str, str], ref: str = "
         "GITHUB_EVENT_PATH": str(event),
         "GITHUB_REPOSITORY": "acme/app",
         "GITHUB_WORKSPACE": str(workspace),
-        "GITHUB_OUTPUT": str(output),
-        "GITHUB_STEP_SUMMARY": str(summary),
     }
-    done = subprocess.run(
-        [sys.executable, "-m", "image_tagger.action"], env=env, capture_output=True, text=True, timeout=300
-    )
-    return {
-        "returncode": done.returncode,
-        "stdout": done.stdout,
-        "stderr": done.stderr,
-        "outputs": parse_file_command(output.read_text()),
-        "summary": summary.read_text(),
-        "commands": parse_workflow_commands(done.stdout, "stdout"),
-    }
+    return run_module_as_step("image_tagger.action", env, temp)
 
 
 def action_explain(run: dict) -> str:
@@ -290,10 +275,6 @@ def test_the_pull_request_action_prints_a_forged_html_url_on_one_line(registry: 
 
 def run_pull_request_action(workspace: Path, api: GitHubAPI, registry: Registry, branch: str, repo: str) -> dict:
     temp = workspace.parent / "_temp"
-    temp.mkdir(exist_ok=True)
-    output, summary = temp / "output", temp / "summary"
-    output.write_text("")
-    summary.write_text("")
     env = {
         "PATH": os.environ["PATH"],
         "HOME": str(temp),
@@ -307,17 +288,5 @@ def run_pull_request_action(workspace: Path, api: GitHubAPI, registry: Registry,
         "GITHUB_REF": f"refs/heads/{branch}",
         "GITHUB_API_URL": api.url,
         "GITHUB_WORKSPACE": str(workspace),
-        "GITHUB_OUTPUT": str(output),
-        "GITHUB_STEP_SUMMARY": str(summary),
     }
-    done = subprocess.run(
-        [sys.executable, "-m", "image_tagger.pullrequest"], env=env, capture_output=True, text=True, timeout=120
-    )
-    return {
-        "returncode": done.returncode,
-        "stdout": done.stdout,
-        "stderr": done.stderr,
-        "outputs": parse_file_command(output.read_text()),
-        "summary": summary.read_text(),
-        "commands": parse_workflow_commands(done.stdout, "stdout"),
-    }
+    return run_module_as_step("image_tagger.pullrequest", env, temp, timeout=120)

@@ -17,7 +17,7 @@ import pytest
 import requests
 from ruamel.yaml import YAML
 from support.github_api import GitHubAPI
-from support.github_runner import PIN_SCRIPT, GithubRunner, parse_file_command, parse_workflow_commands
+from support.github_runner import PIN_SCRIPT, GithubRunner, run_module_as_step
 from support.registry import OCI_MANIFEST_TYPE, Registry, push_tags
 
 from image_tagger.flux.setters import ImageRef, plan_updates, write_updates
@@ -138,10 +138,8 @@ def run_action(
 ) -> dict:
     """`python -m image_tagger.pullrequest` with the environment the runner gives the container."""
     temp = workspace.parent / "_temp"
+    event = temp / "event.json"
     temp.mkdir(exist_ok=True)
-    output, summary, event = temp / "output", temp / "summary", temp / "event.json"
-    output.write_text("")
-    summary.write_text("")
     event.write_text(json.dumps({"ref": ref or f"refs/heads/{BRANCH}", "repository": {"default_branch": "main"}}))
     given = dict.fromkeys(INPUTS, "") | {
         "github-token": TOKEN,
@@ -161,21 +159,10 @@ def run_action(
         "GITHUB_API_URL": api.url,
         "GITHUB_WORKSPACE": str(workspace),
         "GITHUB_EVENT_PATH": str(event),
-        "GITHUB_OUTPUT": str(output),
-        "GITHUB_STEP_SUMMARY": str(summary),
         "GITHUB_ACTIONS": "true",
     }
-    done = subprocess.run(
-        [sys.executable, "-m", "image_tagger.pullrequest"], env=env, capture_output=True, text=True, timeout=120
-    )
-    return {
-        "returncode": done.returncode,
-        "stdout": done.stdout,
-        "stderr": done.stderr,
-        "outputs": parse_file_command(output.read_text()),
-        "summary": summary.read_text(),
-        "errors": [c for c in parse_workflow_commands(done.stdout, "stdout") if c.name == "error"],
-    }
+    run = run_module_as_step("image_tagger.pullrequest", env, temp, timeout=120)
+    return run | {"errors": [c for c in run["commands"] if c.name == "error"]}
 
 
 @pytest.fixture
@@ -323,7 +310,7 @@ def test_registry_trouble_still_opens_the_pull_request_and_warns(
     result = run_action(checkout(config_repo, tmp_path / "w" / "ws"), api, registry, {"registry-password": "wrong"})
 
     assert result["returncode"] == 0, result["stdout"] + result["stderr"]
-    warnings = [c for c in parse_workflow_commands(result["stdout"], "stdout") if c.name == "warning"]
+    warnings = [c for c in result["commands"] if c.name == "warning"]
     assert warnings and "refused" in warnings[0].message
     body = api.pulls[OWNER_REPO][0]["body"]
     assert "registry:" in body and "/compare/" not in body

@@ -424,3 +424,26 @@ class GithubRunner:
         for source, target in mounts.items():
             argv += ["-v", f"{source}:{target}"]
         return [*argv, self.image, *(args or [str(arg) for arg in runs.get("args") or []])]
+
+
+def run_module_as_step(module: str, env: Mapping[str, str], temp: Path, timeout: float = 300) -> dict:
+    """`python -m MODULE` as a step's process on the host: `env` plus fresh output and summary files in `temp`.
+
+    Returns the exit code, both streams, the parsed outputs, the summary and the stdout workflow commands.
+    """
+    temp.mkdir(parents=True, exist_ok=True)
+    output, summary = temp / "output", temp / "summary"
+    output.write_text("")
+    summary.write_text("")
+    files = {"GITHUB_OUTPUT": str(output), "GITHUB_STEP_SUMMARY": str(summary)}
+    done = subprocess.run(
+        [sys.executable, "-m", module], env={**env, **files}, capture_output=True, text=True, timeout=timeout
+    )
+    return {
+        "returncode": done.returncode,
+        "stdout": done.stdout,
+        "stderr": done.stderr,
+        "outputs": parse_file_command(output.read_text()),
+        "summary": summary.read_text(),
+        "commands": parse_workflow_commands(done.stdout, "stdout"),
+    }
