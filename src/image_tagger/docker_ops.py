@@ -7,7 +7,6 @@ the SDK reports inside its JSON streams instead of raising are turned into Publi
 from __future__ import annotations
 
 import contextlib
-import math
 import os
 import re
 from collections.abc import Iterable, Iterator, Mapping
@@ -19,9 +18,9 @@ import requests
 import urllib3
 from docker.errors import APIError, DockerException
 
-from image_tagger.errors import InputError, PublishError
+from image_tagger.errors import PublishError
 from image_tagger.imagename import ImageName
-from image_tagger.inputs import BuildOptions
+from image_tagger.inputs import BuildOptions, parse_seconds
 
 _PUSHED_DIGEST = re.compile(r"digest: (sha256:[0-9a-f]{64})")
 TIMEOUT_ENV = "IMAGE_TAGGER_DOCKER_TIMEOUT"
@@ -53,16 +52,7 @@ def silent(client: docker.DockerClient, err: BaseException) -> str:
 
 def daemon_timeout(env: Mapping[str, str] = os.environ) -> float:
     """Seconds the daemon may stay silent on one call (IMAGE_TAGGER_DOCKER_TIMEOUT, default the SDK's 60)."""
-    text = env.get(TIMEOUT_ENV, "").strip()
-    if not text:
-        return DEFAULT_TIMEOUT
-    try:
-        seconds = float(text)
-    except ValueError:
-        seconds = math.nan
-    if not 1 <= seconds <= MAX_TIMEOUT:
-        raise InputError(f"{TIMEOUT_ENV} {text[:20]!r} is not a number of seconds from 1 to {MAX_TIMEOUT:g}")
-    return seconds
+    return parse_seconds(TIMEOUT_ENV, env.get(TIMEOUT_ENV, ""), DEFAULT_TIMEOUT, 1, MAX_TIMEOUT)
 
 
 def connect() -> docker.DockerClient:

@@ -8,6 +8,7 @@ relative to the workspace (the action's GITHUB_WORKSPACE, the CLI's --workspace)
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -46,6 +47,20 @@ PUBLISH_ONE_LINE = (
     *("username", "context", "file", "target", "builder", "pull", "no-cache", "overwrite-releases", "promote"),
     *("overlay", "flux-receiver-url"),
 )
+
+
+def parse_seconds(name: str, text: str, default: float, low: float, high: float) -> float:
+    """A number of seconds from `low` to `high` (an input or a variable named `name`); empty is `default`."""
+    text = text.strip()
+    if not text:
+        return default
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = math.nan
+    if not low <= seconds <= high:
+        raise InputError(f"{name} {text[:20]!r} is not accepted; accepted: seconds from {low:g} to {high:g}")
+    return seconds
 
 
 @dataclass(frozen=True)

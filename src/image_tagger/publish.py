@@ -39,8 +39,8 @@ from datetime import UTC, datetime
 import docker
 
 from image_tagger import buildkit, docker_ops, releases
-from image_tagger.errors import InputError, PublishError
-from image_tagger.inputs import BuildOptions, ReleaseOptions
+from image_tagger.errors import PublishError
+from image_tagger.inputs import BuildOptions, ReleaseOptions, parse_seconds
 from image_tagger.naming import TagPlan
 from image_tagger.registry_client import Manifest, RegistryAuth, RegistrySession
 
@@ -362,16 +362,7 @@ class ReleaseGuard:
 
 def release_settle(env: Mapping[str, str]) -> float:
     """The settle interval: RELEASE_SETTLE_SECONDS, or $IMAGE_TAGGER_RELEASE_SETTLE for slow uploads (and tests)."""
-    text = env.get(SETTLE_ENV, "").strip()
-    if not text:
-        return RELEASE_SETTLE_SECONDS
-    try:
-        seconds = float(text)
-    except ValueError:
-        seconds = -1.0
-    if not 0 <= seconds <= MAX_SETTLE_SECONDS:
-        raise InputError(f"{SETTLE_ENV} {text!r} is not accepted; accepted: seconds from 0 to {MAX_SETTLE_SECONDS:g}")
-    return seconds
+    return parse_seconds(SETTLE_ENV, env.get(SETTLE_ENV, ""), RELEASE_SETTLE_SECONDS, 0, MAX_SETTLE_SECONDS)
 
 
 def release_without_build(

@@ -9,7 +9,6 @@ GitHub or the registry answers is printed one line each, control characters esca
 from __future__ import annotations
 
 import json
-import math
 import os
 import re
 import sys
@@ -22,6 +21,7 @@ from image_tagger.context import read_event
 from image_tagger.errors import InputError, PublishError
 from image_tagger.flux import files
 from image_tagger.imagename import normalise_registry
+from image_tagger.inputs import parse_seconds
 from image_tagger.pullrequest import render
 from image_tagger.pullrequest.changes import ImageChange, image_changes
 from image_tagger.pullrequest.facts import DEADLINE as LOOKUP_DEADLINE
@@ -109,15 +109,7 @@ def read_inputs(env: Mapping[str, str]) -> Inputs:
 
 def _deadline(text: str) -> float:
     """timeout-seconds: the one deadline of every GitHub and registry call of the run."""
-    if not text:
-        return DEADLINE
-    try:
-        seconds = float(text)
-    except ValueError:
-        seconds = math.nan
-    if not 1 <= seconds <= MAX_DEADLINE:
-        raise InputError(f"timeout-seconds {text[:20]!r} is not a number of seconds from 1 to {MAX_DEADLINE:g}")
-    return seconds
+    return parse_seconds("timeout-seconds", text, DEADLINE, 1, MAX_DEADLINE)
 
 
 def _default_branch(env: Mapping[str, str]) -> str:
