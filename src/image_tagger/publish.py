@@ -327,6 +327,7 @@ class ReleaseGuard:
     revision: str
     overwrite: bool
     settle: float
+    log: docker_ops.Log
     sleep: Callable[[float], None] = time.sleep
 
     def _holder(self) -> releases.Existing | None:
@@ -341,6 +342,11 @@ class ReleaseGuard:
             digest = push_one(self.plan.version)  # (b)
         except PublishError as err:
             raise self._explained(err) from err
+        if self.settle:
+            self.log.info(
+                f"{self.plan.image.ref(self.plan.version)}: checking again in {self.settle:g}s that no other commit's "
+                f"release replaced it ({SETTLE_ENV})"
+            )
         self.sleep(self.settle)
         self.still_holds(f"within {self.settle:g}s of our push, before the floating tags moved")  # (c)
         return digest
@@ -408,7 +414,7 @@ def publish(
     settle = release_settle(os.environ)
     guard = None
     if plan.push and plan.kind == "release":
-        guard = ReleaseGuard(registry_session, plan, provenance.revision, release.overwrite, settle)
+        guard = ReleaseGuard(registry_session, plan, provenance.revision, release.overwrite, settle, log)
     if plan.push and credentials.username:
         docker_ops.login(client, plan.image, credentials.username, credentials.password)
         log.info(f"Logged in to {plan.image.registry} as {credentials.username}")
