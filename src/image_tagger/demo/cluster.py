@@ -10,6 +10,7 @@ use `up`, `down` and `status`; `./dev cluster up|down|status` is `main`.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import secrets
@@ -365,34 +366,30 @@ def _start(state_dir: Path, bin_dir: Path, registry_binary: str) -> ClusterInfo:
 
 
 def _signal_group(piece: Piece, signum: int) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(piece.pid, signum)
-    except ProcessLookupError:
-        pass
 
 
 def _reap(pid: int) -> None:
     """Collect the exit status when the piece is this process's child (an in-process `up`)."""
-    try:
-        os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        pass
+    deadline = time.monotonic() + STOP_SECONDS
+    # A Go program's leader shows as a zombie while its other threads still exit: wait until it is reapable.
+    with contextlib.suppress(ChildProcessError):
+        while os.waitpid(pid, os.WNOHANG) == (0, 0) and time.monotonic() < deadline:
+            time.sleep(0.05)
 
 
 def _stop(piece: Piece) -> None:
-    if not _alive(piece):
-        return
+    """SIGTERM to the piece's process group, SIGKILL after STOP_SECONDS."""
     _signal_group(piece, signal.SIGTERM)
     deadline = time.monotonic() + STOP_SECONDS
-    while time.monotonic() < deadline:
-        _reap(piece.pid)
-        if not _alive(piece):
-            return
+    while _alive(piece) and time.monotonic() < deadline:
         time.sleep(0.1)
-    _signal_group(piece, signal.SIGKILL)
-    while _alive(piece):
-        _reap(piece.pid)
-        time.sleep(0.05)
+    if _alive(piece):
+        _signal_group(piece, signal.SIGKILL)
+        while _alive(piece):
+            time.sleep(0.05)
+    _reap(piece.pid)
 
 
 def down(state_dir: Path) -> list[str]:

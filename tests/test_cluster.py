@@ -1,0 +1,175 @@
+"""`./dev cluster up|down|status` with the real etcd, kube-apiserver and Flux controllers (cluster/build's).
+
+One cluster for the module: the real image-reflector-controller scans our registry and its ImagePolicies
+select what `image-tagger select` predicts; the real source-controller fetches from our git server; `down`
+leaves no process behind. Missing binaries are built (about 22 minutes cold), never skipped.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+import yaml
+from support.cli import explain, run_cli
+from support.registry import push_tags
+
+from image_tagger.demo import cluster
+
+REPO = Path(__file__).resolve().parents[1]
+BUILD_SECONDS = 3600  # a cold build measured 22 minutes on 2 busy cores
+RECONCILE_SECONDS = 90
+TAGS = ["1.0.0", "1.1.0", "1.2.0", "1.2.1-rc.1", "2.0.0", "main-abc1234-1700000000", "main-def5678-1700000500"]
+TAGS += ["main-0123abc-1699999999", "1.1.0.sig", "latest"]
+
+
+@pytest.fixture(scope="module")
+def bin_dir() -> Path:
+    done = subprocess.run(
+        [REPO / "cluster" / "build"], capture_output=True, text=True, timeout=BUILD_SECONDS, check=False
+    )
+    assert done.returncode == 0, explain(done)
+    return Path(done.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="module")
+def running(bin_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[cluster.ClusterInfo]:
+    state = tmp_path_factory.mktemp("cluster")
+    info, already = cluster.up(state, bin_dir)
+    assert not already
+    yield info
+    cluster.down(state)
+
+
+def kubectl(info: cluster.ClusterInfo, *args: str, stdin: str | None = None) -> str:
+    done = subprocess.run(
+        [info.kubectl, f"--kubeconfig={info.kubeconfig}", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, explain(done)
+    return done.stdout
+
+
+def wait_for(info: cluster.ClusterInfo, kind: str, name: str, ready) -> dict:
+    """The object once `ready(object)` holds; fails with its status after RECONCILE_SECONDS."""
+    deadline = time.monotonic() + RECONCILE_SECONDS
+    while True:
+        found = json.loads(kubectl(info, "--namespace=flux-system", "get", kind, name, "--output=json"))
+        if ready(found):
+            return found
+        assert time.monotonic() < deadline, f"{kind}/{name} not ready: {json.dumps(found.get('status'))}"
+        time.sleep(0.5)
+
+
+def condition_ready(found: dict) -> bool:
+    conditions = found.get("status", {}).get("conditions", [])
+    return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
+
+
+POLICIES = {
+    "app-v1": {"semver": {"range": ">=1.0.0 <2.0.0"}},
+    "app-main": {"numerical": {"order": "asc"}},
+}
+FILTERS = {"app-main": {"pattern": "^main-[a-f0-9]+-(?P<ts>[0-9]+)$", "extract": "$ts"}}
+
+
+def policy_manifest(name: str) -> dict:
+    spec = {"imageRepositoryRef": {"name": "app"}, "policy": POLICIES[name]}
+    if name in FILTERS:
+        spec["filterTags"] = FILTERS[name]
+    return {
+        "apiVersion": "image.toolkit.fluxcd.io/v1",
+        "kind": "ImagePolicy",
+        "metadata": {"name": name, "namespace": "flux-system"},
+        "spec": spec,
+    }
+
+
+def test_the_cluster_answers_and_up_again_finds_it(running: cluster.ClusterInfo, bin_dir: Path) -> None:
+    assert "Server Version: v1.36.3" in kubectl(running, "version")
+    again, already = cluster.up(Path(running.state_dir), bin_dir)
+    assert already and again.pieces == running.pieces
+    assert Path(running.kubeconfig).stat().st_mode & 0o077 == 0
+    done = subprocess.run(
+        [sys.executable, "-m", "image_tagger.demo.cluster", "status", f"--state-dir={running.state_dir}"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert done.returncode == 0, explain(done)
+    for name in cluster.STOP_ORDER:
+        assert name in done.stdout
+    total = cluster.status(Path(running.state_dir)).total_rss_kib
+    assert 0 < total < 2 * 1024 * 1024, f"{total} KiB resident"
+
+
+def test_image_policies_select_what_image_tagger_select_predicts(running: cluster.ClusterInfo, tmp_path: Path) -> None:
+    push_tags(running.registry, "demo/app", TAGS, requests.Session())
+    image = f"{running.registry}/demo/app"
+    repository = {
+        "apiVersion": "image.toolkit.fluxcd.io/v1",
+        "kind": "ImageRepository",
+        "metadata": {"name": "app", "namespace": "flux-system"},
+        "spec": {"image": image, "interval": "1m", "insecure": True, "provider": "generic"},
+    }
+    kubectl(running, "apply", "--filename=-", stdin=yaml.safe_dump(repository))
+    scanned = wait_for(running, "imagerepository", "app", condition_ready)
+    assert scanned["status"]["lastScanResult"]["tagCount"] == len(TAGS) - 1  # `.sig` excluded by default
+    # Applied after the first scan: a policy reconciled before it waits 30 s for tags.
+    kubectl(running, "apply", "--filename=-", stdin=yaml.safe_dump_all(policy_manifest(n) for n in POLICIES))
+    (tmp_path / "tags").write_text("\n".join(TAGS) + "\n")
+    for name in POLICIES:
+        path = tmp_path / f"{name}.yaml"
+        path.write_text(yaml.safe_dump(policy_manifest(name)))
+        predicted = run_cli("select", f"--policy={path}", f"--tags={tmp_path / 'tags'}")
+        assert predicted.returncode == 0, explain(predicted)
+        selected = wait_for(running, "imagepolicy", name, lambda found: "latestRef" in found.get("status", {}))
+        assert selected["status"]["latestRef"] == {"name": image, "tag": predicted.stdout.strip()}
+    assert {
+        name: wait_for(running, "imagepolicy", name, condition_ready)["status"]["latestRef"]["tag"] for name in POLICIES
+    } == {"app-v1": "1.2.0", "app-main": "main-def5678-1700000500"}
+
+
+def test_source_controller_fetches_a_push_to_the_git_server(running: cluster.ClusterInfo, tmp_path: Path) -> None:
+    work = tmp_path / "work"
+    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.invalid"}
+    env |= {"GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.invalid"}
+    for argv in (
+        ["init", "--quiet", "--initial-branch=main", str(work)],
+        ["-C", str(work), "commit", "--quiet", "--allow-empty", "--message=first"],
+        ["-C", str(work), "push", "--quiet", running.config_repository_url, "main"],
+    ):
+        subprocess.run(["git", *argv], check=True, env=env, timeout=30)
+    head = subprocess.run(
+        ["git", "-C", str(work), "rev-parse", "HEAD"], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    source = {
+        "apiVersion": "source.toolkit.fluxcd.io/v1",
+        "kind": "GitRepository",
+        "metadata": {"name": "config", "namespace": "flux-system"},
+        "spec": {"url": running.config_repository_url, "interval": "1m", "ref": {"branch": "main"}},
+    }
+    kubectl(running, "apply", "--filename=-", stdin=yaml.safe_dump(source))
+    fetched = wait_for(running, "gitrepository", "config", condition_ready)
+    assert fetched["status"]["artifact"]["revision"] == f"main@sha1:{head}"
+
+
+def test_down_leaves_no_process(running: cluster.ClusterInfo) -> None:
+    state = Path(running.state_dir)
+    stopped = cluster.down(state)
+    assert stopped == list(cluster.STOP_ORDER)
+    left = [name for name, piece in running.pieces.items() if Path(f"/proc/{piece.pid}").exists()]
+    assert not left, f"still running after down: {left}"
+    assert cluster.status(state) is None
