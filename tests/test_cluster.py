@@ -173,3 +173,39 @@ def test_down_leaves_no_process(running: cluster.ClusterInfo) -> None:
     left = [name for name, piece in running.pieces.items() if Path(f"/proc/{piece.pid}").exists()]
     assert not left, f"still running after down: {left}"
     assert cluster.status(state) is None
+
+
+def processes_in(folder: Path) -> list[int]:
+    """Pids whose working folder is `folder` (every piece runs in the state folder)."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            if proc.name.isdigit() and Path(os.readlink(proc / "cwd")) == folder:
+                found.append(int(proc.name))
+        except OSError:
+            continue
+    return found
+
+
+def test_a_piece_that_exits_is_named_with_its_log_and_the_rest_stopped(bin_dir: Path, tmp_path: Path) -> None:
+    broken = tmp_path / "build" / "bin"
+    broken.mkdir(parents=True)
+    for binary in bin_dir.iterdir():
+        (broken / binary.name).symlink_to(binary)
+    (broken / "etcd").unlink()
+    (broken / "etcd").write_text("#!/bin/sh\necho 'etcd: cannot start' >&2\nexit 3\n")
+    (broken / "etcd").chmod(0o755)
+    state = tmp_path / "state"
+    done = subprocess.run(
+        [sys.executable, "-m", "image_tagger.demo.cluster", "up", f"--state-dir={state}", f"--bin-dir={broken}"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 1, explain(done)
+    log = state / "logs" / "etcd.log"
+    assert done.stderr == f"./dev cluster up: etcd exited before answering on /health; see its log {log}\n"
+    assert "cannot start" in log.read_text()
+    assert cluster.status(state) is None
+    assert processes_in(state) == []

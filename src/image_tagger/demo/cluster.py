@@ -155,7 +155,7 @@ class _Starter:
         deadline = time.monotonic() + READY_SECONDS
         while time.monotonic() < deadline:
             if not _alive(piece):
-                raise ClusterError(f"{name} exited before {what}; see its log {piece.log}")
+                raise ClusterError(f"{name} exited before answering {what}; see its log {piece.log}")
             try:
                 if ready():
                     return
