@@ -142,19 +142,43 @@ def test_image_policies_select_what_image_tagger_select_predicts(running: cluste
     } == {"app-v1": "1.2.0", "app-main": "main-def5678-1700000500"}
 
 
-def test_source_controller_fetches_a_push_to_the_git_server(running: cluster.ClusterInfo, tmp_path: Path) -> None:
-    work = tmp_path / "work"
-    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.invalid"}
-    env |= {"GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.invalid"}
-    for argv in (
-        ["init", "--quiet", "--initial-branch=main", str(work)],
-        ["-C", str(work), "commit", "--quiet", "--allow-empty", "--message=first"],
-        ["-C", str(work), "push", "--quiet", running.config_repository_url, "main"],
-    ):
-        subprocess.run(["git", *argv], check=True, env=env, timeout=30)
-    head = subprocess.run(
-        ["git", "-C", str(work), "rev-parse", "HEAD"], capture_output=True, text=True, check=True
-    ).stdout.strip()
+GIT_ENV = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.invalid"}
+GIT_ENV |= {"GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.invalid"}
+
+
+def git(*args: str) -> str:
+    done = subprocess.run(
+        ["git", *args], capture_output=True, text=True, env={**os.environ, **GIT_ENV}, timeout=30, check=False
+    )
+    assert done.returncode == 0, explain(done)
+    return done.stdout.strip()
+
+
+def deployment(image: str) -> str:
+    return (
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: app\n  namespace: default\nspec:\n"
+        "  template:\n    spec:\n      containers:\n        - name: app\n"
+        f'          image: {image}:1.0.0 # {{"$imagepolicy": "flux-system:app-v1"}}\n'
+    )
+
+
+@pytest.fixture(scope="module")
+def config_checkout(running: cluster.ClusterInfo, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A clone of the cluster's config repository, its first commit pushed: one Deployment with a setter."""
+    work = tmp_path_factory.mktemp("config") / "work"
+    git("init", "--quiet", "--initial-branch=main", str(work))
+    (work / "apps").mkdir()
+    (work / "apps" / "deploy.yaml").write_text(deployment(f"{running.registry}/demo/app"))
+    git("-C", str(work), "add", "apps")
+    git("-C", str(work), "commit", "--quiet", "--message=first")
+    git("-C", str(work), "push", "--quiet", running.config_repository_url, "main")
+    return work
+
+
+def test_source_controller_fetches_a_push_to_the_git_server(
+    running: cluster.ClusterInfo, config_checkout: Path
+) -> None:
+    head = git("-C", str(config_checkout), "rev-parse", "HEAD")
     source = {
         "apiVersion": "source.toolkit.fluxcd.io/v1",
         "kind": "GitRepository",
@@ -164,6 +188,41 @@ def test_source_controller_fetches_a_push_to_the_git_server(running: cluster.Clu
     kubectl(running, "apply", "--filename=-", stdin=yaml.safe_dump(source))
     fetched = wait_for(running, "gitrepository", "config", condition_ready)
     assert fetched["status"]["artifact"]["revision"] == f"main@sha1:{head}"
+
+
+def test_the_automation_pushes_what_image_tagger_update_writes(
+    running: cluster.ClusterInfo, config_checkout: Path
+) -> None:
+    """Needs app-v1 (selected above) and the GitRepository `config`: the real automation commits over HTTP."""
+    head = git("-C", str(config_checkout), "rev-parse", "HEAD")
+    automation = {
+        "apiVersion": "image.toolkit.fluxcd.io/v1",
+        "kind": "ImageUpdateAutomation",
+        "metadata": {"name": "config", "namespace": "flux-system"},
+        "spec": {
+            "interval": "1m",
+            "sourceRef": {"kind": "GitRepository", "name": "config"},
+            "git": {
+                "checkout": {"ref": {"branch": "main"}},
+                "commit": {"author": {"name": "fluxcdbot", "email": "fluxcdbot@users.noreply.github.com"}},
+                "push": {"branch": "main"},
+            },
+            "update": {"path": "./apps", "strategy": "Setters"},
+        },
+    }
+    kubectl(running, "apply", "--filename=-", stdin=yaml.safe_dump(automation))
+    deadline = time.monotonic() + RECONCILE_SECONDS
+    while (pushed := git("ls-remote", running.config_repository_url, "main").split()[0]) == head:
+        assert time.monotonic() < deadline, "the automation pushed nothing"
+        time.sleep(0.5)
+    image = f"{running.registry}/demo/app"
+    predicted = run_cli("update", str(config_checkout / "apps"), f"--policy=flux-system:app-v1={image}:1.2.0")
+    assert predicted.returncode == 0, explain(predicted)
+    git("-C", str(config_checkout), "fetch", "--quiet", running.config_repository_url, "main")
+    assert git("-C", str(config_checkout), "log", "-1", "--format=%an", pushed) == "fluxcdbot"
+    committed = git("-C", str(config_checkout), "show", f"{pushed}:apps/deploy.yaml") + "\n"
+    assert committed == (config_checkout / "apps" / "deploy.yaml").read_text()
+    assert f"{image}:1.2.0 #" in committed
 
 
 def test_down_leaves_no_process(running: cluster.ClusterInfo) -> None:
