@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import fcntl
 import json
 import os
 import secrets
@@ -22,6 +23,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -78,6 +80,14 @@ class ClusterInfo:
     @property
     def config_repository_url(self) -> str:
         return f"{self.git_url}/{CONFIG_REPOSITORY}"
+
+
+@contextlib.contextmanager
+def _locked(state_dir: Path) -> Iterator[None]:
+    """One `up` or `down` at a time per state folder (a second one waits)."""
+    with (state_dir / ".lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
 
 
 def _state_file(state_dir: Path) -> Path:
@@ -208,18 +218,21 @@ def up(state_dir: Path, bin_dir: Path) -> tuple[ClusterInfo, bool]:
     registry_binary = shutil.which("docker-registry")
     if not registry_binary:
         raise ClusterError("docker-registry is not installed (apt-get install docker-registry)")
-    existing = load(state_dir)
-    if existing:
-        if all(_alive(piece) for piece in existing.pieces.values()) and len(existing.pieces) == len(STOP_ORDER):
-            return existing, True
-        down(state_dir)
     state_dir.mkdir(parents=True, exist_ok=True)
-    _fresh(state_dir)
-    try:
-        return _start(state_dir, bin_dir, registry_binary), False
-    except BaseException:
-        down(state_dir)
-        raise
+    with _locked(state_dir):
+        existing = load(state_dir)
+        if existing:
+            if all(_alive(piece) for piece in existing.pieces.values()) and len(existing.pieces) == len(STOP_ORDER):
+                return existing, True
+            _down(existing)
+        _fresh(state_dir)
+        try:
+            return _start(state_dir, bin_dir, registry_binary), False
+        except BaseException:
+            info = load(state_dir)
+            if info:
+                _down(info)
+            raise
 
 
 def _start(state_dir: Path, bin_dir: Path, registry_binary: str) -> ClusterInfo:
@@ -394,9 +407,15 @@ def _stop(piece: Piece) -> None:
 
 def down(state_dir: Path) -> list[str]:
     """Stop what `up` started in `state_dir` (and only that); returns the names of the pieces that ran."""
-    info = load(state_dir.resolve())
-    if info is None:
+    state_dir = state_dir.resolve()
+    if not state_dir.is_dir():
         return []
+    with _locked(state_dir):
+        info = load(state_dir)
+        return _down(info) if info else []
+
+
+def _down(info: ClusterInfo) -> list[str]:
     stopped = []
     for name in STOP_ORDER:
         piece = info.pieces.get(name)
