@@ -1,0 +1,270 @@
+"""`./dev cluster up|down|status` with the real etcd, kube-apiserver and Flux controllers (cluster/build's).
+
+One cluster for the module: the real image-reflector-controller scans our registry and its ImagePolicies
+select what `image-tagger select` predicts; the real source-controller fetches from our git server; `down`
+leaves no process behind. Missing binaries are built (about 22 minutes cold), never skipped.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+import yaml
+from support.cli import explain, run_cli
+from support.registry import push_tags
+
+from image_tagger.demo import cluster
+
+REPO = Path(__file__).resolve().parents[1]
+BUILD_SECONDS = 3600  # a cold build measured 22 minutes on 2 busy cores
+RECONCILE_SECONDS = 90
+TAGS = ["1.0.0", "1.1.0", "1.2.0", "1.2.1-rc.1", "2.0.0", "main-abc1234-1700000000", "main-def5678-1700000500"]
+TAGS += ["main-0123abc-1699999999", "1.1.0.sig", "latest"]
+
+
+@pytest.fixture(scope="module")
+def bin_dir() -> Path:
+    done = subprocess.run(
+        [REPO / "cluster" / "build"], capture_output=True, text=True, timeout=BUILD_SECONDS, check=False
+    )
+    assert done.returncode == 0, explain(done)
+    return Path(done.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="module")
+def running(bin_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[cluster.ClusterInfo]:
+    state = tmp_path_factory.mktemp("cluster")
+    info, already = cluster.up(state, bin_dir)
+    assert not already
+    yield info
+    cluster.down(state)
+
+
+def kubectl(info: cluster.ClusterInfo, *args: str, stdin: str | None = None) -> str:
+    done = subprocess.run(
+        [info.kubectl, f"--kubeconfig={info.kubeconfig}", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, explain(done)
+    return done.stdout
+
+
+def wait_for(info: cluster.ClusterInfo, kind: str, name: str, ready) -> dict:
+    """The object once `ready(object)` holds; fails with its status after RECONCILE_SECONDS."""
+    deadline = time.monotonic() + RECONCILE_SECONDS
+    while True:
+        found = json.loads(kubectl(info, "--namespace=flux-system", "get", kind, name, "--output=json"))
+        if ready(found):
+            return found
+        assert time.monotonic() < deadline, f"{kind}/{name} not ready: {json.dumps(found.get('status'))}"
+        time.sleep(0.5)
+
+
+def condition_ready(found: dict) -> bool:
+    conditions = found.get("status", {}).get("conditions", [])
+    return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
+
+
+POLICIES = {
+    "app-v1": {"semver": {"range": ">=1.0.0 <2.0.0"}},
+    "app-main": {"numerical": {"order": "asc"}},
+}
+FILTERS = {"app-main": {"pattern": "^main-[a-f0-9]+-(?P<ts>[0-9]+)$", "extract": "$ts"}}
+
+
+def policy_manifest(name: str) -> dict:
+    spec = {"imageRepositoryRef": {"name": "app"}, "policy": POLICIES[name]}
+    if name in FILTERS:
+        spec["filterTags"] = FILTERS[name]
+    return {
+        "apiVersion": "image.toolkit.fluxcd.io/v1",
+        "kind": "ImagePolicy",
+        "metadata": {"name": name, "namespace": "flux-system"},
+        "spec": spec,
+    }
+
+
+def test_the_cluster_answers_and_up_again_finds_it(running: cluster.ClusterInfo, bin_dir: Path) -> None:
+    assert "Server Version: v1.36.3" in kubectl(running, "version")
+    again, already = cluster.up(Path(running.state_dir), bin_dir)
+    assert already and again.pieces == running.pieces
+    assert Path(running.kubeconfig).stat().st_mode & 0o077 == 0
+    done = subprocess.run(
+        [sys.executable, "-m", "image_tagger.demo.cluster", "status", f"--state-dir={running.state_dir}"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert done.returncode == 0, explain(done)
+    for name in cluster.STOP_ORDER:
+        assert name in done.stdout
+    total = cluster.status(Path(running.state_dir)).total_rss_kib
+    assert 0 < total < 2 * 1024 * 1024, f"{total} KiB resident"
+
+
+def test_image_policies_select_what_image_tagger_select_predicts(running: cluster.ClusterInfo, tmp_path: Path) -> None:
+    push_tags(running.registry, "demo/app", TAGS, requests.Session())
+    image = f"{running.registry}/demo/app"
+    repository = {
+        "apiVersion": "image.toolkit.fluxcd.io/v1",
+        "kind": "ImageRepository",
+        "metadata": {"name": "app", "namespace": "flux-system"},
+        "spec": {"image": image, "interval": "1m", "insecure": True, "provider": "generic"},
+    }
+    kubectl(running, "apply", "--filename=-", stdin=yaml.safe_dump(repository))
+    scanned = wait_for(running, "imagerepository", "app", condition_ready)
+    assert scanned["status"]["lastScanResult"]["tagCount"] == len(TAGS) - 1  # `.sig` excluded by default
+    # Applied after the first scan: a policy reconciled before it waits 30 s for tags.
+    kubectl(running, "apply", "--filename=-", stdin=yaml.safe_dump_all(policy_manifest(n) for n in POLICIES))
+    (tmp_path / "tags").write_text("\n".join(TAGS) + "\n")
+    for name in POLICIES:
+        path = tmp_path / f"{name}.yaml"
+        path.write_text(yaml.safe_dump(policy_manifest(name)))
+        predicted = run_cli("select", f"--policy={path}", f"--tags={tmp_path / 'tags'}")
+        assert predicted.returncode == 0, explain(predicted)
+        selected = wait_for(running, "imagepolicy", name, lambda found: "latestRef" in found.get("status", {}))
+        assert selected["status"]["latestRef"] == {"name": image, "tag": predicted.stdout.strip()}
+    assert {
+        name: wait_for(running, "imagepolicy", name, condition_ready)["status"]["latestRef"]["tag"] for name in POLICIES
+    } == {"app-v1": "1.2.0", "app-main": "main-def5678-1700000500"}
+
+
+GIT_ENV = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.invalid"}
+GIT_ENV |= {"GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.invalid"}
+
+
+def git(*args: str) -> str:
+    done = subprocess.run(
+        ["git", *args], capture_output=True, text=True, env={**os.environ, **GIT_ENV}, timeout=30, check=False
+    )
+    assert done.returncode == 0, explain(done)
+    return done.stdout.strip()
+
+
+def deployment(image: str) -> str:
+    return (
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: app\n  namespace: default\nspec:\n"
+        "  template:\n    spec:\n      containers:\n        - name: app\n"
+        f'          image: {image}:1.0.0 # {{"$imagepolicy": "flux-system:app-v1"}}\n'
+    )
+
+
+@pytest.fixture(scope="module")
+def config_checkout(running: cluster.ClusterInfo, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A clone of the cluster's config repository, its first commit pushed: one Deployment with a setter."""
+    work = tmp_path_factory.mktemp("config") / "work"
+    git("init", "--quiet", "--initial-branch=main", str(work))
+    (work / "apps").mkdir()
+    (work / "apps" / "deploy.yaml").write_text(deployment(f"{running.registry}/demo/app"))
+    git("-C", str(work), "add", "apps")
+    git("-C", str(work), "commit", "--quiet", "--message=first")
+    git("-C", str(work), "push", "--quiet", running.config_repository_url, "main")
+    return work
+
+
+def test_source_controller_fetches_a_push_to_the_git_server(
+    running: cluster.ClusterInfo, config_checkout: Path
+) -> None:
+    head = git("-C", str(config_checkout), "rev-parse", "HEAD")
+    source = {
+        "apiVersion": "source.toolkit.fluxcd.io/v1",
+        "kind": "GitRepository",
+        "metadata": {"name": "config", "namespace": "flux-system"},
+        "spec": {"url": running.config_repository_url, "interval": "1m", "ref": {"branch": "main"}},
+    }
+    kubectl(running, "apply", "--filename=-", stdin=yaml.safe_dump(source))
+    fetched = wait_for(running, "gitrepository", "config", condition_ready)
+    assert fetched["status"]["artifact"]["revision"] == f"main@sha1:{head}"
+
+
+def test_the_automation_pushes_what_image_tagger_update_writes(
+    running: cluster.ClusterInfo, config_checkout: Path
+) -> None:
+    """Needs app-v1 (selected above) and the GitRepository `config`: the real automation commits over HTTP."""
+    head = git("-C", str(config_checkout), "rev-parse", "HEAD")
+    automation = {
+        "apiVersion": "image.toolkit.fluxcd.io/v1",
+        "kind": "ImageUpdateAutomation",
+        "metadata": {"name": "config", "namespace": "flux-system"},
+        "spec": {
+            "interval": "1m",
+            "sourceRef": {"kind": "GitRepository", "name": "config"},
+            "git": {
+                "checkout": {"ref": {"branch": "main"}},
+                "commit": {"author": {"name": "fluxcdbot", "email": "fluxcdbot@users.noreply.github.com"}},
+                "push": {"branch": "main"},
+            },
+            "update": {"path": "./apps", "strategy": "Setters"},
+        },
+    }
+    kubectl(running, "apply", "--filename=-", stdin=yaml.safe_dump(automation))
+    deadline = time.monotonic() + RECONCILE_SECONDS
+    while (pushed := git("ls-remote", running.config_repository_url, "main").split()[0]) == head:
+        assert time.monotonic() < deadline, "the automation pushed nothing"
+        time.sleep(0.5)
+    image = f"{running.registry}/demo/app"
+    predicted = run_cli("update", str(config_checkout / "apps"), f"--policy=flux-system:app-v1={image}:1.2.0")
+    assert predicted.returncode == 0, explain(predicted)
+    git("-C", str(config_checkout), "fetch", "--quiet", running.config_repository_url, "main")
+    assert git("-C", str(config_checkout), "log", "-1", "--format=%an", pushed) == "fluxcdbot"
+    committed = git("-C", str(config_checkout), "show", f"{pushed}:apps/deploy.yaml") + "\n"
+    assert committed == (config_checkout / "apps" / "deploy.yaml").read_text()
+    assert f"{image}:1.2.0 #" in committed
+
+
+def test_down_leaves_no_process(running: cluster.ClusterInfo) -> None:
+    state = Path(running.state_dir)
+    stopped = cluster.down(state)
+    assert stopped == list(cluster.STOP_ORDER)
+    left = [name for name, piece in running.pieces.items() if Path(f"/proc/{piece.pid}").exists()]
+    assert not left, f"still running after down: {left}"
+    assert cluster.status(state) is None
+
+
+def processes_in(folder: Path) -> list[int]:
+    """Pids whose working folder is `folder` (every piece runs in the state folder)."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            if proc.name.isdigit() and Path(os.readlink(proc / "cwd")) == folder:
+                found.append(int(proc.name))
+        except OSError:
+            continue
+    return found
+
+
+def test_a_piece_that_exits_is_named_with_its_log_and_the_rest_stopped(bin_dir: Path, tmp_path: Path) -> None:
+    broken = tmp_path / "build" / "bin"
+    broken.mkdir(parents=True)
+    for binary in bin_dir.iterdir():
+        (broken / binary.name).symlink_to(binary)
+    (broken / "etcd").unlink()
+    (broken / "etcd").write_text("#!/bin/sh\necho 'etcd: cannot start' >&2\nexit 3\n")
+    (broken / "etcd").chmod(0o755)
+    state = tmp_path / "state"
+    done = subprocess.run(
+        [sys.executable, "-m", "image_tagger.demo.cluster", "up", f"--state-dir={state}", f"--bin-dir={broken}"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 1, explain(done)
+    log = state / "logs" / "etcd.log"
+    assert done.stderr == f"./dev cluster up: etcd exited before answering on /health; see its log {log}\n"
+    assert "cannot start" in log.read_text()
+    assert cluster.status(state) is None
+    assert processes_in(state) == []
