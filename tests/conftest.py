@@ -3,15 +3,19 @@
 import contextlib
 import os
 import shutil
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import docker
 import pytest
+from support.cli import explain
 from support.engines import Engine, EngineMissing, configured_engines, probe
 from support.python_base import ensure_python_base
 from support.registry import Registry, serve_registry
 from support.sample_app import make_sample_app
+
+from image_tagger.demo import cluster
 
 
 @pytest.fixture(scope="session")
@@ -109,3 +113,30 @@ def engine28_containerd() -> Engine:
 # A release waits this long after pushing its tag before checking it again (publish.RELEASE_SETTLE_SECONDS is
 # 10 s): the suite's releases race nobody but test_release_race, which sets its own.
 os.environ.setdefault("IMAGE_TAGGER_RELEASE_SETTLE", "0.2")
+
+
+CLUSTER_BUILD_SECONDS = 3600  # a cold build measured 22 minutes on 2 busy cores
+
+
+@pytest.fixture(scope="session")
+def cluster_bin_dir() -> Path:
+    """The real etcd, kube-apiserver, kubectl and Flux controllers; `cluster/build` builds what is missing."""
+    done = subprocess.run(
+        [Path(__file__).resolve().parents[1] / "cluster" / "build"],
+        capture_output=True,
+        text=True,
+        timeout=CLUSTER_BUILD_SECONDS,
+        check=False,
+    )
+    assert done.returncode == 0, explain(done)
+    return Path(done.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="module")
+def running(cluster_bin_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[cluster.ClusterInfo]:
+    """A whole local cluster for one test module, stopped after it."""
+    state = tmp_path_factory.mktemp("cluster")
+    info, already = cluster.up(state, cluster_bin_dir)
+    assert not already
+    yield info
+    cluster.down(state)

@@ -7,74 +7,24 @@ leaves no process behind. Missing binaries are built (about 22 minutes cold), ne
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import requests
 import yaml
 from support.cli import explain, run_cli
+from support.flux_cluster import RECONCILE_SECONDS, condition_ready, git, kubectl, wait_for
 from support.registry import push_tags
 
 from image_tagger.demo import cluster
 
 REPO = Path(__file__).resolve().parents[1]
-BUILD_SECONDS = 3600  # a cold build measured 22 minutes on 2 busy cores
-RECONCILE_SECONDS = 90
 TAGS = ["1.0.0", "1.1.0", "1.2.0", "1.2.1-rc.1", "2.0.0", "main-abc1234-1700000000", "main-def5678-1700000500"]
 TAGS += ["main-0123abc-1699999999", "1.1.0.sig", "latest"]
-
-
-@pytest.fixture(scope="module")
-def bin_dir() -> Path:
-    done = subprocess.run(
-        [REPO / "cluster" / "build"], capture_output=True, text=True, timeout=BUILD_SECONDS, check=False
-    )
-    assert done.returncode == 0, explain(done)
-    return Path(done.stdout.strip().splitlines()[-1])
-
-
-@pytest.fixture(scope="module")
-def running(bin_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[cluster.ClusterInfo]:
-    state = tmp_path_factory.mktemp("cluster")
-    info, already = cluster.up(state, bin_dir)
-    assert not already
-    yield info
-    cluster.down(state)
-
-
-def kubectl(info: cluster.ClusterInfo, *args: str, stdin: str | None = None) -> str:
-    done = subprocess.run(
-        [info.kubectl, f"--kubeconfig={info.kubeconfig}", *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert done.returncode == 0, explain(done)
-    return done.stdout
-
-
-def wait_for(info: cluster.ClusterInfo, kind: str, name: str, ready) -> dict:
-    """The object once `ready(object)` holds; fails with its status after RECONCILE_SECONDS."""
-    deadline = time.monotonic() + RECONCILE_SECONDS
-    while True:
-        found = json.loads(kubectl(info, "--namespace=flux-system", "get", kind, name, "--output=json"))
-        if ready(found):
-            return found
-        assert time.monotonic() < deadline, f"{kind}/{name} not ready: {json.dumps(found.get('status'))}"
-        time.sleep(0.5)
-
-
-def condition_ready(found: dict) -> bool:
-    conditions = found.get("status", {}).get("conditions", [])
-    return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
 
 
 POLICIES = {
@@ -96,9 +46,9 @@ def policy_manifest(name: str) -> dict:
     }
 
 
-def test_the_cluster_answers_and_up_again_finds_it(running: cluster.ClusterInfo, bin_dir: Path) -> None:
+def test_the_cluster_answers_and_up_again_finds_it(running: cluster.ClusterInfo, cluster_bin_dir: Path) -> None:
     assert "Server Version: v1.36.3" in kubectl(running, "version")
-    again, already = cluster.up(Path(running.state_dir), bin_dir)
+    again, already = cluster.up(Path(running.state_dir), cluster_bin_dir)
     assert already and again.pieces == running.pieces
     assert Path(running.kubeconfig).stat().st_mode & 0o077 == 0
     done = subprocess.run(
@@ -140,18 +90,6 @@ def test_image_policies_select_what_image_tagger_select_predicts(running: cluste
     assert {
         name: wait_for(running, "imagepolicy", name, condition_ready)["status"]["latestRef"]["tag"] for name in POLICIES
     } == {"app-v1": "1.2.0", "app-main": "main-def5678-1700000500"}
-
-
-GIT_ENV = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.invalid"}
-GIT_ENV |= {"GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.invalid"}
-
-
-def git(*args: str) -> str:
-    done = subprocess.run(
-        ["git", *args], capture_output=True, text=True, env={**os.environ, **GIT_ENV}, timeout=30, check=False
-    )
-    assert done.returncode == 0, explain(done)
-    return done.stdout.strip()
 
 
 def deployment(image: str) -> str:
@@ -246,10 +184,10 @@ def processes_in(folder: Path) -> list[int]:
     return found
 
 
-def test_a_piece_that_exits_is_named_with_its_log_and_the_rest_stopped(bin_dir: Path, tmp_path: Path) -> None:
+def test_a_piece_that_exits_is_named_with_its_log_and_the_rest_stopped(cluster_bin_dir: Path, tmp_path: Path) -> None:
     broken = tmp_path / "build" / "bin"
     broken.mkdir(parents=True)
-    for binary in bin_dir.iterdir():
+    for binary in cluster_bin_dir.iterdir():
         (broken / binary.name).symlink_to(binary)
     (broken / "etcd").unlink()
     (broken / "etcd").write_text("#!/bin/sh\necho 'etcd: cannot start' >&2\nexit 3\n")

@@ -59,7 +59,12 @@ def render(
     changes: Sequence[Changed],
     values: Mapping[str, str] | None = None,
 ) -> str:
-    """Render like Flux; an empty template gives Flux's default message."""
+    """Render like Flux; an empty template gives Flux's default message.
+
+    Changes come in `changes` order. Flux ranges over them in Go map order (Result.Changes walks a map of
+    files, each a map of objects), which is random once several files or objects change: only the set of
+    rendered changes is then predictable, not their order (tests/test_differential.py compares it so).
+    """
     if not template:
         return DEFAULT_MESSAGE
     # .Changed.Changes lists each (old, new, setter) once, however many lines it changed.
