@@ -3,7 +3,7 @@
 Selection: seeded tag sets (releases, prereleases, other majors, `v` prefixes, main-<sha>-<ts> builds, `.sig`
 tags, odd tags) in our registry, one ImageRepository each (some with an exclusionList), twenty generated
 ImagePolicies per repository; every policy's status (latestRef, or Ready=False) must equal `select_tag` on
-`scan_tags`' list. Update: generated files with setter markers, committed by real ImageUpdateAutomations
+`scan_tags`' list. Update: generated files with setter markers (and Flux's own setter fixtures), committed by real ImageUpdateAutomations
 (one per folder, each pushing its own branch with its own messageTemplate) must equal, byte for byte, what
 `plan_updates` writes, and each commit message what `commitmsg.render` gives.
 
@@ -319,6 +319,27 @@ def case_file(rng: random.Random, registry: str, i: int) -> str:
     return head + "---\n".join(docs)
 
 
+FLUX_FIXTURE = (
+    Path(__file__).parent / "fixtures/flux-setters/image-automation-controller/internal/update/testdata/setters"
+)
+# Flux's own TestUpdateWithSetters inputs, their policies renamed to ours (the digest one has an empty digest).
+FIXTURE_POLICIES = {
+    "automation-ns:policy-with-digest": f"{UPDATE_NS}:b-main",
+    "automation-ns:policy": f"{UPDATE_NS}:a-v1",
+    "automation-ns:unchanged": f"{UPDATE_NS}:num-asc",
+}
+
+
+def copy_flux_fixture(target: Path) -> int:
+    target.mkdir()
+    for source in sorted((FLUX_FIXTURE / "original").iterdir()):
+        text = source.read_text()
+        for theirs, ours in FIXTURE_POLICIES.items():
+            text = text.replace(f'"{theirs}', f'"{ours}')
+        (target / source.name).write_text(text)
+    return len(list(target.iterdir()))
+
+
 def same_message(ours: str, theirs: str) -> bool:
     """Flux ranges over .Changed.Changes in Go map order (files, then objects: Result.Changes), random
     across files, so with one change per line only the first line and the set of lines are comparable."""
@@ -355,6 +376,7 @@ def test_automations_commit_what_update_writes(running: cluster.ClusterInfo, see
         folder.mkdir(parents=True)
         for i in range(FILES_PER_AUTOMATION):
             (folder / f"case-{i:03d}.yaml").write_text(case_file(rng, running.registry, i))
+    copy_flux_fixture(work / "cases" / "auto-0" / "flux-fixture")
     git("-C", str(work), "add", "cases")
     git("-C", str(work), "commit", "--quiet", "--message=cases")
     git("-C", str(work), "push", "--quiet", running.config_repository_url, "main")
@@ -374,14 +396,13 @@ def test_automations_commit_what_update_writes(running: cluster.ClusterInfo, see
     for k in range(AUTOMATIONS):
         path = f"cases/auto-{k}"
         updates = {u.path: u for u in setters.plan_updates(work / path, refs)}
-        for case in sorted((work / path).iterdir()):
+        for case in sorted(p for p in (work / path).rglob("*") if p.is_file()):
             scenarios += 1
-            ours = updates[case.name].after if case.name in updates else case.read_text()
-            theirs = git("-C", str(work), "show", f"{pushed[k]}:{path}/{case.name}", strip=False)
+            name = case.relative_to(work / path).as_posix()
+            ours = updates[name].after if name in updates else case.read_text()
+            theirs = git("-C", str(work), "show", f"{pushed[k]}:{path}/{name}", strip=False)
             if ours != theirs:
-                disagreements.append(
-                    f"{path}/{case.name}:\n--- ours\n{ours}--- Flux\n{theirs}--- input\n{case.read_text()}"
-                )
+                disagreements.append(f"{path}/{name}:\n--- ours\n{ours}--- Flux\n{theirs}--- input\n{case.read_text()}")
         template, values = TEMPLATES[k % len(TEMPLATES)]
         changes = [change for update in updates.values() for change in update.changes]
         ours_message = commitmsg.render(template, (UPDATE_NS, f"auto-{k}"), changes, values)
