@@ -3,9 +3,10 @@
 Selection: seeded tag sets (releases, prereleases, other majors, `v` prefixes, main-<sha>-<ts> builds, `.sig`
 tags, odd tags) in our registry, one ImageRepository each (some with an exclusionList), twenty generated
 ImagePolicies per repository; every policy's status (latestRef, or Ready=False) must equal `select_tag` on
-`scan_tags`' list. Update: generated files with setter markers (and Flux's own setter fixtures), committed by real ImageUpdateAutomations
-(one per folder, each pushing its own branch with its own messageTemplate) must equal, byte for byte, what
-`plan_updates` writes, and each commit message what `commitmsg.render` gives.
+`scan_tags`' list. Update: generated files with setter markers (and Flux's own setter fixtures), committed
+by real ImageUpdateAutomations (one per folder, each pushing its own branch with its own messageTemplate),
+must equal, byte for byte, what `plan_updates` writes, and each commit message what `commitmsg.render` gives
+(order aside: see same_message).
 
 The seed is printed; DIFFERENTIAL_SEED=<n> replays a run. A disagreement is a bug in our reproduction.
 """
