@@ -1,8 +1,9 @@
 """`./dev cluster up|down|status` with the real etcd, kube-apiserver and Flux controllers (cluster/build's).
 
 One cluster for the module: the real image-reflector-controller scans our registry and its ImagePolicies
-select what `image-tagger select` predicts; the real source-controller fetches from our git server; `down`
-leaves no process behind. Missing binaries are built (about 22 minutes cold), never skipped.
+select what `image-tagger select` predicts; the real source-controller fetches from our git server; what
+`image-tagger preview --config-repo` predicts is what the automation commits and the kustomize-controller
+applies; `down` leaves no process behind. Missing binaries are built (about 22 minutes cold), never skipped.
 """
 
 from __future__ import annotations
@@ -161,6 +162,145 @@ def test_the_automation_pushes_what_image_tagger_update_writes(
     committed = git("-C", str(config_checkout), "show", f"{pushed}:apps/deploy.yaml") + "\n"
     assert committed == (config_checkout / "apps" / "deploy.yaml").read_text()
     assert f"{image}:1.2.0 #" in committed
+
+
+PREVIEW_TEMPLATE = (
+    "Preview {{ .AutomationObject }}\n\n{{ range .Changed.Changes }}{{ .OldValue }} -> {{ .NewValue }}\n{{ end }}"
+)
+
+
+def preview_repository(registry: str) -> dict[str, str]:
+    """A config repository like kustomize/: the cluster overlay (Flux's image objects) and the app it deploys."""
+    image = f"{registry}/demo/preview"
+    flux = [
+        {
+            "apiVersion": "image.toolkit.fluxcd.io/v1",
+            "kind": "ImageRepository",
+            "metadata": {"name": "preview", "namespace": "flux-system"},
+            "spec": {"image": image, "interval": "1m", "insecure": True, "provider": "generic"},
+        },
+        {
+            "apiVersion": "image.toolkit.fluxcd.io/v1",
+            "kind": "ImagePolicy",
+            "metadata": {"name": "preview-v1", "namespace": "flux-system"},
+            "spec": {"imageRepositoryRef": {"name": "preview"}, "policy": {"semver": {"range": "1.x"}}},
+        },
+        {
+            "apiVersion": "image.toolkit.fluxcd.io/v1",
+            "kind": "ImageUpdateAutomation",
+            "metadata": {"name": "preview", "namespace": "flux-system"},
+            "spec": {
+                "interval": "1m",
+                "sourceRef": {"kind": "GitRepository", "name": "preview"},
+                "git": {
+                    "checkout": {"ref": {"branch": "preview"}},
+                    "commit": {
+                        "author": {"name": "fluxcdbot", "email": "f@example.invalid"},
+                        "messageTemplate": PREVIEW_TEMPLATE,
+                    },
+                    "push": {"branch": "preview"},
+                },
+                "update": {"path": "./apps/preview", "strategy": "Setters"},
+            },
+        },
+    ]
+    return {
+        "clusters/preview/image-automation.yaml": yaml.safe_dump_all(flux),
+        "clusters/preview/kustomization.yaml": "resources:\n  - image-automation.yaml\n",
+        "apps/preview/kustomization.yaml": "resources:\n  - deployment.yaml\n",
+        "apps/preview/deployment.yaml": (
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: preview\n  namespace: default\nspec:\n"
+            "  selector:\n    matchLabels:\n      app: preview\n  template:\n    metadata:\n      labels:\n"
+            "        app: preview\n    spec:\n      containers:\n        - name: app\n"
+            f'          image: {image}:1.0.0 # {{"$imagepolicy": "flux-system:preview-v1"}}\n'
+        ),
+    }
+
+
+def reconcile_now(info: cluster.ClusterInfo, kind: str, name: str) -> None:
+    """Flux's `reconcile.fluxcd.io/requestedAt`: act now instead of at the next interval."""
+    stamp = f"reconcile.fluxcd.io/requestedAt={time.time_ns()}"
+    kubectl(info, "--namespace=flux-system", "annotate", "--overwrite", kind, name, stamp)
+
+
+def test_preview_predicts_what_the_cluster_then_does(running: cluster.ClusterInfo, tmp_path: Path) -> None:
+    """`preview --config-repo`, run before Flux acts, names the tag, files, content and message Flux commits,
+    and the image of the Deployment the Kustomization then applies."""
+    work = tmp_path / "config"
+    git("init", "--quiet", "--initial-branch=preview", str(work))
+    for name, text in preview_repository(running.registry).items():
+        (work / name).parent.mkdir(parents=True, exist_ok=True)
+        (work / name).write_text(text)
+    git("-C", str(work), "add", ".")
+    git("-C", str(work), "commit", "--quiet", "--message=first")
+    git("-C", str(work), "push", "--quiet", running.config_repository_url, "preview")
+    head = git("-C", str(work), "rev-parse", "HEAD")
+    push_tags(
+        running.registry, "demo/preview", ["1.0.0", "1.3.0", "1.4.0-rc.1", "2.0.0", "1.3.0.sig"], requests.Session()
+    )
+    predicted = run_cli("preview", str(work / "clusters" / "preview"), f"--config-repo={work}")
+    assert predicted.returncode == 0, explain(predicted)
+    image = f"{running.registry}/demo/preview"
+    lines = predicted.stdout.splitlines()
+    expected_tag = lines[0].removeprefix(f"flux-system/preview-v1: {image}:")
+    assert expected_tag == "1.3.0", explain(predicted)  # 1.x: not the prerelease, not 2.0.0, not `.sig`
+    start = lines.index("automation flux-system/preview (path ./apps/preview): would commit 1 file(s)") + 1
+    end = next(i for i, line in enumerate(lines) if line.startswith("--- a/"))
+    message = [line.removeprefix("    ") for line in lines[start:end]]  # indented by 4, then the diffs
+    (tmp_path / "predicted.diff").write_text(predicted.stdout[predicted.stdout.index("--- a/") :])
+    git("-C", str(work), "apply", str(tmp_path / "predicted.diff"))  # the predicted files, left uncommitted
+
+    objects = yaml.safe_load_all((work / "clusters" / "preview" / "image-automation.yaml").read_text())
+    repository, policy, automation = objects
+    source = {
+        "apiVersion": "source.toolkit.fluxcd.io/v1",
+        "kind": "GitRepository",
+        "metadata": {"name": "preview", "namespace": "flux-system"},
+        "spec": {"url": running.config_repository_url, "interval": "1m", "ref": {"branch": "preview"}},
+    }
+    apps = {
+        "apiVersion": "kustomize.toolkit.fluxcd.io/v1",
+        "kind": "Kustomization",
+        "metadata": {"name": "preview", "namespace": "flux-system"},
+        "spec": {
+            "interval": "1m",
+            "path": "./apps/preview",
+            "prune": False,
+            "wait": False,
+            "sourceRef": {"kind": "GitRepository", "name": "preview"},
+        },
+    }
+    kubectl(running, "apply", "--filename=-", stdin=yaml.safe_dump_all([source, apps, repository]))
+    wait_for(running, "imagerepository", "preview", condition_ready)
+    kubectl(running, "apply", "--filename=-", stdin=yaml.safe_dump(policy))
+    assert wait_for(running, "imagepolicy", "preview-v1", condition_ready)["status"]["latestRef"] == {
+        "name": image,
+        "tag": expected_tag,
+    }
+    wait_for(running, "kustomization", "preview", condition_ready)
+    jsonpath = "--output=jsonpath={.spec.template.spec.containers[0].image}"
+    assert kubectl(running, "--namespace=default", "get", "deployment", "preview", jsonpath) == f"{image}:1.0.0"
+    kubectl(running, "apply", "--filename=-", stdin=yaml.safe_dump(automation))
+    deadline = time.monotonic() + RECONCILE_SECONDS
+    while (pushed := git("ls-remote", running.config_repository_url, "preview").split()[0]) == head:
+        assert time.monotonic() < deadline, "the automation pushed nothing"
+        time.sleep(0.5)
+    git("-C", str(work), "fetch", "--quiet", running.config_repository_url, "preview")
+    changed = git("-C", str(work), "diff", "--name-only", head, pushed).splitlines()
+    assert changed == git("-C", str(work), "diff", "--name-only").splitlines() == ["apps/preview/deployment.yaml"]
+    for path in changed:
+        assert git("-C", str(work), "show", f"{pushed}:{path}", strip=False) == (work / path).read_text()
+    theirs = git("-C", str(work), "cat-file", "commit", pushed, strip=False).split("\n\n", 1)[1].splitlines()
+    assert theirs[0] == message[0] and sorted(theirs) == sorted(message), (theirs, message)
+
+    reconcile_now(running, "gitrepository", "preview")
+    reconcile_now(running, "kustomization", "preview")
+    deadline = time.monotonic() + RECONCILE_SECONDS
+    while (applied := kubectl(running, "--namespace=default", "get", "deployment", "preview", jsonpath)) != (
+        f"{image}:{expected_tag}"
+    ):
+        assert time.monotonic() < deadline, f"the Kustomization left the Deployment at {applied}"
+        time.sleep(0.5)
 
 
 def test_down_leaves_no_process(running: cluster.ClusterInfo) -> None:
