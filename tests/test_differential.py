@@ -42,7 +42,6 @@ UPDATE_NS = "update"
 @pytest.fixture(scope="module")
 def seed() -> int:
     value = int(os.environ.get("DIFFERENTIAL_SEED") or random.SystemRandom().randrange(2**32))
-    print(f"differential: seed {value} (DIFFERENTIAL_SEED={value} replays it)")
     return value
 
 
@@ -195,7 +194,9 @@ def settled_policy(item: dict) -> bool:
     return state == "False" or (state == "True" and "latestRef" in item.get("status", {}))
 
 
-def test_image_policies_agree_with_select(running: cluster.ClusterInfo, seed: int) -> None:
+def test_image_policies_agree_with_select(
+    running: cluster.ClusterInfo, seed: int, capsys: pytest.CaptureFixture[str]
+) -> None:
     started = time.monotonic()
     cases = generate(random.Random(seed), running.registry)
     repositories = {case.repository: case for case in cases}
@@ -220,7 +221,12 @@ def test_image_policies_agree_with_select(running: cluster.ClusterInfo, seed: in
             why = [c.get("message") for c in found.get("conditions", []) if c["type"] == "Ready"]
             disagreements.append(f"{case.policy}: ours {ours!r}, Flux {theirs!r} {why}: {case.describe()}")
     agreed = len(cases) - len(disagreements)
-    print(f"differential: {len(cases)} pairs, {agreed} agreed ({time.monotonic() - started:.0f} s)")
+    with capsys.disabled():  # the counts belong in every run's output, not only a failing one's
+        took = time.monotonic() - started
+        print(
+            f"\ndifferential (seed {seed}; DIFFERENTIAL_SEED replays it): "
+            f"{len(cases)} pairs, {agreed} agreed ({took:.0f} s)"
+        )
     assert not disagreements, f"seed {seed}:\n" + "\n".join(disagreements)
 
 
@@ -352,7 +358,9 @@ def commit_message(sha: str, where: Path) -> str:
     return raw.split("\n\n", 1)[1]
 
 
-def test_automations_commit_what_update_writes(running: cluster.ClusterInfo, seed: int, tmp_path: Path) -> None:
+def test_automations_commit_what_update_writes(
+    running: cluster.ClusterInfo, seed: int, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     started = time.monotonic()
     rng = random.Random(seed)
     http = requests.Session()
@@ -412,7 +420,8 @@ def test_automations_commit_what_update_writes(running: cluster.ClusterInfo, see
             disagreements.append(f"auto-{k} message:\n--- ours\n{ours_message!r}\n--- Flux\n{theirs_message!r}")
     agreed = scenarios - sum(1 for d in disagreements if " message:" not in d)
     took = time.monotonic() - started
-    print(f"differential: {scenarios} update scenarios in {AUTOMATIONS} commits, {agreed} agreed ({took:.0f} s)")
+    with capsys.disabled():
+        print(f"\ndifferential: {scenarios} update scenarios in {AUTOMATIONS} commits, {agreed} agreed ({took:.0f} s)")
     assert not disagreements, f"seed {seed}:\n" + "\n".join(disagreements)
 
 
