@@ -24,7 +24,7 @@ from support.github_runner import declared_inputs, input_env_name, run_module_as
 from support.hostile.echo import EchoingRegistry, echoing_registry
 from support.registry import Registry, basic_entry, serve_registry, write_docker_config
 from support.sample_app import git
-from test_pull_request_action import BRANCH, OWNER_REPO, automation_commit, checkout, config_files
+from test_pull_request_action import BRANCH, OWNER_REPO, automation_commit, checkout, seed_config_repo
 
 from image_tagger.flux.setters import ImageRef
 
@@ -245,16 +245,7 @@ TOKEN = "ghs_hostile-api-token-0123456789"
 
 def test_the_pull_request_action_prints_a_forged_html_url_on_one_line(registry: Registry, tmp_path: Path) -> None:
     registry.seed("acme/app", ["1.4.1", "1.4.2"])
-    bare = tmp_path / "config.git"
-    subprocess.run(["git", "init", "--quiet", "--bare", "--initial-branch=main", str(bare)], check=True)
-    seed = tmp_path / "seed"
-    subprocess.run(["git", "clone", "--quiet", str(bare), str(seed)], check=True, capture_output=True)
-    for path, text in config_files(registry.host).items():
-        (seed / path).parent.mkdir(parents=True, exist_ok=True)
-        (seed / path).write_text(text)
-    git(seed, "add", "--all")
-    git(seed, "commit", "--quiet", "-m", "config")
-    git(seed, "push", "--quiet", "origin", "HEAD:main")
+    bare = seed_config_repo(tmp_path, registry.host)
     policies = {"flux-system:app-production": ImageRef(f"{registry.host}/acme/app", "1.4.2")}
     automation_commit(bare, tmp_path / "automation", policies)
     workspace = checkout(bare, tmp_path / "work" / "ws")

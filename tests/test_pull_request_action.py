@@ -92,11 +92,16 @@ def config_files(host: str) -> dict[str, str]:
 @pytest.fixture
 def config_repo(tmp_path: Path, registry: Registry, images: dict[str, str]) -> Path:
     """The bare config repository ("GitHub"), main holding config_files()."""
+    return seed_config_repo(tmp_path, registry.host)
+
+
+def seed_config_repo(tmp_path: Path, host: str) -> Path:
+    """A bare repository under tmp_path whose main holds config_files(host)."""
     bare = tmp_path / "config.git"
     git(tmp_path, "init", "--quiet", "--bare", "--initial-branch=main", str(bare))
     seed = tmp_path / "seed"
     git(tmp_path, "clone", "--quiet", str(bare), str(seed))
-    for path, text in config_files(registry.host).items():
+    for path, text in config_files(host).items():
         (seed / path).parent.mkdir(parents=True, exist_ok=True)
         (seed / path).write_text(text)
     git(seed, "add", "--all")
