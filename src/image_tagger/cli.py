@@ -257,8 +257,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
     source = None
     if args.source is not None:
         source = _directory("--source", args.source, "a flux-ci-cd checkout (flux/ and kustomize/)")
+    cluster_bin = None
+    if args.cluster_bin is not None:
+        cluster_bin = _directory("--cluster-bin", args.cluster_bin, "cluster/build's bin folder (./dev cluster build)")
     try:
-        return loop.main(source)
+        return loop.main(source, cluster_bin)
     except DemoError as err:
         print(f"image-tagger: demo failed: {err}", file=sys.stderr)
         return 1
@@ -323,6 +326,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="the whole loop on one machine: tag -> image -> manifest commit -> running app")
     p.add_argument(
         "--source", help="a flux-ci-cd checkout whose flux/ and kustomize/ to serve (default: the packaged copy)"
+    )
+    p.add_argument(
+        "--cluster-bin",
+        help="run production and staging as two real clusters (etcd, kube-apiserver, Flux's controllers) from this "
+        "folder, the last line of `./dev cluster build`; without it the clusters are simulated",
     )
     p.set_defaults(run=cmd_demo)
     return parser

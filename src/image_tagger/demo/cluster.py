@@ -40,6 +40,8 @@ CONTROLLERS = (
 # Stopped in this order: whatever talks to the API server first, kube-apiserver before etcd (with etcd gone
 # it retries for over a minute).
 STOP_ORDER = (*CONTROLLERS, "git-server", "registry", "kube-apiserver", "etcd")
+# The git server and the registry: a cluster of the demo goes without, sharing the demo's own.
+SERVICES = ("git-server", "registry")
 READY_SECONDS = 90
 STOP_SECONDS = 20
 RUNTIME_NAMESPACE = "flux-system"
@@ -205,8 +207,9 @@ def _fresh(state_dir: Path) -> None:
         (state_dir / name).unlink(missing_ok=True)
 
 
-def up(state_dir: Path, bin_dir: Path) -> tuple[ClusterInfo, bool]:
+def up(state_dir: Path, bin_dir: Path, *, services: bool = True) -> tuple[ClusterInfo, bool]:
     """Start the cluster recorded in `state_dir`, or find it running. Returns (info, already_running).
+    Without `services` it has no git server and registry of its own (`git_url` and `registry` are empty).
 
     On any failure what this call started is stopped again and ClusterError names the piece and its log.
     """
@@ -215,14 +218,15 @@ def up(state_dir: Path, bin_dir: Path) -> tuple[ClusterInfo, bool]:
     missing = [name for name in ("etcd", "kube-apiserver", "kubectl", *CONTROLLERS) if not (bin_dir / name).is_file()]
     if missing:
         raise ClusterError(f"{bin_dir}: missing {', '.join(missing)} (run ./dev cluster build)")
-    registry_binary = shutil.which("docker-registry")
-    if not registry_binary:
+    registry_binary = shutil.which("docker-registry") if services else ""
+    if services and not registry_binary:
         raise ClusterError("docker-registry is not installed (apt-get install docker-registry)")
     state_dir.mkdir(parents=True, exist_ok=True)
     with _locked(state_dir):
         existing = load(state_dir)
         if existing:
-            if all(_alive(piece) for piece in existing.pieces.values()) and len(existing.pieces) == len(STOP_ORDER):
+            expected = set(STOP_ORDER) - (set() if services else set(SERVICES))
+            if all(_alive(piece) for piece in existing.pieces.values()) and set(existing.pieces) == expected:
                 return existing, True
             _down(existing)
         _fresh(state_dir)
@@ -243,12 +247,29 @@ def _start(state_dir: Path, bin_dir: Path, registry_binary: str) -> ClusterInfo:
         bin_dir=str(bin_dir),
         kubeconfig=str(state_dir / "kubeconfig"),
         api_url=f"https://127.0.0.1:{api_port}",
-        git_url=f"http://127.0.0.1:{git_port}",
-        registry=f"127.0.0.1:{registry_port}",
+        git_url=f"http://127.0.0.1:{git_port}" if registry_binary else "",
+        registry=f"127.0.0.1:{registry_port}" if registry_binary else "",
     )
     starter = _Starter(info)
+    if registry_binary:
+        _start_services(starter, state_dir, registry_binary, git_port, registry_port)
+    _start_cluster(starter, state_dir, bin_dir, etcd_port, peer_port, api_port)
+    if registry_binary:
+        registry_url = f"http://{info.registry}/v2/"
+        starter.wait("registry", lambda: _get(registry_url)[0] == 200, "on /v2/")
+        refs = f"{info.config_repository_url}/info/refs?service=git-upload-pack"
+        starter.wait("git-server", lambda: _get(refs)[0] == 200, "on info/refs")
+    for name in CONTROLLERS:
+        health = info.pieces[name].ports["health"]
+        starter.wait(name, lambda health=health: _get(f"http://127.0.0.1:{health}/readyz")[0] == 200, "on /readyz")
+    return info
 
-    # The registry and the git server need nothing else: they start first and are checked later.
+
+def _start_services(
+    starter: _Starter, state_dir: Path, registry_binary: str, git_port: int, registry_port: int
+) -> None:
+    """The registry and the git server need nothing else: they start first and are checked last."""
+    info = starter.info
     (state_dir / "registry").mkdir()
     registry_config = state_dir / "registry" / "config.yml"
     registry_config.write_text(config_text(state_dir / "registry" / "data", info.registry))
@@ -265,6 +286,12 @@ def _start(state_dir: Path, bin_dir: Path, registry_binary: str) -> ClusterInfo:
         {"http": git_port},
     )
 
+
+def _start_cluster(
+    starter: _Starter, state_dir: Path, bin_dir: Path, etcd_port: int, peer_port: int, api_port: int
+) -> None:
+    """etcd, kube-apiserver, the CRDs and namespace, then the five controllers (not waited for here)."""
+    info = starter.info
     etcd = f"http://127.0.0.1:{etcd_port}"
     peer = f"http://127.0.0.1:{peer_port}"
     starter.start(
@@ -356,6 +383,10 @@ def _start(state_dir: Path, bin_dir: Path, registry_binary: str) -> ClusterInfo:
             storage = state_dir / "reflector-data"
             storage.mkdir()
             extra = [f"--storage-path={storage}"]
+        elif name == "kustomize-controller":
+            # A new revision ends a health check in progress instead of waiting out its timeout: without it a
+            # rollout that never becomes ready (an unreleased image, a bad release) holds its fix for 5 minutes.
+            extra = ["--feature-gates=CancelHealthCheckOnNewRevision=true"]
         elif name == "notification-controller":
             ports["events"], ports["receiver"] = free_port(), free_port()
             extra = [f"--events-addr=127.0.0.1:{ports['events']}", f"--receiverAddr=127.0.0.1:{ports['receiver']}"]
@@ -367,15 +398,6 @@ def _start(state_dir: Path, bin_dir: Path, registry_binary: str) -> ClusterInfo:
             *extra,
         ]
         starter.start(name, argv, ports, env)
-
-    registry_url = f"http://{info.registry}/v2/"
-    starter.wait("registry", lambda: _get(registry_url)[0] == 200, "on /v2/")
-    refs = f"{info.config_repository_url}/info/refs?service=git-upload-pack"
-    starter.wait("git-server", lambda: _get(refs)[0] == 200, "on info/refs")
-    for name in CONTROLLERS:
-        health = info.pieces[name].ports["health"]
-        starter.wait(name, lambda health=health: _get(f"http://127.0.0.1:{health}/readyz")[0] == 200, "on /readyz")
-    return info
 
 
 def _signal_group(piece: Piece, signum: int) -> None:

@@ -5,12 +5,17 @@ Python's CGI handler (deprecated) would do it, but it drops to `nobody` when run
 the backend as the caller, with every repository under one root and pushes allowed.
 
     python -m image_tagger.demo.githttp ROOT PORT
+
+The demo runs one in a thread of its own (`serve`), for both of its clusters.
 """
 
 from __future__ import annotations
 
 import subprocess
 import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -102,10 +107,29 @@ class GitHandler(BaseHTTPRequestHandler):
             self.log_message("git http-backend: %s", done.stderr.decode(errors="replace").strip()[-500:])
 
 
+def _server(root: Path, port: int, *, access_log: bool = True) -> ThreadingHTTPServer:
+    attributes: dict[str, object] = {"root": root.resolve()}
+    if not access_log:  # in the demo's own process: its stderr is the demo's output
+        attributes["log_request"] = lambda *_: None
+    handler = type("Handler", (GitHandler,), attributes)
+    return ThreadingHTTPServer(("127.0.0.1", port), handler)
+
+
+@contextmanager
+def serve(root: Path) -> Iterator[str]:
+    """Serve every repository under `root` on a free loopback port; yields `http://127.0.0.1:<port>`."""
+    server = _server(root, 0, access_log=False)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 def main(argv: list[str]) -> None:
-    root, port = Path(argv[0]).resolve(), int(argv[1])
-    handler = type("Handler", (GitHandler,), {"root": root})
-    ThreadingHTTPServer(("127.0.0.1", port), handler).serve_forever()
+    _server(Path(argv[0]), int(argv[1])).serve_forever()
 
 
 if __name__ == "__main__":

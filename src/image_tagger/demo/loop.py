@@ -1,10 +1,11 @@
 """`image-tagger demo`: the whole loop on one machine, with real parts wherever one can run.
 
-git tag/push (bare repos stand in for GitHub) -> the action's own code builds and pushes to a
-local registry -> the registry is scanned -> the rendered ImagePolicies select -> setters update
-a clone of the config repo, committed with the automation's template and pushed back -> the
-rendered overlay's image runs as a container and its page says which version each environment
-serves. Only the Kubernetes cluster is missing; the config repo is what Flux would apply.
+git tag/push (bare repos stand in for GitHub) -> the action's own code builds and pushes to a local
+registry and notifies Flux's Receivers -> the clusters scan, select, commit to the config repository and
+apply it -> the image the Deployment names runs as a container (the stand-in for a kubelet) and its page
+says which version each environment serves. The clusters are two real ones (`realclusters`, with
+`--cluster-bin`: Flux's own controllers on kube-apiserver) or simulated (`simulated`: image-tagger's
+reproduction of Flux); the scenario, the repositories and the output are the same.
 """
 
 from __future__ import annotations
@@ -15,22 +16,18 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import AbstractContextManager, ExitStack, contextmanager, nullcontext, suppress
-from dataclasses import dataclass, field
+from contextlib import ExitStack, suppress
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import docker
-import requests
 
-from image_tagger import docker_ops, kustomize, manifests, notify, registry_client, rollback
+from image_tagger import docker_ops, kustomize, notify, registry_client, rollback
 from image_tagger.context import GitContext, commit_time_of
-from image_tagger.demo import DemoError, localregistry, receiver, sampleapp, source
-from image_tagger.demo.receiver import DemoReceiver
+from image_tagger.demo import githttp, localregistry, realclusters, sampleapp, simulated, source
+from image_tagger.demo.world import ENVIRONMENTS, UNRELEASED, Followed, QuietLog, World, fresh_config, say
 from image_tagger.errors import PublishError
-from image_tagger.flux import automation, setters
 from image_tagger.gitcmd import git
 from image_tagger.imagename import parse_image
 from image_tagger.inputs import BuildOptions
@@ -38,66 +35,35 @@ from image_tagger.naming import NamingOptions, plan_tags
 from image_tagger.publish import Provenance, PublishResult, publish
 from image_tagger.registry_client import RegistryAuth
 
-ENVIRONMENTS = ("production", "staging")
 BASE_TAG = "v1.0.0"
 EXAMPLE_IMAGE = "docker.io/acme/app"
-UNRELEASED = "0.0.0"
+EXAMPLE_CONFIG_REPOSITORY = "ssh://git@github.com/your-org/your-config-repo"
 
 
-class QuietLog:
-    """Build logs are kept and shown only when a step fails; the timeline is what the demo prints."""
+class Clusters(Protocol):
+    """A cluster mode: where production and staging run, and how the demo learns what they did."""
 
-    def __init__(self) -> None:
-        self.lines: list[str] = []
-
-    def info(self, text: str) -> None:
-        self.lines.append(text)
-
-    def group(self, title: str) -> AbstractContextManager[None]:
-        self.lines.append(f"== {title}")
-        return nullcontext()
-
-
-@dataclass
-class World:
-    """Everything the demo made, so each step can reach it and the end can clean it up."""
-
-    root: Path
-    registry: str
-    client: docker.DockerClient
-    clock: int
-    image: str = ""
-    serving: dict[str, str] = field(default_factory=dict)
-    built: list[str] = field(default_factory=list)
-    receiver: DemoReceiver = field(default_factory=lambda: DemoReceiver("", ""))
-    scan_interval: str = ""
-
-    def tick(self) -> int:
-        self.clock += 60
-        return self.clock
+    label: str
+    scan_interval: str
 
     @property
-    def app(self) -> Path:
-        return self.root / "app"
+    def receivers(self) -> list[notify.Receiver]: ...
 
-    @property
-    def config(self) -> Path:
-        return self.root / "config"
+    def describe(self) -> dict[str, Any]: ...
 
-
-def say(text: str = "") -> None:
-    print(text, flush=True)
+    def follow(self, world: World, tags: list[str], since: float, *, pushed: bool) -> dict[str, Followed]: ...
 
 
 # --- set-up: a registry, the flux-ci-cd base at a tag, an app repo and a config repo ------------------
 
 
-def make_repos(world: World, checkout: Path | None) -> None:
-    """Bare repos stand in for GitHub: app.git, config.git, and flux-ci-cd tagged at BASE_TAG."""
+def make_repos(world: World, checkout: Path | None, config_url: str) -> None:
+    """Bare repos stand in for GitHub: app.git, config.git, and flux-ci-cd tagged at BASE_TAG. The config
+    repository is the example consumer with kustomize/README.md's "Replace before use" done."""
     served = source.stage(world.root / "source", checkout)
     url = kustomize.publish_flux_base(served, world.root / "flux-ci-cd", BASE_TAG)
     for name in ("app", "config"):
-        git(world.root, "init", "--quiet", "--bare", f"{name}.git")
+        git(world.root, "init", "--quiet", "--bare", "--initial-branch=main", f"{name}.git")
     git(world.root, "clone", "--quiet", str(world.root / "app.git"), str(world.app))
     sampleapp.write_app(world.app)
     git(world.app, "add", "--all")
@@ -108,11 +74,13 @@ def make_repos(world: World, checkout: Path | None) -> None:
     for path in world.config.rglob("*.yaml"):
         text = path.read_text()
         text = re.sub(rf"{re.escape(EXAMPLE_IMAGE)}:[\w.-]+", f"{world.image}:{UNRELEASED}", text)
-        path.write_text(text.replace(EXAMPLE_IMAGE, world.image))
-    git(world.config, "init", "--quiet")
+        text = text.replace(EXAMPLE_IMAGE, world.image).replace(EXAMPLE_CONFIG_REPOSITORY, config_url)
+        # The demo's git server has no login: the deploy key's secret (README, "On a real cluster") is not needed.
+        path.write_text(text.replace("  secretRef:\n    name: flux-system\n", ""))
+    git(world.config, "init", "--quiet", "--initial-branch=main")
     git(world.config, "add", "--all")
     git(world.config, "commit", "--quiet", "-m", "config for production and staging", when=world.tick())
-    git(world.config, "remote", "add", "origin", str(world.root / "config.git"))
+    git(world.config, "remote", "add", "origin", str(world.config_bare))
     git(world.config, "push", "--quiet", "origin", "HEAD:main")
 
 
@@ -152,108 +120,27 @@ def build_and_push(world: World, ref: str, sha: str) -> PublishResult:
     return result
 
 
-def the(objects: list[dict[str, Any]], kind: str, name: str | None = None) -> dict[str, Any]:
-    """The one object of `kind` (and `name`) the example consumer renders; its absence is a failed step."""
-    for obj in objects:
-        if obj.get("kind") == kind and name in (None, (obj.get("metadata") or {}).get("name")):
-            return obj
-    raise DemoError(f"the rendered config has no {kind} {name or ''}".rstrip())
-
-
-def scan_interval(world: World) -> str:
-    """How often the rendered ImageRepository is scanned: the wait a Receiver notification saves."""
-    objects = manifests.kustomize_build(world.config / "clusters" / "production")
-    return str(the(objects, "ImageRepository")["spec"].get("interval", "?"))
-
-
-def fresh_config(world: World, checkout: Path) -> Path:
-    """A checkout of config.git at its newest commit, as a controller fetches it."""
-    if checkout.exists():
-        git(checkout, "pull", "--quiet", "--ff-only")
-    else:
-        git(world.root, "clone", "--quiet", str(world.root / "config.git"), str(checkout))
-    return checkout
-
-
-def automate(world: World, env: str, tags: list[str]) -> tuple[str, str | None]:
-    """One cluster's image automation: select, set, commit with its template, push to config.git."""
-    work = fresh_config(world, world.root / "automation" / env)
-    objects = manifests.kustomize_build(work / "clusters" / env)
-    predictions = automation.predict(automation.find_targets(objects), automation.KnownTags({world.image: tags}))
-    (prediction,) = predictions
-    if prediction.selected is None:
-        return f"{prediction.policy} selects nothing yet ({prediction.error})", None
-    (commit,) = automation.plan_commits(work, automation.find_automations(objects), predictions)
-    verdict = f"{prediction.policy} selects {prediction.selected}"
-    if not commit.updates:
-        return verdict + " (manifests already there)", None
-    setters.write_updates(work.resolve(), commit.updates)
-    spec = the(objects, "ImageUpdateAutomation")["spec"]
-    author = spec["git"]["commit"]["author"]
-    git(work, "add", "--all")
-    identity = (author.get("name", "fluxcdbot"), author["email"])
-    git(work, "commit", "--quiet", "-m", commit.message, when=world.tick(), identity=identity)
-    git(work, "push", "--quiet", "origin", f"HEAD:{spec['git']['push']['branch']}")
-    return verdict, f"{git(work, 'rev-parse', '--short', 'HEAD')} {commit.message.splitlines()[0]}"
-
-
-@contextmanager
-def running(world: World, ref: str) -> Iterator[str]:
-    """Pull `ref` from the registry and run it; yields the page it serves."""
-    world.client.images.pull(ref)
-    port = localregistry.free_port()
-    container = world.client.containers.run(
-        ref, command=["-p", f"127.0.0.1:{port}"], network_mode="host", detach=True, remove=True
-    )
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                yield requests.get(f"http://127.0.0.1:{port}/", timeout=2).text
-                break
-            except requests.ConnectionError:
-                if time.monotonic() > deadline:
-                    raise DemoError(f"{ref} did not serve its page on 127.0.0.1:{port}") from None
-                time.sleep(0.2)
-    finally:
-        container.stop(timeout=2)
-
-
-def deploy(world: World, env: str) -> str:
-    """What the cluster would run now: the config repo's rendered app image, run and asked its version."""
-    checkout = fresh_config(world, world.root / "cluster" / env)
-    objects = manifests.kustomize_build(checkout / "clusters" / env)
-    apps = the(objects, "Kustomization", "apps")
-    rendered = manifests.kustomize_build(checkout / apps["spec"]["path"])
-    deployment = the(rendered, "Deployment")
-    ref = deployment["spec"]["template"]["spec"]["containers"][0]["image"]
-    if ref.endswith(f":{UNRELEASED}"):
-        world.serving.pop(env, None)
-        return "nothing yet (no release of the image)"
-    with running(world, ref) as page:
-        match = re.search(r"version ([^<\s]+)", page)
-    world.serving[env] = ref
-    return f"{ref} -> page says 'version {match.group(1) if match else '?'}'"
-
-
-def reconcile(world: World, since: float | None = None) -> float | None:
-    """Each cluster scans, selects, commits and serves; returns the seconds from `since` to the first selection."""
+def registry_tags(world: World) -> list[str]:
     tags = registry_client.list_tags(world.image)
     say(f"  registry {world.image}: {' '.join(sorted(tags))}")
-    selected_after = None
-    for env in ENVIRONMENTS:
-        verdict, commit = automate(world, env, tags)
-        if since is not None and selected_after is None:
-            selected_after = time.monotonic() - since
-        say(f"  {env:<10} policy {verdict}")
-        if commit:
-            say(f"  {'':<10} commit {commit} (pushed to config.git)")
-        say(f"  {'':<10} serves {deploy(world, env)}")
-    return selected_after
+    return tags
 
 
-def step(world: World, title: str, ref: str) -> dict[str, Any]:
-    """A push to the app repository: the action publishes, notifies the Receiver, and the clusters follow."""
+def outcome(world: World, title: str, followed: dict[str, Followed], **fields: Any) -> dict[str, Any]:
+    """A step's JSON: what was pushed, when the clusters selected and applied it, what each environment serves."""
+    selected = [f.selected_after for f in followed.values() if f.selected_after is not None]
+    applied = [f.applied_after for f in followed.values() if f.applied_after is not None]
+    return {
+        "step": title,
+        **fields,
+        "selected_after_push_seconds": round(min(selected), 2) if selected else None,
+        "applied_after_push_seconds": round(min(applied), 2) if applied else None,
+        **{env: world.serving.get(env) for env in ENVIRONMENTS},
+    }
+
+
+def step(world: World, clusters: Clusters, title: str, ref: str) -> dict[str, Any]:
+    """A push to the app repository: the action publishes, notifies the Receivers, and the clusters follow."""
     say(f"\n== {title}")
     sha = push_app(world, ref)
     say(f"  git      {ref} at {sha[:7]} pushed to app.git")
@@ -264,35 +151,34 @@ def step(world: World, title: str, ref: str) -> dict[str, Any]:
     else:
         say(f"  action   built and pushed {pushed}")
     pushed_at = time.monotonic()
-    notification = notify.announce(world.receiver.receiver, result)
-    say(f"  flux     {notification.detail}")
-    selected_after = reconcile(world, pushed_at if notification.ok else None)
-    if selected_after is not None:
+    notified = True
+    for receiver in clusters.receivers:
+        notification = notify.announce(receiver, result)
+        notified &= notification.ok
+        say(f"  flux     {notification.detail}")
+    followed = clusters.follow(world, registry_tags(world), pushed_at, pushed=notified)
+    report = outcome(world, title, followed, pushed=pushed, promoted_from=result.promoted_from)
+    if report["applied_after_push_seconds"] is not None:
         say(
-            f"  {'':<10} selected {selected_after:.2f}s after the push (without the Receiver: at the next scan, "
-            f"every {world.scan_interval})"
+            f"  {'':<10} applied {report['applied_after_push_seconds']:.2f} s after the push (without the Receivers: "
+            f"at the next scan, every {clusters.scan_interval})"
         )
-    return {
-        "step": title,
-        "pushed": pushed,
-        "promoted_from": result.promoted_from,
-        "selected_after_push_seconds": selected_after,
-        **{env: world.serving.get(env) for env in ENVIRONMENTS},
-    }
+    return report
 
 
-def rollback_step(world: World, title: str, tag: str) -> dict[str, Any]:
+def rollback_step(world: World, clusters: Clusters, title: str, tag: str) -> dict[str, Any]:
     """An operator excludes a bad release in the production overlay; the automation writes the last good one back."""
     say(f"\n== {title}")
     work = fresh_config(world, world.root / "operator")
-    outcome = rollback.run(work / "clusters" / "production", tag)
+    result = rollback.run(work / "clusters" / "production", tag)
     git(work, "add", "--all")
     git(work, "commit", "--quiet", "-m", f"Roll back {tag}", when=world.tick())
     git(work, "push", "--quiet", "origin", "HEAD:main")
+    committed_at = time.monotonic()
     say(f"  operator image-tagger rollback clusters/production {tag}; committed and pushed to config.git")
-    say(f"  {'':<10} {outcome.line.split('; ', 1)[-1]}")
-    reconcile(world)
-    return {"step": title, "pushed": None, **{env: world.serving.get(env) for env in ENVIRONMENTS}}
+    say(f"  {'':<10} {result.line.split('; ', 1)[-1]}")
+    followed = clusters.follow(world, registry_tags(world), committed_at, pushed=False)
+    return outcome(world, title, followed, pushed=None)
 
 
 SCENARIO = (
@@ -308,7 +194,7 @@ SCENARIO = (
 )
 
 
-def run(checkout: Path | None = None) -> dict[str, Any]:
+def run(checkout: Path | None = None, cluster_bin: Path | None = None) -> dict[str, Any]:
     client = docker_ops.connect()
     with ExitStack() as stack:
         root = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="image-tagger-demo-")))
@@ -317,17 +203,30 @@ def run(checkout: Path | None = None) -> dict[str, Any]:
         world.image = f"{registry.host}/demo/app"
         stack.callback(_remove_images, world)
         say(f"registry   {registry.host} (local); image {world.image}")
-        make_repos(world, checkout)
-        say(f"repos      app.git, config.git (kustomize/ layout, flux/ included remotely at {BASE_TAG})")
-        world.receiver = stack.enter_context(receiver.serve())
-        world.scan_interval = scan_interval(world)
+        git_server = stack.enter_context(githttp.serve(root))
+        make_repos(world, checkout, f"{git_server}/config.git")
+        say(
+            f"repos      app.git, config.git on {git_server} (kustomize/ layout, flux/ included remotely at {BASE_TAG})"
+        )
+        clusters: Clusters
+        if cluster_bin is None:
+            say(
+                "clusters   SIMULATED: image-tagger's own reproduction of Flux plays both (./dev demo runs the real ones)"
+            )
+            clusters = stack.enter_context(simulated.start(world))
+        else:
+            say("clusters   production and staging: two real clusters (kube-apiserver + Flux's five controllers)")
+            clusters = stack.enter_context(realclusters.start(world, cluster_bin))
         steps = [
-            rollback_step(world, title, ref.split()[1]) if ref.startswith("rollback ") else step(world, title, ref)
+            rollback_step(world, clusters, title, ref.split()[1])
+            if ref.startswith("rollback ")
+            else step(world, clusters, title, ref)
             for title, ref in SCENARIO
         ]
         return {
             **{env: world.serving.get(env) for env in ENVIRONMENTS},
-            "scan_interval": world.scan_interval,
+            "scan_interval": clusters.scan_interval,
+            "cluster": clusters.describe(),
             "steps": steps,
         }
 
@@ -338,8 +237,8 @@ def _remove_images(world: World) -> None:
             world.client.images.remove(ref, force=True)
 
 
-def main(checkout: Path | None = None) -> int:
-    result = run(checkout)
+def main(checkout: Path | None = None, cluster_bin: Path | None = None) -> int:
+    result = run(checkout, cluster_bin)
     say()
     print(json.dumps(result), flush=True)
     return 0

@@ -1,0 +1,104 @@
+"""The simulated cluster: what `image-tagger demo` does without Go (a `pip install` user's demo).
+
+No Kubernetes and no Flux: image-tagger's own reproduction of Flux's decisions plays both clusters. It
+scans the registry, selects with the rendered ImagePolicies, writes the setters, commits with the
+automation's message template and pushes to config.git, then runs the image the rendered overlay names.
+The Receiver is a stand-in that checks signatures as Flux does. The output says "simulated" throughout;
+`./dev demo` (the `realclusters` mode) shows Flux's own controllers doing the same.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from image_tagger import manifests, notify
+from image_tagger.demo import kubelet, receiver
+from image_tagger.demo.receiver import DemoReceiver
+from image_tagger.demo.world import (
+    ENVIRONMENTS,
+    UNRELEASED,
+    Followed,
+    World,
+    fresh_config,
+    indent,
+    predict,
+    render_cluster,
+    say,
+    the,
+)
+from image_tagger.flux import automation, setters
+from image_tagger.gitcmd import git
+
+
+class SimulatedClusters:
+    label = "simulated"
+
+    def __init__(self, hook: DemoReceiver, scan_interval: str) -> None:
+        self.hook = hook
+        self.scan_interval = scan_interval
+
+    @property
+    def receivers(self) -> list[notify.Receiver]:
+        return [self.hook.receiver]
+
+    def describe(self) -> dict[str, Any]:
+        return dict.fromkeys(ENVIRONMENTS, "simulated")
+
+    def follow(self, world: World, tags: list[str], since: float, *, pushed: bool) -> dict[str, Followed]:
+        followed = {}
+        for env in ENVIRONMENTS:
+            selected, commit = automate(world, env, tags)
+            selected_after = time.monotonic() - since if pushed else None
+            if commit:
+                indent(f"commit {commit} (pushed to config.git)")
+            indent(f"serves {deploy(world, env)}")
+            applied_after = time.monotonic() - since if commit else None
+            followed[env] = Followed(selected, selected_after, applied_after)
+        return followed
+
+
+def automate(world: World, env: str, tags: list[str]) -> tuple[str | None, str | None]:
+    """One simulated cluster's image automation: select, set, commit with its template, push to config.git."""
+    work, objects = render_cluster(world, env)
+    prediction = predict(objects, world.image, tags)
+    if prediction.selected is None:
+        say(f"  {env:<10} policy {prediction.policy} selects nothing yet ({prediction.error})")
+        return None, None
+    say(f"  {env:<10} policy {prediction.policy} selects {prediction.selected} (simulated)")
+    (commit,) = automation.plan_commits(work, automation.find_automations(objects), [prediction])
+    if not commit.updates:
+        indent("manifests already there")
+        return prediction.selected, None
+    setters.write_updates(work.resolve(), commit.updates)
+    spec = the(objects, "ImageUpdateAutomation")["spec"]
+    author = spec["git"]["commit"]["author"]
+    git(work, "add", "--all")
+    identity = (author.get("name", "fluxcdbot"), author["email"])
+    git(work, "commit", "--quiet", "-m", commit.message, when=world.tick(), identity=identity)
+    git(work, "push", "--quiet", "origin", f"HEAD:{spec['git']['push']['branch']}")
+    return prediction.selected, f"{git(work, 'rev-parse', '--short', 'HEAD')} {commit.message.splitlines()[0]}"
+
+
+def deploy(world: World, env: str) -> str:
+    """What the cluster would run now: the config repo's rendered app image, run and asked its version."""
+    checkout = fresh_config(world, world.root / "cluster" / env)
+    objects = manifests.kustomize_build(checkout / "clusters" / env)
+    apps = the(objects, "Kustomization", "apps")
+    rendered = manifests.kustomize_build(checkout / apps["spec"]["path"])
+    ref = the(rendered, "Deployment")["spec"]["template"]["spec"]["containers"][0]["image"]
+    if ref.endswith(f":{UNRELEASED}"):
+        world.serving.pop(env, None)
+        return "nothing yet (no release of the image)"
+    version = kubelet.page_version(world.client, ref)
+    world.serving[env] = ref
+    return f"{ref} -> page says 'version {version}' (the demo runs it: the stand-in for a kubelet)"
+
+
+@contextmanager
+def start(world: World) -> Iterator[SimulatedClusters]:
+    with receiver.serve() as hook:
+        _, objects = render_cluster(world, "production")
+        yield SimulatedClusters(hook, str(the(objects, "ImageRepository")["spec"].get("interval", "?")))

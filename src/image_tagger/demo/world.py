@@ -1,0 +1,118 @@
+"""What every part of the demo shares: the world it made (registry, repositories, images) and its printout.
+
+The scenario (`loop`) pushes and publishes; a cluster mode (`simulated` or `realclusters`) says what the
+clusters then did. Both read the config repository the same way and ask the same offline prediction.
+"""
+
+from __future__ import annotations
+
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import docker
+
+from image_tagger import manifests
+from image_tagger.demo import DemoError
+from image_tagger.flux import automation
+from image_tagger.gitcmd import git
+
+ENVIRONMENTS = ("production", "staging")
+UNRELEASED = "0.0.0"  # the tag the config repository starts with: no release of the image exists yet
+FLUX_SECONDS = 90.0  # how long the demo waits for a cluster to follow a push before it calls the step failed
+
+
+class QuietLog:
+    """Build logs are kept and shown only when a step fails; the timeline is what the demo prints."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def info(self, text: str) -> None:
+        self.lines.append(text)
+
+    def group(self, title: str) -> AbstractContextManager[None]:
+        self.lines.append(f"== {title}")
+        return nullcontext()
+
+
+@dataclass
+class World:
+    """Everything the demo made, so each step can reach it and the end can clean it up."""
+
+    root: Path
+    registry: str
+    client: docker.DockerClient
+    clock: int
+    image: str = ""
+    serving: dict[str, str] = field(default_factory=dict)  # environment -> the image reference it runs
+    built: list[str] = field(default_factory=list)
+
+    def tick(self) -> int:
+        self.clock += 60
+        return self.clock
+
+    @property
+    def app(self) -> Path:
+        return self.root / "app"
+
+    @property
+    def config(self) -> Path:
+        return self.root / "config"
+
+    @property
+    def config_bare(self) -> Path:
+        """The config repository as its server holds it (GitHub's stand-in)."""
+        return self.root / "config.git"
+
+
+@dataclass
+class Followed:
+    """What one environment did after a push or a config commit: Flux's choice and when it arrived."""
+
+    selected: str | None  # the tag the environment's policy selects afterwards
+    selected_after: float | None = None  # seconds from the push to that selection, when it changed
+    applied_after: float | None = None  # seconds from the push to the Deployment (or config) carrying it
+
+
+def say(text: str = "") -> None:
+    print(text, flush=True)
+
+
+def indent(text: str) -> None:
+    """A line under the environment column of the timeline."""
+    say(f"  {'':<10} {text}")
+
+
+def the(objects: list[dict[str, Any]], kind: str, name: str | None = None) -> dict[str, Any]:
+    """The one object of `kind` (and `name`) the example consumer renders; its absence is a failed step."""
+    for obj in objects:
+        if obj.get("kind") == kind and name in (None, (obj.get("metadata") or {}).get("name")):
+            return obj
+    raise DemoError(f"the rendered config has no {kind} {name or ''}".rstrip())
+
+
+def fresh_config(world: World, checkout: Path) -> Path:
+    """A checkout of config.git at its newest commit, as a controller fetches it."""
+    if checkout.exists():
+        git(checkout, "pull", "--quiet", "--ff-only")
+    else:
+        git(world.root, "clone", "--quiet", str(world.config_bare), str(checkout))
+    return checkout
+
+
+def render_cluster(world: World, env: str) -> tuple[Path, list[dict[str, Any]]]:
+    """The newest config's `clusters/<env>` rendered with the real kustomize, and the checkout it came from."""
+    checkout = fresh_config(world, world.root / "automation" / env)
+    return checkout, manifests.kustomize_build(checkout / "clusters" / env)
+
+
+def predict(objects: list[dict[str, Any]], image: str, tags: list[str]) -> automation.Prediction:
+    """image-tagger's offline answer for the one policy of a cluster: what Flux will select from `tags`."""
+    (prediction,) = automation.predict(automation.find_targets(objects), automation.KnownTags({image: tags}))
+    return prediction
+
+
+def version_of(ref: str) -> str:
+    return ref.rsplit(":", 1)[1]
