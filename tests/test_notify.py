@@ -328,15 +328,15 @@ def flux_url(tmp_path_factory: pytest.TempPathFactory) -> str:
     return publish_flux_base(REPO, tmp_path_factory.mktemp("published") / "flux-ci-cd", TAG)
 
 
-def cluster_with(dest: Path, flux_url: str, components: list[str], name: str | None = None) -> list[dict[str, Any]]:
-    """The example production cluster with extra components (sub-paths of flux/) and optionally another name."""
+def cluster_with(dest: Path, flux_url: str, components: list[str], **settings: str) -> list[dict[str, Any]]:
+    """The example production cluster with extra components (sub-paths of flux/) and optionally other settings."""
     cluster = copy_consumer(dest, flux_url) / "clusters" / "production"
     kustomization = cluster / "kustomization.yaml"
     kustomization.write_text(kustomization.read_text() + "".join(f"  - {flux_url}/{c}?ref={TAG}\n" for c in components))
-    if name:
-        settings = load_yaml(cluster / "image-automation.yaml")
-        settings["data"]["name"] = name
-        YAML().dump(settings, cluster / "image-automation.yaml")
+    if settings:
+        document = load_yaml(cluster / "image-automation.yaml")
+        document["data"].update(settings)
+        YAML().dump(document, cluster / "image-automation.yaml")
     return kustomize_build(cluster)
 
 

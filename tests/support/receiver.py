@@ -1,4 +1,5 @@
-"""A stand-in for notification-controller's webhook receiver on 127.0.0.1, for one Receiver of type generic-hmac.
+"""A stand-in for notification-controller's webhook receiver on 127.0.0.1, for one Receiver of type generic-hmac
+(or github: the same check of `X-Hub-Signature-256` instead of `X-Signature`).
 
 It checks what Flux v1.9.x checks (`internal/server/receiver_handlers.go`, `limits.go`, and go-github's
 `ValidateSignature`), in Flux's order: a body over 3 MiB is 413; a request URI other than the webhook path,
@@ -62,8 +63,11 @@ class Delivery:
 class HmacReceiver:
     """The receiver while it serves: its URL, what reached it, and fault switches."""
 
-    def __init__(self, token: str, name: str = "app-image-tagger", namespace: str = "flux-system") -> None:
+    def __init__(
+        self, token: str, name: str = "app-image-tagger", namespace: str = "flux-system", header: str = "X-Signature"
+    ) -> None:
         self.token = token
+        self.header = header
         self.path = webhook_path(token, name, namespace)
         self.deliveries: list[Delivery] = []
         self._failures: list[int] = []
@@ -98,7 +102,7 @@ class HmacReceiver:
             return 413
         if path != self.path:
             return 404
-        signature = next((v for k, v in headers.items() if k.lower() == "x-signature"), None)
+        signature = next((v for k, v in headers.items() if k.lower() == self.header.lower()), None)
         return 200 if signature_valid(signature, body, self.token) else 400
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
@@ -141,9 +145,9 @@ class HmacReceiver:
 
 @contextmanager
 def serve_receiver(
-    token: str, name: str = "app-image-tagger", namespace: str = "flux-system"
+    token: str, name: str = "app-image-tagger", namespace: str = "flux-system", header: str = "X-Signature"
 ) -> Iterator[HmacReceiver]:
-    receiver = HmacReceiver(token, name, namespace).start()
+    receiver = HmacReceiver(token, name, namespace, header).start()
     try:
         yield receiver
     finally:

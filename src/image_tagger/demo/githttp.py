@@ -74,6 +74,7 @@ class GitHandler(BaseHTTPRequestHandler):
             "CONTENT_LENGTH": str(len(body)),
             "REMOTE_ADDR": self.client_address[0],
             "REMOTE_USER": "flux",
+            "HTTP_HOST": self.headers.get("Host", ""),  # for the push webhooks' clone_url (demo/webhooks.py)
             "GIT_PROTOCOL": self.headers.get("Git-Protocol", ""),
             "HTTP_CONTENT_ENCODING": self.headers.get("Content-Encoding", ""),
         }
