@@ -25,7 +25,7 @@ import docker
 
 from image_tagger import docker_ops, kustomize, notify, registry_client, rollback
 from image_tagger.context import GitContext, commit_time_of
-from image_tagger.demo import githttp, localregistry, realclusters, sampleapp, simulated, source
+from image_tagger.demo import DemoError, githttp, localregistry, realclusters, sampleapp, simulated, source
 from image_tagger.demo.world import ENVIRONMENTS, UNRELEASED, Followed, QuietLog, World, fresh_config, say
 from image_tagger.errors import PublishError
 from image_tagger.gitcmd import git
@@ -51,7 +51,9 @@ class Clusters(Protocol):
 
     def describe(self) -> dict[str, Any]: ...
 
-    def follow(self, world: World, tags: list[str], since: float, *, pushed: bool) -> dict[str, Followed]: ...
+    def follow(self, world: World, tags: list[str], since: float, new_tags: list[str]) -> dict[str, Followed]:
+        """What each environment did after the push of `new_tags` at `since` (none: a config commit)."""
+        ...
 
 
 # --- set-up: a registry, the flux-ci-cd base at a tag, an app repo and a config repo ------------------
@@ -151,12 +153,13 @@ def step(world: World, clusters: Clusters, title: str, ref: str) -> dict[str, An
     else:
         say(f"  action   built and pushed {pushed}")
     pushed_at = time.monotonic()
-    notified = True
     for receiver in clusters.receivers:
         notification = notify.announce(receiver, result)
-        notified &= notification.ok
         say(f"  flux     {notification.detail}")
-    followed = clusters.follow(world, registry_tags(world), pushed_at, pushed=notified)
+        if not notification.ok:
+            raise DemoError(f"{title}: {notification.detail}")
+    new_tags = [ref.rsplit(":", 1)[1] for ref in result.tags_in("pushed", "promoted")]
+    followed = clusters.follow(world, registry_tags(world), pushed_at, new_tags)
     report = outcome(world, title, followed, pushed=pushed, promoted_from=result.promoted_from)
     if report["applied_after_push_seconds"] is not None:
         say(
@@ -177,7 +180,7 @@ def rollback_step(world: World, clusters: Clusters, title: str, tag: str) -> dic
     committed_at = time.monotonic()
     say(f"  operator image-tagger rollback clusters/production {tag}; committed and pushed to config.git")
     say(f"  {'':<10} {result.line.split('; ', 1)[-1]}")
-    followed = clusters.follow(world, registry_tags(world), committed_at, pushed=False)
+    followed = clusters.follow(world, registry_tags(world), committed_at, [])
     return outcome(world, title, followed, pushed=None)
 
 
@@ -201,7 +204,7 @@ def run(checkout: Path | None = None, cluster_bin: Path | None = None) -> dict[s
         registry = stack.enter_context(localregistry.serve(root / "registry"))
         world = World(root, registry.host, client, clock=int(time.time()))
         world.image = f"{registry.host}/demo/app"
-        stack.callback(_remove_images, world)
+        stack.callback(remove_images, world)
         say(f"registry   {registry.host} (local); image {world.image}")
         git_server = stack.enter_context(githttp.serve(root))
         make_repos(world, checkout, f"{git_server}/config.git")
@@ -210,9 +213,7 @@ def run(checkout: Path | None = None, cluster_bin: Path | None = None) -> dict[s
         )
         clusters: Clusters
         if cluster_bin is None:
-            say(
-                "clusters   SIMULATED: image-tagger's own reproduction of Flux plays both (./dev demo runs the real ones)"
-            )
+            say("clusters   SIMULATED: image-tagger's reproduction of Flux plays both (./dev demo runs real ones)")
             clusters = stack.enter_context(simulated.start(world))
         else:
             say("clusters   production and staging: two real clusters (kube-apiserver + Flux's five controllers)")
@@ -231,7 +232,7 @@ def run(checkout: Path | None = None, cluster_bin: Path | None = None) -> dict[s
         }
 
 
-def _remove_images(world: World) -> None:
+def remove_images(world: World) -> None:
     for ref in world.built:
         with suppress(docker.errors.DockerException):
             world.client.images.remove(ref, force=True)

@@ -40,13 +40,14 @@ from image_tagger.demo.world import (
     render_cluster,
     say,
     the,
-    version_of,
 )
+from image_tagger.flux import automation
 from image_tagger.gitcmd import git
 
 NAMESPACE = "flux-system"
 POLL_SECONDS = 0.1
 REQUESTED_AT = "reconcile.fluxcd.io/requestedAt"
+DEFAULT_EXCLUSION = "^.*\\.sig$"  # what Flux scans with when an ImageRepository lists no exclusions
 _MODULE_VERSION = re.compile(rb"(?:^|\n)mod\tgithub\.com/fluxcd/([\w-]+-controller)\t(v[^\t\n]+)")
 
 
@@ -60,7 +61,6 @@ class Env:
     repository: Ref
     policy: Ref
     deployment: Ref
-    automation: Ref
     image_receivers: list[notify.Receiver] = field(default_factory=list)  # generic-hmac: the action notifies
     git_receivers: list[notify.Receiver] = field(default_factory=list)  # github: the git server calls on a push
 
@@ -115,28 +115,33 @@ def latest_tag(found: dict[str, Any] | None) -> str | None:
 
 
 class Watch:
-    """Polls every environment's Deployment image from the moment of a push, so the demo can say when each
-    one changed without the time it spends reading Flux's other objects counting against Flux."""
+    """Polls every environment's Deployment image and ImagePolicy selection from the moment of a push, so the
+    demo can say when each changed without the time it spends reading other objects counting against Flux."""
 
     def __init__(self, envs: dict[str, Env], since: float) -> None:
         self.envs = envs
         self.since = since
-        self.seen: dict[str, dict[str, float]] = {name: {} for name in envs}  # env -> image -> seconds
+        # (env, "deployment" | "policy") -> value -> seconds from `since` to the first look that saw it
+        self.seen: dict[tuple[str, str], dict[str, float]] = {}
+        self.first_look = time.monotonic() - since
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
 
+    def _note(self, env: str, what: str, value: str | None) -> None:
+        if value:
+            self.seen.setdefault((env, what), {}).setdefault(value, time.monotonic() - self.since)
+
     def _run(self) -> None:
         while not self._stop.is_set():
             for name, env in self.envs.items():
-                image = container_image(env.api.get(env.deployment))
-                if image:
-                    self.seen[name].setdefault(image, time.monotonic() - self.since)
+                self._note(name, "deployment", container_image(env.api.get(env.deployment)))
+                self._note(name, "policy", latest_tag(env.api.get(env.policy)))
             self._stop.wait(POLL_SECONDS)
 
-    def arrival(self, env: str, image: str) -> float:
-        """Seconds from the push to the Deployment carrying `image`."""
-        return wait(f"{env}: Deployment with {image}", lambda: self.seen[env].get(image))
+    def arrival(self, env: str, what: str, value: str) -> float:
+        """Seconds from `since` to the first look at `env`'s `what` that saw `value`."""
+        return wait(f"{env}: {what} at {value}", lambda: self.seen.get((env, what), {}).get(value))
 
     def stop(self) -> None:
         self._stop.set()
@@ -148,10 +153,9 @@ class RealClusters:
 
     label = "real"
 
-    def __init__(self, world: World, envs: dict[str, Env]) -> None:
-        self.world = world
+    def __init__(self, envs: dict[str, Env], scan_interval: str) -> None:
         self.envs = envs
-        self.scan_interval = ""
+        self.scan_interval = scan_interval
 
     @property
     def receivers(self) -> list[notify.Receiver]:
@@ -163,62 +167,58 @@ class RealClusters:
             for name, env in self.envs.items()
         }
 
-    def follow(self, world: World, tags: list[str], since: float, *, pushed: bool) -> dict[str, Followed]:
-        """Wait until each cluster acted on the push (or config commit) of `since`, and report what it did."""
+    def follow(self, world: World, tags: list[str], since: float, new_tags: list[str]) -> dict[str, Followed]:
+        """Wait until each cluster acted on the push of `new_tags` (none: a config commit) made at `since`."""
         watch = Watch(self.envs, since)
         try:
-            return {name: self._follow_one(world, env, tags, watch, pushed=pushed) for name, env in self.envs.items()}
+            return {name: self._follow_one(world, env, tags, watch, new_tags) for name, env in self.envs.items()}
         finally:
             watch.stop()
 
-    def _follow_one(self, world: World, env: Env, tags: list[str], watch: Watch, *, pushed: bool) -> Followed:
-        checkout, objects = render_cluster(world, env.name)
+    def _follow_one(self, world: World, env: Env, tags: list[str], watch: Watch, new_tags: list[str]) -> Followed:
+        _, objects = render_cluster(world, env.name)
         prediction = predict(objects, world.image, tags)
-        before = container_image(env.api.get(env.deployment))
-        scanned = self._scanned(env, objects, pushed=pushed)
+        count = self._scanned(env, objects, pushed=bool(new_tags))
         selected = latest_tag(self._evaluated(env))
         say(
-            f"  {env.name:<10} Flux: {env.repository.name} scanned {scanned} tag(s); policy {env.policy.name} "
-            f"{'selects ' + selected if selected else 'selects nothing'}"
+            f"  {env.name:<10} Flux: ImageRepository {env.repository.name} holds {count} tag(s) after its scan; "
+            f"ImagePolicy {env.policy.name} selects {selected or 'nothing'}"
         )
         if selected != prediction.selected:
             raise DemoError(
                 f"{env.name}: Flux's ImagePolicy {env.policy.name} selects {selected or 'nothing'}, "
                 f"image-tagger predicted {prediction.selected or 'nothing'} ({prediction.error or 'no error'})"
             )
-        indent(f"image-tagger predicted {prediction.selected or 'nothing'}: the same")
-        if selected is None:
-            indent(f"Deployment {env.deployment.namespace}/{env.deployment.name} keeps {before} (no release yet)")
-            return Followed(None)
-        wanted = f"{world.image}:{selected}"
-        if wanted == before:
-            ignored = [t for t in tags if t not in (selected,)]
-            indent(
-                f"Deployment keeps {version_of(before)}; nothing newer for this policy among {len(ignored)} other tag(s)"
-            )
+        indent(f"(image-tagger predicted {prediction.selected or 'nothing'} offline: the same)")
+        for tag in new_tags:
+            if tag != selected:
+                indent(f"Flux passes over {tag}: {automation.why_ignored(prediction.target.spec, tag)}")
+        before = world.serving.get(env.name)
+        if selected is None or f"{world.image}:{selected}" == before:
+            indent(f"Deployment {env.deployment.namespace}/{env.deployment.name} unchanged")
             return Followed(selected)
-        applied_after = watch.arrival(env.name, wanted)
-        commit = git(world.config_bare, "log", "-1", "--format=%h %an: %s", "main", "--", self._update_path(objects))
-        indent(f"Flux committed {commit} (image-automation-controller, pushed to config.git over HTTP)")
+        wanted = f"{world.image}:{selected}"
+        selected_after = watch.arrival(env.name, "policy", selected)
+        applied_after = watch.arrival(env.name, "deployment", wanted)
+        path = the(objects, "ImageUpdateAutomation")["spec"]["update"]["path"].removeprefix("./")
+        commit = git(world.config_bare, "log", "-1", "--format=%h %an: %s", "main", "--", path)
+        indent(f"image-automation-controller committed {commit}, pushed to config.git over HTTP")
         indent(
-            f"Deployment {env.deployment.namespace}/{env.deployment.name} carries {selected}, "
-            f"{applied_after:.2f} s after the {'push' if pushed else 'commit'} (kustomize-controller applied it)"
+            f"kustomize-controller applied it: Deployment {env.deployment.namespace}/{env.deployment.name} "
+            f"carries {selected} {applied_after:.2f} s after the {'push' if new_tags else 'commit'}"
         )
-        found = env.api.get(env.deployment)
+        if applied_after <= watch.first_look + POLL_SECONDS:
+            indent("(already at the demo's first look: Flux found the tag on its own before it was notified)")
         version = kubelet.page_version(world.client, wanted)
-        kubelet.report_available(env.api, env.deployment, found)
-        indent(f"kubelet stand-in ran {wanted}: page says 'version {version}'")
+        kubelet.report_available(env.api, env.deployment, env.api.get(env.deployment) or {})
+        indent(f"the demo ran {wanted} (the stand-in for a kubelet): page says 'version {version}'")
         world.serving[env.name] = wanted
-        del checkout
-        return Followed(selected, applied_after=applied_after)
-
-    def _update_path(self, objects: list[dict[str, Any]]) -> str:
-        return the(objects, "ImageUpdateAutomation")["spec"]["update"]["path"].removeprefix("./")
+        return Followed(selected, selected_after, applied_after)
 
     def _scanned(self, env: Env, objects: list[dict[str, Any]], *, pushed: bool) -> int:
         """Until the ImageRepository has scanned since the push (the Receiver's request handled) or since the
         config commit (its new exclusion list observed); returns the number of tags it stored."""
-        rendered = the(objects, "ImageRepository")["spec"].get("exclusionList") or ["^.*\\.sig$"]
+        rendered = the(objects, "ImageRepository")["spec"].get("exclusionList") or [DEFAULT_EXCLUSION]
 
         def done() -> int | None:
             found = env.api.get(env.repository) or {}
@@ -229,14 +229,13 @@ class RealClusters:
                     return None
             elif status.get("observedExclusionList") != rendered:
                 return None
-            result = status.get("lastScanResult") or {}
-            return result.get("tagCount") if ready(found) else None
+            return (status.get("lastScanResult") or {}).get("tagCount") if ready(found) else None
 
         return wait(f"{env.name}: ImageRepository {env.repository.name} scan", done)
 
     def _evaluated(self, env: Env) -> dict[str, Any]:
-        """The ImagePolicy once it has been evaluated after the scan: a reconcile request, as `flux reconcile
-        image policy` makes, and its handling; a read barrier that changes nothing Flux decides."""
+        """The ImagePolicy once evaluated after the scan: a reconcile request, as `flux reconcile image policy`
+        makes, and its handling. A read barrier: Flux has already acted on the scan when it is handled."""
         stamp = str(time.time_ns())
         env.api.merge_patch(env.policy, {"metadata": {"annotations": {REQUESTED_AT: stamp}}})
 
@@ -250,52 +249,53 @@ class RealClusters:
 def _start_env(name: str, world: World, state: Path, bin_dir: Path) -> Env:
     """One cluster up and bootstrapped from `clusters/<name>` of the config repository."""
     started = time.monotonic()
-    info, _ = cluster.up(state / name, bin_dir, services=False)
+    try:
+        info, _ = cluster.up(state / name, bin_dir, services=False)
+    except cluster.ClusterError as err:
+        raise DemoError(f"{name} cluster: {err}") from None
     api = KubeAPI(Path(info.kubeconfig))
-    _, objects = render_cluster(world, name)
-    apps = the(objects, "Kustomization", "apps")
-    _, rendered_apps = render_cluster_path(world, name, apps["spec"]["path"])
-    deployment = the(rendered_apps, "Deployment")
+    checkout, objects = render_cluster(world, name)
+    apps = manifests.kustomize_build(checkout / the(objects, "Kustomization", "apps")["spec"]["path"])
     env = Env(
         name,
         info,
         api,
         repository=_ref(the(objects, "ImageRepository")),
         policy=_ref(the(objects, "ImagePolicy")),
-        deployment=_ref(deployment),
-        automation=_ref(the(objects, "ImageUpdateAutomation")),
+        deployment=_ref(the(apps, "Deployment")),
     )
-    receivers = [obj for obj in objects if obj.get("kind") == "Receiver"]
-    tokens = {}
-    for receiver in receivers:  # README, "On a real cluster": create each Receiver's token secret
-        secret = receiver["spec"]["secretRef"]["name"]
-        tokens[receiver["metadata"]["name"]] = token = secrets.token_hex(20)
-        api.apply(
-            {
-                "apiVersion": "v1",
-                "kind": "Secret",
-                "metadata": {"name": secret, "namespace": receiver["metadata"]["namespace"]},
-                "stringData": {"token": token},
-            }
-        )
-    # What `flux bootstrap` would apply: the config repository and the Kustomization of this cluster's folder.
-    for obj in objects:
-        if obj.get("kind") in ("GitRepository", "Kustomization") and obj["metadata"]["name"] == "flux-system":
-            api.apply(obj)
-    wait(f"{name}: Kustomization flux-system", lambda: ready(api.get(Ref("Kustomization", NAMESPACE, "flux-system"))))
-    for receiver in receivers:
-        ref = _ref(receiver)
-        found = wait(f"{name}: {ref}", lambda ref=ref: (lambda f: f if ready(f) else None)(api.get(ref)))
-        hook = notify.Receiver(env.receiver_url(found), tokens[ref.name])
-        (env.git_receivers if receiver["spec"]["type"] == "github" else env.image_receivers).append(hook)
-    wait(f"{name}: {env.deployment}", lambda: api.get(env.deployment))
+    _bootstrap(env, objects)
     say(f"cluster    {name}: up and bootstrapped in {time.monotonic() - started:.1f} s ({info.api_url})")
     return env
 
 
-def render_cluster_path(world: World, name: str, path: str) -> tuple[Path, list[dict[str, Any]]]:
-    checkout = world.root / "automation" / name
-    return checkout, manifests.kustomize_build(checkout / path)
+def _bootstrap(env: Env, objects: list[dict[str, Any]]) -> None:
+    """README, "On a real cluster": each Receiver's token secret, then what `flux bootstrap` would apply (the
+    GitRepository and Kustomization `flux-system` of sync.yaml); Flux applies the rest of the folder itself."""
+    receivers = [obj for obj in objects if obj.get("kind") == "Receiver"]
+    tokens = {}
+    for receiver in receivers:
+        tokens[receiver["metadata"]["name"]] = token = secrets.token_hex(20)
+        secret = {"name": receiver["spec"]["secretRef"]["name"], "namespace": receiver["metadata"]["namespace"]}
+        env.api.apply({"apiVersion": "v1", "kind": "Secret", "metadata": secret, "stringData": {"token": token}})
+    for obj in objects:
+        if obj.get("kind") in ("GitRepository", "Kustomization") and obj["metadata"]["name"] == "flux-system":
+            env.api.apply(obj)
+    sync = Ref("Kustomization", NAMESPACE, "flux-system")
+    wait(f"{env.name}: {sync}", lambda: ready(env.api.get(sync)))
+    for receiver in receivers:
+        ref = _ref(receiver)
+        found = wait(f"{env.name}: {ref}", lambda ref=ref: _if_ready(env.api.get(ref)))
+        hook = notify.Receiver(env.receiver_url(found), tokens[ref.name])
+        (env.git_receivers if receiver["spec"]["type"] == "github" else env.image_receivers).append(hook)
+    if not env.image_receivers:
+        raise DemoError(f"{env.name}: the config has no generic-hmac Receiver (flux/receiver-hmac) to notify")
+    wait(f"{env.name}: {env.deployment}", lambda: env.api.get(env.deployment))
+
+
+def _if_ready(found: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A Receiver that is ready and says its webhook path."""
+    return found if ready(found) and found.get("status", {}).get("webhookPath") else None
 
 
 def _ref(obj: dict[str, Any]) -> Ref:
@@ -311,11 +311,11 @@ def start(world: World, bin_dir: Path) -> Iterator[RealClusters]:
         for name in ENVIRONMENTS:
             stack.callback(cluster.down, state / name)
         with ThreadPoolExecutor(len(ENVIRONMENTS)) as pool:
-            envs = dict(zip(ENVIRONMENTS, pool.map(lambda n: _start_env(n, world, state, bin_dir), ENVIRONMENTS)))
+            started = pool.map(lambda name: _start_env(name, world, state, bin_dir), ENVIRONMENTS)
+            envs = dict(zip(ENVIRONMENTS, started, strict=True))
         for env in envs.values():
             stack.callback(env.api.close)
-            for receiver in env.git_receivers:
+            for receiver in env.git_receivers:  # GitHub's webhooks of the config repository, one per cluster
                 webhooks.add_webhook(world.config_bare, receiver.url, receiver.secret)
-        clusters = RealClusters(world, envs)
-        clusters.scan_interval = str(the(render_cluster(world, "production")[1], "ImageRepository")["spec"]["interval"])
-        yield clusters
+        _, objects = render_cluster(world, "production")
+        yield RealClusters(envs, str(the(objects, "ImageRepository")["spec"]["interval"]))

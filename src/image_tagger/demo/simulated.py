@@ -47,15 +47,18 @@ class SimulatedClusters:
     def describe(self) -> dict[str, Any]:
         return dict.fromkeys(ENVIRONMENTS, "simulated")
 
-    def follow(self, world: World, tags: list[str], since: float, *, pushed: bool) -> dict[str, Followed]:
+    def follow(self, world: World, tags: list[str], since: float, new_tags: list[str]) -> dict[str, Followed]:
         followed = {}
         for env in ENVIRONMENTS:
             selected, commit = automate(world, env, tags)
-            selected_after = time.monotonic() - since if pushed else None
-            if commit:
-                indent(f"commit {commit} (pushed to config.git)")
+            if not commit:
+                indent(f"serves {deploy(world, env)}")
+                followed[env] = Followed(selected)
+                continue
+            selected_after = time.monotonic() - since
+            indent(f"commit {commit} (pushed to config.git)")
+            applied_after = time.monotonic() - since  # the simulated cluster applies the config repository as is
             indent(f"serves {deploy(world, env)}")
-            applied_after = time.monotonic() - since if commit else None
             followed[env] = Followed(selected, selected_after, applied_after)
         return followed
 

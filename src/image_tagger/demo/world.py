@@ -112,7 +112,3 @@ def predict(objects: list[dict[str, Any]], image: str, tags: list[str]) -> autom
     """image-tagger's offline answer for the one policy of a cluster: what Flux will select from `tags`."""
     (prediction,) = automation.predict(automation.find_targets(objects), automation.KnownTags({image: tags}))
     return prediction
-
-
-def version_of(ref: str) -> str:
-    return ref.rsplit(":", 1)[1]
