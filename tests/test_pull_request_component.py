@@ -2,20 +2,28 @@
 
 Rendered the way a consumer renders it: this checkout's flux/ published as a tagged git repository and
 included remotely (`file://…//flux/pull-request?ref=…`), then every Flux object validated against the vendored
-Flux CRD schemas.
+Flux CRD schemas. The last test runs the gate on the demo's real clusters (Flux's own controllers).
 """
 
+import os
 import re
 import shutil
 import subprocess
+import time
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
+import docker
 import jsonschema
 import pytest
 from ruamel.yaml import YAML
 from support.crds import crd_schemas, validate_against_crd
 
+from image_tagger import notify
+from image_tagger.demo import githttp, localregistry, loop, realclusters
+from image_tagger.demo.world import World
+from image_tagger.gitcmd import git
 from image_tagger.kustomize import point_consumer_at, publish_flux_base
 from image_tagger.manifests import kustomize_build
 
@@ -120,3 +128,59 @@ def test_crd_schema_check_is_real(flux_url: str, tmp_path: Path) -> None:
     automation["spec"]["git"]["push"]["branch"] = ["flux/app-production"]
     with pytest.raises(jsonschema.ValidationError, match="is not of type 'string'"):
         validate_against_crd(crd_schemas(), automation)
+
+
+def test_real_automation_pushes_to_its_own_branch_and_main_waits_for_the_merge(
+    docker_client: docker.DockerClient, cluster_bin_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With the component, Flux's own image-automation-controller (on the demo's real clusters) commits the
+    release to flux/app-production; main and the production Deployment stay as they were until the branch is
+    merged, and then kustomize-controller applies it."""
+    monkeypatch.setenv("PATH", f"{cluster_bin_dir}{os.pathsep}{os.environ['PATH']}")  # kustomize as the cluster's
+    with ExitStack() as stack:
+        registry = stack.enter_context(localregistry.serve(tmp_path / "registry"))
+        git_server = stack.enter_context(githttp.serve(tmp_path))
+        world = World(tmp_path, registry.host, docker_client, clock=1_800_000_000)
+        world.image = f"{registry.host}/demo/gate"
+        stack.callback(loop.remove_images, world)
+        loop.make_repos(world, REPO, f"{git_server}/config.git")
+        kustomization = world.config / "clusters" / "production" / "kustomization.yaml"
+        channel = re.search(r"(\S+//flux)\?ref=", kustomization.read_text()).group(1)
+        kustomization.write_text(kustomization.read_text() + f"  - {channel}/pull-request?ref={TAG}\n")
+        git(world.config, "commit", "--quiet", "-am", "production behind a pull-request gate")
+        git(world.config, "push", "--quiet", "origin", "HEAD:main")
+        clusters = stack.enter_context(realclusters.start(world, cluster_bin_dir))
+        production = clusters.envs["production"]
+        main_before = git(world.config_bare, "rev-parse", "main")
+        deployed_before = realclusters.container_image(production.api.get(production.deployment))
+
+        sha = loop.push_app(world, "refs/tags/v1.0.0")
+        result = loop.build_and_push(world, "refs/tags/v1.0.0", sha)
+        assert all(notify.announce(receiver, result).ok for receiver in clusters.receivers)
+
+        def proposed() -> str | None:
+            found = subprocess.run(
+                ["git", "-C", str(world.config_bare), "show", "flux/app-production:apps/production/image.yaml"],
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+            return found.stdout if found.returncode == 0 else None
+
+        image_yaml = realclusters.wait("the automation's branch flux/app-production", proposed)
+        assert f"{world.image}:1.0.0 " in image_yaml
+        author = git(world.config_bare, "log", "-1", "--format=%an", "flux/app-production")
+        assert author == "fluxcdbot"
+        # The gate holds: main is untouched and the cluster still runs what main says, a while after the commit.
+        time.sleep(5)
+        assert git(world.config_bare, "rev-parse", "main") == main_before
+        assert realclusters.container_image(production.api.get(production.deployment)) == deployed_before
+        assert deployed_before.endswith(":0.0.0")
+
+        # Merging the pull request (a fast-forward of main, as GitHub's merge would land it) lets Flux apply it.
+        git(world.config, "fetch", "--quiet", "origin", "flux/app-production")
+        git(world.config, "push", "--quiet", "origin", "FETCH_HEAD:main")
+        realclusters.wait(
+            "the merged release in the production Deployment",
+            lambda: realclusters.container_image(production.api.get(production.deployment)) == f"{world.image}:1.0.0",
+        )
