@@ -18,6 +18,7 @@ import hashlib
 import hmac
 import re
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -53,6 +54,7 @@ class Delivery:
     headers: dict[str, str]
     body: bytes
     status: int
+    at: float = 0.0  # time.monotonic() when the request had arrived whole (before any stall)
 
     @property
     def accepted(self) -> bool:
@@ -113,11 +115,12 @@ class HmacReceiver:
             def handle_any(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(min(length, MAX_BODY + 1))
+                arrived = time.monotonic()
                 if owner._stall:
                     owner._released.wait(owner._stall)
                 headers = dict(self.headers.items())
                 status = owner._answer(self.path, headers, body)
-                owner.deliveries.append(Delivery(self.command, self.path, headers, body, status))
+                owner.deliveries.append(Delivery(self.command, self.path, headers, body, status, arrived))
                 try:
                     self.send_response(status)
                     self.send_header("Content-Length", "0")
