@@ -10,7 +10,6 @@ import hmac
 import json
 import logging
 import re
-import socket
 import time
 from pathlib import Path
 from typing import Any
@@ -18,7 +17,7 @@ from typing import Any
 import pytest
 from ruamel.yaml import YAML
 from support.crds import crd_schemas, validate_against_crd
-from support.receiver import serve_receiver, signature_valid, webhook_path
+from support.receiver import closed_port_url, serve_receiver, signature_valid, webhook_path
 from test_kustomize_render import (
     REPO,
     TAG,
@@ -71,13 +70,6 @@ class Sleeps(list[float]):
 def origin_of(url: str) -> str:
     scheme, _, rest = url.partition("://")
     return f"{scheme}://{rest.partition('/')[0]}"
-
-
-def closed_port_url() -> str:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    return f"http://127.0.0.1:{port}/hook/{'0' * 64}"
 
 
 # --- signing (pure) ---------------------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -140,6 +141,14 @@ class HmacReceiver:
         self._released.set()
         self._server.shutdown()
         self._server.server_close()
+
+
+def closed_port_url() -> str:
+    """A webhook URL on a loopback port nothing listens on: a receiver that is down."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"http://127.0.0.1:{port}/hook/{'0' * 64}"
 
 
 @contextmanager
