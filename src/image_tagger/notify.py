@@ -74,10 +74,9 @@ class Notification:
     origin: str = ""  # empty when the URL was refused before anything was sent
 
 
-def parse_receiver_url(text: str, name: str = "") -> str:
+def parse_receiver_url(text: str, name: str = "flux-receiver-url") -> str:
     """An http(s) URL without credentials, query or fragment; refusals never echo the URL (it may hold a password)
-    but call it `name` (default: the input, `flux-receiver-url`; with several URLs, the line)."""
-    name = name or "flux-receiver-url"
+    but call it `name`: the input, or with several URLs its line."""
     url = text.strip()
     accepted = "accepted: https://<host>[:port]<status.webhookPath of the Receiver>"
     if not url:
@@ -132,8 +131,8 @@ def parse_receivers(urls: str, secrets: str) -> tuple[Receiver, ...]:
             f"flux-receiver-secret has {len(tokens)} tokens for {len(url_lines)} URLs of flux-receiver-url; "
             f"accepted: one token for every URL, or one token per line, as many as the URLs and in their order"
         )
-    several = len(url_lines) > 1
-    parsed = [parse_receiver_url(url, f"flux-receiver-url line {n}" if several else "") for n, url in url_lines]
+    name = "flux-receiver-url line {}" if len(url_lines) > 1 else "flux-receiver-url"
+    parsed = [parse_receiver_url(url, name.format(number)) for number, url in url_lines]
     if len(set(parsed)) < len(parsed):
         raise InputError("flux-receiver-url names one Receiver twice; accepted: each Receiver's URL once")
     if len(tokens) == 1:
