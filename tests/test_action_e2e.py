@@ -28,7 +28,7 @@ from support.github_runner import (
     parse_file_command,
     parse_workflow_commands,
 )
-from support.receiver import serve_receiver
+from support.receiver import closed_port_url, serve_receiver
 from support.registry import Registry, serve_registry
 
 from image_tagger.publish import SETTLE_ENV
@@ -456,3 +456,91 @@ def test_a_receiver_that_refuses_is_a_warning_not_a_failed_step(
     assert run.outputs["pushed"] == "true"
     assert [d.status for d in receiver.deliveries] == [400]
     assert run.named("warning") and "not notified" in run.summary
+
+
+def test_each_cluster_s_receiver_is_notified_with_its_own_token(
+    runner: GithubRunner, registry: Registry, sample_app: Path
+) -> None:
+    tokens = ("prod-rcv-T0ken-4q8z", "stag-rcv-T0ken-7w2m")
+    with serve_receiver(tokens[0]) as production, serve_receiver(tokens[1]) as staging:
+        run = run_push(
+            runner,
+            registry,
+            sample_app,
+            "refs/tags/v4.0.2",
+            **{"flux-receiver-url": f"{production.url}\n{staging.url}\n", "flux-receiver-secret": "\n".join(tokens)},
+        )
+
+    assert run.returncode == 0, explain(run)
+    digest = registry.manifest_digest(IMAGE, "4.0.2")
+    for receiver in (production, staging):
+        [delivery] = receiver.deliveries
+        assert delivery.accepted and json.loads(delivery.body)["digest"] == digest
+    reported = json.loads(run.outputs["json"])
+    assert reported["flux_notified"] is True
+    assert reported["flux_receivers"] == [
+        {"origin": production.origin, "notified": True},
+        {"origin": staging.origin, "notified": True},
+    ]
+    assert f"- Flux: notified ({production.origin} answered 200)\n" in run.summary
+    assert f"- Flux: notified ({staging.origin} answered 200)\n" in run.summary
+    assert set(tokens) <= {c.message for c in run.named("add-mask")}
+    visible = "\n".join(line for line in run.stdout.splitlines() if "::add-mask::" not in line)
+    for text in (visible, run.stderr, json.dumps(run.outputs), run.summary):
+        for secret in (*tokens, production.path, staging.path):
+            assert secret not in text
+
+
+def test_tokens_that_do_not_pair_up_with_the_receivers_are_refused_before_the_build(
+    runner: GithubRunner, registry: Registry, sample_app: Path
+) -> None:
+    with serve_receiver("tok-one-8d") as production, serve_receiver("tok-two-8d") as staging:
+        run = run_push(
+            runner,
+            registry,
+            sample_app,
+            "refs/tags/v4.0.3",
+            **{
+                "flux-receiver-url": f"{production.url}\n{staging.url}",
+                "flux-receiver-secret": "tok-one-8d\ntok-two-8d\ntok-three-8d",
+            },
+        )
+
+    assert run.returncode == 2, explain(run)
+    [error] = run.named("error")
+    assert error.properties["title"] == "Invalid input"
+    assert error.message.startswith("flux-receiver-secret has 3 tokens for 2 URLs of flux-receiver-url; accepted:")
+    assert "4.0.3" not in registry.tags(IMAGE) and run.outputs == {}
+    assert not run.named("group"), "nothing was built"
+    assert production.deliveries == staging.deliveries == []
+
+
+def test_a_receiver_that_is_down_is_a_warning_and_the_other_is_still_notified(
+    runner: GithubRunner, registry: Registry, sample_app: Path
+) -> None:
+    token = "one-rcv-T0ken-for-both"
+    down = closed_port_url()
+    with serve_receiver(token) as staging:
+        run = run_push(
+            runner,
+            registry,
+            sample_app,
+            "refs/tags/v4.0.4",
+            **{"flux-receiver-url": f"{down}\n{staging.url}", "flux-receiver-secret": token},
+        )
+
+    assert run.returncode == 0, explain(run)
+    assert run.outputs["pushed"] == "true"
+    assert [d.status for d in staging.deliveries] == [200]
+    down_origin = down.rpartition("/hook/")[0]
+    [warning] = run.named("warning")
+    assert warning.properties["title"] == "Flux not notified"
+    assert warning.message.startswith(f"Flux not notified: {down_origin}: connection failed"), warning
+    assert json.loads(run.outputs["json"])["flux_receivers"] == [
+        {"origin": down_origin, "notified": False},
+        {"origin": staging.origin, "notified": True},
+    ]
+    assert f"- Flux: **not notified** ({down_origin}: connection failed" in run.summary
+    assert f"- Flux: notified ({staging.origin} answered 200)" in run.summary
+    for text in (run.stdout, run.stderr, run.summary, json.dumps(run.outputs)):
+        assert "/hook/" not in text

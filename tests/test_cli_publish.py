@@ -14,8 +14,11 @@ from pathlib import Path
 import docker
 import pytest
 from support.cli import assert_input_error, explain, run_cli
+from support.receiver import closed_port_url, serve_receiver
 from support.registry import Registry
 from support.sample_app import git
+
+from image_tagger.cli import RECEIVER_ENV
 
 
 @pytest.fixture
@@ -28,7 +31,12 @@ def repository(request: pytest.FixtureRequest, registry: Registry, docker_client
 
 
 def publish(
-    registry: Registry, workspace: Path, repository: str, *extra: str, password: str | None = None
+    registry: Registry,
+    workspace: Path,
+    repository: str,
+    *extra: str,
+    password: str | None = None,
+    env: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
     """The documented local release: user on the command line, password piped in."""
     return run_cli(
@@ -36,6 +44,7 @@ def publish(
         *("--image", f"{registry.host}/{repository}", "--workspace", str(workspace)),
         *("--username", registry.username, "--password-stdin", "--json", *extra),
         stdin=(registry.password if password is None else password) + "\n",
+        env=env,
     )
 
 
@@ -110,3 +119,106 @@ def test_release_of_another_major_is_refused_before_the_build(
     assert_not_shown(done, registry.password)
     assert registry.tags(repository) == []
     assert local_images(docker_client, registry, repository) == []
+
+
+# --- notifying every cluster's Flux Receiver ------------------------------------------------------------------------
+
+PRODUCTION_TOKEN, STAGING_TOKEN = "prod-rcv-7Hq2-token", "stag-rcv-9Kx4-token"
+
+
+def receiver_flags(*urls: str) -> list[str]:
+    return [arg for url in urls for arg in ("--flux-receiver-url", url)]
+
+
+def test_publish_notifies_each_cluster_with_its_own_token(
+    registry: Registry, sample_app: Path, repository: str
+) -> None:
+    with serve_receiver(PRODUCTION_TOKEN) as production, serve_receiver(STAGING_TOKEN) as staging:
+        done = publish(
+            registry,
+            sample_app,
+            repository,
+            *receiver_flags(production.url, staging.url),
+            env={RECEIVER_ENV: f"{PRODUCTION_TOKEN}\n{STAGING_TOKEN}\n"},
+        )
+
+    assert done.returncode == 0, explain(done)
+    result = json.loads(done.stdout)
+    assert result["flux_notified"] is True
+    assert result["flux_receivers"] == [
+        {"origin": production.origin, "notified": True},
+        {"origin": staging.origin, "notified": True},
+    ]
+    for receiver in (production, staging):
+        [delivery] = receiver.deliveries
+        assert delivery.accepted and json.loads(delivery.body)["digest"] == result["digest"]
+        assert receiver.path not in done.stderr
+    for secret in (PRODUCTION_TOKEN, STAGING_TOKEN, registry.password):
+        assert_not_shown(done, secret)
+
+
+def test_publish_signs_for_every_receiver_with_one_token(registry: Registry, sample_app: Path, repository: str) -> None:
+    with (
+        serve_receiver(PRODUCTION_TOKEN, "app-image-tagger") as production,
+        serve_receiver(PRODUCTION_TOKEN, "staging-image-tagger") as staging,
+    ):
+        done = publish(
+            registry,
+            sample_app,
+            repository,
+            *receiver_flags(production.url, staging.url),
+            env={RECEIVER_ENV: PRODUCTION_TOKEN},
+        )
+
+    assert done.returncode == 0, explain(done)
+    assert [r["notified"] for r in json.loads(done.stdout)["flux_receivers"]] == [True, True]
+    assert [d.status for d in production.deliveries + staging.deliveries] == [200, 200]
+    assert_not_shown(done, PRODUCTION_TOKEN)
+
+
+def test_tokens_that_do_not_pair_up_with_the_urls_push_nothing(
+    registry: Registry, sample_app: Path, repository: str, docker_client: docker.DockerClient
+) -> None:
+    with serve_receiver(PRODUCTION_TOKEN) as production, serve_receiver(STAGING_TOKEN) as staging:
+        done = publish(
+            registry,
+            sample_app,
+            repository,
+            *receiver_flags(production.url, staging.url),
+            env={RECEIVER_ENV: f"{PRODUCTION_TOKEN}\n{STAGING_TOKEN}\nthird-token-x"},
+        )
+
+    assert_input_error(done, "flux-receiver-secret has 3 tokens for 2 URLs", "one token for every URL")
+    for secret in (PRODUCTION_TOKEN, STAGING_TOKEN, "third-token-x", production.path, staging.path):
+        assert_not_shown(done, secret)
+    assert registry.tags(repository) == []
+    assert local_images(docker_client, registry, repository) == []  # refused before the build
+    assert production.deliveries == staging.deliveries == []
+
+
+def test_a_receiver_that_is_down_is_a_warning_and_the_others_are_notified(
+    registry: Registry, sample_app: Path, repository: str
+) -> None:
+    down = closed_port_url()
+    with serve_receiver(STAGING_TOKEN) as staging:
+        done = publish(
+            registry,
+            sample_app,
+            repository,
+            *receiver_flags(down, staging.url),
+            env={RECEIVER_ENV: f"{PRODUCTION_TOKEN}\n{STAGING_TOKEN}"},
+        )
+
+    assert done.returncode == 0, explain(done)
+    result = json.loads(done.stdout)
+    assert result["pushed"] is True and registry.tags(repository) == [result["version"]]
+    down_origin = down.rpartition("/hook/")[0]
+    assert result["flux_notified"] is False
+    assert result["flux_receivers"] == [
+        {"origin": down_origin, "notified": False},
+        {"origin": staging.origin, "notified": True},
+    ]
+    assert f"Flux not notified: {down_origin}: connection failed" in done.stderr, explain(done)
+    assert f"Flux notified: {staging.origin} answered 200" in done.stderr, explain(done)
+    assert "/hook/" not in done.stderr, explain(done)
+    assert [d.status for d in staging.deliveries] == [200]

@@ -79,6 +79,17 @@ def test_the_action_and_the_cli_read_the_same_values_alike(values: dict[str, str
     assert via_action(values, workspace) == via_cli(values, workspace)
 
 
+def test_several_receivers_read_alike_from_lines_and_from_repeated_flags(workspace: Path) -> None:
+    """One URL per line of the input is one `--flux-receiver-url` each; the tokens come as lines in both."""
+    urls = ("https://flux.prod.example.com/hook/0a1b", "https://flux.staging.example.com/hook/2c3d")
+    tokens = {"flux-receiver-secret": "tok-prod\ntok-staging\n"}  # IMAGE_TAGGER_RECEIVER_SECRET, as cmd_publish adds it
+    action = via_action({"image": "acme/app", "flux-receiver-url": "\n".join(urls) + "\n", **tokens}, workspace)
+    flags = [arg for url in urls for arg in ("--flux-receiver-url", url)]
+    args = cli.build_parser().parse_args(["publish", "--image", "acme/app", "--workspace", str(workspace), *flags])
+    assert action == inputs.parse(cli._raw_inputs(args) | tokens, workspace)
+    assert [(r.url, r.secret) for r in action.receivers] == [(urls[0], "tok-prod"), (urls[1], "tok-staging")]
+
+
 @pytest.mark.parametrize(
     ("values", "named"),
     [

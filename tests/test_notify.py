@@ -10,7 +10,6 @@ import hmac
 import json
 import logging
 import re
-import socket
 import time
 from pathlib import Path
 from typing import Any
@@ -18,7 +17,7 @@ from typing import Any
 import pytest
 from ruamel.yaml import YAML
 from support.crds import crd_schemas, validate_against_crd
-from support.receiver import serve_receiver, signature_valid, webhook_path
+from support.receiver import closed_port_url, serve_receiver, signature_valid, webhook_path
 from test_kustomize_render import (
     REPO,
     TAG,
@@ -35,12 +34,15 @@ from image_tagger.naming import TagPlan
 from image_tagger.notify import (
     ATTEMPTS,
     BACKOFF,
+    MAX_RECEIVERS,
     TIMEOUT,
     Notification,
     Receiver,
+    announce_all,
+    json_fields,
     notify,
-    parse_receiver,
     parse_receiver_url,
+    parse_receivers,
     receiver_payload,
     signature,
     signed_request,
@@ -65,11 +67,9 @@ class Sleeps(list[float]):
         self.append(seconds)
 
 
-def closed_port_url() -> str:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    return f"http://127.0.0.1:{port}/hook/{'0' * 64}"
+def origin_of(url: str) -> str:
+    scheme, _, rest = url.partition("://")
+    return f"{scheme}://{rest.partition('/')[0]}"
 
 
 # --- signing (pure) ---------------------------------------------------------------------------------------------
@@ -164,18 +164,68 @@ def test_receiver_url_refused_without_echoing_it(url: str, reason: str) -> None:
 
 
 def test_receiver_inputs_go_together() -> None:
-    assert parse_receiver("", "") is None
-    assert parse_receiver("  ", "") is None
-    receiver = parse_receiver("https://flux.example.com/hook/0a1b", TOKEN)
-    assert receiver == Receiver("https://flux.example.com/hook/0a1b", TOKEN)
-    assert TOKEN not in repr(receiver)
+    assert parse_receivers("", "") == ()
+    assert parse_receivers("  \n\n", "") == ()
+    receivers = parse_receivers("https://flux.example.com/hook/0a1b", TOKEN)
+    assert receivers == (Receiver("https://flux.example.com/hook/0a1b", TOKEN),)
+    assert TOKEN not in repr(receivers)
     with pytest.raises(InputError, match="flux-receiver-secret is empty"):
-        parse_receiver("https://flux.example.com/hook/0a1b", "")
+        parse_receivers("https://flux.example.com/hook/0a1b", "")
     with pytest.raises(InputError, match="flux-receiver-url is empty"):
-        parse_receiver("", TOKEN)
+        parse_receivers("", TOKEN)
     with pytest.raises(InputError, match="credentials") as refused:
-        parse_receiver(f"https://x:{TOKEN}@flux.example.com/hook/0a1b", TOKEN)
+        parse_receivers(f"https://x:{TOKEN}@flux.example.com/hook/0a1b", TOKEN)
     assert TOKEN not in str(refused.value)
+
+
+PROD, STAGING = "https://flux.prod.example.com/hook/0a1b", "https://flux.staging.example.com:8443/hook/2c3d"
+
+
+def test_several_receivers_one_per_line_each_with_its_own_token() -> None:
+    """Production and staging, each its own notification-controller: URLs and tokens pair up by line."""
+    assert parse_receivers(f"\n{PROD}\n\n  {STAGING}  \n", f"{TOKEN}\n\n{TOKEN[::-1]}\r\n") == (
+        Receiver(PROD, TOKEN),
+        Receiver(STAGING, TOKEN[::-1]),
+    )
+
+
+def test_one_token_signs_for_every_receiver() -> None:
+    assert parse_receivers(f"{PROD}\n{STAGING}", f"{TOKEN}\n") == (Receiver(PROD, TOKEN), Receiver(STAGING, TOKEN))
+
+
+@pytest.mark.parametrize(
+    ("urls", "tokens", "counts"),
+    [
+        (f"{PROD}\n{STAGING}", "tok-a\ntok-b\ntok-c", "3 tokens for 2 URLs"),
+        (f"{PROD}\n{STAGING}\nhttps://flux.dev.example.com/hook/4e5f", "tok-a\ntok-b", "2 tokens for 3 URLs"),
+        (PROD, "tok-a\ntok-b", "2 tokens for 1 URLs"),
+    ],
+)
+def test_tokens_that_do_not_pair_up_with_the_urls_are_refused(urls: str, tokens: str, counts: str) -> None:
+    with pytest.raises(InputError) as refused:
+        parse_receivers(urls, tokens)
+    message = str(refused.value)
+    assert message.startswith(f"flux-receiver-secret has {counts} of flux-receiver-url; accepted: one token for every")
+    assert "\n" not in message
+    for secret in ("tok-a", "tok-b", "tok-c", "flux.prod", "/hook/"):
+        assert secret not in message
+
+
+def test_a_bad_line_is_refused_by_its_number_without_echoing_it() -> None:
+    with pytest.raises(InputError, match="^flux-receiver-url line 3 must not carry credentials") as refused:
+        parse_receivers(f"{PROD}\n\nhttps://bot:hunter2@flux.staging.example.com/hook/2c3d", TOKEN)
+    assert "hunter2" not in str(refused.value) and "flux.staging" not in str(refused.value)
+    with pytest.raises(InputError, match="^flux-receiver-url line 2 must not have a query"):
+        parse_receivers(f"{PROD}\n{STAGING}?x=1", TOKEN)
+
+
+def test_one_receiver_twice_or_too_many_are_refused() -> None:
+    with pytest.raises(InputError, match="names one Receiver twice"):
+        parse_receivers(f"{PROD}\n{STAGING}\n {PROD}", TOKEN)
+    many = "\n".join(f"https://flux{n}.example.com/hook/0a1b" for n in range(MAX_RECEIVERS + 1))
+    with pytest.raises(InputError, match=f"has {MAX_RECEIVERS + 1} URLs; accepted: 1 to {MAX_RECEIVERS}"):
+        parse_receivers(many, TOKEN)
+    assert len(parse_receivers(many.rpartition("\n")[0], TOKEN)) == MAX_RECEIVERS
 
 
 def test_payload_names_the_repository_the_tags_in_the_registry_and_the_digest() -> None:
@@ -195,7 +245,7 @@ def test_a_correct_signature_is_accepted_on_the_first_attempt() -> None:
     with serve_receiver(TOKEN) as receiver:
         sleeps = Sleeps()
         notification = notify(receiver.url, TOKEN, PAYLOAD, sleep=sleeps)
-    assert notification == Notification(True, f"Flux notified: {receiver.origin} answered 200", 1)
+    assert notification == Notification(True, f"Flux notified: {receiver.origin} answered 200", 1, receiver.origin)
     assert sleeps == []
     [delivery] = receiver.deliveries
     assert delivery.accepted and delivery.method == "POST" and delivery.path == receiver.path
@@ -210,6 +260,7 @@ def test_a_wrong_secret_is_refused_by_the_endpoint_and_reported_not_raised() -> 
         notification = notify(receiver.url, "not-the-token", PAYLOAD, sleep=sleeps)
     assert not notification.ok and notification.attempts == 1
     assert "(400)" in notification.detail and "flux-receiver-secret" in notification.detail
+    assert notification.detail.startswith(f"Flux not notified: {receiver.origin} refused the signature")
     assert [d.status for d in receiver.deliveries] == [400]  # a refused signature is not retried
     assert sleeps == []
 
@@ -218,6 +269,7 @@ def test_a_wrong_path_is_404_and_not_retried() -> None:
     with serve_receiver(TOKEN) as receiver:
         notification = notify(receiver.origin + webhook_path(TOKEN, "other", "flux-system"), TOKEN, PAYLOAD)
     assert not notification.ok and "status.webhookPath" in notification.detail
+    assert notification.detail.startswith(f"Flux not notified: {receiver.origin} has no Receiver at that path (404)")
     assert [d.status for d in receiver.deliveries] == [404]
 
 
@@ -238,7 +290,10 @@ def test_a_receiver_that_stays_unavailable_is_a_failure_after_the_last_attempt()
         receiver.fail(ATTEMPTS + 1, 503)
         notification = notify(receiver.url, TOKEN, PAYLOAD, sleep=Sleeps(), log=lines.append)
     assert notification == Notification(
-        False, f"Flux not notified: {receiver.origin}: answered 503 (after {ATTEMPTS} attempts)", ATTEMPTS
+        False,
+        f"Flux not notified: {receiver.origin}: answered 503 (after {ATTEMPTS} attempts)",
+        ATTEMPTS,
+        receiver.origin,
     )
     assert len(receiver.deliveries) == ATTEMPTS
     assert lines == [
@@ -299,8 +354,9 @@ def test_neither_secret_nor_signature_reach_details_or_logs(
         notifications.append(notify(receiver.url, TOKEN, PAYLOAD, attempts=2, timeout=0.3, log=print))
     notifications.append(notify(closed_port_url(), TOKEN, PAYLOAD, sleep=Sleeps(), log=print))
     captured = capsys.readouterr()
-    ours = [n.detail for n in notifications] + [summary_text(n) for n in notifications]
-    ours += [captured.out, captured.err, repr(notifications)]
+    ours = [n.detail for n in notifications] + [summary_text([n]) for n in notifications]
+    ours += [captured.out, captured.err, repr(notifications), summary_text(notifications)]
+    ours += [json.dumps(json_fields(notifications))]
     assert [n.ok for n in notifications] == [True, False, False, False, False]
     assert "POST /hook/" in caplog.text  # urllib3's DEBUG lines do name the path, never the token or signature
     hook_digest = receiver.path.removeprefix("/hook/")
@@ -312,12 +368,85 @@ def test_neither_secret_nor_signature_reach_details_or_logs(
 
 
 def test_summary_says_whether_flux_was_notified() -> None:
-    assert summary_text(Notification(True, "Flux notified: https://flux.example.com answered 200", 1)) == (
-        "\nFlux: notified (https://flux.example.com answered 200)\n"
-    )
-    refused = summary_text(Notification(False, "Flux not notified: https://flux.example.com: answered 503", 3))
-    assert refused.startswith("\nFlux: **not notified** (https://flux.example.com: answered 503)")
+    notified = Notification(True, "Flux notified: https://flux.example.com answered 200", 1, "https://flux.example.com")
+    assert summary_text([notified]) == "\nFlux: notified (https://flux.example.com answered 200)\n"
+    down = Notification(False, "Flux not notified: https://b.example.com: answered 503", 3, "https://b.example.com")
+    refused = summary_text([down])
+    assert refused.startswith("\nFlux: **not notified** (https://b.example.com: answered 503)")
     assert "next scan" in refused
+    # Several: a list, one item per receiver in the order given.
+    assert summary_text([notified, down]) == (
+        "\n- Flux: notified (https://flux.example.com answered 200)\n"
+        "- Flux: **not notified** (https://b.example.com: answered 503); it finds the image at its next scan of the "
+        "repository\n"
+    )
+
+
+def test_json_says_per_receiver_whether_it_was_notified() -> None:
+    assert json_fields([]) == {}  # no Receiver set, or nothing pushed: today's keys only
+    one = Notification(True, "Flux notified: https://a.example.com answered 200", 1, "https://a.example.com")
+    assert json_fields([one]) == {
+        "flux_notified": True,
+        "flux_receivers": [{"origin": "https://a.example.com", "notified": True}],
+    }
+    down = Notification(False, "Flux not notified: http://b.example.com:81: answered 503", 3, "http://b.example.com:81")
+    assert json_fields([down, one]) == {
+        "flux_notified": False,  # true only when every Receiver was notified
+        "flux_receivers": [
+            {"origin": "http://b.example.com:81", "notified": False},
+            {"origin": "https://a.example.com", "notified": True},
+        ],
+    }
+
+
+# --- several receivers (one per cluster) ------------------------------------------------------------------------------
+
+
+def pushed_result() -> PublishResult:
+    plan = TagPlan("release", "1.4.2", parse_image("acme/app"), True, ("1.4", "1"))
+    return PublishResult(plan, "sha256:config", DIGEST, {"1.4.2": "pushed", "1.4": "pushed", "1": "pushed"})
+
+
+def test_each_receiver_is_notified_with_its_own_token() -> None:
+    with serve_receiver("production-token") as production, serve_receiver("staging-token") as staging:
+        receivers = parse_receivers(f"{production.url}\n{staging.url}", "production-token\nstaging-token")
+        notifications = announce_all(receivers, pushed_result())
+    assert [(n.ok, n.origin) for n in notifications] == [(True, production.origin), (True, staging.origin)]
+    for endpoint in (production, staging):
+        [delivery] = endpoint.deliveries
+        assert delivery.accepted and json.loads(delivery.body) == receiver_payload(pushed_result())
+
+
+def test_one_token_is_accepted_by_every_receiver_that_has_it() -> None:
+    with serve_receiver(TOKEN, "app-image-tagger") as production, serve_receiver(TOKEN, "app-staging") as staging:
+        assert production.path != staging.path  # the path also derives from the Receiver's name
+        notifications = announce_all(parse_receivers(f"{production.url}\n{staging.url}", TOKEN), pushed_result())
+    assert [n.ok for n in notifications] == [True, True]
+    assert [d.status for d in production.deliveries + staging.deliveries] == [200, 200]
+
+
+def test_a_receiver_that_is_down_neither_stops_nor_delays_the_others() -> None:
+    """The first receiver stalls for every attempt; the second is still notified at once, and all within the bound."""
+    lines: list[str] = []
+    with serve_receiver("staging-token") as staging, serve_receiver(TOKEN) as stalled:
+        stalled.stall(60)
+        receivers = parse_receivers(f"{stalled.url}\n{closed_port_url()}\n{staging.url}", f"{TOKEN}\nx\nstaging-token")
+        started = time.monotonic()
+        notifications = announce_all(receivers, pushed_result(), log=lines.append)
+        took = time.monotonic() - started
+    assert [n.ok for n in notifications] == [False, False, True]  # in the order given, whatever finished first
+    assert [n.origin for n in notifications] == [stalled.origin, origin_of(receivers[1].url), staging.origin]
+    assert f"no answer within {TIMEOUT:g} s" in notifications[0].detail
+    assert "connection failed" in notifications[1].detail
+    [delivery] = staging.deliveries
+    assert delivery.accepted and delivery.at - started < 1, "the receivers before it held it up"
+    assert took < worst_case() + 0.5  # side by side: one receiver's bound for all of them, not the sum
+    assert all(line.startswith("Flux receiver http://127.0.0.1:") for line in lines), lines  # whole lines only
+    assert len(lines) == 2 * (ATTEMPTS - 1)
+
+
+def test_no_receivers_is_no_notification() -> None:
+    assert announce_all((), pushed_result()) == []
 
 
 # --- flux/receiver-hmac ---------------------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ import os
 import secrets
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -111,23 +111,27 @@ def run(runner: Runner) -> int:
     for line in forecast:
         print(f"flux: {line}", flush=True)
     summary = report.summary(result, verdicts, forecast)
-    if given.receiver is not None and result.pushed:  # the release tag is in the registry: Flux may rescan now
-        notification = notify.announce(given.receiver, result, log=print)
+    # The release tag is in the registry: every cluster's Flux may rescan now.
+    notifications = notify.announce_all(given.receivers, result, log=print) if result.pushed else []
+    for notification in notifications:
         if notification.ok:
             print(notification.detail, flush=True)
         else:
             runner.annotate("warning", notification.detail, title="Flux not notified")
-        summary += "\n" + notify.summary_text(notification)
-    write_results(runner, result, summary)
+    if notifications:
+        summary += "\n" + notify.summary_text(notifications)
+    write_results(runner, result, summary, notifications)
     if failure is not None:
         raise failure
     return 0
 
 
-def write_results(runner: Runner, result: PublishResult, summary: str) -> None:
+def write_results(
+    runner: Runner, result: PublishResult, summary: str, notifications: Sequence[notify.Notification] = ()
+) -> None:
     """Outputs and summary; if the runner's files cannot take them, say what is in the registry regardless."""
     try:
-        for name, value in report.outputs(result).items():
+        for name, value in report.outputs(result, notifications).items():
             runner.output(name, value)
         runner.summary(summary)
     except Exception as err:  # OSError, or actions-toolkit's bare Exception for a missing GITHUB_OUTPUT file

@@ -147,13 +147,11 @@ def cmd_publish(args: argparse.Namespace) -> int:
             end="\n" if args.json else "",
         )
         raise
-    notified = {}
-    if given.receiver is not None and result.pushed:
-        notification = notify.announce(given.receiver, result, log=log.info)
+    notifications = notify.announce_all(given.receivers, result, log=log.info) if result.pushed else []
+    for notification in notifications:
         log.info(notification.detail)
-        notified = {"flux_notified": notification.ok}
     if args.json:
-        print(json.dumps(result.as_dict() | notified))
+        print(json.dumps(result.as_dict() | notify.json_fields(notifications)))
     else:
         print(report.summary(result, report.flux_verdicts(plan, given.naming.major_version)), end="")
     return 0
@@ -292,7 +290,11 @@ def build_parser() -> argparse.ArgumentParser:
     _bool_argument(p, "--overwrite-releases", "replace a release tag that another commit holds")
     p.add_argument("--promote", default="", help="auto (default: reuse this commit's branch build) | never")
     p.add_argument(
-        "--flux-receiver-url", default="", help=f"Flux generic-hmac Receiver to notify; secret in {RECEIVER_ENV}"
+        "--flux-receiver-url",
+        action="append",
+        default=[],
+        help=f"Flux generic-hmac Receiver to notify, repeatable (one per cluster); in {RECEIVER_ENV} its token, "
+        "or one token per line in the order of the URLs",
     )
     p.add_argument("--username", default="", help="registry user; the password comes from stdin or " + PASSWORD_ENV)
     p.add_argument("--password-stdin", action="store_true", help="read the registry password from stdin")

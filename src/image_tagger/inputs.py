@@ -17,7 +17,7 @@ from pathlib import Path
 from image_tagger.errors import InputError
 from image_tagger.imagename import ImageName, parse_image
 from image_tagger.naming import NamingOptions, parse_choice, parse_major, parse_sha_length
-from image_tagger.notify import Receiver, parse_receiver
+from image_tagger.notify import Receiver, parse_receivers
 from image_tagger.redact import is_one_line
 from image_tagger.registry_client import RegistryAuth
 
@@ -45,7 +45,7 @@ NAMING_ONE_LINE = (
 )
 PUBLISH_ONE_LINE = (
     *("username", "context", "file", "target", "builder", "pull", "no-cache", "overwrite-releases", "promote"),
-    *("overlay", "flux-receiver-url"),
+    "overlay",
 )
 
 
@@ -105,7 +105,7 @@ class PublishInputs:
     build: BuildOptions
     release: ReleaseOptions
     overlay: Path | None
-    receiver: Receiver | None = None  # a Flux generic-hmac Receiver to notify after the push
+    receivers: tuple[Receiver, ...] = ()  # Flux generic-hmac Receivers (one per cluster) to notify after the push
 
 
 def parse_bool(name: str, value: str, default: bool = False) -> bool:
@@ -289,5 +289,5 @@ def parse(raw: Mapping[str, str], workspace: Path, password: str = "") -> Publis
             promote=parse_choice("promote", raw.get("promote", "").strip() or "auto", PROMOTE_MODES),
         ),
         overlay=inside(workspace, "overlay", overlay) if overlay else None,
-        receiver=parse_receiver(raw.get("flux-receiver-url", "").strip(), raw.get("flux-receiver-secret", "")),
+        receivers=parse_receivers(raw.get("flux-receiver-url", ""), raw.get("flux-receiver-secret", "")),
     )

@@ -6,12 +6,14 @@ Pure rendering: the action and the command line decide where the text goes.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from image_tagger.flux import standard
 from image_tagger.flux.automation import why_ignored
 from image_tagger.flux.policy import InvalidPolicy, PolicyFailure, select_tag
 from image_tagger.naming import TagPlan
+from image_tagger.notify import Notification, json_fields
 from image_tagger.publish import PublishResult
 from image_tagger.redact import one_line
 
@@ -64,15 +66,15 @@ HEADINGS = {
 }
 
 
-def outputs(result: PublishResult) -> dict[str, str]:
-    """The action's outputs, all strings, as GitHub stores them."""
+def outputs(result: PublishResult, notifications: Sequence[Notification] = ()) -> dict[str, str]:
+    """The action's outputs, all strings, as GitHub stores them; `json` also says which Receivers were notified."""
     return {
         "version": result.plan.version,
         "tags": "\n".join(result.plan.refs),
         "digest": result.digest or "",
         "image": result.image_ref,
         "pushed": "true" if result.pushed else "false",
-        "json": json.dumps(result.as_dict(), sort_keys=True),
+        "json": json.dumps(result.as_dict() | json_fields(notifications), sort_keys=True),
     }
 
 

@@ -18,7 +18,9 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
+import socket
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -54,6 +56,7 @@ class Delivery:
     headers: dict[str, str]
     body: bytes
     status: int
+    at: float = 0.0  # time.monotonic() when the request had arrived whole (before any stall)
 
     @property
     def accepted(self) -> bool:
@@ -117,11 +120,12 @@ class HmacReceiver:
             def handle_any(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(min(length, MAX_BODY + 1))
+                arrived = time.monotonic()
                 if owner._stall:
                     owner._released.wait(owner._stall)
                 headers = dict(self.headers.items())
                 status = owner._answer(self.path, headers, body)
-                owner.deliveries.append(Delivery(self.command, self.path, headers, body, status))
+                owner.deliveries.append(Delivery(self.command, self.path, headers, body, status, arrived))
                 try:
                     self.send_response(status)
                     self.send_header("Content-Length", "0")
@@ -141,6 +145,14 @@ class HmacReceiver:
         self._released.set()
         self._server.shutdown()
         self._server.server_close()
+
+
+def closed_port_url() -> str:
+    """A webhook URL on a loopback port nothing listens on: a receiver that is down."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"http://127.0.0.1:{port}/hook/{'0' * 64}"
 
 
 @contextmanager
