@@ -146,7 +146,7 @@ def test_real_automation_pushes_to_its_own_branch_and_main_waits_for_the_merge(
         loop.make_repos(world, REPO, f"{git_server}/config.git")
         kustomization = world.config / "clusters" / "production" / "kustomization.yaml"
         channel = re.search(r"(\S+//flux)\?ref=", kustomization.read_text()).group(1)
-        kustomization.write_text(kustomization.read_text() + f"  - {channel}/pull-request?ref={TAG}\n")
+        loop.add_components(kustomization, [f"{channel}/pull-request?ref={TAG}"])
         git(world.config, "commit", "--quiet", "-am", "production behind a pull-request gate")
         git(world.config, "push", "--quiet", "origin", "HEAD:main")
         clusters = stack.enter_context(realclusters.start(world, cluster_bin_dir))
@@ -156,7 +156,7 @@ def test_real_automation_pushes_to_its_own_branch_and_main_waits_for_the_merge(
 
         sha = loop.push_app(world, "refs/tags/v1.0.0")
         result = loop.build_and_push(world, "refs/tags/v1.0.0", sha)
-        assert all(notify.announce(receiver, result).ok for receiver in clusters.receivers)
+        assert all(notification.ok for notification in notify.announce_all(clusters.receivers, result))
 
         def proposed() -> str | None:
             found = subprocess.run(

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import docker
+from ruamel.yaml import YAML
 
 from image_tagger import docker_ops, kustomize, notify, registry_client, rollback
 from image_tagger.context import GitContext, commit_time_of
@@ -38,6 +39,8 @@ from image_tagger.registry_client import RegistryAuth
 BASE_TAG = "v1.0.0"
 EXAMPLE_IMAGE = "docker.io/acme/app"
 EXAMPLE_CONFIG_REPOSITORY = "ssh://git@github.com/your-org/your-config-repo"
+# The action's notification rescans the image; GitHub's push webhook fetches the config repository.
+RECEIVER_COMPONENTS = ("receiver-hmac", "receiver-github")
 
 
 class Clusters(Protocol):
@@ -73,6 +76,8 @@ def make_repos(world: World, checkout: Path | None, config_url: str) -> None:
     git(world.app, "push", "--quiet", "origin", "HEAD:main")
     shutil.copytree(served / "kustomize", world.config)
     kustomize.point_consumer_at(world.config / "clusters", url, BASE_TAG)
+    for kustomization in world.config.glob("clusters/*/kustomization.yaml"):  # README, "On a real cluster", step 4
+        add_components(kustomization, [f"{url}/{name}?ref={BASE_TAG}" for name in RECEIVER_COMPONENTS])
     for path in world.config.rglob("*.yaml"):
         text = path.read_text()
         text = re.sub(rf"{re.escape(EXAMPLE_IMAGE)}:[\w.-]+", f"{world.image}:{UNRELEASED}", text)
@@ -84,6 +89,16 @@ def make_repos(world: World, checkout: Path | None, config_url: str) -> None:
     git(world.config, "commit", "--quiet", "-m", "config for production and staging", when=world.tick())
     git(world.config, "remote", "add", "origin", str(world.config_bare))
     git(world.config, "push", "--quiet", "origin", "HEAD:main")
+
+
+def add_components(kustomization: Path, components: list[str]) -> None:
+    """Append to the kustomization's `components:` list, keeping the rest of the file as written."""
+    yaml = YAML()
+    yaml.indent(mapping=2, sequence=4, offset=2)  # the example's own style: "  - item" under a key
+    document = yaml.load(kustomization.read_text())
+    document.setdefault("components", []).extend(components)
+    with kustomization.open("w") as out:
+        yaml.dump(document, out)
 
 
 # --- one step of the scenario -----------------------------------------------------------------------
@@ -153,8 +168,7 @@ def step(world: World, clusters: Clusters, title: str, ref: str) -> dict[str, An
     else:
         say(f"  action   built and pushed {pushed}")
     pushed_at = time.monotonic()
-    for receiver in clusters.receivers:
-        notification = notify.announce(receiver, result)
+    for notification in notify.announce_all(clusters.receivers, result):  # as the action does, side by side
         say(f"  flux     {notification.detail}")
         if not notification.ok:
             raise DemoError(f"{title}: {notification.detail}")
