@@ -15,6 +15,7 @@ difference fails the step), the Deployment's image, and the commit the automatio
 
 from __future__ import annotations
 
+import contextlib
 import mmap
 import re
 import secrets
@@ -121,6 +122,7 @@ class Watch:
     def __init__(self, envs: dict[str, Env], since: float) -> None:
         self.envs = envs
         self.since = since
+        self._apis = {name: KubeAPI(Path(env.info.kubeconfig)) for name, env in envs.items()}  # sessions of its own
         # (env, "deployment" | "policy") -> value -> seconds from `since` to the first look that saw it
         self.seen: dict[tuple[str, str], dict[str, float]] = {}
         self.first_look = time.monotonic() - since
@@ -135,8 +137,10 @@ class Watch:
     def _run(self) -> None:
         while not self._stop.is_set():
             for name, env in self.envs.items():
-                self._note(name, "deployment", container_image(env.api.get(env.deployment)))
-                self._note(name, "policy", latest_tag(env.api.get(env.policy)))
+                api = self._apis[name]
+                with contextlib.suppress(DemoError):  # a look that failed is a look missed; the waits have deadlines
+                    self._note(name, "deployment", container_image(api.get(env.deployment)))
+                    self._note(name, "policy", latest_tag(api.get(env.policy)))
             self._stop.wait(POLL_SECONDS)
 
     def arrival(self, env: str, what: str, value: str) -> float:
@@ -146,6 +150,8 @@ class Watch:
     def stop(self) -> None:
         self._stop.set()
         self._thread.join()
+        for api in self._apis.values():
+            api.close()
 
 
 class RealClusters:
