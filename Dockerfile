@@ -32,4 +32,4 @@ COPY src /opt/image-tagger/src
 ENV PYTHONPATH=/opt/image-tagger/src
 
 # Exec form running Python directly: a /bin/sh wrapper would drop the runner's INPUT_MAJOR-VERSION style names.
-ENTRYPOINT ["python", "-m", "image_tagger.action"]
+ENTRYPOINT ["python", "-m", "image_tagger.entry.action"]

@@ -12,7 +12,7 @@ import time
 import tracemalloc
 from pathlib import Path
 
-from image_tagger.flux import policy, setters, standard
+from image_tagger.fluxrules import policy, setters, standard
 
 MARKED = """apiVersion: apps/v1
 kind: Deployment

@@ -6,8 +6,8 @@ import os
 import sys
 from pathlib import Path
 
-from image_tagger import buildkit
-from image_tagger.errors import PublishError
+from image_tagger.edges import buildkit
+from image_tagger.model.errors import PublishError
 
 ENGINES = {  # name -> (environment variable `./dev test` sets, default socket)
     "20": ("FCI_DOCKER_HOST_20", "unix:///run/fci/docker.sock"),

@@ -31,7 +31,7 @@ from support.github_runner import (
 from support.receiver import closed_port_url, serve_receiver
 from support.registry import Registry, serve_registry
 
-from image_tagger.publish import SETTLE_ENV
+from image_tagger.operations.publish import SETTLE_ENV
 
 REPO = Path(__file__).resolve().parents[1]
 IMAGE = "acme/app"

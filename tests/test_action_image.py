@@ -17,14 +17,14 @@ from support.github_runner import GithubRunner
 REPO = Path(__file__).resolve().parents[1]
 PROBE = """
 import importlib.util, json, shutil, subprocess
-import image_tagger.action  # the entrypoints' modules import cleanly
+import image_tagger.entry.action  # the entrypoints' modules import cleanly
 import image_tagger.pullrequest.action
 buildx = shutil.which("docker-buildx")
 print(json.dumps({
     "buildx": buildx,
     "buildx_version": subprocess.run([buildx, "version"], capture_output=True, text=True).stdout.strip(),
     "modules": {m: importlib.util.find_spec(m) is not None for m in ("github", "nacl", "jwt", "cryptography")},
-    "image_tagger": image_tagger.action.__file__,
+    "image_tagger": image_tagger.entry.action.__file__,
     "demo": importlib.util.find_spec("image_tagger.demo") is not None,
 }))
 """
@@ -56,7 +56,7 @@ def test_image_has_buildx_on_path_and_the_action_importable(action_image: str) -
 
     assert found["buildx"] == "/usr/local/bin/docker-buildx"
     assert "0.13.1" in found["buildx_version"]  # Debian trixie's, pinned in the Dockerfile
-    assert found["image_tagger"] == "/opt/image-tagger/src/image_tagger/action.py"
+    assert found["image_tagger"] == "/opt/image-tagger/src/image_tagger/entry/action.py"
 
 
 def distributions(image: str) -> set[str]:

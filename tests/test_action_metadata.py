@@ -79,7 +79,7 @@ def test_dockerfile_pins_its_base_images_as_overridable_build_args():
         "COPY --from=buildx /unpacked/usr/libexec/docker/cli-plugins/docker-buildx /usr/local/bin/docker-buildx"
         in lines
     )
-    assert lines[-1] == 'ENTRYPOINT ["python", "-m", "image_tagger.action"]'
+    assert lines[-1] == 'ENTRYPOINT ["python", "-m", "image_tagger.entry.action"]'
 
 
 def test_dockerfile_installs_the_hash_lock_only_and_removes_nothing():

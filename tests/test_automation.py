@@ -6,15 +6,15 @@ import time
 
 import pytest
 
-from image_tagger import manifests
-from image_tagger.context import GitContext
-from image_tagger.errors import InputError
-from image_tagger.flux import automation, commitmsg, policy, standard
-from image_tagger.flux.goregex import GoRegexError, GoRegexp
-from image_tagger.flux.setters import Change
-from image_tagger.imagename import parse_image
-from image_tagger.naming import NamingOptions, plan_tags
-from image_tagger.report import flux_verdicts
+from image_tagger.edges import manifests
+from image_tagger.edges.context import GitContext
+from image_tagger.fluxrules import automation, commitmsg, policy, standard
+from image_tagger.fluxrules.goports.goregex import GoRegexError, GoRegexp
+from image_tagger.fluxrules.setters import Change
+from image_tagger.model.errors import InputError
+from image_tagger.rules.imagename import parse_image
+from image_tagger.rules.naming import NamingOptions, plan_tags
+from image_tagger.rules.report import flux_verdicts
 
 REPO = {
     "apiVersion": "image.toolkit.fluxcd.io/v1",

@@ -19,12 +19,12 @@ from support.hostile.slow import SlowServer, slow_server, time_limit
 from support.registry import Registry
 from test_pull_request_action import api, checkout, config_repo, images, release_app, run_action  # noqa: F401
 
-from image_tagger.docker_ops import TIMEOUT_ENV
-from image_tagger.errors import PublishError
-from image_tagger.notify import ATTEMPTS, TIMEOUT, notify, worst_case
-from image_tagger.publish import PUSH_ATTEMPTS
+from image_tagger.edges.docker_ops import TIMEOUT_ENV
+from image_tagger.edges.notify import ATTEMPTS, TIMEOUT, notify, worst_case
+from image_tagger.edges.registry_client import list_tags
+from image_tagger.model.errors import PublishError
+from image_tagger.operations.publish import PUSH_ATTEMPTS
 from image_tagger.pullrequest.github import MAX_ANSWER
-from image_tagger.registry_client import list_tags
 
 TOKEN = "tok-bounds-0123456789"
 PAYLOAD = {"image": "127.0.0.1:5000/acme/app", "tags": ["1.0.0"], "digest": ""}

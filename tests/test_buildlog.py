@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from image_tagger import credhelper
-from image_tagger.buildlog import TAIL_LINES, BuildProgress, split_stream
+from image_tagger.edges import credhelper
+from image_tagger.edges.buildlog import TAIL_LINES, BuildProgress, split_stream
 
 T0, T1 = "2026-12-01T00:00:00.000000000Z", "2026-12-01T00:00:01.500000000Z"
 
@@ -81,7 +81,7 @@ def run_helper(action: str, server: str, socket_path: Path) -> subprocess.Comple
     """The helper program as its script runs it: an empty environment but for its package and its socket."""
     env = {credhelper.SOCKET_ENV: str(socket_path), "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
     return subprocess.run(
-        [sys.executable, "-m", "image_tagger.credhelper", action],
+        [sys.executable, "-m", "image_tagger.edges.credhelper", action],
         input=server,
         env=env,
         capture_output=True,

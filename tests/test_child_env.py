@@ -1,7 +1,7 @@
 """Least privilege for secrets: every process a publish starts holds only the variables it needs.
 
 A real `image-tagger publish` (registry user + password in IMAGE_TAGGER_PASSWORD, a build secret, a
-Flux receiver secret) and the action's own process (`python -m image_tagger.action` with INPUT_*, as the
+Flux receiver secret) and the action's own process (`python -m image_tagger.entry.action` with INPUT_*, as the
 container runs it) build on Engine 20.10 with `--cache-from` of the htpasswd registry, so BuildKit asks
 buildx for the registry's credentials and buildx runs our credential helper. While they run,
 support.procenv samples `/proc/<pid>/environ` of every descendant of the run's pid (a sampler thread
@@ -35,7 +35,7 @@ from support.receiver import serve_receiver
 from support.registry import Registry
 from support.sample_app import git
 
-from image_tagger.childenv import DOCKER, GIT, child_env
+from image_tagger.edges.childenv import DOCKER, GIT, child_env
 
 BUILD_SECRET = "bld-s3cret-c0ffee-42"
 RECEIVER_SECRET = "rcv-s3cret-7d1f9e"
@@ -90,13 +90,13 @@ def is_buildx(sample: Sample) -> bool:
 
 
 def is_helper_program(sample: Sample) -> bool:
-    return "image_tagger.credhelper" in sample.argv and Path(sample.argv[0]).name != "env"
+    return "image_tagger.edges.credhelper" in sample.argv and Path(sample.argv[0]).name != "env"
 
 
 def is_helper_launcher(sample: Sample) -> bool:
     """The helper's script (/bin/sh), then `env -i`: buildx starts it with buildx's own environment."""
     script = any(Path(arg).name == HELPER for arg in sample.argv)
-    return (script or "image_tagger.credhelper" in sample.argv) and not is_helper_program(sample)
+    return (script or "image_tagger.edges.credhelper" in sample.argv) and not is_helper_program(sample)
 
 
 def secret_env_names(samples: list[Sample]) -> set[str]:
@@ -175,7 +175,7 @@ def test_action_gives_each_child_only_what_it_needs(
         "GITHUB_STEP_SUMMARY": str(tmp_path / "summary"),
     }
 
-    run = sampled_run([sys.executable, "-m", "image_tagger.action"], env, tmp_path)
+    run = sampled_run([sys.executable, "-m", "image_tagger.entry.action"], env, tmp_path)
 
     assert_least_privilege(run, registry)
     assert "Flux notified" in run.done.stdout, explain(run.done)

@@ -15,7 +15,7 @@ from support.crds import crd_schemas, validate_against_crd
 from support.registry import Registry
 
 from image_tagger.demo import localregistry
-from image_tagger.flux import standard
+from image_tagger.fluxrules import standard
 
 IMAGE_API = "image.toolkit.fluxcd.io/v1"
 

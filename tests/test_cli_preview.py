@@ -19,8 +19,8 @@ from support.cli import explain, run_cli
 from support.registry import Registry, basic_entry, write_docker_config
 
 from image_tagger.demo import localregistry
-from image_tagger.kustomize import point_consumer_at, publish_flux_base
-from image_tagger.manifests import kustomize_build
+from image_tagger.edges.kustomize import point_consumer_at, publish_flux_base
+from image_tagger.edges.manifests import kustomize_build
 
 REPO = Path(__file__).resolve().parents[1]
 REPOSITORY = "cli-preview/app"

@@ -18,7 +18,7 @@ from support.receiver import closed_port_url, serve_receiver
 from support.registry import Registry
 from support.sample_app import git
 
-from image_tagger.cli import RECEIVER_ENV
+from image_tagger.entry.cli import RECEIVER_ENV
 
 
 @pytest.fixture

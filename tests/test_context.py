@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from support.cli import assert_input_error, run_cli
 
-from image_tagger.context import commit_time_of, from_local_git, resolve, source_url
-from image_tagger.errors import InputError
+from image_tagger.edges.context import commit_time_of, from_local_git, resolve, source_url
+from image_tagger.model.errors import InputError
 
 
 @pytest.mark.parametrize(

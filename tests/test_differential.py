@@ -28,9 +28,9 @@ from support.flux_cluster import git, kubectl, ready_status
 from support.registry import push_tags
 
 from image_tagger.demo import cluster
-from image_tagger.flux import commitmsg, policy, setters
-from image_tagger.flux.goregex import GoRegexp
-from image_tagger.flux.imageref import ImageRef
+from image_tagger.fluxrules import commitmsg, policy, setters
+from image_tagger.fluxrules.goports.goregex import GoRegexp
+from image_tagger.fluxrules.imageref import ImageRef
 
 REPOSITORIES = 50
 POLICIES_PER_REPOSITORY = 20

@@ -26,7 +26,7 @@ from support.registry import Registry, basic_entry, serve_registry, write_docker
 from support.sample_app import git
 from test_pull_request_action import BRANCH, OWNER_REPO, automation_commit, checkout, seed_config_repo
 
-from image_tagger.flux.setters import ImageRef
+from image_tagger.fluxrules.setters import ImageRef
 
 REPO = Path(__file__).resolve().parents[1]
 USERNAME = "ci-bot"
@@ -116,7 +116,7 @@ def test_publish_never_prints_the_credentials_a_registry_echoes(
 
 
 def run_action(workspace: Path, temp: Path, inputs: dict[str, str], ref: str = "refs/heads/main") -> dict:
-    """`python -m image_tagger.action` with the runner's INPUT_* and GITHUB_* for a push of `ref`."""
+    """`python -m image_tagger.entry.action` with the runner's INPUT_* and GITHUB_* for a push of `ref`."""
     temp.mkdir(parents=True, exist_ok=True)
     event = temp / "event.json"
     sha = git(workspace, "rev-parse", "HEAD")
@@ -132,7 +132,7 @@ def run_action(workspace: Path, temp: Path, inputs: dict[str, str], ref: str = "
         "GITHUB_REPOSITORY": "acme/app",
         "GITHUB_WORKSPACE": str(workspace),
     }
-    return run_module_as_step("image_tagger.action", env, temp)
+    return run_module_as_step("image_tagger.entry.action", env, temp)
 
 
 def action_explain(run: dict) -> str:

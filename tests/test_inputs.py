@@ -16,11 +16,12 @@ from hypothesis import strategies as st
 from ruamel.yaml import YAML
 from support.cli import assert_input_error, run_cli
 
-from image_tagger import cli, inputs
-from image_tagger.action import raw_inputs
-from image_tagger.context import GitContext
-from image_tagger.errors import InputError
-from image_tagger.naming import plan_tags
+from image_tagger.edges.context import GitContext
+from image_tagger.entry import cli
+from image_tagger.entry.action import raw_inputs
+from image_tagger.model.errors import InputError
+from image_tagger.rules import inputs
+from image_tagger.rules.naming import plan_tags
 
 REPO = Path(__file__).resolve().parents[1]
 DOCKER_TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")

@@ -14,13 +14,13 @@ from pathlib import Path
 import pytest
 from support.cli import assert_input_error, explain, run_cli
 
-from image_tagger import jsonlimits
-from image_tagger.errors import PublishError
+from image_tagger.edges.registry_client import RegistrySession, list_tags
+from image_tagger.model.errors import PublishError
 from image_tagger.pullrequest import action as pr_action
 from image_tagger.pullrequest.changes import Ref
 from image_tagger.pullrequest.facts import lookup
 from image_tagger.pullrequest.github import GitHub
-from image_tagger.registry_client import RegistrySession, list_tags
+from image_tagger.rules import jsonlimits
 
 DEEP = b"[" * 100_000 + b"]" * 100_000  # far past the interpreter's recursion limit
 JUST_PAST = b"[" * (jsonlimits.MAX_DEPTH + 1) + b"]" * (jsonlimits.MAX_DEPTH + 1)  # decodes, yet over the cap

@@ -17,9 +17,9 @@ import re2
 from ruamel.yaml import YAML
 from support.crds import crd_schemas, validate_against_crd
 
-from image_tagger.flux import policy, standard
-from image_tagger.kustomize import point_consumer_at, publish_flux_base
-from image_tagger.manifests import kustomize_build
+from image_tagger.edges.kustomize import point_consumer_at, publish_flux_base
+from image_tagger.edges.manifests import kustomize_build
+from image_tagger.fluxrules import policy, standard
 
 REPO = Path(__file__).resolve().parents[1]
 TAG = "v1.0.0"
@@ -431,7 +431,7 @@ def test_policy_engine_picks_from_the_rendered_policy(
 
 
 def test_rendered_policies_are_the_ones_the_tools_evaluate(clusters: dict[str, list[dict[str, Any]]]) -> None:
-    """The action's summary and `preview` reason with image_tagger.flux.standard: it must say what flux/ says."""
+    """The action's summary and `preview` reason with image_tagger.fluxrules.standard: it must say what flux/ says."""
     production = {
         k: v for k, v in only(clusters["production"], "ImagePolicy")["spec"].items() if k != "imageRepositoryRef"
     }

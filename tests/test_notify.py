@@ -27,11 +27,8 @@ from test_kustomize_render import (
     only,
 )
 
-from image_tagger.errors import InputError
-from image_tagger.imagename import parse_image
-from image_tagger.kustomize import publish_flux_base
-from image_tagger.naming import TagPlan
-from image_tagger.notify import (
+from image_tagger.edges.kustomize import publish_flux_base
+from image_tagger.edges.notify import (
     ATTEMPTS,
     BACKOFF,
     MAX_RECEIVERS,
@@ -49,7 +46,10 @@ from image_tagger.notify import (
     summary_text,
     worst_case,
 )
-from image_tagger.publish import PublishResult
+from image_tagger.model.errors import InputError
+from image_tagger.operations.publish import PublishResult
+from image_tagger.rules.imagename import parse_image
+from image_tagger.rules.naming import TagPlan
 
 TOKEN = "tok-9f8e7d6c5b4a39281706"  # distinctive, so a leak into any text is found
 DIGEST = "sha256:" + "ab" * 32

@@ -20,7 +20,7 @@ from support.github_api import GitHubAPI
 from support.github_runner import PIN_SCRIPT, GithubRunner, run_module_as_step
 from support.registry import OCI_MANIFEST_TYPE, Registry, push_tags
 
-from image_tagger.flux.setters import ImageRef, plan_updates, write_updates
+from image_tagger.fluxrules.setters import ImageRef, plan_updates, write_updates
 
 REPO = Path(__file__).resolve().parents[1]
 TOKEN = "ghs_pull-request-test-token-0123456789"

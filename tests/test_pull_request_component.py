@@ -20,12 +20,12 @@ import pytest
 from ruamel.yaml import YAML
 from support.crds import crd_schemas, validate_against_crd
 
-from image_tagger import notify
 from image_tagger.demo import githttp, localregistry, loop, realclusters
 from image_tagger.demo.world import World
-from image_tagger.gitcmd import git
-from image_tagger.kustomize import point_consumer_at, publish_flux_base
-from image_tagger.manifests import kustomize_build
+from image_tagger.edges import notify
+from image_tagger.edges.gitcmd import git
+from image_tagger.edges.kustomize import point_consumer_at, publish_flux_base
+from image_tagger.edges.manifests import kustomize_build
 
 REPO = Path(__file__).resolve().parents[1]
 TAG = "v1.0.0"

@@ -26,9 +26,7 @@ import requests
 from support.registry import Registry, basic_entry, push_tags, write_docker_config
 
 from image_tagger.demo import localregistry
-from image_tagger.errors import InputError, PublishError
-from image_tagger.imagename import parse_image
-from image_tagger.registry_client import (
+from image_tagger.edges.registry_client import (
     RegistryAuth,
     RegistrySession,
     credentials_for,
@@ -36,6 +34,8 @@ from image_tagger.registry_client import (
     parse_challenge,
     tags_url,
 )
+from image_tagger.model.errors import InputError, PublishError
+from image_tagger.rules.imagename import parse_image
 
 REPOSITORY = "registry-client/app"
 TAGS = ["1.0.0", "1.1.0", "2.0.0-rc.1", "latest", "main-3f2c1a9-1764110000"]

@@ -18,9 +18,7 @@ import requests
 from support.faultproxy import FaultProxy, fault_proxy
 from support.registry import Registry, push_tags
 
-from image_tagger.errors import PublishError
-from image_tagger.imagename import parse_image
-from image_tagger.registry_client import (
+from image_tagger.edges.registry_client import (
     MANIFEST_MEDIA_TYPES,
     MAX_BODY,
     Manifest,
@@ -29,6 +27,8 @@ from image_tagger.registry_client import (
     list_tags,
     parse_retry_after,
 )
+from image_tagger.model.errors import PublishError
+from image_tagger.rules.imagename import parse_image
 
 REPOSITORY = "session/app"
 TAGS = ["1.0.0", "1.1.0", "latest"]

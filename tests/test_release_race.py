@@ -22,8 +22,8 @@ from support.engines import Engine, probe
 from support.registry import Registry
 from support.sample_app import git, make_sample_app
 
-from image_tagger.publish import SETTLE_ENV
-from image_tagger.releases import REVISION
+from image_tagger.operations.publish import SETTLE_ENV
+from image_tagger.rules.releases import REVISION
 
 # Shorter than the product's 10 s to keep the suite quick; both runs start together on one machine, so their
 # release-tag pushes land well within it (a rival lagging more than the settle interval is the documented limit).

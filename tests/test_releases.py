@@ -20,8 +20,8 @@ from support.cli import assert_input_error, explain, run_cli
 from support.registry import Registry
 from support.sample_app import git
 
-from image_tagger.errors import PublishError
-from image_tagger.releases import Existing, ReleaseLost, branch_build_candidates, check_holder, release_verdict
+from image_tagger.model.errors import PublishError
+from image_tagger.rules.releases import Existing, ReleaseLost, branch_build_candidates, check_holder, release_verdict
 
 SHA = "3f2c1a9e" + "0" * 32
 
@@ -185,7 +185,7 @@ def test_a_failure_to_write_outputs_still_says_what_was_pushed(
         "GITHUB_STEP_SUMMARY": str(tmp_path),  # a directory
     }
     done = subprocess.run(
-        [sys.executable, "-m", "image_tagger.action"],
+        [sys.executable, "-m", "image_tagger.entry.action"],
         env={**{k: v for k, v in os.environ.items() if not k.startswith("GITHUB_")}, **env},
         capture_output=True,
         text=True,

@@ -22,11 +22,11 @@ from support.disk import fill, immutable, small_disk
 from support.registry import Registry, basic_entry, write_docker_config
 from test_kustomize_render import crd_schemas, validate_against_crd
 
-from image_tagger import yamlblock
-from image_tagger.errors import InputError
-from image_tagger.flux.goregex import GoRegexp
-from image_tagger.kustomize import kustomize_command, point_consumer_at, publish_flux_base
-from image_tagger.rollback import exclusion_for, quote_meta
+from image_tagger.edges.kustomize import kustomize_command, point_consumer_at, publish_flux_base
+from image_tagger.fluxrules.goports.goregex import GoRegexp
+from image_tagger.model.errors import InputError
+from image_tagger.operations.rollback import exclusion_for, quote_meta
+from image_tagger.rules import yamlblock
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE_IMAGE = "docker.io/acme/app"

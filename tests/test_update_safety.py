@@ -13,8 +13,8 @@ import pytest
 from support.cli import explain, run_cli
 from support.disk import immutable, small_disk
 
-from image_tagger.flux import files, setters
-from image_tagger.flux.imageref import ImageRef
+from image_tagger.fluxrules import files, setters
+from image_tagger.fluxrules.imageref import ImageRef
 
 APP = "flux-system:app"
 ASSIGNMENT = f"{APP}=docker.io/acme/app:1.4.2"

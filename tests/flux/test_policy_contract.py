@@ -4,9 +4,8 @@ import re
 
 import pytest
 
-from image_tagger.errors import InputError
-from image_tagger.flux.goregex import GoRegexError, GoRegexp, go_expand
-from image_tagger.flux.policy import (
+from image_tagger.fluxrules.goports.goregex import GoRegexError, GoRegexp, go_expand
+from image_tagger.fluxrules.policy import (
     DEFAULT_EXCLUSIONS,
     InvalidPolicy,
     PolicyFailure,
@@ -14,6 +13,7 @@ from image_tagger.flux.policy import (
     scan_tags,
     select_tag,
 )
+from image_tagger.model.errors import InputError
 
 RELEASE = r"^(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)$"
 PRODUCTION = {"policy": {"semver": {"range": ">=1.0.0 <2.0.0"}}, "filterTags": {"pattern": RELEASE}}

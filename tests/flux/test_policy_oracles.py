@@ -7,8 +7,8 @@ from collections.abc import Callable
 
 import pytest
 
-from image_tagger.flux.goregex import GoRegexp
-from image_tagger.flux.mastersemver import (
+from image_tagger.fluxrules.goports.goregex import GoRegexp
+from image_tagger.fluxrules.goports.mastersemver import (
     ConstraintError,
     Version,
     VersionError,
@@ -22,7 +22,7 @@ from image_tagger.flux.mastersemver import (
     validate_prerelease,
     version_key,
 )
-from image_tagger.flux.policy import (
+from image_tagger.fluxrules.policy import (
     InvalidPolicy,
     PolicyFailure,
     build_policer,

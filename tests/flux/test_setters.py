@@ -5,11 +5,11 @@ from pathlib import Path
 
 import pytest
 
-from image_tagger.errors import InputError
-from image_tagger.flux.files import FileError
-from image_tagger.flux.imageref import ImageRef, parse_policy_assignment
-from image_tagger.flux.setters import Change, plan_updates, write_updates
-from image_tagger.flux.yaml11 import is_non_string
+from image_tagger.fluxrules.files import FileError
+from image_tagger.fluxrules.goports.yaml11 import is_non_string
+from image_tagger.fluxrules.imageref import ImageRef, parse_policy_assignment
+from image_tagger.fluxrules.setters import Change, plan_updates, write_updates
+from image_tagger.model.errors import InputError
 
 APP = "flux-system:app-production"
 POLICIES = {APP: ImageRef("docker.io/acme/app", "1.4.2")}

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from image_tagger.flux.imageref import ImageRef, parse_policy_assignment
-from image_tagger.flux.setters import Change, plan_updates, write_updates
+from image_tagger.fluxrules.imageref import ImageRef, parse_policy_assignment
+from image_tagger.fluxrules.setters import Change, plan_updates, write_updates
 
 from .conftest import SETTER_FIXTURES
 

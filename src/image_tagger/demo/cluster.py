@@ -27,8 +27,8 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from image_tagger.childenv import child_env
 from image_tagger.demo.localregistry import config_text, free_port
+from image_tagger.edges.childenv import child_env
 
 CONTROLLERS = (
     "source-controller",

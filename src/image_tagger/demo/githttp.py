@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-from image_tagger.childenv import child_env
+from image_tagger.edges.childenv import child_env
 
 MAX_BODY = 256 * 1024 * 1024  # a push of the demo's config repository is a few KiB
 BACKEND_SECONDS = 120

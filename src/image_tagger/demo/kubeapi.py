@@ -16,7 +16,7 @@ import requests
 from ruamel.yaml import YAML
 
 from image_tagger.demo import DemoError
-from image_tagger.httpbounds import bounded_session
+from image_tagger.edges.httpbounds import bounded_session
 
 TIMEOUT = 10.0  # seconds for one call, connect to last byte
 MAX_ANSWER = 4 * 1024 * 1024

@@ -18,8 +18,8 @@ from pathlib import Path
 import docker
 import requests
 
-from image_tagger.childenv import child_env
-from image_tagger.errors import PublishError
+from image_tagger.edges.childenv import child_env
+from image_tagger.model.errors import PublishError
 
 REGISTRY_IMAGE = "registry:2"
 

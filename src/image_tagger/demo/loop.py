@@ -24,17 +24,18 @@ from typing import Any, Protocol
 import docker
 from ruamel.yaml import YAML
 
-from image_tagger import docker_ops, kustomize, notify, registry_client, rollback
-from image_tagger.context import GitContext, commit_time_of
 from image_tagger.demo import DemoError, githttp, localregistry, realclusters, sampleapp, simulated, source
 from image_tagger.demo.world import ENVIRONMENTS, UNRELEASED, Followed, QuietLog, World, fresh_config, say
-from image_tagger.errors import PublishError
-from image_tagger.gitcmd import git
-from image_tagger.imagename import parse_image
-from image_tagger.inputs import BuildOptions
-from image_tagger.naming import NamingOptions, plan_tags
-from image_tagger.publish import Provenance, PublishResult, publish
-from image_tagger.registry_client import RegistryAuth
+from image_tagger.edges import docker_ops, kustomize, notify, registry_client
+from image_tagger.edges.context import GitContext, commit_time_of
+from image_tagger.edges.gitcmd import git
+from image_tagger.edges.registry_client import RegistryAuth
+from image_tagger.model.errors import PublishError
+from image_tagger.operations import rollback
+from image_tagger.operations.publish import Provenance, PublishResult, publish
+from image_tagger.rules.imagename import parse_image
+from image_tagger.rules.inputs import BuildOptions
+from image_tagger.rules.naming import NamingOptions, plan_tags
 
 BASE_TAG = "v1.0.0"
 EXAMPLE_IMAGE = "docker.io/acme/app"

@@ -28,7 +28,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from image_tagger import manifests, notify
 from image_tagger.demo import DemoError, cluster, kubelet, webhooks
 from image_tagger.demo.kubeapi import KubeAPI, Ref
 from image_tagger.demo.world import (
@@ -42,8 +41,9 @@ from image_tagger.demo.world import (
     say,
     the,
 )
-from image_tagger.flux import automation
-from image_tagger.gitcmd import git
+from image_tagger.edges import manifests, notify
+from image_tagger.edges.gitcmd import git
+from image_tagger.fluxrules import automation
 
 NAMESPACE = "flux-system"
 POLL_SECONDS = 0.1

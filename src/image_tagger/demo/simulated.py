@@ -14,7 +14,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from image_tagger import manifests, notify
 from image_tagger.demo import kubelet, receiver
 from image_tagger.demo.receiver import DemoReceiver
 from image_tagger.demo.world import (
@@ -29,8 +28,9 @@ from image_tagger.demo.world import (
     say,
     the,
 )
-from image_tagger.flux import automation, setters
-from image_tagger.gitcmd import git
+from image_tagger.edges import manifests, notify
+from image_tagger.edges.gitcmd import git
+from image_tagger.fluxrules import automation, setters
 
 
 class SimulatedClusters:

@@ -33,8 +33,8 @@ from urllib.parse import urlsplit
 
 import requests
 
-from image_tagger.httpbounds import Deadline, bounded_session
-from image_tagger.notify import origin, signature
+from image_tagger.edges.httpbounds import Deadline, bounded_session
+from image_tagger.edges.notify import origin, signature
 
 WEBHOOKS_FILE = "webhooks.json"
 DEADLINE_SECONDS = 4.0

@@ -13,10 +13,10 @@ from typing import Any
 
 import docker
 
-from image_tagger import manifests
 from image_tagger.demo import DemoError
-from image_tagger.flux import automation
-from image_tagger.gitcmd import git
+from image_tagger.edges import manifests
+from image_tagger.edges.gitcmd import git
+from image_tagger.fluxrules import automation
 
 ENVIRONMENTS = ("production", "staging")
 UNRELEASED = "0.0.0"  # the tag the config repository starts with: no release of the image exists yet

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from image_tagger.errors import InputError, PublishError
-from image_tagger.imagename import normalise_registry, parse_image
+from image_tagger.edges.registry_client import RegistryAuth, RegistrySession
+from image_tagger.model.errors import InputError, PublishError
 from image_tagger.pullrequest.changes import Ref
-from image_tagger.registry_client import RegistryAuth, RegistrySession
+from image_tagger.rules.imagename import normalise_registry, parse_image
 
 SOURCE = "org.opencontainers.image.source"
 REVISION = "org.opencontainers.image.revision"

@@ -19,8 +19,8 @@ from github.PullRequest import PullRequest
 from github.Repository import Repository
 from github.Requester import HTTPRequestsConnectionClass, HTTPSRequestsConnectionClass, Requester
 
-from image_tagger.errors import PublishError
-from image_tagger.httpbounds import AnswerTooLarge, BoundedAdapter, Deadline, DeadlineExceeded
+from image_tagger.edges.httpbounds import AnswerTooLarge, BoundedAdapter, Deadline, DeadlineExceeded
+from image_tagger.model.errors import PublishError
 
 PERMISSIONS = "permissions: contents: read, pull-requests: write"
 DEADLINE = 300.0  # seconds for every GitHub call of one run, and the registry look-ups between them

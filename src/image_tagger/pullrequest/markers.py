@@ -1,6 +1,6 @@
 """The setter-marked values of a tree of manifests, read with the same marker rules Flux applies.
 
-`image_tagger.flux.setters.plan_updates` finds every marker Flux would honour; run with a sentinel value for
+`image_tagger.fluxrules.setters.plan_updates` finds every marker Flux would honour; run with a sentinel value for
 each policy the files name, each marked field shows up as a change whose `old` is the value in the file.
 """
 
@@ -15,8 +15,8 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import YAMLError
 
-from image_tagger.flux import files
-from image_tagger.flux.setters import ImageRef, plan_updates
+from image_tagger.fluxrules import files
+from image_tagger.fluxrules.setters import ImageRef, plan_updates
 
 _MARKER = re.compile(r'"\$imagepolicy"\s*:\s*"([^"]*)"')
 _POLICY_KEY = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?:[a-z0-9]([-a-z0-9.]*[a-z0-9])?")

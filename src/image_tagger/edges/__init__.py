@@ -1,0 +1,1 @@
+"""Everything that touches the world: Docker, BuildKit, registries, git, kustomize, Flux's Receivers."""

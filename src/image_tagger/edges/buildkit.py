@@ -1,0 +1,234 @@
+"""The BuildKit edge: build through buildx (run standalone as `docker-buildx`) on the Docker daemon.
+
+Why buildx and not the Engine API: secret mounts and private base images need a BuildKit session,
+which buildx brings; it is what docker/build-push-action users already rely on. The result is loaded
+into the daemon's image store (`--load`) and pushed by the Docker SDK like any other image, so the
+legacy and BuildKit routes share one push path.
+
+Nothing secret touches a file or an argument list, and each process holds only what it needs: build
+secrets go to buildx alone, as the environment variables its `--secret id=…,env=…` flags name; the
+registry credential goes to the credential helper alone, over a private socket (`credhelper`); the
+temporary Docker config only names that helper.
+"""
+
+from __future__ import annotations
+
+import codecs
+import contextlib
+import json
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import IO
+
+import docker
+from docker.errors import DockerException
+
+from image_tagger.edges import credhelper
+from image_tagger.edges.buildlog import BuildProgress, split_stream
+from image_tagger.edges.childenv import DOCKER, child_env
+from image_tagger.edges.docker_ops import Log
+from image_tagger.edges.registry_client import RegistryAuth
+from image_tagger.model.errors import PublishError
+from image_tagger.rules.imagename import ImageName
+from image_tagger.rules.inputs import BuildOptions
+
+BUILDX_ENV = "IMAGE_TAGGER_BUILDX"
+# Where the docker CLI looks for plugins, for machines with buildx installed only as a plugin.
+PLUGIN_DIRS = (
+    "~/.docker/cli-plugins",
+    "/usr/local/lib/docker/cli-plugins",
+    "/usr/local/libexec/docker/cli-plugins",
+    "/usr/lib/docker/cli-plugins",
+    "/usr/libexec/docker/cli-plugins",
+)
+CONTAINERD_STORE = "io.containerd.snapshotter.v1"
+
+
+class BuildError(PublishError):
+    """The build itself failed; `step` names the Dockerfile step when BuildKit said which."""
+
+    def __init__(self, message: str, step: str | None = None) -> None:
+        super().__init__(message)
+        self.step = step
+
+
+def find_buildx() -> str:
+    """The buildx binary: $IMAGE_TAGGER_BUILDX, `docker-buildx` on PATH, or the docker CLI's plugin folders."""
+    candidates = [os.environ.get(BUILDX_ENV, ""), shutil.which("docker-buildx") or ""]
+    candidates += [str(Path(d).expanduser() / "docker-buildx") for d in PLUGIN_DIRS]
+    for candidate in candidates:
+        if candidate and os.access(candidate, os.X_OK):
+            return candidate
+    raise PublishError(
+        "BuildKit builds need buildx, which was not found (docker-buildx on PATH, a docker CLI plugin folder, "
+        f"or ${BUILDX_ENV}); install the docker-buildx package or Docker's buildx plugin, or set builder: legacy"
+    )
+
+
+def containerd_store(client: docker.DockerClient) -> bool:
+    """Whether the daemon keeps images in containerd (multi-platform images, cache export)."""
+    try:
+        status = client.info().get("DriverStatus") or []
+    except DockerException as err:
+        raise PublishError(f"Docker daemon not reachable: {err}") from err
+    return any(len(pair) == 2 and pair[1] == CONTAINERD_STORE for pair in status)
+
+
+def check_daemon(options: BuildOptions, has_containerd_store: bool) -> None:
+    """Refuse up front what the daemon's image store cannot do, naming what would make it work."""
+    if has_containerd_store:
+        return
+    need = 'the containerd image store (daemon.json: {"features": {"containerd-snapshotter": true}})'
+    if len(options.platforms) > 1:
+        raise PublishError(
+            f"platforms {','.join(options.platforms)} makes a multi-platform image, which needs {need}; "
+            "this daemon uses the classic image store; build one platform, or enable it"
+        )
+    exported = [spec for spec in options.cache_to if "type=inline" not in spec]
+    if exported:
+        raise PublishError(
+            f"cache-to {exported[0]!r} exports build cache, which needs {need}; this daemon uses the classic "
+            "image store; use cache-to type=inline, or enable it"
+        )
+
+
+def buildx_argv(
+    buildx: str,
+    options: BuildOptions,
+    refs: Sequence[str],
+    labels: Mapping[str, str],
+    build_args: Mapping[str, str],
+    iidfile: Path,
+) -> list[str]:
+    """The buildx command line; secret values are referenced by environment variable name only."""
+    argv = [buildx, "build", "--progress=rawjson", "--load", "--iidfile", str(iidfile)]
+    argv += ["--file", str(options.dockerfile)]
+    for ref in refs:
+        argv += ["--tag", ref]
+    for key, value in labels.items():
+        argv += ["--label", f"{key}={value}"]
+    for key, value in build_args.items():
+        argv += ["--build-arg", f"{key}={value}"]
+    for index, secret in enumerate(options.secrets):
+        argv += ["--secret", f"id={secret.id},env={secret_env(index)}"]
+    if options.platforms:
+        argv += ["--platform", ",".join(options.platforms)]
+    if options.target:
+        argv += ["--target", options.target]
+    for spec in options.cache_from:
+        argv += ["--cache-from", spec]
+    for spec in options.cache_to:
+        argv += ["--cache-to", spec]
+    if options.pull:
+        argv.append("--pull")
+    if options.no_cache:
+        argv.append("--no-cache")
+    return [*argv, str(options.context)]
+
+
+def secret_env(index: int) -> str:
+    return f"IMAGE_TAGGER_SECRET_{index}"
+
+
+def buildx_env(options: BuildOptions, config: Path) -> dict[str, str]:
+    """buildx's environment: the allowlist (childenv), our Docker config and helper, the build secrets.
+
+    No registry credential: the helper fetches it from our socket (credhelper), so nothing buildx starts
+    inherits it. Attestations would turn every image into an index with an extra `unknown/unknown`
+    manifest; the classic image store cannot hold them and Flux does not read them.
+    """
+    values = {
+        "DOCKER_CONFIG": str(config),
+        "PATH": f"{config / 'bin'}{os.pathsep}{os.environ.get('PATH', os.defpath)}",
+        "BUILDX_NO_DEFAULT_ATTESTATIONS": "1",
+        "BUILDX_GIT_INFO": "0",  # the revision label is ours; buildx would look for git, absent in the action image
+    }
+    values |= {secret_env(index): secret.value for index, secret in enumerate(options.secrets)}
+    return child_env(*DOCKER, "BUILDX_BUILDER", "BUILDX_CONFIG", values=values)
+
+
+def write_config(config: Path, image: ImageName, socket_path: Path | None) -> None:
+    """A Docker config that routes our registry to our helper, and the helper; neither holds a secret.
+
+    The helper script starts from an empty environment (`env -i`): buildx starts it with its own, which
+    holds the build secrets. It gets only where its package is and where to ask (`socket_path`).
+    """
+    keys = credhelper.config_keys(image.registry) if socket_path is not None else ()
+    (config / "config.json").write_text(json.dumps({"credHelpers": dict.fromkeys(keys, credhelper.NAME)}))
+    if socket_path is None:
+        return
+    bin_dir = config / "bin"
+    bin_dir.mkdir()
+    helper = bin_dir / f"docker-credential-{credhelper.NAME}"
+    clean = {"PYTHONPATH": os.pathsep.join(p for p in sys.path if p), credhelper.SOCKET_ENV: str(socket_path)}
+    assignments = " ".join(shlex.quote(f"{key}={value}") for key, value in clean.items())
+    helper.write_text(
+        "#!/bin/sh\n"
+        f"exec {shlex.quote(shutil.which('env') or '/usr/bin/env')} -i {assignments} "
+        f'{shlex.quote(sys.executable)} -m image_tagger.edges.credhelper "$@"\n'
+    )
+    helper.chmod(0o700)
+
+
+def _decoded(pipe: IO[bytes]) -> Iterator[str]:
+    """The pipe's text as it arrives (read1: whatever is there, not a full buffer), UTF-8 split safely."""
+    decoder = codecs.getincrementaldecoder("utf-8")("replace")
+    while chunk := pipe.read1(65536):  # type: ignore[attr-defined]
+        yield decoder.decode(chunk)
+    yield decoder.decode(b"", final=True)
+
+
+def build(
+    client: docker.DockerClient,
+    options: BuildOptions,
+    image: ImageName,
+    refs: Sequence[str],
+    labels: Mapping[str, str],
+    build_args: Mapping[str, str],
+    credentials: RegistryAuth,
+    log: Log,
+) -> str:
+    """Build and load `refs` into the daemon; returns the image id. Raises BuildError on a failed step."""
+    buildx = find_buildx()
+    check_daemon(options, containerd_store(client))
+    progress = BuildProgress()
+    other: list[str] = []
+    with contextlib.ExitStack() as stack:
+        tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="image-tagger-buildx-")))  # 0700
+        socket_path = None
+        if credentials.username:
+            serving = credhelper.serve(tmp, image.registry, credentials.username, credentials.password)
+            socket_path = stack.enter_context(serving)
+        stack.enter_context(log.group(f"Build {refs[0]}"))
+        config = tmp / "docker-config"
+        config.mkdir()
+        write_config(config, image, socket_path)
+        iidfile = tmp / "iid"
+        argv = buildx_argv(buildx, options, refs, labels, build_args, iidfile)
+        env = buildx_env(options, config)
+        with subprocess.Popen(
+            argv, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+        ) as proc:
+            assert proc.stdout is not None
+            for item in split_stream(_decoded(proc.stdout)):
+                if isinstance(item, dict):
+                    for text in progress.feed(item):
+                        log.info(text)
+                elif item.strip():
+                    other.append(item)
+                    log.info(item)
+        if proc.returncode != 0:
+            if progress.failure is not None:
+                raise BuildError(f"build of {refs[0]} failed at {progress.failure}", progress.failure.step)
+            said = "\n".join(other[-5:]) or f"buildx exited with {proc.returncode}"
+            raise BuildError(f"build of {refs[0]} failed: {said}")
+        image_id = iidfile.read_text().strip() if iidfile.is_file() else ""
+    if not image_id:
+        raise BuildError(f"build of {refs[0]} reported no image id")
+    return image_id

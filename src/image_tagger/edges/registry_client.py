@@ -1,0 +1,733 @@
+"""The registry edge: list an image repository's tags the way Flux's image-reflector-controller sees them.
+
+Names are read like an ImageRepository's `spec.image` (`acme/app` is `docker.io/acme/app`, `alpine`
+is `docker.io/library/alpine`). Credentials come from the Docker config a developer already has, so a
+preview needs no extra login. Registry failures are one PublishError line naming the registry and
+image; a bad image name or Docker config is an InputError.
+
+Credential helpers (`credsStore`, `credHelpers`) run as `docker-credential-<name> get`; when the
+helper is not installed, or knows no entry, the inline `auths` entry is used, else anonymous.
+OAuth identity tokens (`identitytoken`, helper user `<token>`) are not supported: anonymous.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import contextlib
+import hashlib
+import ipaddress
+import os
+import random
+import re
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC
+from email.utils import parsedate_to_datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode, urljoin, urlsplit
+
+import requests
+import urllib3
+
+from image_tagger.edges.childenv import child_env
+from image_tagger.edges.httpbounds import bounded_session
+from image_tagger.edges.redact import Redactor
+from image_tagger.model.errors import InputError, PublishError
+from image_tagger.rules import jsonlimits
+from image_tagger.rules.imagename import DOCKER_HUB, ImageName, normalise_registry, parse_image, registry_of_server
+
+DOCKER_HUB_ENDPOINT = "https://registry-1.docker.io"
+DOCKER_HUB_SERVER_URL = "https://index.docker.io/v1/"
+PAGE_SIZE = 1000
+DEFAULT_DEADLINE = 120.0  # seconds for everything one session does, retries and slow bodies included
+CONNECT_TIMEOUT = 10.0
+READ_TIMEOUT = 30.0  # per socket read
+RETRY_BASE = 0.25  # first backoff; doubles per attempt, with jitter, up to RETRY_CAP
+RETRY_CAP = 8.0
+RETRY_AFTER_CAP = 30.0  # a registry's Retry-After is honoured up to this
+MAX_PAGES = 200
+MAX_BODY = 16 << 20  # tag list pages, manifests, config blobs
+MAX_TOKEN_BODY = 1 << 20
+MAX_CONFIG_BYTES = 1 << 20  # a Docker config, a Secret's .dockerconfigjson, a credential helper's answer
+MAX_REDIRECTS = 5
+_RETRY_STATUSES = frozenset({408, 429})
+MANIFEST_MEDIA_TYPES = (
+    "application/vnd.docker.distribution.manifest.v2+json",
+    "application/vnd.oci.image.manifest.v1+json",
+    "application/vnd.docker.distribution.manifest.list.v2+json",
+    "application/vnd.oci.image.index.v1+json",
+)
+INDEX_MEDIA_TYPES = frozenset(MANIFEST_MEDIA_TYPES[2:])
+_HELPER_TIMEOUT = 30
+# What the common docker-credential-* helpers read (pass, secretservice, ecr-login, gcloud, acr-env, osxkeychain
+# needs none): their own settings, never the secrets this process holds.
+CREDENTIAL_HELPER_ENV = (
+    "DOCKER_CONFIG",
+    "XDG_RUNTIME_DIR",
+    "DBUS_SESSION_BUS_ADDRESS",
+    "DISPLAY",
+    "GNUPGHOME",
+    "GPG_TTY",
+    "PASSWORD_STORE_*",
+    "AWS_*",
+    "AZURE_*",
+    "CLOUDSDK_*",
+    "GOOGLE_APPLICATION_CREDENTIALS",
+)
+_LOOPBACK_RE = re.compile(r"(?:127(?:\.\d{1,3}){3}|localhost|\[::1\])(?::\d+)?", re.IGNORECASE)
+_CHALLENGE_PARAM_RE = re.compile(r'(\w+)=(?:"([^"]*)"|([^\s,]*))')
+
+
+@dataclass(frozen=True)
+class RegistryAuth:
+    """One registry account; empty username means anonymous."""
+
+    username: str = ""
+    password: str = field(default="", repr=False)
+
+    @property
+    def basic(self) -> tuple[str, str] | None:
+        return (self.username, self.password) if self.username else None
+
+
+# --- Docker config -------------------------------------------------------------------------------
+
+
+def docker_config_file(docker_config_dir: Path | None = None) -> Path:
+    """The file the docker CLI reads: `config.json` in the given dir, $DOCKER_CONFIG or ~/.docker."""
+    directory = docker_config_dir or Path(os.environ.get("DOCKER_CONFIG") or Path.home() / ".docker")
+    return Path(directory) / "config.json"
+
+
+def _config_key_registry(key: str) -> str | None:
+    """`https://index.docker.io/v1/` -> `docker.io`; keys that name no registry host match nothing."""
+    try:
+        return registry_of_server(key)
+    except InputError:
+        return None
+
+
+def matching_entry(entries: Mapping[str, Any], registry: str) -> tuple[str, Any] | None:
+    """The `(key, value)` of a config map (`auths`, `credHelpers`) whose key names `registry`."""
+    return next(((k, v) for k, v in entries.items() if _config_key_registry(k) == registry), None)
+
+
+def _read_config(path: Path) -> dict[str, Any]:
+    try:
+        config = jsonlimits.load_file(path, MAX_CONFIG_BYTES)
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as err:
+        raise InputError(f"docker config {path} is unreadable or not JSON ({err}); accepted: a JSON object") from None
+    if not isinstance(config, dict):
+        raise InputError(f"docker config {path} is not a JSON object")
+    return config
+
+
+def _from_entry(entry: Any, path: Path, key: str) -> RegistryAuth:
+    """An `auths` entry: `auth` (base64 user:pass) wins over `username`/`password` fields, as in docker."""
+    if not isinstance(entry, dict):
+        return RegistryAuth()
+    if entry.get("auth"):
+        try:
+            username, sep, password = base64.b64decode(entry["auth"], validate=True).decode().partition(":")
+        except (binascii.Error, UnicodeDecodeError):
+            sep = ""
+        if not sep:
+            raise InputError(f"docker config {path}: auths[{key!r}].auth is not base64 of user:password")
+        return RegistryAuth(username, password)
+    return RegistryAuth(entry.get("username") or "", entry.get("password") or "")
+
+
+def _from_helper(helper: str, server_url: str) -> RegistryAuth:
+    """Ask `docker-credential-<helper> get`; missing helper, unknown server or identity token -> anonymous."""
+    binary = shutil.which(f"docker-credential-{helper}")
+    if binary is None:
+        return RegistryAuth()
+    try:
+        answer = subprocess.run(
+            [binary, "get"],
+            input=server_url,
+            env=child_env(*CREDENTIAL_HELPER_ENV),
+            capture_output=True,
+            text=True,
+            timeout=_HELPER_TIMEOUT,
+        )
+        found = jsonlimits.loads(answer.stdout, MAX_CONFIG_BYTES) if answer.returncode == 0 else {}
+    except (subprocess.TimeoutExpired, ValueError) as err:
+        raise PublishError(f"credential helper docker-credential-{helper} failed for {server_url}: {err}") from None
+    if not isinstance(found, dict) or found.get("Username") in (None, "", "<token>"):
+        return RegistryAuth()
+    return RegistryAuth(str(found["Username"]), str(found.get("Secret") or ""))
+
+
+def credentials_for(registry: str, docker_config_dir: Path | None = None) -> RegistryAuth:
+    """The account the docker CLI would use for `registry` (host[:port]; Docker Hub under any alias)."""
+    host = normalise_registry(registry)
+    path = docker_config_file(docker_config_dir)
+    config = _read_config(path)
+    key, entry = matching_entry(config.get("auths") or {}, host) or ("", None)
+    _, helper = matching_entry(config.get("credHelpers") or {}, host) or ("", config.get("credsStore"))
+    if helper:
+        server_url = key or (DOCKER_HUB_SERVER_URL if host == DOCKER_HUB else host)
+        found = _from_helper(str(helper), server_url)
+        if found.username:
+            return found
+    return _from_entry(entry, path, key)
+
+
+def credentials_from_secret(secret: Mapping[str, Any], registry: str) -> RegistryAuth:
+    """The account in a `kubernetes.io/dockerconfigjson` Secret (what Flux reads via `spec.secretRef`)."""
+    name = f"secret {(secret.get('metadata') or {}).get('name', '?')}"
+    data = secret.get("stringData") or {}
+    text = data.get(".dockerconfigjson")
+    if text is None and (encoded := (secret.get("data") or {}).get(".dockerconfigjson")):
+        try:
+            text = base64.b64decode(encoded, validate=True).decode()
+        except (binascii.Error, UnicodeDecodeError):
+            raise InputError(f"{name}: data[.dockerconfigjson] is not base64") from None
+    try:
+        config = jsonlimits.loads(text, MAX_CONFIG_BYTES) if text else {}
+    except ValueError as err:
+        raise InputError(f"{name}: .dockerconfigjson is not usable JSON ({err})") from None
+    if not isinstance(config, dict):
+        raise InputError(f"{name}: .dockerconfigjson is not a JSON object")
+    key, entry = matching_entry(config.get("auths") or {}, normalise_registry(registry)) or ("", None)
+    return _from_entry(entry, Path(name), key)
+
+
+# --- Registry API ----------------------------------------------------------------------------------
+
+
+def registry_endpoint(registry: str) -> str:
+    """Base URL of the registry API: Hub's real endpoint, plain http on loopback (as Flux's `insecure`)."""
+    if registry == DOCKER_HUB:
+        return DOCKER_HUB_ENDPOINT
+    scheme = "http" if _LOOPBACK_RE.fullmatch(registry) else "https"
+    return f"{scheme}://{registry}"
+
+
+def tags_url(image: ImageName, page_size: int = PAGE_SIZE) -> str:
+    """First page of `GET /v2/<repo>/tags/list`."""
+    return f"{registry_endpoint(image.registry)}/v2/{image.path}/tags/list?n={page_size}"
+
+
+def parse_challenge(header: str) -> tuple[str, dict[str, str]]:
+    """`Bearer realm="...",service="..."` -> ("bearer", {"realm": ..., "service": ...})."""
+    scheme, _, params = header.strip().partition(" ")
+    return scheme.lower(), {m[1].lower(): m[2] or m[3] for m in _CHALLENGE_PARAM_RE.finditer(params)}
+
+
+def _reason(err: BaseException) -> str:
+    """urllib3 nests the socket error in reprs; the last clause (`[Errno 111] Connection refused`) says it."""
+    cause = err.args[0] if err.args else err
+    text = str(getattr(cause, "reason", cause))
+    return text.rsplit(": ", 1)[-1].strip(" )'\"") or type(err).__name__
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    """(scheme, host, port) with default ports filled in: credentials go to one origin only."""
+    parts = urlsplit(url)
+    port = parts.port or {"http": 80, "https": 443}.get(parts.scheme)
+    return parts.scheme.lower(), (parts.hostname or "").lower(), port
+
+
+def is_loopback_host(host: str) -> bool:
+    """127.0.0.0/8, ::1 and localhost: where a plain-http token realm cannot be intercepted on the way."""
+    host = host.strip("[]").lower()
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def parse_retry_after(value: str, now: float | None = None) -> float | None:
+    """`Retry-After` in seconds, from delta-seconds or an HTTP date; None when absent or unreadable."""
+    value = (value or "").strip()
+    if not value:
+        return None
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when is None:
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+
+
+_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]+")
+
+
+def _looks_like_digest(reference: str) -> bool:
+    return ":" in reference and reference.split(":", 1)[0] in ("sha256", "sha384", "sha512")
+
+
+def _digest_of(algorithm: str, body: bytes) -> str:
+    return f"{algorithm}:{hashlib.new(algorithm, body).hexdigest()}"
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """A manifest exactly as the registry holds it: the bytes its digest is computed over."""
+
+    digest: str
+    media_type: str
+    body: bytes = field(repr=False)
+    registry: str = field(default="", compare=False)  # where it came from, for errors
+
+    def json(self) -> dict[str, Any]:
+        """The manifest as an object, read through the bounded JSON loader."""
+        where = f"registry {self.registry}: " if self.registry else ""
+        try:
+            parsed = jsonlimits.loads(self.body, MAX_BODY)
+        except jsonlimits.JSONError as err:
+            raise PublishError(f"{where}manifest {self.digest} is not usable JSON ({err})") from None
+        if not isinstance(parsed, dict):
+            raise PublishError(f"{where}manifest {self.digest} is not a JSON object")
+        return parsed
+
+    @property
+    def is_index(self) -> bool:
+        return self.media_type in INDEX_MEDIA_TYPES
+
+
+@dataclass(frozen=True)
+class _Reply:
+    """A whole (bounded) answer: status, headers, final URL and body."""
+
+    method: str
+    url: str
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+
+    @property
+    def what(self) -> str:
+        return f"{self.method} {urlsplit(self.url).path}"
+
+    def next_link(self) -> str | None:
+        for link in requests.utils.parse_header_links(self.headers.get("Link", "")):
+            if "next" in str(link.get("rel", "")).split() and link.get("url"):
+                return urljoin(self.url, link["url"])
+        return None
+
+
+class _Transient(Exception):
+    """A failure worth another attempt (5xx, 429, dropped or stalled connection)."""
+
+    def __init__(self, what: str, retry_after: float | None = None) -> None:
+        super().__init__(what)
+        self.what = what
+        self.retry_after = retry_after
+
+
+def _no_netrc(request: requests.PreparedRequest) -> requests.PreparedRequest:
+    """An auth hook that adds nothing: it stops requests from adding ~/.netrc credentials on its own."""
+    return request
+
+
+class RegistrySession:
+    """Every call to one repository of one registry: retries, an overall deadline, credentials kept home.
+
+    - Transient failures (HTTP 5xx, 408, 429 with `Retry-After`, dropped connections, timeouts) are
+      retried with exponential backoff and jitter until `deadline` seconds after the session started;
+      then one PublishError says what kept failing. Connection refused is not retried: nothing listens.
+    - Authorization goes only to the registry's own origin (scheme, host, port): never to another host
+      named by a `Link` page, a redirect (followed here, not by requests) or a blob's storage location.
+      Bearer tokens are fetched only from an https realm or a loopback one.
+    - Bodies are streamed and bounded (`max_body`), tag lists by `max_pages`, slow bodies by the deadline.
+    - Errors quote only the registry's JSON `errors[].message`, with anything credential-like redacted.
+    """
+
+    def __init__(
+        self,
+        image: ImageName | str,
+        auth: RegistryAuth | None = None,
+        *,
+        deadline: float = DEFAULT_DEADLINE,
+        timeout: float = READ_TIMEOUT,
+        connect_timeout: float = CONNECT_TIMEOUT,
+        page_size: int = PAGE_SIZE,
+        max_pages: int = MAX_PAGES,
+        max_body: int = MAX_BODY,
+        retry_base: float = RETRY_BASE,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+        jitter: Callable[[], float] = random.random,
+        http: requests.Session | None = None,
+    ) -> None:
+        self.image = parse_image(image) if isinstance(image, str) else image
+        self.auth = auth or RegistryAuth()
+        self.deadline = deadline
+        self.timeout = timeout
+        self.connect_timeout = connect_timeout
+        self.page_size = page_size
+        self.max_pages = max_pages
+        self.max_body = max_body
+        self.retry_base = retry_base
+        self._sleep, self._clock, self._jitter = sleep, clock, jitter
+        # Its adapter ends connect and headers at the deadline however slowly they come; _read bounds the body.
+        self.http = http or bounded_session(self._remaining, max_body)
+        self.endpoint = registry_endpoint(self.image.registry)
+        self._origin = _origin(self.endpoint)
+        self._started = clock()
+        self._challenge = ""
+        self._tokens: dict[str, str] = {}
+        self._last = ""
+
+    def __enter__(self) -> RegistrySession:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.http.close()
+
+    # --- the public operations --------------------------------------------------------------------
+
+    def tags(self, missing_ok: bool = False) -> list[str]:
+        """All tags, following `Link: rel="next"` pages (at most `max_pages`), in the registry's order.
+
+        A repository the registry does not know is an error, or no tags with `missing_ok` (before a first push).
+        """
+        tags: list[str] = []
+        seen: set[str] = set()
+        url: str | None = tags_url(self.image, self.page_size)
+        while url:
+            if url in seen:
+                raise self.fail(f"pagination loops back to {url}")
+            if len(seen) >= self.max_pages:
+                raise self.fail(f"tag list goes on past {self.max_pages} pages; stopped there (page limit)")
+            seen.add(url)
+            reply = self._send("GET", url, {"Accept": "application/json"})
+            if reply.status == 404:
+                if missing_ok:
+                    return []
+                raise self.fail(f"no repository {self.image.path} (HTTP 404)")
+            if reply.status != 200:
+                raise self._status_error(reply)
+            page = self._json(reply).get("tags") or []
+            if not isinstance(page, list) or not all(isinstance(tag, str) for tag in page):
+                raise self.fail(f"{reply.url} returned invalid JSON (tags is not a list of strings)")
+            tags.extend(page)
+            url = reply.next_link()
+        return tags
+
+    def manifest(self, reference: str) -> Manifest | None:
+        """The manifest or index a tag or digest names, exactly as stored; None when there is none (404)."""
+        url = f"{self.endpoint}/v2/{self.image.path}/manifests/{reference}"
+        reply = self._send("GET", url, {"Accept": ", ".join(MANIFEST_MEDIA_TYPES)})
+        if reply.status == 404:
+            return None
+        if reply.status != 200:
+            raise self._status_error(reply)
+        claimed = reply.headers.get("Docker-Content-Digest", "").strip()
+        wanted = [d for d in (claimed, reference if _looks_like_digest(reference) else "") if d]
+        for digest in wanted:
+            algorithm = digest.split(":", 1)[0]
+            if algorithm not in ("sha256", "sha384", "sha512") or _digest_of(algorithm, reply.body) != digest:
+                raise self.fail(f"manifest {reference}: its bytes do not match digest {digest}")
+        media_type = reply.headers.get("Content-Type", "").split(";", 1)[0].strip()
+        if media_type not in MANIFEST_MEDIA_TYPES:
+            media_type = str(self._json(reply).get("mediaType") or media_type)
+        digest = wanted[0] if wanted else _digest_of("sha256", reply.body)
+        return Manifest(digest, media_type, reply.body, self.image.registry)
+
+    def config_labels(self, manifest: Manifest) -> dict[str, str]:
+        """The image config's Labels; for an index, those of its first linux image."""
+        if manifest.is_index:
+            entries = manifest.json().get("manifests") or []
+            chosen = next(
+                (
+                    e
+                    for e in entries
+                    if isinstance(e, dict)
+                    and (e.get("platform") or {}).get("os") == "linux"
+                    and e.get("mediaType", MANIFEST_MEDIA_TYPES[0]) not in INDEX_MEDIA_TYPES
+                ),
+                None,
+            )
+            if chosen is None or not isinstance(chosen.get("digest"), str):
+                raise self.fail(f"index {manifest.digest} holds no linux image")
+            found = self.manifest(chosen["digest"])
+            if found is None or found.is_index:
+                raise self.fail(f"index {manifest.digest}: its linux image {chosen['digest']} is missing")
+            manifest = found
+        config = manifest.json().get("config") or {}
+        digest = config.get("digest") if isinstance(config, dict) else None
+        if not isinstance(digest, str) or not _looks_like_digest(digest):
+            raise self.fail(f"manifest {manifest.digest} names no config blob")
+        url = f"{self.endpoint}/v2/{self.image.path}/blobs/{digest}"
+        reply = self._send("GET", url, {})
+        if reply.status != 200:
+            raise self._status_error(reply)
+        if _digest_of(digest.split(":", 1)[0], reply.body) != digest:
+            raise self.fail(f"config blob {digest}: its bytes do not match the digest")
+        labels = (self._json(reply).get("config") or {}).get("Labels") or {}
+        if not isinstance(labels, dict):
+            raise self.fail(f"config blob {digest}: Labels is not an object")
+        return {str(k): str(v) for k, v in labels.items()}
+
+    def put_manifest(self, tag: str, manifest: Manifest) -> str:
+        """Store `manifest` (its exact bytes and media type) under `tag`, a registry-side copy; its digest."""
+        url = f"{self.endpoint}/v2/{self.image.path}/manifests/{tag}"
+        reply = self._send("PUT", url, {"Content-Type": manifest.media_type}, manifest.body, scope="pull,push")
+        if reply.status not in (200, 201):
+            raise self._status_error(reply)
+        digest = reply.headers.get("Docker-Content-Digest", "").strip() or manifest.digest
+        if digest != manifest.digest:
+            raise self.fail(f"tag {tag}: registry stored digest {digest}, not {manifest.digest}")
+        return digest
+
+    # --- errors -----------------------------------------------------------------------------------
+
+    def fail(self, what: str) -> PublishError:
+        return PublishError(f"registry {self.image.registry}: {_one_line(what)} (image {self.image.name})")
+
+    def _refused(self) -> PublishError:
+        if self.auth.username:
+            return self.fail(f"credentials of {self.auth.username!r} were refused (HTTP 401)")
+        return self.fail("refused anonymous access (HTTP 401); docker login, or check the repository name")
+
+    def _status_error(self, reply: _Reply) -> PublishError:
+        detail = self._error_messages(reply)
+        return self.fail(f"HTTP {reply.status} from {reply.what}{': ' + detail if detail else ''}")
+
+    def _error_messages(self, reply: _Reply) -> str:
+        """The registry's JSON `errors[].message`, trimmed and redacted; never any other part of a body."""
+        try:
+            parsed = jsonlimits.loads(reply.body[:65536], 65536)
+        except ValueError:
+            return ""
+        errors = parsed.get("errors") if isinstance(parsed, dict) else None
+        if not isinstance(errors, list):
+            return ""
+        messages = [str(e["message"]) for e in errors if isinstance(e, dict) and isinstance(e.get("message"), str)]
+        return self.redact("; ".join(m.strip() for m in messages[:3]))[:300]
+
+    def redact(self, text: str) -> str:
+        """`text` on one line, without anything that could be a credential of this session (or a token it got)."""
+        redactor = Redactor()
+        redactor.add_login(self.auth.username, self.auth.password)
+        for token in self._tokens.values():
+            redactor.add_secret(token)
+        return _one_line(redactor(text))
+
+    def _json(self, reply: _Reply) -> dict[str, Any]:
+        try:
+            body = jsonlimits.loads(reply.body, self.max_body)
+        except jsonlimits.JSONError as err:
+            raise self.fail(f"{reply.url} returned invalid JSON ({err})") from None
+        if not isinstance(body, dict):
+            raise self.fail(f"{reply.url} returned invalid JSON (expected an object)")
+        return body
+
+    # --- one logical request: retries, redirects, authorization -------------------------------------
+
+    def _remaining(self) -> float:
+        return self.deadline - (self._clock() - self._started)
+
+    def _gave_up(self, attempts: int) -> PublishError:
+        elapsed = self._clock() - self._started
+        return self.fail(
+            f"gave up after {attempts} attempt(s) in {elapsed:.1f} s (deadline {self.deadline:g} s); last: {self._last}"
+        )
+
+    def _backoff(self, attempt: int) -> float:
+        delay = min(RETRY_CAP, self.retry_base * 2 ** (attempt - 1))
+        return delay * (0.5 + 0.5 * self._jitter())
+
+    def _send(
+        self, method: str, url: str, headers: Mapping[str, str], data: bytes | None = None, *, scope: str = "pull"
+    ) -> _Reply:
+        attempts = 0
+        while True:
+            attempts += 1
+            try:
+                return self._attempt(method, url, headers, data, scope)
+            except _Transient as err:
+                self._last = err.what
+                asked = err.retry_after
+                wait = self._backoff(attempts) if asked is None else min(asked, RETRY_AFTER_CAP)
+                if wait >= self._remaining():
+                    raise self._gave_up(attempts) from None
+                self._sleep(wait)
+
+    def _attempt(self, method: str, url: str, headers: Mapping[str, str], data: bytes | None, scope: str) -> _Reply:
+        negotiated = False
+        hops = 0
+        while True:
+            home = _origin(url) == self._origin
+            authorization = self._authorization(scope) if home else ""
+            sent = {**headers, **({"Authorization": authorization} if authorization else {})}
+            reply = self._exchange(method, url, sent, data)
+            location = reply.headers.get("Location")
+            if reply.status in (301, 302, 303, 307, 308) and location:
+                hops += 1
+                if method not in ("GET", "HEAD") or hops > MAX_REDIRECTS:
+                    raise self.fail(f"{reply.what} redirected (HTTP {reply.status}); not followed")
+                url = urljoin(url, location)
+                continue
+            if reply.status == 401 and home and not negotiated:
+                negotiated = True
+                self._challenge = reply.headers.get("WWW-Authenticate", "")
+                self._tokens.pop(scope, None)
+                if not self._authorization(scope):
+                    raise self._refused()
+                continue
+            if reply.status == 401:
+                if not home:
+                    raise self.fail(f"{urlsplit(url).netloc} asked for credentials (HTTP 401); they are not sent there")
+                raise self._refused()
+            if reply.status in _RETRY_STATUSES or reply.status >= 500:
+                retry_after = parse_retry_after(reply.headers.get("Retry-After", ""))
+                raise _Transient(f"HTTP {reply.status} from {reply.what}", retry_after)
+            return reply
+
+    def _authorization(self, scope: str) -> str:
+        """The Authorization for the registry's origin, from the last challenge; "" before any."""
+        if not self._challenge:
+            return ""
+        scheme, params = parse_challenge(self._challenge)
+        if scheme == "basic":
+            if not self.auth.username:
+                return ""
+            pair = f"{self.auth.username}:{self.auth.password}".encode()
+            return f"Basic {base64.b64encode(pair).decode()}"
+        if scheme == "bearer" and params.get("realm"):
+            if scope not in self._tokens:
+                self._tokens[scope] = self._token(params, scope)
+            return f"Bearer {self._tokens[scope]}"
+        return ""
+
+    def _token(self, params: dict[str, str], actions: str) -> str:
+        """The distribution token flow: GET realm?service=&scope=repository:<repo>:<actions>, basic auth if any."""
+        realm = params["realm"]
+        parts = urlsplit(realm)
+        if parts.scheme != "https" and not (parts.scheme == "http" and is_loopback_host(parts.hostname or "")):
+            raise self.fail(f"token realm {realm} is neither https nor loopback; refused to send credentials there")
+        query = {"scope": f"repository:{self.image.path}:{actions}"}
+        if params.get("service"):
+            query["service"] = params["service"]
+        url = f"{realm}{'&' if parts.query else '?'}{urlencode(query)}"
+        headers = {}
+        if self.auth.username:
+            pair = f"{self.auth.username}:{self.auth.password}".encode()
+            headers["Authorization"] = f"Basic {base64.b64encode(pair).decode()}"
+        reply = self._exchange("GET", url, headers, None, limit=MAX_TOKEN_BODY)
+        if reply.status in (401, 403):
+            raise self._refused()
+        if reply.status in _RETRY_STATUSES or reply.status >= 500:
+            retry_after = parse_retry_after(reply.headers.get("Retry-After", ""))
+            raise _Transient(f"HTTP {reply.status} from token server {parts.netloc}", retry_after)
+        if reply.status != 200:
+            raise self.fail(f"token server {realm} answered HTTP {reply.status}")
+        body = self._json(reply)
+        token = body.get("token") or body.get("access_token")
+        if not isinstance(token, str) or not token:
+            raise self.fail(f"token server {realm} returned no token")
+        return token
+
+    def _exchange(
+        self, method: str, url: str, headers: Mapping[str, str], data: bytes | None, limit: int | None = None
+    ) -> _Reply:
+        """One HTTP request and its whole body, within the deadline; transport trouble is _Transient."""
+        remaining = self._remaining()
+        if remaining <= 0:
+            raise _Transient(self._last or f"deadline reached before {method} {urlsplit(url).path}")
+        timeout = (min(self.connect_timeout, remaining), min(self.timeout, remaining))
+        what = f"{method} {urlsplit(url).path}"
+        try:
+            response = self.http.request(
+                method,
+                url,
+                headers=dict(headers),
+                data=data,
+                timeout=timeout,
+                stream=True,
+                allow_redirects=False,
+                auth=_no_netrc,
+            )
+        except requests.Timeout:
+            raise _Transient(f"{what} did not answer within {timeout[1]:.3g} s") from None
+        except requests.ConnectionError as err:
+            reason = _reason(err)
+            if "refused" in reason.lower():
+                raise self.fail(f"cannot reach {url}: {reason}") from None
+            raise _Transient(f"connection dropped during {what} ({reason})") from None
+        except requests.RequestException as err:
+            raise self.fail(f"cannot reach {url}: {_reason(err)}") from None
+        with response:
+            body = self._read(response, what, self.max_body if limit is None else limit)
+        return _Reply(method, url, response.status_code, response.headers, body)
+
+    def _read(self, response: requests.Response, what: str, limit: int) -> bytes:
+        """The body, streamed: refused past `limit` bytes, abandoned at the deadline however slowly it comes."""
+        declared = response.headers.get("Content-Length", "")
+        if declared.isdigit() and int(declared) > limit:
+            raise self.fail(f"answer to {what} is {int(declared)} bytes, over the {limit} byte limit")
+        chunks: list[bytes] = []
+        size = 0
+        sock = _socket_of(response)
+        while True:
+            remaining = self._remaining()
+            if remaining <= 0:
+                raise _Transient(f"the answer to {what} was still arriving at the deadline ({size} bytes so far)")
+            if sock is not None:
+                with contextlib.suppress(OSError):
+                    sock.settimeout(max(0.01, min(self.timeout, remaining)))
+            try:
+                chunk = response.raw.read1(65536, decode_content=True)
+            except (urllib3.exceptions.HTTPError, requests.RequestException, OSError) as err:
+                if self._remaining() <= 0:
+                    raise _Transient(
+                        f"the answer to {what} was still arriving at the deadline ({size} bytes so far)"
+                    ) from None
+                raise _Transient(f"connection dropped while reading the answer to {what} ({_reason(err)})") from None
+            if not chunk:
+                return b"".join(chunks)
+            size += len(chunk)
+            if size > limit:
+                raise self.fail(f"answer to {what} is over the {limit} byte limit; not read further")
+            chunks.append(chunk)
+
+
+def _socket_of(response: requests.Response) -> socket.socket | None:
+    """The connection's socket (urllib3 2 through http.client), to bound each read by the deadline."""
+    fp = getattr(getattr(response.raw, "_fp", None), "fp", None)
+    sock = getattr(getattr(fp, "raw", None), "_sock", None)
+    return sock if isinstance(sock, socket.socket) else None
+
+
+def _one_line(text: str) -> str:
+    return _CONTROL_RE.sub(" ", text).strip()
+
+
+def list_tags(
+    image: str,
+    auth: RegistryAuth | None = None,
+    timeout: float = READ_TIMEOUT,
+    page_size: int = PAGE_SIZE,
+    *,
+    deadline: float = DEFAULT_DEADLINE,
+) -> list[str]:
+    """All tags of `image` (an ImageRepository spec.image), following `Link: rel="next"` pages.
+
+    `auth=None` lists anonymously; pass `credentials_for(registry)` to use the Docker config.
+    Tags come back in the registry's order (distribution 2.x does not sort them).
+    """
+    with RegistrySession(parse_image(image), auth, timeout=timeout, page_size=page_size, deadline=deadline) as session:
+        return session.tags()

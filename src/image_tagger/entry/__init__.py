@@ -1,0 +1,1 @@
+"""Entry points: the container action and the image-tagger command; they parse, call a job, render."""

@@ -1,0 +1,360 @@
+"""`image-tagger`: the action's naming, build and push for local use, and Flux's decisions offline.
+
+Exit codes: 0 done, 1 the job or the evaluation failed, 2 bad input (one line on stderr, nothing
+on stdout). Everything printed passes one redaction of the run's credentials and secrets, with
+control characters escaped and no line able to start a workflow command (`redact.guarded`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, NoReturn
+
+import requests
+from docker.errors import DockerException
+
+from image_tagger.edges import context, docker_ops, manifests, notify
+from image_tagger.edges.redact import Redactor, guarded, one_line
+from image_tagger.fluxrules import automation, imageref, policy, setters
+from image_tagger.fluxrules.files import read_named_file
+from image_tagger.model.errors import InputError, PublishError
+from image_tagger.operations.publish import Provenance, PushFailed, publish
+from image_tagger.rules import inputs, report
+from image_tagger.rules.imagename import ImageName
+from image_tagger.rules.naming import NamingOptions, plan_tags
+
+PASSWORD_ENV = "IMAGE_TAGGER_PASSWORD"
+RECEIVER_ENV = "IMAGE_TAGGER_RECEIVER_SECRET"
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line on stderr and exit code 2."""
+
+    def error(self, message: str) -> NoReturn:
+        raise InputError(message)
+
+
+class StderrLog:
+    """Build and push progress for people: on stderr, so stdout stays machine-readable."""
+
+    def info(self, text: str) -> None:
+        print(text, file=sys.stderr, flush=True)
+
+    @contextmanager
+    def group(self, title: str) -> Iterator[None]:
+        print(f"== {title}", file=sys.stderr, flush=True)
+        yield
+
+
+def _naming_arguments(p: argparse.ArgumentParser) -> None:
+    """Flags named after the action's inputs; their values are parsed by `inputs`, as the action's are."""
+    p.add_argument("--image", required=True, help="repository without tag: acme/app, ghcr.io/acme/app")
+    p.add_argument("--registry", default="", help="registry for names without one (default docker.io)")
+    p.add_argument("--ref", help="git ref: refs/tags/v1.4.2, refs/heads/main, refs/pull/7/merge")
+    p.add_argument("--sha", help="commit id (hex)")
+    p.add_argument("--event", help="GitHub event name: push, pull_request, workflow_dispatch, ...")
+    p.add_argument("--timestamp", default="", help="branch tag timestamp: Unix seconds, or push | commit | build")
+    p.add_argument("--major-version", default="", help="refuse releases of another major")
+    p.add_argument("--tag-prefix", default="", help="prefix stripped from git tags (app/)")
+    p.add_argument("--sha-length", default="", help="hex digits of the commit in branch tags (default 7)")
+    p.add_argument("--pr-number", type=_int_arg("--pr-number"), help="pull request number")
+    p.add_argument("--push", default="", help="auto | true | false")
+    _bool_argument(p, "--floating-tags", "also tag MAJOR.MINOR, MAJOR, latest")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+
+
+def _bool_argument(p: argparse.ArgumentParser, flag: str, text: str) -> None:
+    """`--flag` means true; `--flag false` is accepted too, parsed as strictly as the action's input."""
+    p.add_argument(flag, nargs="?", const="true", default="", metavar="true|false", help=text)
+
+
+def _int_arg(name: str):
+    def parse(text: str) -> int:
+        if not re.fullmatch(r"[0-9]{1,9}", text):
+            raise argparse.ArgumentTypeError(f"{name} {text!r} is not accepted; accepted: a positive number")
+        return int(text)
+
+    return parse
+
+
+def _raw_inputs(args: argparse.Namespace) -> dict[str, str]:
+    """The flags as the action's raw inputs: `--sha-length` is `sha-length`, repeatable flags become lines."""
+    raw = {}
+    for key, value in vars(args).items():
+        if isinstance(value, str):
+            raw[key.replace("_", "-")] = value
+        elif isinstance(value, list) and all(isinstance(item, str) for item in value):
+            raw[key.replace("_", "-")] = "\n".join(value)
+    raw["build-args"] = raw.pop("build-arg", "")
+    return raw
+
+
+def _plan(args: argparse.Namespace, image: ImageName, naming: NamingOptions, checkout: Path | None):
+    overrides = {"ref": args.ref, "sha": args.sha, "event": args.event, "pr_number": args.pr_number}
+    ctx = context.resolve(overrides, checkout=checkout)
+    return plan_tags(ctx, image, naming, now=int(time.time())), ctx
+
+
+def cmd_tags(args: argparse.Namespace) -> int:
+    image, naming = inputs.parse_naming(_raw_inputs(args))
+    plan, _ = _plan(args, image, naming, None)
+    for note in plan.notes:
+        print(note, file=sys.stderr)
+    print(json.dumps(plan.as_dict()) if args.json else "\n".join(plan.refs))
+    return 0
+
+
+def _read_secrets(path: str | None) -> str:
+    return read_named_file(Path(path), f"--secrets-file {path}") if path else ""
+
+
+def cmd_publish(args: argparse.Namespace) -> int:
+    workspace = Path(args.workspace)
+    if not workspace.is_dir():
+        raise InputError(f"--workspace {args.workspace!r} is not a directory; accepted: the checkout to build")
+    secrets = {"secrets": _read_secrets(args.secrets_file), "flux-receiver-secret": os.environ.get(RECEIVER_ENV, "")}
+    raw = _raw_inputs(args) | secrets
+    password = sys.stdin.readline().rstrip("\n") if args.password_stdin else os.environ.get(PASSWORD_ENV, "")
+    args.redactor.add_login(args.username.strip(), password)
+    args.redactor.add_build_secrets(secrets["secrets"])
+    given = inputs.parse(raw, workspace, password)
+    plan, ctx = _plan(args, given.image, given.naming, workspace)
+    provenance = Provenance(ctx.sha, ctx.source_url, ctx.commit_time)
+    log = StderrLog()
+    try:
+        result = publish(
+            docker_ops.connect(),
+            plan,
+            given.build,
+            provenance,
+            given.credentials,
+            log,
+            datetime.now(UTC),
+            given.release,
+        )
+    except PushFailed as err:  # what did reach the registry is still reported, then the failure
+        print(
+            json.dumps(err.result.as_dict()) if args.json else report.summary(err.result, []),
+            end="\n" if args.json else "",
+        )
+        raise
+    notifications = notify.announce_all(given.receivers, result, log=log.info) if result.pushed else []
+    for notification in notifications:
+        log.info(notification.detail)
+    if args.json:
+        print(json.dumps(result.as_dict() | notify.json_fields(notifications)))
+    else:
+        print(report.summary(result, report.flux_verdicts(plan, given.naming.major_version)), end="")
+    return 0
+
+
+def _policy_inputs(path: Path) -> tuple[dict[str, Any], list[str] | None]:
+    """The ImagePolicy spec and, when the file also holds the ImageRepository, its exclusion list."""
+    docs = manifests.load_file(path, f"--policy {path}")
+    spec = next((d.get("spec") for d in docs if d.get("kind") == "ImagePolicy"), None)
+    if not isinstance(spec, dict) or "policy" not in spec:
+        raise InputError(f"--policy {path}: no ImagePolicy with spec.policy; accepted: an ImagePolicy manifest")
+    repo = next((automation.read_repository(d) for d in docs if d.get("kind") == "ImageRepository"), None)
+    return spec, (repo.exclusions or None) if repo else None
+
+
+def cmd_select(args: argparse.Namespace) -> int:
+    spec, repo_exclusions = _policy_inputs(Path(args.policy))
+    lines = read_named_file(Path(args.tags), f"--tags {args.tags}").splitlines()
+    tags = policy.scan_tags([t.strip() for t in lines if t.strip()], args.exclude or repo_exclusions)
+    try:
+        print(policy.select_tag(spec, tags))
+    except policy.PolicyFailure as err:
+        print(f"image-tagger: {err}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_update(args: argparse.Namespace) -> int:
+    root = Path(args.path)
+    if not root.is_dir():
+        raise InputError(f"PATH {root} is not a directory; accepted: the folder to update")
+    refs = dict(imageref.parse_policy_assignment(text) for text in args.policy)
+    notes: list[str] = []
+    updates = setters.plan_updates(root, refs, notes)
+    if not args.dry_run:
+        setters.write_updates(root, updates)  # all files or none; a failure is one line, exit 1, stdout empty
+    for note in notes:
+        print(f"note: {note}", file=sys.stderr)
+    for update in updates:
+        if update.reformat:
+            print(
+                f"note: Flux would also reformat {update.path}: {'; '.join(update.reformat)}",
+                file=sys.stderr,
+            )
+        print(update.diff() if args.dry_run else update.path, end="" if args.dry_run else "\n")
+    return 0
+
+
+def _directory(flag: str, value: str, accepted: str) -> Path:
+    """A folder named on the command line; anything else (missing, a file, empty) is refused, never ignored."""
+    if not value or not Path(value).is_dir():
+        raise InputError(f"{flag} {value!r} is not a directory; accepted: {accepted}")
+    return Path(value)
+
+
+def cmd_preview(args: argparse.Namespace) -> int:
+    config_repo = None
+    if args.config_repo is not None:
+        config_repo = _directory("--config-repo", args.config_repo, "a checkout of the repository Flux commits to")
+    objects = manifests.load_objects(Path(args.overlay))
+    targets = automation.find_targets(objects)
+    if not targets:
+        raise InputError(f"overlay {args.overlay} has no ImagePolicy; accepted: an overlay with Flux image objects")
+    automations = automation.find_automations(objects) if config_repo else []  # bad input first, then the registry
+    source = automation.RegistryTags()
+    try:
+        predictions = automation.predict(targets, source)
+    finally:  # the logins read from the Docker config or a Secret are redacted from here on, errors included
+        for login in source.logins:
+            args.redactor.add_login(login.username, login.password)
+    commits = automation.plan_commits(config_repo, automations, predictions) if config_repo else []
+    if args.json:
+        print(json.dumps([p.as_dict() for p in predictions]))
+        return 0
+    for p in predictions:  # tag names are the registry's: one line each, control characters escaped
+        line = f"{p.policy}: {p.image}:{p.selected}" if p.selected else f"{p.policy}: nothing selected ({p.error})"
+        print(one_line(line))
+    for commit in commits:
+        auto, files = commit.automation, commit.updates
+        title = f"automation {auto.key} (path {auto.path})"
+        print(f"{title}: {'would commit ' + str(len(files)) + ' file(s)' if files else 'nothing to commit'}")
+        if files:
+            print("".join(f"    {line}\n" for line in commit.message.splitlines()), end="")
+        for update in files:
+            if update.reformat:
+                print(f"note: Flux would also reformat {update.path}: {'; '.join(update.reformat)}")
+            print(update.diff(), end="")
+    return 0
+
+
+def cmd_rollback(args: argparse.Namespace) -> int:
+    from image_tagger.operations import rollback  # issue 10: exclude a bad release in the overlay (or --undo it)
+
+    print(rollback.run(Path(args.overlay), args.tag, args.image, args.undo).line)
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from image_tagger.demo import DemoError, loop  # not in the action's image: imported only when asked for
+
+    source = None
+    if args.source is not None:
+        source = _directory("--source", args.source, "a flux-ci-cd checkout (flux/ and kustomize/)")
+    cluster_bin = None
+    if args.cluster_bin is not None:
+        cluster_bin = _directory("--cluster-bin", args.cluster_bin, "cluster/build's bin folder (./dev cluster build)")
+    try:
+        return loop.main(source, cluster_bin)
+    except DemoError as err:
+        print(f"image-tagger: demo failed: {err}", file=sys.stderr)
+        return 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="image-tagger", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    p = sub.add_parser("tags", help="print the image references the naming contract gives a git ref")
+    _naming_arguments(p)
+    p.set_defaults(run=cmd_tags)
+
+    p = sub.add_parser("publish", help="compute tags, build and push from a local checkout")
+    _naming_arguments(p)
+    p.add_argument("--workspace", default=".", help="the git checkout; the paths below are relative to it (default .)")
+    p.add_argument("--context", default="", help="build context (default .)")
+    p.add_argument("--file", default="", help="Dockerfile (default CONTEXT/Dockerfile)")
+    p.add_argument("--build-arg", action="append", default=[], help="KEY=VALUE, repeatable")
+    p.add_argument("--secrets-file", help="file of id=value lines for RUN --mount=type=secret,id=...")
+    p.add_argument("--platforms", default="", help="os/arch list, e.g. linux/amd64,linux/arm64")
+    p.add_argument("--target", default="", help="build stage to stop at")
+    p.add_argument("--cache-from", action="append", default=[], help="type=registry,ref=IMAGE, repeatable")
+    p.add_argument("--cache-to", action="append", default=[], help="type=registry,ref=IMAGE[,mode=max], repeatable")
+    _bool_argument(p, "--pull", "always pull the base images")
+    _bool_argument(p, "--no-cache", "build without the build cache")
+    p.add_argument("--builder", default="", help="buildkit (default) | legacy")
+    _bool_argument(p, "--overwrite-releases", "replace a release tag that another commit holds")
+    p.add_argument("--promote", default="", help="auto (default: reuse this commit's branch build) | never")
+    p.add_argument(
+        "--flux-receiver-url",
+        action="append",
+        default=[],
+        help=f"Flux generic-hmac Receiver to notify, repeatable (one per cluster); in {RECEIVER_ENV} its token, "
+        "or one token per line in the order of the URLs",
+    )
+    p.add_argument("--username", default="", help="registry user; the password comes from stdin or " + PASSWORD_ENV)
+    p.add_argument("--password-stdin", action="store_true", help="read the registry password from stdin")
+    p.set_defaults(run=cmd_publish)
+
+    p = sub.add_parser("select", help="the tag an ImagePolicy selects from a list of tags, as Flux does")
+    p.add_argument("--policy", required=True, help="ImagePolicy manifest (YAML)")
+    p.add_argument("--tags", required=True, help="file with one tag per line")
+    p.add_argument("--exclude", action="append", help="exclusion regex (replaces the default ^.*\\.sig$)")
+    p.set_defaults(run=cmd_select)
+
+    p = sub.add_parser("update", help="apply Flux setter markers under PATH, as image automation does")
+    p.add_argument("path", help="folder to update (the automation's update path)")
+    p.add_argument("--policy", action="append", required=True, help="NS:NAME=IMAGE:TAG[@DIGEST], repeatable")
+    p.add_argument("--dry-run", action="store_true", help="print a unified diff, write nothing")
+    p.set_defaults(run=cmd_update)
+
+    p = sub.add_parser("preview", help="what Flux will select for an overlay's policies, from the real registry")
+    p.add_argument("overlay", help="kustomize overlay, folder of manifests, or a rendered YAML file")
+    p.add_argument("--config-repo", help="config repo checkout: also show what the image automation commits")
+    p.add_argument("--json", action="store_true", help="print a JSON list of {policy, image, selected}")
+    p.set_defaults(run=cmd_preview)
+
+    p = sub.add_parser("rollback", help="roll back: the overlay's ImageRepository excludes TAG (--undo takes it back)")
+    p.add_argument("overlay", help="kustomize overlay (folder) whose build holds the ImageRepository")
+    p.add_argument("tag", help="the bad tag, e.g. 1.2.0 or main-3f2c1a9-1764110000")
+    p.add_argument("--image", help="the ImageRepository (name, namespace/name or image) when the overlay has several")
+    p.add_argument("--undo", action="store_true", help="remove the exclusion of TAG again")
+    p.set_defaults(run=cmd_rollback)
+
+    p = sub.add_parser("demo", help="the whole loop on one machine: tag -> image -> manifest commit -> running app")
+    p.add_argument(
+        "--source", help="a flux-ci-cd checkout whose flux/ and kustomize/ to serve (default: the packaged copy)"
+    )
+    p.add_argument(
+        "--cluster-bin",
+        help="run production and staging as two real clusters (etcd, kube-apiserver, Flux's controllers) from this "
+        "folder, the last line of `./dev cluster build`; without it the clusters are simulated",
+    )
+    p.set_defaults(run=cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    redactor = Redactor()
+    redactor.add_secret(os.environ.get(PASSWORD_ENV, ""))
+    redactor.add_secret(os.environ.get(RECEIVER_ENV, ""))
+    with guarded(redactor, "stdout", "stderr"):
+        return _main(argv, redactor)
+
+
+def _main(argv: Sequence[str] | None, redactor: Redactor) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        args.redactor = redactor  # commands add the secrets they read (stdin password, secrets file, logins)
+        return args.run(args)
+    except InputError as err:
+        print(f"image-tagger: error: {err}", file=sys.stderr)
+        return 2
+    except (PublishError, DockerException, requests.RequestException, OSError, subprocess.SubprocessError) as err:
+        print(f"image-tagger: failed: {err}", file=sys.stderr)
+        return 1

@@ -1,1 +1,0 @@
-"""Flux's image automation decisions (tag selection, manifest setters), reproduced offline."""

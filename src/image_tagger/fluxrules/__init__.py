@@ -1,0 +1,1 @@
+"""What Flux's controllers decide, reproduced offline (policy, setters, automation, commit messages)."""

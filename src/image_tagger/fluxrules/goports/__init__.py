@@ -1,0 +1,1 @@
+"""Ports of the Go libraries Flux decides with (Masterminds semver, RE2 regexp, strconv, YAML)."""

@@ -1,0 +1,1 @@
+"""This project's own pure decisions: naming, image names, releases, inputs, the report's text."""

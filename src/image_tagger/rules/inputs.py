@@ -1,0 +1,293 @@
+"""One typed model of what a publish run is asked to do, shared by the action and `image-tagger publish`.
+
+Both edges hand over raw strings under the action's input names (`INPUT_SHA-LENGTH` and `--sha-length`
+both arrive as `sha-length`); only this module decides what a value means, so `timestamp: 1764110000`,
+`file: docker/Dockerfile` or `pull: TRUE` mean the same thing in a workflow and on a laptop. Paths are
+relative to the workspace (the action's GITHUB_WORKSPACE, the CLI's --workspace) and must stay inside it.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from image_tagger.edges.notify import Receiver, parse_receivers
+from image_tagger.edges.redact import is_one_line
+from image_tagger.edges.registry_client import RegistryAuth
+from image_tagger.model.errors import InputError
+from image_tagger.rules.imagename import ImageName, parse_image
+from image_tagger.rules.naming import NamingOptions, parse_choice, parse_major, parse_sha_length
+
+BUILDERS = ("buildkit", "legacy")
+PROMOTE_MODES = ("auto", "never")
+BOOLEANS = ("true", "false")
+_ARG_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_SECRET_ID = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+_PLATFORM = re.compile(r"[a-z0-9]+/[a-z0-9_]+(?:/[a-z0-9]+)?")
+_UNIX_SECONDS = re.compile(r"[0-9]{1,10}")  # ASCII digits only: str.isdigit() also admits "²"
+_CACHE_TYPES = ("registry", "local", "inline", "gha")
+
+# Inputs whose meaning needs BuildKit; the legacy builder refuses them instead of ignoring them.
+BUILDKIT_ONLY = ("secrets", "platforms", "cache-from", "cache-to")
+# Inputs that are one line (a name, a tag, a choice): a line break in one is refused, never printed or sent on.
+NAMING_ONE_LINE = (
+    "image",
+    "registry",
+    "tag-prefix",
+    "timestamp",
+    "major-version",
+    "sha-length",
+    "push",
+    "floating-tags",
+)
+PUBLISH_ONE_LINE = (
+    *("username", "context", "file", "target", "builder", "pull", "no-cache", "overwrite-releases", "promote"),
+    "overlay",
+)
+
+
+def parse_seconds(name: str, text: str, default: float, low: float, high: float) -> float:
+    """A number of seconds from `low` to `high` (an input or a variable named `name`); empty is `default`."""
+    text = text.strip()
+    if not text:
+        return default
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = math.nan
+    if not low <= seconds <= high:
+        raise InputError(f"{name} {text[:20]!r} is not accepted; accepted: seconds from {low:g} to {high:g}")
+    return seconds
+
+
+@dataclass(frozen=True)
+class Secret:
+    """A build secret, mounted by `RUN --mount=type=secret,id=<id>` and never stored in the image."""
+
+    id: str
+    value: str = field(repr=False)
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    """How to build: everything a Dockerfile build needs besides the tags and labels."""
+
+    context: Path
+    dockerfile: Path
+    build_args: Mapping[str, str] = field(default_factory=dict)
+    secrets: tuple[Secret, ...] = ()
+    platforms: tuple[str, ...] = ()
+    target: str = ""
+    cache_from: tuple[str, ...] = ()
+    cache_to: tuple[str, ...] = ()
+    pull: bool = False
+    no_cache: bool = False
+    builder: str = "buildkit"
+
+
+@dataclass(frozen=True)
+class ReleaseOptions:
+    """What a release may do: replace another commit's release tag, or reuse a branch build's manifest."""
+
+    overwrite: bool = False
+    promote: str = "auto"
+
+
+@dataclass(frozen=True)
+class PublishInputs:
+    workspace: Path
+    image: ImageName
+    naming: NamingOptions
+    credentials: RegistryAuth
+    build: BuildOptions
+    release: ReleaseOptions
+    overlay: Path | None
+    receivers: tuple[Receiver, ...] = ()  # Flux generic-hmac Receivers (one per cluster) to notify after the push
+
+
+def parse_bool(name: str, value: str, default: bool = False) -> bool:
+    """`true`/`false` in any case, empty for the default; anything else is refused, never guessed."""
+    text = value.strip()
+    return default if not text else parse_choice(name, text, BOOLEANS) == "true"
+
+
+def parse_timestamp(value: str) -> tuple[str, int | None]:
+    """`push | commit | build`, or fixed Unix seconds (ASCII digits, at most 10: before the year 2287)."""
+    text = value.strip().lower() or "push"
+    if _UNIX_SECONDS.fullmatch(text):
+        return "push", int(text)
+    accepted = "Unix seconds (up to 10 digits) | push | commit | build"
+    if text.isdigit() or text not in ("push", "commit", "build"):
+        raise InputError(f"timestamp {value!r} is not accepted; accepted: {accepted}")
+    return text, None
+
+
+def parse_build_args(text: str) -> dict[str, str]:
+    """`KEY=VALUE` per line (blank lines skipped), as docker/build-push-action takes them."""
+    args: dict[str, str] = {}
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        key, sep, value = line.strip().partition("=")
+        if not sep or not _ARG_NAME.fullmatch(key):  # the line itself may hold a pasted secret: never echo it
+            raise InputError(f"build-args line {number} is not accepted; accepted: one KEY=VALUE per line")
+        args[key] = value
+    return args
+
+
+def parse_secrets(text: str) -> tuple[Secret, ...]:
+    """`id=value` per line, as docker/build-push-action's `secrets`; the value is never echoed."""
+    secrets: dict[str, Secret] = {}
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        key, sep, value = line.partition("=")
+        key = key.strip()
+        if not sep or not _SECRET_ID.fullmatch(key) or not value:
+            raise InputError(
+                f"secrets line {number} is not accepted; accepted: one id=value per line (id: letters, digits, ._-)"
+            )
+        if key in secrets:
+            raise InputError(f"secrets line {number}: id {key!r} is given twice; accepted: each id once")
+        secrets[key] = Secret(key, value)
+    return tuple(secrets.values())
+
+
+def parse_list(text: str) -> tuple[str, ...]:
+    """Comma- or newline-separated items, as the docker/* actions take lists."""
+    return tuple(item.strip() for item in re.split(r"[,\n]", text) if item.strip())
+
+
+def parse_platforms(text: str) -> tuple[str, ...]:
+    platforms = parse_list(text)
+    for platform in platforms:
+        if not _PLATFORM.fullmatch(platform):
+            raise InputError(
+                f"platforms item {platform!r} is not accepted; accepted: os/arch[/variant], e.g. linux/arm64"
+            )
+    if len(set(platforms)) != len(platforms):
+        raise InputError(f"platforms {text.strip()!r} names a platform twice; accepted: each platform once")
+    return platforms
+
+
+def parse_cache(name: str, text: str) -> tuple[str, ...]:
+    """One cache spec per line (`type=registry,ref=…`): lines, not commas, since a spec holds commas."""
+    specs = tuple(line.strip() for line in text.splitlines() if line.strip())
+    for spec in specs:
+        fields = dict(part.partition("=")[::2] for part in spec.split(","))
+        if fields.get("type") not in _CACHE_TYPES:
+            raise InputError(
+                f"{name} {spec!r} is not accepted; accepted: type=registry,ref=<image>[,mode=max] "
+                f"(or type=local|inline|gha), one per line"
+            )
+    return specs
+
+
+def inside(workspace: Path, name: str, value: str) -> Path:
+    """A path given relative to the workspace, refused when it leaves it (symlinks resolved)."""
+    root = workspace.resolve()
+    path = (root / value).resolve()
+    if path != root and root not in path.parents:
+        raise InputError(f"{name} {value!r} is outside the workspace; accepted: a path inside {workspace}")
+    return path
+
+
+def parse_build(raw: Mapping[str, str], workspace: Path) -> BuildOptions:
+    context = inside(workspace, "context", raw.get("context", "").strip() or ".")
+    if not context.is_dir():
+        raise InputError(f"context {raw.get('context') or '.'!r} is not a directory in the workspace")
+    file = raw.get("file", "").strip()
+    dockerfile = inside(workspace, "file", file) if file else context / "Dockerfile"
+    if not dockerfile.is_file():
+        raise InputError(f"file {file or 'Dockerfile'!r} is not a file; accepted: a Dockerfile path in the workspace")
+    builder = parse_choice("builder", raw.get("builder", "").strip() or "buildkit", BUILDERS)
+    options = BuildOptions(
+        context=context,
+        dockerfile=dockerfile,
+        build_args=parse_build_args(raw.get("build-args", "")),
+        secrets=parse_secrets(raw.get("secrets", "")),
+        platforms=parse_platforms(raw.get("platforms", "")),
+        target=raw.get("target", "").strip(),
+        cache_from=parse_cache("cache-from", raw.get("cache-from", "")),
+        cache_to=parse_cache("cache-to", raw.get("cache-to", "")),
+        pull=parse_bool("pull", raw.get("pull", "")),
+        no_cache=parse_bool("no-cache", raw.get("no-cache", "")),
+        builder=builder,
+    )
+    if builder == "legacy":
+        used = [name for name in BUILDKIT_ONLY if raw.get(name, "").strip()]
+        if used:
+            raise InputError(f"{', '.join(used)} need BuildKit; accepted: builder: buildkit, or leave them empty")
+    return options
+
+
+def parse_repository(image: str, registry: str) -> tuple[ImageName, tuple[str, ...]]:
+    """The image name; one that is invalid only for its capitals (`Acme/App` from `${{ github.repository }}`)
+    is lower-cased with a notice, as docker/metadata-action does. Registry hosts keep their case."""
+    try:
+        return parse_image(image, registry), ()
+    except InputError:
+        first, sep, rest = image.strip().partition("/")
+        names_host = bool(sep) and ("." in first or ":" in first or first == "localhost")
+        lowered = f"{first}/{rest.lower()}" if names_host else image.strip().lower()
+        if lowered == image.strip():
+            raise
+        try:
+            name = parse_image(lowered, registry)
+        except InputError:
+            raise InputError(f"image {image!r} is not a valid repository name, even lower-cased") from None
+        return name, (f"image {image.strip()!r} lower-cased to {lowered!r}: repository names are lower-case",)
+
+
+def refuse_line_breaks(raw: Mapping[str, str], names: tuple[str, ...]) -> None:
+    """A one-line input holding a line break or control character is refused (surrounding blanks are trimmed)."""
+    for name in names:
+        if not is_one_line(raw.get(name, "").strip()):
+            raise InputError(f"{name} holds a line break or control character; accepted: one line of text")
+
+
+def parse_credentials(username: str, password: str) -> RegistryAuth:
+    if password and not username:
+        raise InputError("username is empty but a password is set; accepted: both, or neither")
+    return RegistryAuth(username, password)
+
+
+def parse_naming(raw: Mapping[str, str]) -> tuple[ImageName, NamingOptions]:
+    """The inputs the naming contract reads (all that `image-tagger tags` needs)."""
+    refuse_line_breaks(raw, NAMING_ONE_LINE)
+    image, notes = parse_repository(raw.get("image", ""), raw.get("registry", "").strip() or "docker.io")
+    timestamp, fixed = parse_timestamp(raw.get("timestamp", ""))
+    naming = NamingOptions(
+        tag_prefix=raw.get("tag-prefix", "").strip(),
+        major_version=parse_major(raw.get("major-version", "").strip()),
+        sha_length=parse_sha_length(raw.get("sha-length", "").strip() or "7"),
+        timestamp=timestamp,
+        timestamp_value=fixed,
+        floating_tags=parse_bool("floating-tags", raw.get("floating-tags", "")),
+        push=parse_choice("push", raw.get("push", "").strip() or "auto", ("auto", "true", "false")),
+        notes=notes,
+    )
+    return image, naming
+
+
+def parse(raw: Mapping[str, str], workspace: Path, password: str = "") -> PublishInputs:
+    """All inputs at once, so a bad one is refused before anything is built or pushed."""
+    refuse_line_breaks(raw, PUBLISH_ONE_LINE)
+    image, naming = parse_naming(raw)
+    overlay = raw.get("overlay", "").strip()
+    return PublishInputs(
+        workspace=workspace,
+        image=image,
+        naming=naming,
+        credentials=parse_credentials(raw.get("username", "").strip(), password),
+        build=parse_build(raw, workspace),
+        release=ReleaseOptions(
+            overwrite=parse_bool("overwrite-releases", raw.get("overwrite-releases", "")),
+            promote=parse_choice("promote", raw.get("promote", "").strip() or "auto", PROMOTE_MODES),
+        ),
+        overlay=inside(workspace, "overlay", overlay) if overlay else None,
+        receivers=parse_receivers(raw.get("flux-receiver-url", ""), raw.get("flux-receiver-secret", "")),
+    )

@@ -1,0 +1,223 @@
+"""The naming contract: one git ref -> the image tags clusters rely on. Pure functions only.
+
+- release: git tag `vMAJOR.MINOR.PATCH[-PRE]` (strict SemVer 2.0) -> `MAJOR.MINOR.PATCH[-PRE]`, which
+  Flux semver policies select;
+- branch: `<branch>-<sha>-<unix-seconds>`, which release policies ignore (not `MAJOR.MINOR.PATCH`:
+  no two dots, or at most a prerelease for a branch named like a version) and a numerical policy on
+  the timestamp orders;
+- pull request: `pr-<number>-<sha>-<unix-seconds>`, built but not pushed by default.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+import semver
+
+from image_tagger.edges.context import GitContext
+from image_tagger.model.errors import InputError
+from image_tagger.rules.imagename import ImageName
+
+MAX_TAG = 128
+TIMESTAMP_SOURCES = ("push", "commit", "build")
+PUSH_MODES = ("auto", "true", "false")
+_HEX = re.compile(r"[0-9a-fA-F]+")
+ACCEPTED_TAG = "[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}"
+DOCKER_TAG = re.compile(ACCEPTED_TAG)  # Docker's tag grammar, whatever made the tag
+_ASCII_NUMBER = re.compile(r"[0-9]{1,9}")  # str.isdigit() also admits "²", which int() then refuses
+_PR_REF = re.compile(r"refs/pull/([0-9]+)/(?:merge|head)")
+_UNSAFE_RUN = re.compile(r"[^a-z0-9_.-]+")
+_VERSION_LIKE = re.compile(r"v?[0-9]+\.[0-9]+")  # bare refs: `v1.2.3` (or a near miss, to refuse) is a tag
+
+
+@dataclass(frozen=True)
+class NamingOptions:
+    tag_prefix: str = ""
+    major_version: int | None = None
+    sha_length: int = 7
+    timestamp: str = "push"
+    timestamp_value: int | None = None
+    floating_tags: bool = False
+    push: str = "auto"
+    notes: tuple[str, ...] = ()  # remarks about the inputs, carried into the plan for the log and summary
+
+
+@dataclass(frozen=True)
+class TagPlan:
+    """What to publish: the primary tag (`version`) first, then any floating tags."""
+
+    kind: str  # release | branch | pull_request
+    version: str
+    image: ImageName
+    push: bool
+    extra_tags: tuple[str, ...] = ()
+    timestamp: int | None = None
+    timestamp_source: str | None = None
+    notes: tuple[str, ...] = field(default=())
+
+    @property
+    def tag_names(self) -> tuple[str, ...]:
+        return (self.version, *self.extra_tags)
+
+    @property
+    def refs(self) -> tuple[str, ...]:
+        return tuple(self.image.ref(t) for t in self.tag_names)
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "kind": self.kind,
+            "version": self.version,
+            "repository": self.image.name,
+            "tags": list(self.refs),
+            "push": self.push,
+            "timestamp": self.timestamp,
+            "timestamp_source": self.timestamp_source,
+        }
+
+
+def parse_major(value: str | int | None) -> int | None:
+    if value is None or value == "":
+        return None
+    text = str(value).strip().removeprefix("v")
+    if not _ASCII_NUMBER.fullmatch(text) or (len(text) > 1 and text.startswith("0")):
+        raise InputError(f"major-version {value!r} is not a major version; accepted: a number like 1, or empty")
+    return int(text)
+
+
+def parse_sha_length(value: str | int) -> int:
+    text = str(value).strip()
+    if not _ASCII_NUMBER.fullmatch(text) or not 4 <= int(text) <= 40:
+        raise InputError(f"sha-length {value!r} is out of range; accepted: a number from 4 to 40")
+    return int(text)
+
+
+def parse_choice(name: str, value: str, choices: tuple[str, ...]) -> str:
+    text = value.strip().lower()
+    if text not in choices:
+        raise InputError(f"{name} {value!r} is not accepted; accepted: {' | '.join(choices)}")
+    return text
+
+
+def release_version(tag: str, tag_prefix: str = "") -> semver.Version:
+    """A git tag as a strict SemVer 2.0 version; anything else is an error, never a guess."""
+    if tag_prefix and not tag.startswith(tag_prefix):
+        raise InputError(f"git tag {tag!r} does not start with tag-prefix {tag_prefix!r}")
+    text = tag[len(tag_prefix) :]
+    text = text[1:] if text.startswith("v") else text
+    accepted = "vMAJOR.MINOR.PATCH[-PRERELEASE] (SemVer 2.0, no leading zeros), e.g. v1.4.2"
+    if text != text.strip():
+        raise InputError(f"git tag {tag!r} is not a release version; accepted: {accepted}")
+    try:
+        version = semver.Version.parse(text)
+    except (ValueError, TypeError) as err:
+        raise InputError(f"git tag {tag!r} is not a release version; accepted: {accepted}") from err
+    if version.build:
+        raise InputError(
+            f"git tag {tag!r} has build metadata (+{version.build}), which a Docker tag cannot carry; "
+            f"accepted: {accepted}"
+        )
+    if len(str(version)) > MAX_TAG:
+        raise InputError(f"git tag {tag!r} gives an image tag longer than {MAX_TAG} characters, Docker's limit")
+    return version
+
+
+def short_sha(sha: str, length: int) -> str:
+    if len(sha) < length or not _HEX.fullmatch(sha):
+        raise InputError(f"sha {sha!r} is not a commit id; accepted: at least {length} hex digits")
+    return sha[:length].lower()
+
+
+def branch_slug(branch: str) -> str:
+    """Lower-case, each run of characters Docker tags refuse becomes one `-`, no leading `.`/`-`."""
+    return _UNSAFE_RUN.sub("-", branch.lower()).lstrip(".-")
+
+
+def build_tag(prefix: str, sha: str, timestamp: int) -> str:
+    """`<prefix>-<sha>-<timestamp>`, the prefix cut so the whole tag fits Docker's 128 characters."""
+    suffix = f"-{sha}-{timestamp}"
+    head = prefix[: MAX_TAG - len(suffix)]
+    if not head:
+        raise InputError(f"ref name {prefix!r} leaves nothing usable for a tag; accepted: [a-z0-9_.-]")
+    return head + suffix
+
+
+def choose_timestamp(
+    ctx: GitContext, source: str, now: int, given: int | None = None
+) -> tuple[int, str, tuple[str, ...]]:
+    """The tag's timestamp and where it came from; push time keeps re-runs of one push identical."""
+    if given is not None:
+        return given, "given", ()
+    candidates = {"push": ctx.push_time, "commit": ctx.commit_time, "build": now}
+    order = {"push": ("push", "commit", "build"), "commit": ("commit", "build"), "build": ("build",)}[source]
+    for name in order:
+        value = candidates[name]
+        if value is not None:
+            notes = () if name == source else (f"timestamp: no {source} time available, used the {name} time",)
+            return value, name, notes
+    raise AssertionError("build time is always available")
+
+
+def _ref_kind(ctx: GitContext, tag_prefix: str) -> tuple[str, str]:
+    """Classify the ref; a bare name is a tag only when it reads like a version (`v1.2…`, not `v2-rewrite`)."""
+    ref = ctx.ref
+    if m := _PR_REF.fullmatch(ref):
+        return "pull_request", m.group(1)
+    if ctx.event in ("pull_request", "pull_request_target"):
+        return "pull_request", str(ctx.pr_number or "")
+    if ref.startswith("refs/tags/"):
+        return "release", ref.removeprefix("refs/tags/")
+    if ref.startswith("refs/heads/"):
+        return "branch", ref.removeprefix("refs/heads/")
+    if ref.startswith("refs/"):
+        raise InputError(f"ref {ref!r} is not a branch, tag or pull request; accepted: refs/heads/*, refs/tags/*")
+    bare = ref.removeprefix(tag_prefix) if tag_prefix else ref
+    return ("release" if _VERSION_LIKE.match(bare) else "branch"), ref
+
+
+def plan_tags(ctx: GitContext, image: ImageName, options: NamingOptions, now: int) -> TagPlan:
+    """Apply the contract; every refusal is an InputError raised before anything is built."""
+    kind, name = _ref_kind(ctx, options.tag_prefix)
+    push_mode = parse_choice("push", options.push, PUSH_MODES)
+    source = parse_choice("timestamp", options.timestamp, TIMESTAMP_SOURCES)
+    if kind == "release":
+        version = release_version(name, options.tag_prefix)
+        if options.major_version is not None and version.major != options.major_version:
+            raise InputError(
+                f"git tag {name!r} is major {version.major} but major-version is {options.major_version}; "
+                f"accepted: tags v{options.major_version}.x.y"
+            )
+        floating: tuple[str, ...] = ()
+        if options.floating_tags and not version.prerelease:
+            floating = (f"{version.major}.{version.minor}", str(version.major), "latest")
+        return TagPlan(
+            kind=kind,
+            version=str(version),
+            image=image,
+            push=push_mode != "false",
+            extra_tags=floating,
+            notes=options.notes,
+        )
+    sha = short_sha(ctx.sha, options.sha_length)
+    timestamp, used, stamp_notes = choose_timestamp(ctx, source, now, options.timestamp_value)
+    notes = (*options.notes, *stamp_notes)
+    if kind == "pull_request":
+        number = name
+        if not number.isdigit():
+            raise InputError("pull request number is missing; accepted: --pr-number N or a refs/pull/N/merge ref")
+        version = build_tag(f"pr-{int(number)}", sha, timestamp)
+        push = push_mode == "true"
+    else:
+        version = build_tag(branch_slug(name), sha, timestamp)
+        push = push_mode != "false"
+    if not DOCKER_TAG.fullmatch(version):  # whatever the inputs, never hand Docker a tag it refuses
+        raise InputError(f"the tag {version[:60]!r}… is not a Docker tag; accepted: {ACCEPTED_TAG}")
+    return TagPlan(
+        kind=kind,
+        version=version,
+        image=image,
+        push=push,
+        timestamp=timestamp,
+        timestamp_source=used,
+        notes=notes,
+    )

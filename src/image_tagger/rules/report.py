@@ -1,0 +1,106 @@
+"""What the job tells people: action outputs, the job summary, and Flux's verdict on the image.
+
+Pure rendering: the action and the command line decide where the text goes.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from image_tagger.edges.notify import Notification, json_fields
+from image_tagger.edges.redact import one_line
+from image_tagger.fluxrules import standard
+from image_tagger.fluxrules.automation import why_ignored
+from image_tagger.fluxrules.policy import InvalidPolicy, PolicyFailure, select_tag
+from image_tagger.operations.publish import PublishResult
+from image_tagger.rules.naming import TagPlan
+
+
+@dataclass(frozen=True)
+class Verdict:
+    policy: str
+    picks: bool
+    reason: str
+
+
+def _qualifies(spec: dict, tag: str) -> bool:
+    try:
+        return select_tag(spec, [tag]) == tag
+    except (InvalidPolicy, PolicyFailure):
+        return False
+
+
+def flux_verdicts(plan: TagPlan, major: int | None) -> list[Verdict]:
+    """Run the shipped policies on this one tag: would a cluster following them roll it out?"""
+    verdicts = []
+    follow = major if major is not None else _release_major(plan)
+    if follow is not None:
+        spec = standard.release_policy(follow)
+        name = f"releases of major {follow} (semver `{spec['policy']['semver']['range']}`)"
+        if _qualifies(spec, plan.version):
+            verdicts.append(Verdict(name, True, f"rolls out when it is the highest {follow}.x.y release"))
+        else:
+            verdicts.append(Verdict(name, False, why_ignored(spec, plan.version)))
+    spec = standard.branch_policy()
+    name = "newest `main-…` build (numerical on the timestamp)"
+    if _qualifies(spec, plan.version):
+        verdicts.append(Verdict(name, True, "rolls out as the newest build (highest timestamp)"))
+    else:
+        verdicts.append(Verdict(name, False, "ignored: not a main build"))
+    return verdicts
+
+
+def _release_major(plan: TagPlan) -> int | None:
+    head = plan.version.split(".", 1)[0]
+    return int(head) if plan.kind == "release" and head.isdigit() else None
+
+
+HEADINGS = {
+    "pushed": "Image pushed",
+    "promoted": "Release promoted",
+    "already-published": "Release already published",
+    "built": "Image built, not pushed",
+    "failed": "Push failed",
+}
+
+
+def outputs(result: PublishResult, notifications: Sequence[Notification] = ()) -> dict[str, str]:
+    """The action's outputs, all strings, as GitHub stores them; `json` also says which Receivers were notified."""
+    return {
+        "version": result.plan.version,
+        "tags": "\n".join(result.plan.refs),
+        "digest": result.digest or "",
+        "image": result.image_ref,
+        "pushed": "true" if result.pushed else "false",
+        "json": json.dumps(result.as_dict() | json_fields(notifications), sort_keys=True),
+    }
+
+
+def summary(result: PublishResult, verdicts: list[Verdict], forecast: list[str] | None = None) -> str:
+    """Job summary in GitHub-flavoured Markdown: per tag what happened, then what Flux will do."""
+    plan = result.plan
+    lines = [f"### {HEADINGS.get(result.outcome, result.outcome)}: `{result.image_ref}`", ""]
+    if result.promoted_from:
+        lines += [
+            f"Promoted from `{result.promoted_from}`: the release tag names the very image that branch build "
+            "pushed (a registry-side copy, no build).",
+            "",
+        ]
+    lines += ["| Tag | Reference | State |", "| --- | --- | --- |"]
+    lines += [
+        f"| `{name}` | `{ref}` | {result.states.get(name, 'not pushed')} |"
+        for name, ref in zip(plan.tag_names, plan.refs, strict=True)
+    ]
+    lines += [f"> {plan.image.ref(tag)}: {one_line(text)}" for tag, text in result.errors.items()]
+    lines += ["", f"Digest: `{result.digest}`" if result.digest else "Digest: none (not pushed)"]
+    if plan.timestamp is not None:
+        lines += ["", f"Timestamp: `{plan.timestamp}` (from the {plan.timestamp_source} time)"]
+    lines += ["", "#### What Flux will do", "", "| Policy | This image |", "| --- | --- |"]
+    lines += [f"| {v.policy} | {v.reason} |" for v in verdicts]
+    if forecast:
+        lines += ["", "#### Your clusters (overlay policies, from the registry's tags)", ""]
+        lines += [f"- {line}" for line in forecast]
+    lines += [f"> {note}" for note in plan.notes]
+    return "\n".join(lines) + "\n"
