@@ -7,13 +7,14 @@ import time
 import pytest
 
 from image_tagger.edges import manifests
-from image_tagger.edges.context import GitContext
 from image_tagger.fluxrules import automation, commitmsg, policy, standard
 from image_tagger.fluxrules.goports.goregex import GoRegexError, GoRegexp
 from image_tagger.fluxrules.setters import Change
 from image_tagger.model.errors import InputError
-from image_tagger.rules.imagename import parse_image
-from image_tagger.rules.naming import NamingOptions, plan_tags
+from image_tagger.model.git import GitContext
+from image_tagger.model.imagename import parse_image
+from image_tagger.model.plan import NamingOptions
+from image_tagger.rules.naming import plan_tags
 from image_tagger.rules.report import flux_verdicts
 
 REPO = {

@@ -16,10 +16,11 @@ from hypothesis import strategies as st
 from ruamel.yaml import YAML
 from support.cli import assert_input_error, run_cli
 
-from image_tagger.edges.context import GitContext
 from image_tagger.entry import cli
 from image_tagger.entry.action import raw_inputs
 from image_tagger.model.errors import InputError
+from image_tagger.model.git import GitContext
+from image_tagger.model.inputs import PublishInputs
 from image_tagger.rules import inputs
 from image_tagger.rules.naming import plan_tags
 
@@ -39,12 +40,12 @@ def workspace(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def via_action(values: dict[str, str], workspace: Path) -> inputs.PublishInputs:
+def via_action(values: dict[str, str], workspace: Path) -> PublishInputs:
     env = {f"INPUT_{name.upper()}": value for name, value in values.items()}
     return inputs.parse(raw_inputs(env), workspace)
 
 
-def via_cli(values: dict[str, str], workspace: Path) -> inputs.PublishInputs:
+def via_cli(values: dict[str, str], workspace: Path) -> PublishInputs:
     argv = ["publish", "--workspace", str(workspace)]
     for name, value in values.items():
         flag = CLI_FORMS.get(name, f"--{name}")

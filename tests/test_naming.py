@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from image_tagger.edges.context import GitContext
 from image_tagger.model.errors import InputError
-from image_tagger.rules.imagename import parse_image
-from image_tagger.rules.naming import NamingOptions, branch_slug, plan_tags
+from image_tagger.model.git import GitContext
+from image_tagger.model.imagename import parse_image
+from image_tagger.model.plan import NamingOptions
+from image_tagger.rules.naming import branch_slug, plan_tags
 
 SHA = "3f2c1a9e5b7d0c4a1f2e3d4c5b6a79881726354a"
 NOW = 1764119999

@@ -31,25 +31,21 @@ from image_tagger.edges.kustomize import publish_flux_base
 from image_tagger.edges.notify import (
     ATTEMPTS,
     BACKOFF,
-    MAX_RECEIVERS,
     TIMEOUT,
-    Notification,
-    Receiver,
     announce_all,
-    json_fields,
     notify,
-    parse_receiver_url,
-    parse_receivers,
     receiver_payload,
     signature,
     signed_request,
-    summary_text,
     worst_case,
 )
 from image_tagger.model.errors import InputError
-from image_tagger.operations.publish import PublishResult
-from image_tagger.rules.imagename import parse_image
-from image_tagger.rules.naming import TagPlan
+from image_tagger.model.imagename import parse_image
+from image_tagger.model.plan import TagPlan
+from image_tagger.model.receivers import Notification, Receiver
+from image_tagger.model.result import PublishResult
+from image_tagger.rules.receivers import MAX_RECEIVERS, parse_receiver_url, parse_receivers
+from image_tagger.rules.report import json_fields, summary_text
 
 TOKEN = "tok-9f8e7d6c5b4a39281706"  # distinctive, so a leak into any text is found
 DIGEST = "sha256:" + "ab" * 32

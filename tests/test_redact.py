@@ -10,7 +10,7 @@ from urllib.parse import quote, quote_plus
 from hypothesis import given
 from hypothesis import strategies as st
 
-from image_tagger.edges.redact import REDACTED, Redactor, SafeStream, escape_controls, is_one_line, one_line, safe_lines
+from image_tagger.rules.redact import REDACTED, Redactor, SafeStream, escape_controls, is_one_line, one_line, safe_lines
 
 # What a user name or password may hold: anything on one line (printable, unicode, `%`, `:`, quotes, `=`).
 one_line_text = st.text(st.characters(blacklist_categories=("Cc", "Zl", "Zp", "Cs")), min_size=1, max_size=24)

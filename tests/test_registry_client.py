@@ -26,16 +26,10 @@ import requests
 from support.registry import Registry, basic_entry, push_tags, write_docker_config
 
 from image_tagger.demo import localregistry
-from image_tagger.edges.registry_client import (
-    RegistryAuth,
-    RegistrySession,
-    credentials_for,
-    list_tags,
-    parse_challenge,
-    tags_url,
-)
+from image_tagger.edges.registry_client import RegistrySession, credentials_for, list_tags, parse_challenge, tags_url
 from image_tagger.model.errors import InputError, PublishError
-from image_tagger.rules.imagename import parse_image
+from image_tagger.model.imagename import parse_image
+from image_tagger.model.registry import RegistryAuth
 
 REPOSITORY = "registry-client/app"
 TAGS = ["1.0.0", "1.1.0", "2.0.0-rc.1", "latest", "main-3f2c1a9-1764110000"]

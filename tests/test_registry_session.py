@@ -22,13 +22,13 @@ from image_tagger.edges.registry_client import (
     MANIFEST_MEDIA_TYPES,
     MAX_BODY,
     Manifest,
-    RegistryAuth,
     RegistrySession,
     list_tags,
     parse_retry_after,
 )
 from image_tagger.model.errors import PublishError
-from image_tagger.rules.imagename import parse_image
+from image_tagger.model.imagename import parse_image
+from image_tagger.model.registry import RegistryAuth
 
 REPOSITORY = "session/app"
 TAGS = ["1.0.0", "1.1.0", "latest"]

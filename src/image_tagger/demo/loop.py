@@ -27,15 +27,19 @@ from ruamel.yaml import YAML
 from image_tagger.demo import DemoError, githttp, localregistry, realclusters, sampleapp, simulated, source
 from image_tagger.demo.world import ENVIRONMENTS, UNRELEASED, Followed, QuietLog, World, fresh_config, say
 from image_tagger.edges import docker_ops, kustomize, notify, registry_client
-from image_tagger.edges.context import GitContext, commit_time_of
+from image_tagger.edges.context import commit_time_of
 from image_tagger.edges.gitcmd import git
-from image_tagger.edges.registry_client import RegistryAuth
 from image_tagger.model.errors import PublishError
+from image_tagger.model.git import GitContext
+from image_tagger.model.imagename import parse_image
+from image_tagger.model.inputs import BuildOptions
+from image_tagger.model.plan import NamingOptions
+from image_tagger.model.receivers import Receiver
+from image_tagger.model.registry import RegistryAuth
+from image_tagger.model.result import Provenance, PublishResult
 from image_tagger.operations import rollback
-from image_tagger.operations.publish import Provenance, PublishResult, publish
-from image_tagger.rules.imagename import parse_image
-from image_tagger.rules.inputs import BuildOptions
-from image_tagger.rules.naming import NamingOptions, plan_tags
+from image_tagger.operations.publish import publish
+from image_tagger.rules.naming import plan_tags
 
 BASE_TAG = "v1.0.0"
 EXAMPLE_IMAGE = "docker.io/acme/app"
@@ -51,7 +55,7 @@ class Clusters(Protocol):
     scan_interval: str
 
     @property
-    def receivers(self) -> list[notify.Receiver]: ...
+    def receivers(self) -> list[Receiver]: ...
 
     def describe(self) -> dict[str, Any]: ...
 

@@ -41,9 +41,10 @@ from image_tagger.demo.world import (
     say,
     the,
 )
-from image_tagger.edges import manifests, notify
+from image_tagger.edges import manifests
 from image_tagger.edges.gitcmd import git
 from image_tagger.fluxrules import automation
+from image_tagger.model.receivers import Receiver
 
 NAMESPACE = "flux-system"
 POLL_SECONDS = 0.1
@@ -62,8 +63,8 @@ class Env:
     repository: Ref
     policy: Ref
     deployment: Ref
-    image_receivers: list[notify.Receiver] = field(default_factory=list)  # generic-hmac: the action notifies
-    git_receivers: list[notify.Receiver] = field(default_factory=list)  # github: the git server calls on a push
+    image_receivers: list[Receiver] = field(default_factory=list)  # generic-hmac: the action notifies
+    git_receivers: list[Receiver] = field(default_factory=list)  # github: the git server calls on a push
 
     def receiver_url(self, found: dict[str, Any]) -> str:
         path = found["status"]["webhookPath"]
@@ -164,7 +165,7 @@ class RealClusters:
         self.scan_interval = scan_interval
 
     @property
-    def receivers(self) -> list[notify.Receiver]:
+    def receivers(self) -> list[Receiver]:
         return [receiver for env in self.envs.values() for receiver in env.image_receivers]
 
     def describe(self) -> dict[str, Any]:
@@ -292,7 +293,7 @@ def _bootstrap(env: Env, objects: list[dict[str, Any]]) -> None:
     for receiver in receivers:
         ref = _ref(receiver)
         found = wait(f"{env.name}: {ref}", lambda ref=ref: _if_ready(env.api.get(ref)))
-        hook = notify.Receiver(env.receiver_url(found), tokens[ref.name])
+        hook = Receiver(env.receiver_url(found), tokens[ref.name])
         (env.git_receivers if receiver["spec"]["type"] == "github" else env.image_receivers).append(hook)
     if not env.image_receivers:
         raise DemoError(f"{env.name}: the config has no generic-hmac Receiver (flux/receiver-hmac) to notify")

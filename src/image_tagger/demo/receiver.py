@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from image_tagger.edges import notify
+from image_tagger.model.receivers import Receiver
 
 
 @dataclass
@@ -25,8 +26,8 @@ class DemoReceiver:
     accepted: list[float] = field(default_factory=list)  # monotonic times of valid notifications
 
     @property
-    def receiver(self) -> notify.Receiver:
-        return notify.Receiver(self.url, self.token)
+    def receiver(self) -> Receiver:
+        return Receiver(self.url, self.token)
 
 
 @contextmanager

@@ -28,9 +28,10 @@ from image_tagger.demo.world import (
     say,
     the,
 )
-from image_tagger.edges import manifests, notify
+from image_tagger.edges import manifests
 from image_tagger.edges.gitcmd import git
 from image_tagger.fluxrules import automation, setters
+from image_tagger.model.receivers import Receiver
 
 
 class SimulatedClusters:
@@ -41,7 +42,7 @@ class SimulatedClusters:
         self.scan_interval = scan_interval
 
     @property
-    def receivers(self) -> list[notify.Receiver]:
+    def receivers(self) -> list[Receiver]:
         return [self.hook.receiver]
 
     def describe(self) -> dict[str, Any]:

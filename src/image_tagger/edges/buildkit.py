@@ -32,11 +32,11 @@ from docker.errors import DockerException
 from image_tagger.edges import credhelper
 from image_tagger.edges.buildlog import BuildProgress, split_stream
 from image_tagger.edges.childenv import DOCKER, child_env
-from image_tagger.edges.docker_ops import Log
-from image_tagger.edges.registry_client import RegistryAuth
 from image_tagger.model.errors import PublishError
-from image_tagger.rules.imagename import ImageName
-from image_tagger.rules.inputs import BuildOptions
+from image_tagger.model.imagename import ImageName
+from image_tagger.model.inputs import BuildOptions
+from image_tagger.model.log import Log
+from image_tagger.model.registry import RegistryAuth
 
 BUILDX_ENV = "IMAGE_TAGGER_BUILDX"
 # Where the docker CLI looks for plugins, for machines with buildx installed only as a plugin.

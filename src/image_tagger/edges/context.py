@@ -9,7 +9,7 @@ import math
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 
 from image_tagger.edges.gitcmd import query
 from image_tagger.model.errors import InputError
+from image_tagger.model.git import GitContext
 from image_tagger.rules import jsonlimits
 
 _SCP_REMOTE = re.compile(r"(?:[^@/]+@)?([^:/]+):(?!//)(.+)")  # git@github.com:org/repo.git
@@ -25,17 +26,6 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 MAX_EVENT_BYTES = 25 << 20  # GitHub caps webhook payloads at 25 MB
 ACCEPTED_REF = "a git ref such as refs/tags/v1.2.3 or refs/heads/main"
 ACCEPTED_SHA = "the commit's hex digits"
-
-
-@dataclass(frozen=True)
-class GitContext:
-    event: str
-    ref: str
-    sha: str
-    pr_number: int | None = None
-    push_time: int | None = None
-    commit_time: int | None = None
-    source_url: str | None = None
 
 
 MAX_UNIX = 9_999_999_999  # ten digits: the year 2286, and a tag that always fits

@@ -23,7 +23,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from image_tagger.model.errors import InputError
-from image_tagger.rules.imagename import DOCKER_HUB, registry_of_server
+from image_tagger.model.imagename import DOCKER_HUB, registry_of_server
 
 SOCKET_ENV = "IMAGE_TAGGER_CREDENTIAL_SOCKET"
 NAME = "image-tagger"

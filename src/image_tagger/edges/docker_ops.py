@@ -10,8 +10,7 @@ import contextlib
 import os
 import re
 from collections.abc import Iterable, Iterator, Mapping
-from contextlib import AbstractContextManager
-from typing import Any, Protocol
+from typing import Any
 
 import docker
 import requests
@@ -19,8 +18,10 @@ import urllib3
 from docker.errors import APIError, DockerException
 
 from image_tagger.model.errors import PublishError
-from image_tagger.rules.imagename import ImageName
-from image_tagger.rules.inputs import BuildOptions, parse_seconds
+from image_tagger.model.imagename import ImageName
+from image_tagger.model.inputs import BuildOptions
+from image_tagger.model.log import Log
+from image_tagger.rules.inputs import parse_seconds
 
 _PUSHED_DIGEST = re.compile(r"digest: (sha256:[0-9a-f]{64})")
 TIMEOUT_ENV = "IMAGE_TAGGER_DOCKER_TIMEOUT"
@@ -31,11 +32,6 @@ MAX_TIMEOUT = 3600.0
 class PushStalled(PublishError):
     """The daemon sent nothing for the SDK's timeout during a push. We closed the call, which cancels the daemon's
     push, but a manifest it had already sent may still be stored by the registry: only a read-back tells."""
-
-
-class Log(Protocol):
-    def info(self, text: str) -> None: ...
-    def group(self, title: str) -> AbstractContextManager[None]: ...
 
 
 # What the SDK raises when the daemon stays silent past the client's timeout (requests as a call starts, urllib3

@@ -25,12 +25,10 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import re
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
@@ -38,106 +36,22 @@ import requests
 
 from image_tagger.edges.httpbounds import Deadline, bounded_session
 from image_tagger.model.errors import InputError
+from image_tagger.model.receivers import Notification, Receiver
+from image_tagger.rules.receivers import parse_receiver_url
 
 if TYPE_CHECKING:  # publish imports inputs, which may import this module
-    from image_tagger.operations.publish import PublishResult
+    from image_tagger.model.result import PublishResult
 
 SIGNATURE_HEADER = "X-Signature"
 ATTEMPTS = 3
 TIMEOUT = 2.5  # seconds per request: connecting, sending, and the answer's status and headers together
 BACKOFF = 0.5  # seconds before the second attempt, doubled before each further one
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
-MAX_RECEIVERS = 16  # notified side by side, a thread each
-_UNSAFE = re.compile(r"[\s\x00-\x1f\x7f]")
 _REFUSED = {
     400: "refused the signature (400): flux-receiver-secret must be the token of the Receiver's secret",
     404: "has no Receiver at that path (404): flux-receiver-url must end with the Receiver's status.webhookPath",
     413: "refused the body as too large (413)",
 }
-
-
-@dataclass(frozen=True)
-class Receiver:
-    """Where to notify Flux, and the token that signs the notification."""
-
-    url: str
-    secret: str = field(repr=False)
-
-
-@dataclass(frozen=True)
-class Notification:
-    """Whether Flux was notified at `origin`; `detail` names that origin, never the path or the secret."""
-
-    ok: bool
-    detail: str
-    attempts: int = 0
-    origin: str = ""  # empty when the URL was refused before anything was sent
-
-
-def parse_receiver_url(text: str, name: str = "flux-receiver-url") -> str:
-    """An http(s) URL without credentials, query or fragment; refusals never echo the URL (it may hold a password)
-    but call it `name`: the input, or with several URLs its line."""
-    url = text.strip()
-    accepted = "accepted: https://<host>[:port]<status.webhookPath of the Receiver>"
-    if not url:
-        raise InputError(f"{name} is empty; {accepted}")
-    if _UNSAFE.search(url):
-        raise InputError(f"{name} contains whitespace or control characters; {accepted}")
-    try:
-        parts = urlsplit(url)
-        parts.port  # noqa: B018 - raises ValueError for a port that is not a number in 0-65535
-    except ValueError:
-        raise InputError(f"{name} is not a URL; {accepted}") from None
-    if parts.scheme.lower() not in ("http", "https"):
-        raise InputError(f"{name} must be an http:// or https:// URL; {accepted}")
-    if "@" in parts.netloc:
-        raise InputError(
-            f"{name} must not carry credentials (user:password@): the Receiver checks the signature, "
-            f"made with flux-receiver-secret; {accepted}"
-        )
-    if not parts.hostname:
-        raise InputError(f"{name} names no host; {accepted}")
-    if parts.query or parts.fragment or url.endswith(("?", "#")):
-        raise InputError(
-            f"{name} must not have a query or fragment: Flux matches the whole request path against "
-            f"status.webhookPath; {accepted}"
-        )
-    return url
-
-
-def _lines(text: str) -> list[tuple[int, str]]:
-    """The non-blank lines of an input, trimmed, with their line numbers (refusals name a line, never echo it)."""
-    return [(number, line.strip()) for number, line in enumerate(text.split("\n"), start=1) if line.strip()]
-
-
-def parse_receivers(urls: str, secrets: str) -> tuple[Receiver, ...]:
-    """The two inputs together: URLs one per line, and either one token for all of them or one per URL, in order.
-
-    Both empty is no notification; anything else that does not pair up is refused, naming the counts."""
-    url_lines, tokens = _lines(urls), [token for _, token in _lines(secrets)]
-    if not url_lines and not tokens:
-        return ()
-    if not tokens:
-        raise InputError(
-            "flux-receiver-secret is empty but flux-receiver-url is set; accepted: the token of the "
-            "generic-hmac Receiver's secret (a Receiver of that type refuses unsigned requests)"
-        )
-    if not url_lines:
-        raise InputError("flux-receiver-secret is set but flux-receiver-url is empty; accepted: both, or neither")
-    if len(url_lines) > MAX_RECEIVERS:
-        raise InputError(f"flux-receiver-url has {len(url_lines)} URLs; accepted: 1 to {MAX_RECEIVERS}, one per line")
-    if len(tokens) not in (1, len(url_lines)):
-        raise InputError(
-            f"flux-receiver-secret has {len(tokens)} tokens for {len(url_lines)} URLs of flux-receiver-url; "
-            f"accepted: one token for every URL, or one token per line, as many as the URLs and in their order"
-        )
-    name = "flux-receiver-url line {}" if len(url_lines) > 1 else "flux-receiver-url"
-    parsed = [parse_receiver_url(url, name.format(number)) for number, url in url_lines]
-    if len(set(parsed)) < len(parsed):
-        raise InputError("flux-receiver-url names one Receiver twice; accepted: each Receiver's URL once")
-    if len(tokens) == 1:
-        tokens *= len(parsed)
-    return tuple(Receiver(url, token) for url, token in zip(parsed, tokens, strict=True))
 
 
 def receiver_payload(result: PublishResult) -> dict[str, object]:
@@ -267,29 +181,3 @@ def announce_all(
 
     with ThreadPoolExecutor(max_workers=len(receivers), thread_name_prefix="flux-receiver") as pool:
         return list(pool.map(lambda receiver: announce(receiver, result, log=one_line_at_a_time), receivers))
-
-
-def summary_text(notifications: Sequence[Notification]) -> str:
-    """The job summary's lines about Flux, one per receiver, to append after the rest of the summary."""
-    lines = []
-    for notification in notifications:
-        if notification.ok:
-            lines.append(f"Flux: notified ({notification.detail.removeprefix('Flux notified: ')})")
-        else:
-            reason = notification.detail.removeprefix("Flux not notified: ")
-            lines.append(f"Flux: **not notified** ({reason}); it finds the image at its next scan of the repository")
-    if len(lines) == 1:
-        return f"\n{lines[0]}\n"
-    return "\n" + "".join(f"- {line}\n" for line in lines)
-
-
-def json_fields(notifications: Sequence[Notification]) -> dict[str, object]:
-    """What the `json` output and `publish --json` add: nothing when no Receiver was notified (none set, or nothing
-    pushed); else `flux_notified` (true when every Receiver was) and `flux_receivers`, one `{"origin",
-    "notified"}` per Receiver in the order given."""
-    if not notifications:
-        return {}
-    return {
-        "flux_notified": all(n.ok for n in notifications),
-        "flux_receivers": [{"origin": n.origin, "notified": n.ok} for n in notifications],
-    }

@@ -24,7 +24,7 @@ import shutil
 import socket
 import subprocess
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC
 from email.utils import parsedate_to_datetime
@@ -37,10 +37,12 @@ import urllib3
 
 from image_tagger.edges.childenv import child_env
 from image_tagger.edges.httpbounds import bounded_session
-from image_tagger.edges.redact import Redactor
+from image_tagger.fluxrules import automation
 from image_tagger.model.errors import InputError, PublishError
+from image_tagger.model.imagename import DOCKER_HUB, ImageName, normalise_registry, parse_image, registry_of_server
+from image_tagger.model.registry import RegistryAuth
 from image_tagger.rules import jsonlimits
-from image_tagger.rules.imagename import DOCKER_HUB, ImageName, normalise_registry, parse_image, registry_of_server
+from image_tagger.rules.redact import Redactor
 
 DOCKER_HUB_ENDPOINT = "https://registry-1.docker.io"
 DOCKER_HUB_SERVER_URL = "https://index.docker.io/v1/"
@@ -82,18 +84,6 @@ CREDENTIAL_HELPER_ENV = (
 )
 _LOOPBACK_RE = re.compile(r"(?:127(?:\.\d{1,3}){3}|localhost|\[::1\])(?::\d+)?", re.IGNORECASE)
 _CHALLENGE_PARAM_RE = re.compile(r'(\w+)=(?:"([^"]*)"|([^\s,]*))')
-
-
-@dataclass(frozen=True)
-class RegistryAuth:
-    """One registry account; empty username means anonymous."""
-
-    username: str = ""
-    password: str = field(default="", repr=False)
-
-    @property
-    def basic(self) -> tuple[str, str] | None:
-        return (self.username, self.password) if self.username else None
 
 
 # --- Docker config -------------------------------------------------------------------------------
@@ -731,3 +721,24 @@ def list_tags(
     """
     with RegistrySession(parse_image(image), auth, timeout=timeout, page_size=page_size, deadline=deadline) as session:
         return session.tags()
+
+
+@dataclass
+class RegistryTags:
+    """Tags from the registry, read with the pull secret Flux would use, else the Docker config's login."""
+
+    cache: dict[str, list[str]] = field(default_factory=dict)
+    logins: list[RegistryAuth] = field(default_factory=list)  # what was read: the CLI redacts it
+
+    def tags(self, target: automation.Scanned) -> Sequence[str]:
+        if not target.image:
+            return ()
+        if target.image not in self.cache:
+            registry = parse_image(target.image).registry
+            if target.pull_secret is not None:
+                auth = credentials_from_secret(target.pull_secret, registry)
+            else:
+                auth = credentials_for(registry)
+            self.logins.append(auth)
+            self.cache[target.image] = list_tags(target.image, auth)
+        return self.cache[target.image]

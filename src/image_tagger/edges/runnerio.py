@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from actions_toolkit import core
 from actions_toolkit.command import Command
 
-from image_tagger.edges.redact import Redactor, SafeStream, escape_controls, guarded, one_line
+from image_tagger.rules.redact import Redactor, SafeStream, escape_controls, guarded, one_line
 
 
 class Runner:

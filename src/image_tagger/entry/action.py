@@ -17,13 +17,17 @@ from pathlib import Path
 
 from image_tagger.edges import context, docker_ops, manifests, notify, registry_client
 from image_tagger.edges.buildkit import BuildError
-from image_tagger.edges.redact import Redactor, one_line
 from image_tagger.edges.runnerio import Runner
 from image_tagger.fluxrules import automation
 from image_tagger.model.errors import InputError, PublishError
-from image_tagger.operations.publish import Provenance, PublishResult, PushFailed, publish
+from image_tagger.model.plan import TagPlan
+from image_tagger.model.receivers import Notification
+from image_tagger.model.registry import RegistryAuth
+from image_tagger.model.result import Provenance, PublishResult
+from image_tagger.operations.publish import PushFailed, publish
 from image_tagger.rules import inputs, report
-from image_tagger.rules.naming import TagPlan, plan_tags
+from image_tagger.rules.naming import plan_tags
+from image_tagger.rules.redact import Redactor, one_line
 
 
 class ActionsLog:
@@ -67,7 +71,7 @@ def secrets_of(env: Mapping[str, str]) -> Redactor:
 
 
 def overlay_outlook(
-    runner: Runner, targets: list[automation.PolicyTarget], plan: TagPlan, credentials: registry_client.RegistryAuth
+    runner: Runner, targets: list[automation.PolicyTarget], plan: TagPlan, credentials: RegistryAuth
 ) -> list[str]:
     """What the overlay's policies do with the new tag, from the registry's current tag list (one line each:
     the tags are the registry's, so a tag name cannot start a line of its own)."""
@@ -120,7 +124,7 @@ def run(runner: Runner) -> int:
         else:
             runner.annotate("warning", notification.detail, title="Flux not notified")
     if notifications:
-        summary += "\n" + notify.summary_text(notifications)
+        summary += "\n" + report.summary_text(notifications)
     write_results(runner, result, summary, notifications)
     if failure is not None:
         raise failure
@@ -128,7 +132,7 @@ def run(runner: Runner) -> int:
 
 
 def write_results(
-    runner: Runner, result: PublishResult, summary: str, notifications: Sequence[notify.Notification] = ()
+    runner: Runner, result: PublishResult, summary: str, notifications: Sequence[Notification] = ()
 ) -> None:
     """Outputs and summary; if the runner's files cannot take them, say what is in the registry regardless."""
     try:

@@ -23,15 +23,17 @@ from typing import Any, NoReturn
 import requests
 from docker.errors import DockerException
 
-from image_tagger.edges import context, docker_ops, manifests, notify
-from image_tagger.edges.redact import Redactor, guarded, one_line
+from image_tagger.edges import context, docker_ops, manifests, notify, registry_client
 from image_tagger.fluxrules import automation, imageref, policy, setters
 from image_tagger.fluxrules.files import read_named_file
 from image_tagger.model.errors import InputError, PublishError
-from image_tagger.operations.publish import Provenance, PushFailed, publish
+from image_tagger.model.imagename import ImageName
+from image_tagger.model.plan import NamingOptions
+from image_tagger.model.result import Provenance
+from image_tagger.operations.publish import PushFailed, publish
 from image_tagger.rules import inputs, report
-from image_tagger.rules.imagename import ImageName
-from image_tagger.rules.naming import NamingOptions, plan_tags
+from image_tagger.rules.naming import plan_tags
+from image_tagger.rules.redact import Redactor, guarded, one_line
 
 PASSWORD_ENV = "IMAGE_TAGGER_PASSWORD"
 RECEIVER_ENV = "IMAGE_TAGGER_RECEIVER_SECRET"
@@ -152,7 +154,7 @@ def cmd_publish(args: argparse.Namespace) -> int:
     for notification in notifications:
         log.info(notification.detail)
     if args.json:
-        print(json.dumps(result.as_dict() | notify.json_fields(notifications)))
+        print(json.dumps(result.as_dict() | report.json_fields(notifications)))
     else:
         print(report.summary(result, report.flux_verdicts(plan, given.naming.major_version)), end="")
     return 0
@@ -217,7 +219,7 @@ def cmd_preview(args: argparse.Namespace) -> int:
     if not targets:
         raise InputError(f"overlay {args.overlay} has no ImagePolicy; accepted: an overlay with Flux image objects")
     automations = automation.find_automations(objects) if config_repo else []  # bad input first, then the registry
-    source = automation.RegistryTags()
+    source = registry_client.RegistryTags()
     try:
         predictions = automation.predict(targets, source)
     finally:  # the logins read from the Docker config or a Secret are redacted from here on, errors included
@@ -244,7 +246,7 @@ def cmd_preview(args: argparse.Namespace) -> int:
 
 
 def cmd_rollback(args: argparse.Namespace) -> int:
-    from image_tagger.operations import rollback  # issue 10: exclude a bad release in the overlay (or --undo it)
+    from image_tagger.operations import rollback  # issue 10: exclude a bad release in the overlay (or --undo it
 
     print(rollback.run(Path(args.overlay), args.tag, args.image, args.undo).line)
     return 0

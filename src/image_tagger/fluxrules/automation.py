@@ -14,13 +14,12 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
-from image_tagger.edges import registry_client
 from image_tagger.fluxrules import commitmsg, policy, setters
 from image_tagger.fluxrules.goports.goregex import GoRegexp
 from image_tagger.fluxrules.goports.mastersemver import VersionError, parse_version
 from image_tagger.fluxrules.imageref import ImageRef
 from image_tagger.model.errors import InputError
-from image_tagger.rules.imagename import parse_image
+from image_tagger.model.imagename import parse_image
 
 IMAGE_API = "image.toolkit.fluxcd.io/"
 _MAJOR_RANGE = re.compile(r"v?([0-9]+)(?:\.[xX*])*")
@@ -135,27 +134,6 @@ class KnownTags:
 
     def tags(self, target: Scanned) -> Sequence[str]:
         return next((t for image, t in self.by_image.items() if same_repository(image, target.image or "")), ())
-
-
-@dataclass
-class RegistryTags:
-    """Tags from the registry, read with the pull secret Flux would use, else the Docker config's login."""
-
-    cache: dict[str, list[str]] = field(default_factory=dict)
-    logins: list[registry_client.RegistryAuth] = field(default_factory=list)  # what was read: the CLI redacts it
-
-    def tags(self, target: Scanned) -> Sequence[str]:
-        if not target.image:
-            return ()
-        if target.image not in self.cache:
-            registry = parse_image(target.image).registry
-            if target.pull_secret is not None:
-                auth = registry_client.credentials_from_secret(target.pull_secret, registry)
-            else:
-                auth = registry_client.credentials_for(registry)
-            self.logins.append(auth)
-            self.cache[target.image] = registry_client.list_tags(target.image, auth)
-        return self.cache[target.image]
 
 
 def _is(obj: Mapping[str, Any], kind: str) -> bool:

@@ -33,17 +33,21 @@ import re
 import secrets
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 import docker
 
 from image_tagger.edges import buildkit, docker_ops
-from image_tagger.edges.registry_client import Manifest, RegistryAuth, RegistrySession
+from image_tagger.edges.registry_client import Manifest, RegistrySession
 from image_tagger.model.errors import PublishError
+from image_tagger.model.inputs import BuildOptions, ReleaseOptions
+from image_tagger.model.log import Log
+from image_tagger.model.plan import TagPlan
+from image_tagger.model.registry import RegistryAuth
+from image_tagger.model.result import Provenance, PublishResult
 from image_tagger.rules import releases
-from image_tagger.rules.inputs import BuildOptions, ReleaseOptions, parse_seconds
-from image_tagger.rules.naming import TagPlan
+from image_tagger.rules.inputs import parse_seconds
 
 PUSH_ATTEMPTS = 4
 DEFAULT_RELEASE = ReleaseOptions()
@@ -60,58 +64,6 @@ _TRANSIENT = re.compile(
     r"connection refused|broken pipe|did not answer in time",
     re.IGNORECASE,
 )
-
-
-@dataclass(frozen=True)
-class Provenance:
-    """Where the image comes from: written into its labels, and its build time when the commit's is known."""
-
-    revision: str
-    source_url: str | None = None
-    commit_time: int | None = None
-
-
-@dataclass(frozen=True)
-class PublishResult:
-    """What happened, per tag: `pushed`, `promoted`, `already-published`, `built` (not pushed) or `failed`."""
-
-    plan: TagPlan
-    image_id: str
-    digest: str | None
-    states: dict[str, str] = field(default_factory=dict)
-    errors: dict[str, str] = field(default_factory=dict)
-    promoted_from: str | None = None
-
-    @property
-    def pushed(self) -> bool:
-        """The primary tag names this run's image in the registry (pushed, promoted or already there)."""
-        return self.states.get(self.plan.version) in ("pushed", "promoted", "already-published")
-
-    @property
-    def outcome(self) -> str:
-        return self.states.get(self.plan.version, "built")
-
-    @property
-    def image_ref(self) -> str:
-        primary = self.plan.image.ref(self.plan.version)
-        return f"{primary}@{self.digest}" if self.digest and self.pushed else primary
-
-    def tags_in(self, *states: str) -> list[str]:
-        return [self.plan.image.ref(tag) for tag in self.plan.tag_names if self.states.get(tag) in states]
-
-    def as_dict(self) -> dict[str, object]:
-        planned = {key: value for key, value in self.plan.as_dict().items() if key != "push"}  # `pushed` says it
-        return {
-            **planned,
-            "image": self.image_ref,  # as the `image` output: name:tag@digest
-            "image_id": self.image_id,
-            "digest": self.digest or "",
-            "pushed": self.pushed,
-            "outcome": self.outcome,
-            "promoted_from": self.promoted_from or "",
-            "tag_states": {self.plan.image.ref(tag): self.states.get(tag, "not pushed") for tag in self.plan.tag_names},
-            "errors": {self.plan.image.ref(tag): text for tag, text in self.errors.items()},
-        }
 
 
 class PushFailed(PublishError):
@@ -147,7 +99,7 @@ def build_image(
     build: BuildOptions,
     provenance: Provenance,
     credentials: RegistryAuth,
-    log: docker_ops.Log,
+    log: Log,
     now: datetime,
     build_ref: str,
 ) -> str:
@@ -190,7 +142,7 @@ def copy_tags(
     plan: TagPlan,
     manifest: Manifest,
     state: str,
-    log: docker_ops.Log,
+    log: Log,
     guard: ReleaseGuard,
     **extra: str,
 ) -> PublishResult:
@@ -274,7 +226,7 @@ def push_verified(
     plan: TagPlan,
     tag: str,
     built: tuple[str, str],
-    log: docker_ops.Log,
+    log: Log,
     sleep: Callable[[float], None] = time.sleep,
 ) -> str:
     """Push one tag with retries on transient registry trouble, then read it back; returns its digest.
@@ -328,7 +280,7 @@ class ReleaseGuard:
     revision: str
     overwrite: bool
     settle: float
-    log: docker_ops.Log
+    log: Log
     sleep: Callable[[float], None] = time.sleep
 
     def _holder(self) -> releases.Existing | None:
@@ -377,7 +329,7 @@ def release_without_build(
     plan: TagPlan,
     provenance: Provenance,
     release: ReleaseOptions,
-    log: docker_ops.Log,
+    log: Log,
     guard: ReleaseGuard,
 ) -> PublishResult | None:
     """An already-published or promoted release; None when it must be built. Refuses another commit's tag."""
@@ -402,7 +354,7 @@ def publish(
     build: BuildOptions,
     provenance: Provenance,
     credentials: RegistryAuth,
-    log: docker_ops.Log,
+    log: Log,
     now: datetime,
     release: ReleaseOptions = DEFAULT_RELEASE,
 ) -> PublishResult:

@@ -18,19 +18,19 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from image_tagger.edges.context import read_event
-from image_tagger.edges.redact import Redactor, is_one_line, one_line
-from image_tagger.edges.registry_client import RegistryAuth
 from image_tagger.edges.runnerio import Runner
 from image_tagger.fluxrules import files
 from image_tagger.model.errors import InputError, PublishError
+from image_tagger.model.imagename import normalise_registry
+from image_tagger.model.registry import RegistryAuth
 from image_tagger.pullrequest import render
 from image_tagger.pullrequest.changes import ImageChange, image_changes
 from image_tagger.pullrequest.facts import DEADLINE as LOOKUP_DEADLINE
 from image_tagger.pullrequest.facts import Facts, lookup
 from image_tagger.pullrequest.github import DEADLINE, GitHub, Outcome
 from image_tagger.pullrequest.markers import marked_values, policy_keys
-from image_tagger.rules.imagename import normalise_registry
 from image_tagger.rules.inputs import parse_seconds
+from image_tagger.rules.redact import Redactor, is_one_line, one_line
 
 MAX_DEADLINE = 3600.0
 _LABEL = re.compile(r"[^,\n]{1,50}")

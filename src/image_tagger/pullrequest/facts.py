@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from image_tagger.edges.registry_client import RegistryAuth, RegistrySession
+from image_tagger.edges.registry_client import RegistrySession
 from image_tagger.model.errors import InputError, PublishError
+from image_tagger.model.imagename import normalise_registry, parse_image
+from image_tagger.model.registry import RegistryAuth
 from image_tagger.pullrequest.changes import Ref
-from image_tagger.rules.imagename import normalise_registry, parse_image
 
 SOURCE = "org.opencontainers.image.source"
 REVISION = "org.opencontainers.image.revision"

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from image_tagger.edges.redact import escape_controls
 from image_tagger.pullrequest.changes import ImageChange
 from image_tagger.pullrequest.facts import Facts
+from image_tagger.rules.redact import escape_controls
 
 MARK = "<!-- flux-ci-cd/pull-request -->"
 TITLE_LIMIT = 256

@@ -11,15 +11,16 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 
-from image_tagger.edges.notify import Receiver, parse_receivers
-from image_tagger.edges.redact import is_one_line
-from image_tagger.edges.registry_client import RegistryAuth
 from image_tagger.model.errors import InputError
-from image_tagger.rules.imagename import ImageName, parse_image
-from image_tagger.rules.naming import NamingOptions, parse_choice, parse_major, parse_sha_length
+from image_tagger.model.imagename import ImageName, parse_image
+from image_tagger.model.inputs import BuildOptions, PublishInputs, ReleaseOptions, Secret
+from image_tagger.model.plan import NamingOptions
+from image_tagger.model.registry import RegistryAuth
+from image_tagger.rules.naming import parse_choice, parse_major, parse_sha_length
+from image_tagger.rules.receivers import parse_receivers
+from image_tagger.rules.redact import is_one_line
 
 BUILDERS = ("buildkit", "legacy")
 PROMOTE_MODES = ("auto", "never")
@@ -61,51 +62,6 @@ def parse_seconds(name: str, text: str, default: float, low: float, high: float)
     if not low <= seconds <= high:
         raise InputError(f"{name} {text[:20]!r} is not accepted; accepted: seconds from {low:g} to {high:g}")
     return seconds
-
-
-@dataclass(frozen=True)
-class Secret:
-    """A build secret, mounted by `RUN --mount=type=secret,id=<id>` and never stored in the image."""
-
-    id: str
-    value: str = field(repr=False)
-
-
-@dataclass(frozen=True)
-class BuildOptions:
-    """How to build: everything a Dockerfile build needs besides the tags and labels."""
-
-    context: Path
-    dockerfile: Path
-    build_args: Mapping[str, str] = field(default_factory=dict)
-    secrets: tuple[Secret, ...] = ()
-    platforms: tuple[str, ...] = ()
-    target: str = ""
-    cache_from: tuple[str, ...] = ()
-    cache_to: tuple[str, ...] = ()
-    pull: bool = False
-    no_cache: bool = False
-    builder: str = "buildkit"
-
-
-@dataclass(frozen=True)
-class ReleaseOptions:
-    """What a release may do: replace another commit's release tag, or reuse a branch build's manifest."""
-
-    overwrite: bool = False
-    promote: str = "auto"
-
-
-@dataclass(frozen=True)
-class PublishInputs:
-    workspace: Path
-    image: ImageName
-    naming: NamingOptions
-    credentials: RegistryAuth
-    build: BuildOptions
-    release: ReleaseOptions
-    overlay: Path | None
-    receivers: tuple[Receiver, ...] = ()  # Flux generic-hmac Receivers (one per cluster) to notify after the push
 
 
 def parse_bool(name: str, value: str, default: bool = False) -> bool:

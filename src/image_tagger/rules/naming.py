@@ -11,13 +11,13 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
 
 import semver
 
-from image_tagger.edges.context import GitContext
 from image_tagger.model.errors import InputError
-from image_tagger.rules.imagename import ImageName
+from image_tagger.model.git import GitContext
+from image_tagger.model.imagename import ImageName
+from image_tagger.model.plan import NamingOptions, TagPlan
 
 MAX_TAG = 128
 TIMESTAMP_SOURCES = ("push", "commit", "build")
@@ -29,51 +29,6 @@ _ASCII_NUMBER = re.compile(r"[0-9]{1,9}")  # str.isdigit() also admits "²", whi
 _PR_REF = re.compile(r"refs/pull/([0-9]+)/(?:merge|head)")
 _UNSAFE_RUN = re.compile(r"[^a-z0-9_.-]+")
 _VERSION_LIKE = re.compile(r"v?[0-9]+\.[0-9]+")  # bare refs: `v1.2.3` (or a near miss, to refuse) is a tag
-
-
-@dataclass(frozen=True)
-class NamingOptions:
-    tag_prefix: str = ""
-    major_version: int | None = None
-    sha_length: int = 7
-    timestamp: str = "push"
-    timestamp_value: int | None = None
-    floating_tags: bool = False
-    push: str = "auto"
-    notes: tuple[str, ...] = ()  # remarks about the inputs, carried into the plan for the log and summary
-
-
-@dataclass(frozen=True)
-class TagPlan:
-    """What to publish: the primary tag (`version`) first, then any floating tags."""
-
-    kind: str  # release | branch | pull_request
-    version: str
-    image: ImageName
-    push: bool
-    extra_tags: tuple[str, ...] = ()
-    timestamp: int | None = None
-    timestamp_source: str | None = None
-    notes: tuple[str, ...] = field(default=())
-
-    @property
-    def tag_names(self) -> tuple[str, ...]:
-        return (self.version, *self.extra_tags)
-
-    @property
-    def refs(self) -> tuple[str, ...]:
-        return tuple(self.image.ref(t) for t in self.tag_names)
-
-    def as_dict(self) -> dict[str, object]:
-        return {
-            "kind": self.kind,
-            "version": self.version,
-            "repository": self.image.name,
-            "tags": list(self.refs),
-            "push": self.push,
-            "timestamp": self.timestamp,
-            "timestamp_source": self.timestamp_source,
-        }
 
 
 def parse_major(value: str | int | None) -> int | None:

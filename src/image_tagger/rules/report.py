@@ -9,13 +9,13 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from image_tagger.edges.notify import Notification, json_fields
-from image_tagger.edges.redact import one_line
 from image_tagger.fluxrules import standard
 from image_tagger.fluxrules.automation import why_ignored
 from image_tagger.fluxrules.policy import InvalidPolicy, PolicyFailure, select_tag
-from image_tagger.operations.publish import PublishResult
-from image_tagger.rules.naming import TagPlan
+from image_tagger.model.plan import TagPlan
+from image_tagger.model.receivers import Notification
+from image_tagger.model.result import PublishResult
+from image_tagger.rules.redact import one_line
 
 
 @dataclass(frozen=True)
@@ -104,3 +104,29 @@ def summary(result: PublishResult, verdicts: list[Verdict], forecast: list[str] 
         lines += [f"- {line}" for line in forecast]
     lines += [f"> {note}" for note in plan.notes]
     return "\n".join(lines) + "\n"
+
+
+def summary_text(notifications: Sequence[Notification]) -> str:
+    """The job summary's lines about Flux, one per receiver, to append after the rest of the summary."""
+    lines = []
+    for notification in notifications:
+        if notification.ok:
+            lines.append(f"Flux: notified ({notification.detail.removeprefix('Flux notified: ')})")
+        else:
+            reason = notification.detail.removeprefix("Flux not notified: ")
+            lines.append(f"Flux: **not notified** ({reason}); it finds the image at its next scan of the repository")
+    if len(lines) == 1:
+        return f"\n{lines[0]}\n"
+    return "\n" + "".join(f"- {line}\n" for line in lines)
+
+
+def json_fields(notifications: Sequence[Notification]) -> dict[str, object]:
+    """What the `json` output and `publish --json` add: nothing when no Receiver was notified (none set, or nothing
+    pushed); else `flux_notified` (true when every Receiver was) and `flux_receivers`, one `{"origin",
+    "notified"}` per Receiver in the order given."""
+    if not notifications:
+        return {}
+    return {
+        "flux_notified": all(n.ok for n in notifications),
+        "flux_receivers": [{"origin": n.origin, "notified": n.ok} for n in notifications],
+    }

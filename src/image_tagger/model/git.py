@@ -1,0 +1,16 @@
+"""The git event a run publishes for: what naming reads, parsed once from the runner or a checkout."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class GitContext:
+    event: str
+    ref: str
+    sha: str
+    pr_number: int | None = None
+    push_time: int | None = None
+    commit_time: int | None = None
+    source_url: str | None = None

@@ -1,0 +1,59 @@
+"""What a publish did: per tag its state, the digest, the promotion, and where the image comes from."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from image_tagger.model.plan import TagPlan
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """Where the image comes from: written into its labels, and its build time when the commit's is known."""
+
+    revision: str
+    source_url: str | None = None
+    commit_time: int | None = None
+
+
+@dataclass(frozen=True)
+class PublishResult:
+    """What happened, per tag: `pushed`, `promoted`, `already-published`, `built` (not pushed) or `failed`."""
+
+    plan: TagPlan
+    image_id: str
+    digest: str | None
+    states: dict[str, str] = field(default_factory=dict)
+    errors: dict[str, str] = field(default_factory=dict)
+    promoted_from: str | None = None
+
+    @property
+    def pushed(self) -> bool:
+        """The primary tag names this run's image in the registry (pushed, promoted or already there)."""
+        return self.states.get(self.plan.version) in ("pushed", "promoted", "already-published")
+
+    @property
+    def outcome(self) -> str:
+        return self.states.get(self.plan.version, "built")
+
+    @property
+    def image_ref(self) -> str:
+        primary = self.plan.image.ref(self.plan.version)
+        return f"{primary}@{self.digest}" if self.digest and self.pushed else primary
+
+    def tags_in(self, *states: str) -> list[str]:
+        return [self.plan.image.ref(tag) for tag in self.plan.tag_names if self.states.get(tag) in states]
+
+    def as_dict(self) -> dict[str, object]:
+        planned = {key: value for key, value in self.plan.as_dict().items() if key != "push"}  # `pushed` says it
+        return {
+            **planned,
+            "image": self.image_ref,  # as the `image` output: name:tag@digest
+            "image_id": self.image_id,
+            "digest": self.digest or "",
+            "pushed": self.pushed,
+            "outcome": self.outcome,
+            "promoted_from": self.promoted_from or "",
+            "tag_states": {self.plan.image.ref(tag): self.states.get(tag, "not pushed") for tag in self.plan.tag_names},
+            "errors": {self.plan.image.ref(tag): text for tag, text in self.errors.items()},
+        }
