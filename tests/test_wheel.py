@@ -36,9 +36,10 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_the_wheel_carries_the_base_and_the_example(wheel: Path) -> None:
     names = set(zipfile.ZipFile(wheel).namelist())
-    for part in ("flux", "kustomize"):
-        shipped = sorted(str(p.relative_to(REPO)) for p in (REPO / part).rglob("*") if p.is_file())
-        assert {f"image_tagger/demo/{name}" for name in shipped} <= names
+    for part, packaged in (("flux", "base"), ("kustomize", "example")):
+        shipped = sorted(str(p.relative_to(REPO / part)) for p in (REPO / part).rglob("*") if p.is_file())
+        assert shipped
+        assert {f"image_tagger/demo/{packaged}/{name}" for name in shipped} <= names
     assert "image_tagger/demo/loop.py" in names
 
 

@@ -9,12 +9,15 @@ from pathlib import Path
 from image_tagger.demo import DemoError
 
 PARTS = ("flux", "kustomize")
+# Their names in the wheel: not `flux` again beside the Flux base and the fluxrules package.
+PACKAGED = {"flux": "base", "kustomize": "example"}
 
 
 def packaged(part: str) -> Path:
     """The wheel's copy, installed beside this module; run from a checkout (src/), the checkout's own."""
     here = Path(__file__).resolve()
-    return here.parent / part if (here.parent / part).is_dir() else here.parents[3] / part
+    installed = here.parent / PACKAGED[part]
+    return installed if installed.is_dir() else here.parents[3] / part
 
 
 def stage(dest: Path, checkout: Path | None = None) -> Path:
