@@ -32,7 +32,7 @@ from docker.errors import DockerException
 from image_tagger.edges import credhelper
 from image_tagger.edges.buildlog import BuildProgress, split_stream
 from image_tagger.edges.childenv import DOCKER, child_env
-from image_tagger.model.errors import PublishError
+from image_tagger.model.errors import BuildError, PublishError
 from image_tagger.model.imagename import ImageName
 from image_tagger.model.inputs import BuildOptions
 from image_tagger.model.log import Log
@@ -48,14 +48,6 @@ PLUGIN_DIRS = (
     "/usr/libexec/docker/cli-plugins",
 )
 CONTAINERD_STORE = "io.containerd.snapshotter.v1"
-
-
-class BuildError(PublishError):
-    """The build itself failed; `step` names the Dockerfile step when BuildKit said which."""
-
-    def __init__(self, message: str, step: str | None = None) -> None:
-        super().__init__(message)
-        self.step = step
 
 
 def find_buildx() -> str:

@@ -17,7 +17,7 @@ import requests
 import urllib3
 from docker.errors import APIError, DockerException
 
-from image_tagger.model.errors import PublishError
+from image_tagger.model.errors import PublishError, PushStalled
 from image_tagger.model.imagename import ImageName
 from image_tagger.model.inputs import BuildOptions
 from image_tagger.model.log import Log
@@ -27,11 +27,6 @@ _PUSHED_DIGEST = re.compile(r"digest: (sha256:[0-9a-f]{64})")
 TIMEOUT_ENV = "IMAGE_TAGGER_DOCKER_TIMEOUT"
 DEFAULT_TIMEOUT = 60.0  # docker.constants.DEFAULT_TIMEOUT_SECONDS
 MAX_TIMEOUT = 3600.0
-
-
-class PushStalled(PublishError):
-    """The daemon sent nothing for the SDK's timeout during a push. We closed the call, which cancels the daemon's
-    push, but a manifest it had already sent may still be stored by the registry: only a read-back tells."""
 
 
 # What the SDK raises when the daemon stays silent past the client's timeout (requests as a call starts, urllib3

@@ -11,12 +11,10 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Protocol
 
+from image_tagger.model.errors import UnsupportedTemplate
+
 DEFAULT_MESSAGE = "Update from image update automation"
 _ACTION = re.compile(r"\{\{(-\s)?\s*(.*?)\s*(\s-)?\}\}", re.DOTALL)
-
-
-class UnsupportedTemplate(ValueError):
-    """The template uses text/template features beyond the supported subset."""
 
 
 class Changed(Protocol):

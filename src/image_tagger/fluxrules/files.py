@@ -20,18 +20,11 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from image_tagger.model.errors import InputError
+from image_tagger.model.errors import FileError, InputError
 
 MAX_FILE_BYTES = 1024 * 1024  # 1 MiB: a bigger manifest is not hand-written, and parsing it takes seconds per MiB
 MAX_NAMED_FILE_BYTES = 16 * 1024 * 1024  # a file named on the command line: tag lists, policies, overlays, secrets
 MAX_DIR_DEPTH = 255  # directories below PATH; deeper ones are not entered
-
-
-class FileError(OSError):
-    """A file of the update could not be read or written; one line naming it (exit code 1)."""
-
-    def __str__(self) -> str:
-        return str(self.args[0])
 
 
 @dataclass(frozen=True)

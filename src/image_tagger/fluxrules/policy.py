@@ -20,17 +20,9 @@ from image_tagger.fluxrules.goports.mastersemver import (
     new_constraint,
     parse_version,
 )
-from image_tagger.model.errors import InputError
+from image_tagger.model.errors import InvalidPolicy, PolicyFailure
 
 DEFAULT_EXCLUSIONS: tuple[str, ...] = (r"^.*\.sig$",)
-
-
-class InvalidPolicy(InputError):
-    """The ImagePolicy/ImageRepository spec itself is unusable (Flux: Stalled, reason InvalidPolicy)."""
-
-
-class PolicyFailure(RuntimeError):
-    """Evaluation failed or no tag qualifies (Flux: Ready=False, retried)."""
 
 
 Policer = Callable[[Sequence[str]], str]

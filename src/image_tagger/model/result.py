@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from image_tagger.model.errors import PublishError
 from image_tagger.model.plan import TagPlan
 
 
@@ -57,3 +58,11 @@ class PublishResult:
             "tag_states": {self.plan.image.ref(tag): self.states.get(tag, "not pushed") for tag in self.plan.tag_names},
             "errors": {self.plan.image.ref(tag): text for tag, text in self.errors.items()},
         }
+
+
+class PushFailed(PublishError):
+    """A push failed after the build; `result` says exactly which tags are in the registry and which not."""
+
+    def __init__(self, message: str, result: PublishResult) -> None:
+        super().__init__(message)
+        self.result = result

@@ -45,7 +45,7 @@ from image_tagger.model.inputs import BuildOptions, ReleaseOptions
 from image_tagger.model.log import Log
 from image_tagger.model.plan import TagPlan
 from image_tagger.model.registry import RegistryAuth
-from image_tagger.model.result import Provenance, PublishResult
+from image_tagger.model.result import Provenance, PublishResult, PushFailed
 from image_tagger.rules import releases
 from image_tagger.rules.inputs import parse_seconds
 
@@ -64,14 +64,6 @@ _TRANSIENT = re.compile(
     r"connection refused|broken pipe|did not answer in time",
     re.IGNORECASE,
 )
-
-
-class PushFailed(PublishError):
-    """A push failed after the build; `result` says exactly which tags are in the registry and which not."""
-
-    def __init__(self, message: str, result: PublishResult) -> None:
-        super().__init__(message)
-        self.result = result
 
 
 def created_time(provenance: Provenance, now: datetime) -> datetime:

@@ -14,12 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from image_tagger.fluxrules import files
+from image_tagger.model.errors import JSONError
 
 MAX_DEPTH = 100  # nested arrays and objects; webhook events, manifests and API answers use about ten
-
-
-class JSONError(ValueError):
-    """Not JSON (the decoder's message), over the size limit, or nested too deep; one line saying which."""
 
 
 def loads(data: bytes | str, max_bytes: int, max_depth: int = MAX_DEPTH) -> Any:

@@ -13,16 +13,12 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from image_tagger.model.errors import PublishError
+from image_tagger.model.errors import PublishError, ReleaseLost
 
 REVISION = "org.opencontainers.image.revision"
 # `<branch>-<sha>-<unix-seconds>` as the naming contract writes branch builds (pull requests are `pr-…`).
 _PULL_REQUEST = re.compile(r"pr-[0-9]+")
 _BRANCH_BUILD = re.compile(r"(?P<branch>[a-z0-9_.-]+)-(?P<sha>[0-9a-f]{4,40})-(?P<ts>[0-9]{1,10})")
-
-
-class ReleaseLost(PublishError):
-    """Another commit's run pushed the release tag over ours: this run must not report success."""
 
 
 @dataclass(frozen=True)

@@ -15,13 +15,9 @@ from typing import Any
 
 from ruamel.yaml import YAML, YAMLError
 
-from image_tagger.model.errors import InputError
+from image_tagger.model.errors import LayoutError
 
 DEFAULT_INDENT = 2  # dash column of a new top-level list, when the file has no other block list to copy
-
-
-class LayoutError(InputError):
-    """The file is laid out in a way these line edits do not handle (or is not one YAML document)."""
 
 
 @dataclass(frozen=True)
