@@ -26,7 +26,7 @@ from docker.errors import DockerException
 from image_tagger.edges import context, docker_ops, manifests, notify, registry_client
 from image_tagger.fluxrules import automation, imageref, policy, setters
 from image_tagger.fluxrules.files import read_named_file
-from image_tagger.model.errors import InputError, PublishError
+from image_tagger.model.errors import InputError, exit_code
 from image_tagger.model.imagename import ImageName
 from image_tagger.model.plan import NamingOptions
 from image_tagger.model.result import Provenance
@@ -37,6 +37,8 @@ from image_tagger.rules.redact import Redactor, guarded, one_line
 
 PASSWORD_ENV = "IMAGE_TAGGER_PASSWORD"
 RECEIVER_ENV = "IMAGE_TAGGER_RECEIVER_SECRET"
+# Failures of the world around a run (the daemon, a registry, files, a child process): exit 1 like our own.
+WORLD_FAILURES = (DockerException, requests.RequestException, OSError, subprocess.SubprocessError)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -354,9 +356,9 @@ def _main(argv: Sequence[str] | None, redactor: Redactor) -> int:
         args = build_parser().parse_args(argv)
         args.redactor = redactor  # commands add the secrets they read (stdin password, secrets file, logins)
         return args.run(args)
-    except InputError as err:
-        print(f"image-tagger: error: {err}", file=sys.stderr)
-        return 2
-    except (PublishError, DockerException, requests.RequestException, OSError, subprocess.SubprocessError) as err:
-        print(f"image-tagger: failed: {err}", file=sys.stderr)
-        return 1
+    except Exception as err:
+        code = exit_code(err) or (1 if isinstance(err, WORLD_FAILURES) else None)
+        if code is None:
+            raise  # not an error kind of ours: a bug, shown as one
+        print(f"image-tagger: {'error' if code == 2 else 'failed'}: {err}", file=sys.stderr)
+        return code

@@ -19,8 +19,7 @@ from pathlib import Path
 
 from image_tagger.edges.context import read_event
 from image_tagger.edges.runnerio import Runner
-from image_tagger.fluxrules import files
-from image_tagger.model.errors import InputError, PublishError
+from image_tagger.model.errors import InputError, exit_code
 from image_tagger.model.imagename import normalise_registry
 from image_tagger.model.registry import RegistryAuth
 from image_tagger.pullrequest import render
@@ -215,15 +214,13 @@ def _step(env: Mapping[str, str], runner: Runner) -> int:
     try:
         result = run(inputs, github)
         report(result, inputs, runner)
-    except InputError as error:
-        runner.annotate("error", _one_line(error), title="Invalid input")
-        return 2
-    except (PublishError, files.FileError) as error:
-        runner.annotate("error", _one_line(error), title="Pull request failed")
-        return 1
     except Exception as error:  # noqa: BLE001 - the step's one error line, never a traceback
-        runner.annotate("error", _one_line(f"{type(error).__name__}: {error}"), title="Unexpected failure")
-        return 1
+        code = exit_code(error)
+        if code is None:
+            runner.annotate("error", _one_line(f"{type(error).__name__}: {error}"), title="Unexpected failure")
+        else:
+            runner.annotate("error", _one_line(error), title="Invalid input" if code == 2 else "Pull request failed")
+        return code or 1
     finally:
         github.close()
     return 0
