@@ -19,7 +19,7 @@ from support.cli import explain, run_cli
 from support.registry import Registry, basic_entry, write_docker_config
 
 from image_tagger.demo import localregistry
-from image_tagger.edges.kustomize import point_consumer_at, publish_flux_base
+from image_tagger.edges.kustomize import PINNED_KUSTOMIZE, point_consumer_at, publish_flux_base
 from image_tagger.edges.manifests import kustomize_build
 
 REPO = Path(__file__).resolve().parents[1]
@@ -166,3 +166,29 @@ def test_pull_secret_of_the_image_repository_is_used_like_flux_does(
 
     assert done.returncode == 0, explain(done)
     assert json.loads(done.stdout)[0]["selected"] == EXPECTED["production"]
+
+
+def test_without_kustomize_the_error_says_what_to_install(tmp_path: Path) -> None:
+    """A fresh machine has neither kustomize nor kubectl: one line naming the pinned kustomize, exit 2."""
+    overlay = tmp_path / "overlay"
+    overlay.mkdir()
+    (overlay / "kustomization.yaml").write_text("resources: []\n")
+    bare = tmp_path / "bin"
+    bare.mkdir()
+    for tool in ("git",):  # what the CLI may need besides kustomize
+        (bare / tool).symlink_to(shutil.which(tool))
+    done = run_cli("preview", str(overlay), env={"PATH": str(bare)})
+    assert done.returncode == 2, explain(done)
+    [line] = done.stderr.splitlines()
+    assert f"go install {PINNED_KUSTOMIZE}" in line and str(overlay) in line
+
+
+def test_the_pinned_kustomize_is_the_one_dev_builds_and_flux_renders_with() -> None:
+    """The version the error names is cluster/kustomize's pin, whose kustomize/api kustomize-controller uses."""
+    cluster = Path(__file__).resolve().parents[1] / "cluster"
+    module, version = PINNED_KUSTOMIZE.split("@")
+    wrapper = (cluster / "kustomize" / "go.mod").read_text()
+    assert re.search(rf"^\s*{re.escape(module)} {re.escape(version)}\b", wrapper, re.MULTILINE)
+    api = re.compile(r"^\s*(?:replace )?sigs\.k8s\.io/kustomize/api (?:=> sigs\.k8s\.io/kustomize/api )?(v\S+)", re.M)
+    controller = (cluster / "flux" / "kustomize-controller" / "go.mod").read_text()
+    assert api.search(wrapper).group(1) == api.search(controller).group(1)

@@ -18,6 +18,8 @@ from image_tagger.edges.gitcmd import git
 from image_tagger.model.errors import InputError
 
 # A remote reference to the base: any scheme, the `//flux` repo path, optional sub-component, pinned ref.
+# What ./dev builds (cluster/kustomize/go.mod): its kustomize/api is the one kustomize-controller of Flux v2.9.4 uses.
+PINNED_KUSTOMIZE = "sigs.k8s.io/kustomize/kustomize/v5@v5.8.1"
 KUSTOMIZE_TIMEOUT = 120  # seconds for `kustomize build` of an overlay (remote bases are fetched over the network)
 FLUX_REFERENCE = re.compile(
     r"(?P<base>[a-z][a-z0-9+.-]*://[^\s\"']+?//flux)(?P<sub>(?:/[\w.-]+)*)\?ref=(?P<ref>[\w.+/-]+)"
@@ -73,8 +75,9 @@ def kustomize_output(directory: Path) -> str:
     command = kustomize_command()
     if command is None:
         raise InputError(
-            f"{directory} is a kustomize overlay but neither kustomize nor kubectl is installed here; accepted: "
-            f"a rendered file (`kubectl kustomize {directory} > flux-objects.yaml`) or a folder of plain manifests"
+            f"{directory} is a kustomize overlay but neither kustomize nor kubectl is installed here: install "
+            f"kustomize v5 (`go install {PINNED_KUSTOMIZE}`, the version Flux's kustomize-controller builds with), "
+            f"or give a rendered file (`kustomize build {directory} > flux-objects.yaml`) or plain manifests"
         )
     # kustomize fetches remote bases with git; it needs nothing of ours.
     done = subprocess.run(
