@@ -17,7 +17,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from image_tagger.edges import manifests, registry_client
+from image_tagger.edges import manifests
+from image_tagger.edges.registry.tags import RegistryTags
 from image_tagger.fluxrules import automation, files, policy
 from image_tagger.fluxrules.automation import ImageRepo
 from image_tagger.fluxrules.files import read_named_file
@@ -214,7 +215,7 @@ def run(overlay: Path, tag: str, image: str | None = None, undo: bool = False) -
         raise InputError(f"TAG {tag} is already excluded from {repo.key} by the exclusion {blocking}; nothing changed")
     if len(effective) >= MAX_EXCLUSIONS:
         raise InputError(f"ImageRepository {repo.key} already has {len(effective)} exclusions; Flux allows 25")
-    tags = registry_client.RegistryTags().tags(repo)
+    tags = RegistryTags().tags(repo)
     if tag not in tags:
         raise InputError(f"TAG {tag} is not a tag of {repo.image} in the registry; accepted: a tag it has")
     changes: dict[Path, str | None] = {}
