@@ -175,11 +175,14 @@ def _verified(
         raise PublishError(f"OVERLAY {overlay}: {problem}; files restored")
 
 
-def _policies_after(objects: Sequence[Mapping[str, Any]], repo: ImageRepo, tags: Sequence[str], exclusions) -> str:
+def _policies_after(
+    objects: Sequence[Mapping[str, Any]], repo: ImageRepo, tags: Sequence[str], exclusions: Sequence[str]
+) -> str:
     """`flux-system/app-production selects 1.1.0` for each ImagePolicy of the repository, with `exclusions`."""
     said = []
+    after = policy.parse_exclusions(exclusions)
     for target in (t for t in automation.find_targets(objects) if t.repository == repo.key):
-        prediction = automation.predict_one(replace(target, exclusions=exclusions), tags)
+        prediction = automation.predict_one(replace(target, exclusions=after), tags)
         said.append(f"{target.key} selects {prediction.selected or f'nothing ({prediction.error})'}")
     return "; ".join(said) or "no ImagePolicy of the overlay reads it"
 
@@ -210,7 +213,7 @@ def run(overlay: Path, tag: str, image: str | None = None, undo: bool = False) -
     if undo:
         return _undo(overlay, tag, repo, pattern, appended, kustomization, listed, patch_path, kustomization_path)
 
-    blocking = next((p for p in effective if GoRegexp(p).matches(tag)), None)
+    blocking = repo.scan.excluding(tag)
     if blocking is not None:
         raise InputError(f"TAG {tag} is already excluded from {repo.key} by the exclusion {blocking}; nothing changed")
     if len(effective) >= MAX_EXCLUSIONS:
