@@ -213,7 +213,10 @@ def run(overlay: Path, tag: str, image: str | None = None, undo: bool = False) -
     if undo:
         return _undo(overlay, tag, repo, pattern, appended, kustomization, listed, patch_path, kustomization_path)
 
-    blocking = repo.scan.excluding(tag)
+    try:
+        blocking = repo.scan.excluding(tag)
+    except policy.InvalidPolicy as err:  # Flux stalls on it too: fix the list before excluding more
+        raise policy.InvalidPolicy(f"ImageRepository {repo.key} in {overlay} is invalid: {err}") from None
     if blocking is not None:
         raise InputError(f"TAG {tag} is already excluded from {repo.key} by the exclusion {blocking}; nothing changed")
     if len(effective) >= MAX_EXCLUSIONS:
