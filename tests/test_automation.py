@@ -51,7 +51,7 @@ def test_targets_join_policies_to_their_repository():
         ("flux-system/app-staging", "docker.io/acme/app"),
         ("other/orphan", None),
     ]
-    assert targets[0].exclusions == ["^.*\\.sig$", "^debug-"]
+    assert targets[0].exclusions.patterns == ("^.*\\.sig$", "^debug-")
 
 
 def test_predictions_follow_flux():
@@ -75,6 +75,37 @@ def test_outlook_says_what_a_new_tag_changes():
     )
     assert automation.outlook(targets, tags, "docker.io/acme/app", "1.3.0-rc.1")[0].endswith("ignored: prerelease")
     assert automation.outlook(targets, tags, "ghcr.io/acme/app", "1.1.0") == []
+
+
+def test_objects_are_parsed_once_and_their_patterns_compiled_once(monkeypatch):
+    """Before: every prediction re-read the spec dict and compiled filterTags and the exclusion list again
+    (and why_ignored compiled the filter once more): 3 policies x 20 predictions compiled ~180 patterns."""
+    compiled: list[str] = []
+
+    class Counting(GoRegexp):
+        def __init__(self, pattern: str) -> None:
+            compiled.append(pattern)
+            super().__init__(pattern)
+
+    monkeypatch.setattr(policy, "GoRegexp", Counting)
+    targets = automation.find_targets(OBJECTS)
+    at_parse = len(compiled)
+    assert at_parse <= 6  # three filterTags patterns, the two exclusions, Flux's default (for the orphan) once
+    for _ in range(20):
+        automation.predict(targets, automation.KnownTags({"docker.io/acme/app": TAGS}))
+        automation.outlook(targets, TAGS, "acme/app", "1.9.0")
+    assert targets[0].spec.why_ignored("main-3f2c1a9-1") == "ignored: not a release version"
+    assert len(compiled) == at_parse
+    assert targets[0].exclusions is targets[1].exclusions  # one ImageRepository, compiled for both policies
+
+
+def test_a_policy_is_described_by_the_choice_flux_makes():
+    """Flux's factory skips a null member: `semver: null` beside `alphabetical` is an alphabetical policy.
+    Before: described from the dict's keys, the outlook labelled it `()`."""
+    spec = {"policy": {"semver": None, "alphabetical": {"order": "desc"}}}
+    targets = automation.find_targets([REPO, policy_object("letters", spec)])
+    assert automation.outlook(targets, ["b"], "acme/app", "a") == ["flux-system/letters (alphabetical desc): b → a"]
+    assert isinstance(targets[0].spec.choice, policy.OrderChoice) and targets[0].spec.choice.order == "DESC"
 
 
 def test_verdicts_of_the_shipped_policies():

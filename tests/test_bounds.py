@@ -21,7 +21,7 @@ from test_pull_request_action import api, checkout, config_repo, images, release
 
 from image_tagger.edges.docker_ops import TIMEOUT_ENV
 from image_tagger.edges.notify import ATTEMPTS, TIMEOUT, notify, worst_case
-from image_tagger.edges.registry_client import list_tags
+from image_tagger.edges.registry.session import list_tags
 from image_tagger.model.errors import PublishError
 from image_tagger.operations.publish import PUSH_ATTEMPTS
 from image_tagger.pullrequest.github import MAX_ANSWER

@@ -152,9 +152,9 @@ def is_tie(spec: dict, stored: list[str]) -> bool:
     keys = list(policy.filter_tags(GoRegexp(filter_spec["pattern"]), filter_spec.get("extract", ""), stored))
     if not keys:
         return False
-    policer = policy.build_policer(spec["policy"])
+    choice = policy.parse_choice(spec["policy"])
     try:
-        return policer(keys) != policer(keys[::-1])
+        return choice.latest(keys) != choice.latest(keys[::-1])
     except policy.PolicyFailure:
         return False
 

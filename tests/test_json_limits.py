@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from support.cli import assert_input_error, explain, run_cli
 
-from image_tagger.edges.registry_client import RegistrySession, list_tags
+from image_tagger.edges.registry.session import RegistrySession, list_tags
 from image_tagger.model.errors import PublishError
 from image_tagger.pullrequest import action as pr_action
 from image_tagger.pullrequest.changes import Ref

@@ -1,4 +1,4 @@
-"""registry_client against real docker-registry processes on 127.0.0.1: open, htpasswd and JWT token auth.
+"""The registry edge (edges/registry) against real docker-registry processes on 127.0.0.1: open, htpasswd, JWT.
 
 Tags are seeded with the registry HTTP API (a config blob and a layer-less manifest per tag), which is
 all a tag list needs. distribution 2.8 ignores `n` and never pages, so paging is exercised through a
@@ -26,7 +26,8 @@ import requests
 from support.registry import Registry, basic_entry, push_tags, write_docker_config
 
 from image_tagger.demo import localregistry
-from image_tagger.edges.registry_client import RegistrySession, credentials_for, list_tags, parse_challenge, tags_url
+from image_tagger.edges.registry.credentials import credentials_for
+from image_tagger.edges.registry.session import RegistrySession, list_tags, parse_challenge, tags_url
 from image_tagger.model.errors import InputError, PublishError
 from image_tagger.model.imagename import parse_image
 from image_tagger.model.registry import RegistryAuth

@@ -18,7 +18,7 @@ import requests
 from support.faultproxy import FaultProxy, fault_proxy
 from support.registry import Registry, push_tags
 
-from image_tagger.edges.registry_client import (
+from image_tagger.edges.registry.session import (
     MANIFEST_MEDIA_TYPES,
     MAX_BODY,
     Manifest,

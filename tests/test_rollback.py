@@ -320,6 +320,26 @@ def test_a_tag_already_excluded_is_refused(open_registry: Registry, flux_url: st
     assert snapshot(consumer) == after_first
 
 
+def test_an_exclusion_flux_cannot_compile_is_refused(open_registry: Registry, flux_url: str, tmp_path: Path) -> None:
+    """The repository's list is compiled once, as Flux compiles it. Before: GoRegexError escaped as a traceback."""
+    consumer = make_consumer(tmp_path, flux_url, seeded(open_registry, RELEASES))
+    overlay = consumer / "clusters" / "production"
+    kustomization = overlay / "kustomization.yaml"
+    kustomization.write_text(
+        kustomization.read_text()
+        + "patches:\n  - target:\n      kind: ImageRepository\n      name: app\n    patch: |-\n"
+        + "      - op: add\n        path: /spec/exclusionList\n        value: ['^1\\.0', '(?=x)']\n"
+    )
+    before = snapshot(consumer)
+
+    done = rollback(str(overlay), "1.2.0", env={"DOCKER_CONFIG": str(write_docker_config(tmp_path / "docker", {}))})
+
+    assert_input_error(
+        done, "ImageRepository flux-system/app", "spec.exclusionList: invalid regular expression pattern '(?=x)'"
+    )
+    assert snapshot(consumer) == before
+
+
 @pytest.mark.parametrize("tag", ["1.2.0", "main-3f2c1a9-1764110000", "v1.2.3-rc.1_build", "latest"])
 def test_the_exclusion_matches_exactly_the_tag(tag: str) -> None:
     pattern = exclusion_for(tag)

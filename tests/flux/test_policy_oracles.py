@@ -25,9 +25,9 @@ from image_tagger.fluxrules.goports.mastersemver import (
 from image_tagger.fluxrules.policy import (
     InvalidPolicy,
     PolicyFailure,
-    build_policer,
     filter_out_tags,
     filter_tags,
+    parse_choice,
     scan_tags,
     select_tag,
 )
@@ -134,9 +134,9 @@ def test_flux_policy_case(flux_policy_case: dict) -> None:
     if kind == "policy_construct":
         if case["expect_error"]:
             with pytest.raises(InvalidPolicy):
-                build_policer(spec_of(case["policy"])["policy"])
+                parse_choice(spec_of(case["policy"])["policy"])
         else:
-            build_policer(spec_of(case["policy"])["policy"])
+            parse_choice(spec_of(case["policy"])["policy"])
     elif kind == "latest":
         if case["expect_error"]:
             with pytest.raises((InvalidPolicy, PolicyFailure)):

@@ -26,9 +26,10 @@ from ruamel.yaml import YAML
 
 from image_tagger.demo import DemoError, githttp, localregistry, realclusters, sampleapp, simulated, source
 from image_tagger.demo.world import ENVIRONMENTS, UNRELEASED, Followed, QuietLog, World, fresh_config, say
-from image_tagger.edges import docker_ops, kustomize, notify, registry_client
+from image_tagger.edges import docker_ops, kustomize, notify
 from image_tagger.edges.context import commit_time_of
 from image_tagger.edges.gitcmd import git
+from image_tagger.edges.registry.session import list_tags
 from image_tagger.model.errors import PublishError
 from image_tagger.model.git import GitContext
 from image_tagger.model.imagename import parse_image
@@ -143,7 +144,7 @@ def build_and_push(world: World, ref: str, sha: str) -> PublishResult:
 
 
 def registry_tags(world: World) -> list[str]:
-    tags = registry_client.list_tags(world.image)
+    tags = list_tags(world.image)
     say(f"  registry {world.image}: {' '.join(sorted(tags))}")
     return tags
 

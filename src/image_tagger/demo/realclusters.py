@@ -43,7 +43,6 @@ from image_tagger.demo.world import (
 )
 from image_tagger.edges import manifests
 from image_tagger.edges.gitcmd import git
-from image_tagger.fluxrules import automation
 from image_tagger.model.receivers import Receiver
 
 NAMESPACE = "flux-system"
@@ -199,7 +198,7 @@ class RealClusters:
         indent(f"(image-tagger predicted {prediction.selected or 'nothing'} offline: the same)")
         for tag in new_tags:
             if tag != selected:
-                indent(f"Flux passes over {tag}: {automation.why_ignored(prediction.target.spec, tag)}")
+                indent(f"Flux passes over {tag}: {prediction.target.spec.why_ignored(tag)}")
         before = world.serving.get(env.name)
         if selected is None or f"{world.image}:{selected}" == before:
             indent(f"Deployment {env.deployment.namespace}/{env.deployment.name} unchanged")

@@ -15,8 +15,9 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
-from image_tagger.edges import context, docker_ops, manifests, notify, registry_client
+from image_tagger.edges import context, docker_ops, manifests, notify
 from image_tagger.edges.buildkit import BuildError
+from image_tagger.edges.registry.session import list_tags
 from image_tagger.edges.runnerio import Runner
 from image_tagger.fluxrules import automation
 from image_tagger.model.errors import InputError, PublishError
@@ -76,7 +77,7 @@ def overlay_outlook(
     """What the overlay's policies do with the new tag, from the registry's current tag list (one line each:
     the tags are the registry's, so a tag name cannot start a line of its own)."""
     try:
-        tags = registry_client.list_tags(plan.image.name, credentials)
+        tags = list_tags(plan.image.name, credentials)
     except PublishError as err:
         runner.annotate("warning", f"overlay preview skipped: {err}")
         return []

@@ -23,7 +23,8 @@ from typing import Any, NoReturn
 import requests
 from docker.errors import DockerException
 
-from image_tagger.edges import context, docker_ops, manifests, notify, registry_client
+from image_tagger.edges import context, docker_ops, manifests, notify
+from image_tagger.edges.registry.tags import RegistryTags
 from image_tagger.fluxrules import automation, imageref, policy, setters
 from image_tagger.fluxrules.files import read_named_file
 from image_tagger.model.errors import InputError, exit_code
@@ -221,7 +222,7 @@ def cmd_preview(args: argparse.Namespace) -> int:
     if not targets:
         raise InputError(f"overlay {args.overlay} has no ImagePolicy; accepted: an overlay with Flux image objects")
     automations = automation.find_automations(objects) if config_repo else []  # bad input first, then the registry
-    source = registry_client.RegistryTags()
+    source = RegistryTags()
     try:
         predictions = automation.predict(targets, source)
     finally:  # the logins read from the Docker config or a Secret are redacted from here on, errors included

@@ -8,21 +8,18 @@ all ask this module; none of them joins policies, repositories and automations o
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Protocol
 
 from image_tagger.fluxrules import commitmsg, policy, setters
-from image_tagger.fluxrules.goports.goregex import GoRegexp
-from image_tagger.fluxrules.goports.mastersemver import VersionError, parse_version
 from image_tagger.fluxrules.imageref import ImageRef
 from image_tagger.model.errors import InputError
 from image_tagger.model.imagename import parse_image
 
 IMAGE_API = "image.toolkit.fluxcd.io/"
-_MAJOR_RANGE = re.compile(r"v?([0-9]+)(?:\.[xX*])*")
 
 
 @dataclass(frozen=True)
@@ -39,16 +36,21 @@ class ImageRepo:
     def key(self) -> str:
         return f"{self.namespace}/{self.name}"
 
+    @cached_property
+    def scan(self) -> policy.Exclusions:
+        """The exclusion list compiled once, for every policy that reads this repository (InvalidPolicy if not)."""
+        return policy.parse_exclusions(self.exclusions)
+
 
 @dataclass(frozen=True)
 class PolicyTarget:
-    """An ImagePolicy with the ImageRepository it reads (image and exclusion list)."""
+    """An ImagePolicy, parsed, with the ImageRepository it reads (image and compiled exclusion list)."""
 
     namespace: str
     name: str
-    spec: Mapping[str, Any]
+    spec: policy.PolicySpec
     image: str | None
-    exclusions: Sequence[str] | None
+    exclusions: policy.Exclusions  # Flux's default when the objects do not hold its ImageRepository
     pull_secret: Mapping[str, Any] | None = None  # the ImageRepository's secretRef, when the objects hold it
     labels: Mapping[str, str] = field(default_factory=dict)  # what an automation's policySelector matches
     repository: str = ""  # its ImageRepository's namespace/name, when the objects hold it
@@ -216,7 +218,7 @@ def find_repositories(objects: Iterable[Mapping[str, Any]]) -> list[ImageRepo]:
 
 
 def find_targets(objects: Iterable[Mapping[str, Any]]) -> list[PolicyTarget]:
-    """Every ImagePolicy, joined with its ImageRepository (same namespace unless the ref names one).
+    """Every ImagePolicy, parsed once and joined with its ImageRepository (same namespace unless the ref names one).
 
     An invalid policy (one Flux stalls on) is an InvalidPolicy (InputError) naming it, never "nothing selected".
     """
@@ -226,12 +228,11 @@ def find_targets(objects: Iterable[Mapping[str, Any]]) -> list[PolicyTarget]:
     for obj in (o for o in objects if _is(o, "ImagePolicy")):
         namespace, name = _id(obj, "ImagePolicy")
         what = f"ImagePolicy {namespace}/{name}"
-        spec = _typed(obj, "spec", dict, what) or {}
         ref_namespace = _typed(obj, "spec.imageRepositoryRef.namespace", str, what) or namespace
         repo = repos.get((ref_namespace, _typed(obj, "spec.imageRepositoryRef.name", str, what) or ""))
-        exclusions = (repo.exclusions or None) if repo else None
         try:
-            policy.validate(spec, exclusions)
+            spec = policy.parse_policy(_typed(obj, "spec", dict, what) or {})
+            exclusions = repo.scan if repo else policy.parse_exclusions(None)
         except policy.InvalidPolicy as err:
             raise policy.InvalidPolicy(f"{what} is invalid: {err}") from None
         labels = _string_map(obj, "metadata.labels", what)
@@ -265,8 +266,8 @@ def predict_one(target: PolicyTarget, tags: Sequence[str]) -> Prediction:
     if target.image is None:
         return Prediction(target, None, "its ImageRepository is not in the overlay")
     try:
-        selected = policy.select_tag(target.spec, policy.scan_tags(tags, target.exclusions))
-    except (policy.InvalidPolicy, policy.PolicyFailure) as err:
+        selected = target.spec.select(target.exclusions.scan(tags))
+    except policy.PolicyFailure as err:
         return Prediction(target, None, str(err))
     return Prediction(target, selected)
 
@@ -309,40 +310,12 @@ def same_repository(a: str, b: str) -> bool:
         return a == b
 
 
-def why_ignored(spec: Mapping[str, Any], tag: str) -> str:
-    """A short reason a policy never picks `tag`, in the words a release manager uses."""
-    pattern = (spec.get("filterTags") or {}).get("pattern")
-    semver = (spec.get("policy") or {}).get("semver")
-    if semver:
-        try:
-            version = parse_version(tag)
-        except VersionError:
-            return "ignored: not a release version"
-        wanted = _MAJOR_RANGE.fullmatch(str(semver.get("range", "")).strip())
-        if wanted and version.major != int(wanted.group(1)):
-            return "ignored: other major"
-        if version.pre:
-            return "ignored: prerelease"
-    if pattern and not GoRegexp(str(pattern)).matches(tag):
-        return "ignored: tag does not match the policy's filter"
-    return "ignored: outside the policy's range"
-
-
-def describe(spec: Mapping[str, Any]) -> str:
-    """`1.x`, `numerical asc`: the policy in the fewest words."""
-    choice = spec.get("policy") or {}
-    if "semver" in choice:
-        return str((choice.get("semver") or {}).get("range", ""))
-    kind = next(iter(choice), "policy")
-    return f"{kind} {(choice.get(kind) or {}).get('order', 'asc')}"
-
-
 def outlook(targets: Sequence[PolicyTarget], tags: Sequence[str], image: str, version: str) -> list[str]:
     """Per policy of `image`: does pushing `version` change what Flux selects? ("1.0.0 → 1.1.0")."""
     lines = []
     before = [t for t in tags if t != version]
     for target in (t for t in targets if t.image and same_repository(t.image, image)):
-        label = f"{target.key} ({describe(target.spec)})"
+        label = f"{target.key} ({target.spec.describe()})"
         old, new = predict_one(target, before), predict_one(target, [*before, version])
         if new.error and not old.error:
             lines.append(f"{label}: {new.error}")
@@ -351,5 +324,5 @@ def outlook(targets: Sequence[PolicyTarget], tags: Sequence[str], image: str, ve
         elif predict_one(target, [version]).selected == version:
             lines.append(f"{label}: not the newest, stays on {new.selected}")
         else:
-            lines.append(f"{label}: {why_ignored(target.spec, version)}")
+            lines.append(f"{label}: {target.spec.why_ignored(version)}")
     return lines

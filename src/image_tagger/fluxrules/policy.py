@@ -2,13 +2,19 @@
 
 Covers the ImageRepository scan (exclusion list, stored order) and `applyPolicy`: policy factory
 (semver > alphabetical > numerical), `filterTags` with `extract`, and the three "latest" rules.
+A spec is parsed once (`parse_policy`, `parse_exclusions`) into frozen objects with every pattern
+compiled, as Flux's controllers decode an object into its `api/v1` struct before acting on it: all
+validation happens there, with the messages Flux's Stalled condition carries, and selecting never
+reads the dict again.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from functools import partial
-from typing import Any
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import cache
+from typing import Any, Literal
 
 from image_tagger.fluxrules.goports.goregex import GoRegexError, GoRegexp, go_expand
 from image_tagger.fluxrules.goports.gostrconv import parse_go_float
@@ -23,31 +29,65 @@ from image_tagger.fluxrules.goports.mastersemver import (
 from image_tagger.model.errors import InvalidPolicy, PolicyFailure
 
 DEFAULT_EXCLUSIONS: tuple[str, ...] = (r"^.*\.sig$",)
+_MAJOR_RANGE = re.compile(r"v?([0-9]+)(?:\.[xX*])*")
 
 
-Policer = Callable[[Sequence[str]], str]
-
-
-def _compile(pattern: Any, field: str) -> GoRegexp:
+def _compile(pattern: Any, where: str) -> GoRegexp:
     if not isinstance(pattern, str):
-        raise InvalidPolicy(f"{field}: must be a string (a Go RE2 regular expression)")
+        raise InvalidPolicy(f"{where}: must be a string (a Go RE2 regular expression)")
     try:
         return GoRegexp(pattern)
     except GoRegexError as err:
-        raise InvalidPolicy(f"{field}: invalid regular expression pattern '{pattern}': {err}") from None
+        raise InvalidPolicy(f"{where}: invalid regular expression pattern '{pattern}': {err}") from None
+
+
+@dataclass(frozen=True)
+class Exclusions:
+    """An ImageRepository's exclusion list, each pattern compiled once."""
+
+    patterns: tuple[str, ...]
+    regexps: tuple[GoRegexp, ...] = field(repr=False, compare=False)
+
+    @classmethod
+    def compile(cls, patterns: Iterable[str]) -> Exclusions:
+        patterns = tuple(patterns)
+        return cls(patterns, tuple(_compile(p, "spec.exclusionList") for p in patterns))
+
+    def excluding(self, tag: str) -> str | None:
+        """The first pattern that drops `tag` (unanchored, as IRC matches), or None."""
+        return next((p for p, r in zip(self.patterns, self.regexps, strict=True) if r.matches(tag)), None)
+
+    def kept(self, tags: Iterable[str]) -> list[str]:
+        """IRC filterOutTags: the tags no pattern matches."""
+        return [tag for tag in tags if not any(r.matches(tag) for r in self.regexps)]
+
+    def scan(self, tags: Iterable[str]) -> list[str]:
+        """Tags as the ImageRepository stores them: the kept ones sorted descending byte-wise, the order a policy
+        later reads them in (it decides semver ties)."""
+        return sorted(self.kept(tags), reverse=True)  # str order is code-point order == Go's UTF-8 byte order
+
+
+def parse_exclusions(patterns: Any) -> Exclusions:
+    """`spec.exclusionList` as IRC applies it: None or empty means Flux's default list; every pattern must compile."""
+    if patterns is not None and (isinstance(patterns, str) or not isinstance(patterns, Sequence)):
+        raise InvalidPolicy("spec.exclusionList: must be a list of regular expressions")
+    return Exclusions.compile(patterns) if patterns else _default_exclusions()
+
+
+@cache
+def _default_exclusions() -> Exclusions:
+    """Flux's default list, compiled once for every repository that sets none."""
+    return Exclusions.compile(DEFAULT_EXCLUSIONS)
 
 
 def filter_out_tags(tags: Iterable[str], patterns: Sequence[str]) -> list[str]:
     """IRC filterOutTags: drop tags any pattern matches (unanchored); every pattern must compile."""
-    regexps = [_compile(p, "spec.exclusionList") for p in patterns]
-    return [tag for tag in tags if not any(r.matches(tag) for r in regexps)]
+    return Exclusions.compile(patterns).kept(tags)
 
 
 def scan_tags(tags: Iterable[str], exclusions: Sequence[str] | None = None) -> list[str]:
-    """Tags as the ImageRepository stores them: exclusions applied (None/empty means the default list),
-    then sorted descending byte-wise, the order a policy later reads them in (it decides semver ties)."""
-    kept = filter_out_tags(tags, exclusions or DEFAULT_EXCLUSIONS)
-    return sorted(kept, reverse=True)  # str order is code-point order == Go's UTF-8 byte order
+    """Tags as the ImageRepository stores them: exclusions applied (None/empty means the default list), sorted."""
+    return parse_exclusions(exclusions).scan(tags)
 
 
 def _semver_latest(constraints: Constraints, tags: Sequence[str]) -> str:
@@ -93,17 +133,55 @@ def _field(spec: Mapping[str, Any], key: str) -> Any:
     return "" if value is None else value
 
 
-def _order(choice: Mapping[str, Any], field: str) -> str:
+@dataclass(frozen=True)
+class SemverChoice:
+    """`spec.policy.semver`: the highest version the range admits (Masterminds constraints, parsed once)."""
+
+    range: str
+    constraints: Constraints = field(repr=False, compare=False)
+
+    def latest(self, tags: Sequence[str]) -> str:
+        return _semver_latest(self.constraints, tags)
+
+    @property
+    def major(self) -> int | None:
+        """The one major a range such as `1.x` or `v2.*` follows; None for any other range."""
+        wanted = _MAJOR_RANGE.fullmatch(self.range.strip())
+        return int(wanted.group(1)) if wanted else None
+
+    def describe(self) -> str:
+        return self.range
+
+
+@dataclass(frozen=True)
+class OrderChoice:
+    """`spec.policy.alphabetical` or `spec.policy.numerical`: the last tag in that order (`ASC`) or the first."""
+
+    kind: Literal["alphabetical", "numerical"]
+    order: Literal["ASC", "DESC"]
+    written: str  # the order as the spec spells it, for people
+
+    def latest(self, tags: Sequence[str]) -> str:
+        return (_alphabetical_latest if self.kind == "alphabetical" else _numerical_latest)(self.order, tags)
+
+    def describe(self) -> str:
+        return f"{self.kind} {self.written or 'asc'}"
+
+
+Choice = SemverChoice | OrderChoice
+
+
+def _order(choice: Mapping[str, Any], where: str) -> tuple[Literal["ASC", "DESC"], str]:
     raw = _field(choice, "order")
     if not isinstance(raw, str):
-        raise InvalidPolicy(f"{field}.order: must be a string, 'asc' or 'desc'")
+        raise InvalidPolicy(f"{where}.order: must be a string, 'asc' or 'desc'")
     order = _go_upper(raw) or "ASC"
-    if order not in ("ASC", "DESC"):
-        raise InvalidPolicy(f"{field}.order: invalid order '{raw}'; accepted: asc, desc")
-    return order
+    if order == "ASC" or order == "DESC":
+        return order, raw
+    raise InvalidPolicy(f"{where}.order: invalid order '{raw}'; accepted: asc, desc")
 
 
-def build_policer(policy: Any) -> Policer:
+def parse_choice(policy: Any) -> Choice:
     """The IRC policy factory: the first set member of semver, alphabetical, numerical decides."""
     if not isinstance(policy, Mapping):
         raise InvalidPolicy("spec.policy: must be a mapping with one of semver, alphabetical, numerical")
@@ -111,19 +189,18 @@ def build_policer(policy: Any) -> Policer:
         choice = policy.get(kind)
         if choice is None:
             continue
-        field = f"spec.policy.{kind}"
+        where = f"spec.policy.{kind}"
         if not isinstance(choice, Mapping):
-            raise InvalidPolicy(f"{field}: must be a mapping")
+            raise InvalidPolicy(f"{where}: must be a mapping")
         if kind != "semver":
-            latest = _alphabetical_latest if kind == "alphabetical" else _numerical_latest
-            return partial(latest, _order(choice, field))
+            return OrderChoice(kind, *_order(choice, where))
         semver_range = _field(choice, "range")
         if not isinstance(semver_range, str):
-            raise InvalidPolicy(f"{field}.range: must be a string such as '>=1.0.0 <2.0.0'")
+            raise InvalidPolicy(f"{where}.range: must be a string such as '>=1.0.0 <2.0.0'")
         try:
-            return partial(_semver_latest, new_constraint(semver_range))
+            return SemverChoice(semver_range, new_constraint(semver_range))
         except ConstraintError as err:
-            raise InvalidPolicy(f"{field}.range: {err}; accepted: a range such as '>=1.0.0 <2.0.0'") from None
+            raise InvalidPolicy(f"{where}.range: {err}; accepted: a range such as '>=1.0.0 <2.0.0'") from None
     raise InvalidPolicy("spec.policy: no policy given; accepted: semver, alphabetical or numerical")
 
 
@@ -140,48 +217,98 @@ def filter_tags(regexp: GoRegexp, extract: str, tags: Iterable[str]) -> dict[str
     return filtered
 
 
-def _latest(policer: Policer, candidates: Sequence[str]) -> str:
-    if not candidates:
-        raise PolicyFailure("no tag qualifies for this policy")  # Go: "version list argument cannot be empty"
-    return policer(candidates)
+@dataclass(frozen=True)
+class TagFilter:
+    """`spec.filterTags`: the pattern compiled once (Go's RE2), and the `extract` template ("" keeps the tag)."""
+
+    regexp: GoRegexp = field(repr=False, compare=False)
+    pattern: str
+    extract: str
+
+    def apply(self, tags: Iterable[str]) -> dict[str, str]:
+        return filter_tags(self.regexp, self.extract, tags)
 
 
-def select_tag(spec: Mapping[str, Any], tags: Sequence[str]) -> str:
-    """IRC applyPolicy: the tag (as stored, never the extracted value) an ImagePolicy resolves to.
-
-    `tags` must be in stored order (see scan_tags). Raises InvalidPolicy or PolicyFailure.
-    """
-    if not isinstance(spec, Mapping):
-        raise InvalidPolicy("ImagePolicy spec: must be a mapping with 'policy' and optional 'filterTags'")
-    policer = build_policer(spec.get("policy"))
-    if not tags:
-        raise PolicyFailure("no tags in database")
-    filter_spec = spec.get("filterTags")
+def parse_filter(filter_spec: Any) -> TagFilter | None:
+    """`spec.filterTags` as IRC's NewRegexFilter reads it; None when the spec has none."""
     if filter_spec is None:
-        return _latest(policer, tags)
+        return None
     if not isinstance(filter_spec, Mapping):
         raise InvalidPolicy("spec.filterTags: must be a mapping with 'pattern' and optional 'extract'")
-    regexp = _compile(_field(filter_spec, "pattern"), "spec.filterTags.pattern")
+    pattern = _field(filter_spec, "pattern")
+    regexp = _compile(pattern, "spec.filterTags.pattern")
     extract = _field(filter_spec, "extract")
     if not isinstance(extract, str):
         raise InvalidPolicy("spec.filterTags.extract: must be a string template such as '$ts'")
-    filtered = filter_tags(regexp, extract, tags)
-    return filtered[_latest(policer, list(filtered))]
+    return TagFilter(regexp, pattern, extract)
 
 
-def validate(spec: Any, exclusions: Sequence[str] | None = None) -> None:
-    """Raise InvalidPolicy for whatever Flux would stall on: policy, filterTags, exclusionList."""
+@dataclass(frozen=True)
+class PolicySpec:
+    """An ImagePolicy's spec parsed once, as Flux's controller holds it in `ImagePolicySpec`: every check
+    done, every pattern compiled, so selecting, explaining and describing never read the dict again."""
+
+    choice: Choice
+    filter_tags: TagFilter | None = None
+
+    def select(self, stored: Sequence[str]) -> str:
+        """IRC applyPolicy: the tag (as stored, never the extracted value) the policy resolves to.
+
+        `stored` must be in stored order (see Exclusions.scan). Raises PolicyFailure.
+        """
+        if not stored:
+            raise PolicyFailure("no tags in database")
+        if self.filter_tags is None:
+            return _latest(self.choice, stored)
+        filtered = self.filter_tags.apply(stored)
+        return filtered[_latest(self.choice, list(filtered))]
+
+    def describe(self) -> str:
+        """`1.x`, `numerical asc`: the policy in the fewest words."""
+        return self.choice.describe()
+
+    def why_ignored(self, tag: str) -> str:
+        """A short reason the policy never picks `tag`, in the words a release manager uses."""
+        if isinstance(self.choice, SemverChoice):
+            try:
+                version = parse_version(tag)
+            except VersionError:
+                return "ignored: not a release version"
+            major = self.choice.major
+            if major is not None and version.major != major:
+                return "ignored: other major"
+            if version.pre:
+                return "ignored: prerelease"
+        if self.filter_tags and self.filter_tags.pattern and not self.filter_tags.regexp.matches(tag):
+            return "ignored: tag does not match the policy's filter"
+        return "ignored: outside the policy's range"
+
+
+def _latest(choice: Choice, candidates: Sequence[str]) -> str:
+    if not candidates:
+        raise PolicyFailure("no tag qualifies for this policy")  # Go: "version list argument cannot be empty"
+    return choice.latest(candidates)
+
+
+def _spec_mapping(spec: Any) -> Mapping[str, Any]:
     if not isinstance(spec, Mapping):
         raise InvalidPolicy("spec: must be a mapping with 'policy' and optional 'filterTags'")
-    build_policer(spec.get("policy"))
-    filter_spec = spec.get("filterTags")
-    if filter_spec is not None:
-        if not isinstance(filter_spec, Mapping):
-            raise InvalidPolicy("spec.filterTags: must be a mapping with 'pattern' and optional 'extract'")
-        _compile(_field(filter_spec, "pattern"), "spec.filterTags.pattern")
-        if not isinstance(_field(filter_spec, "extract"), str):
-            raise InvalidPolicy("spec.filterTags.extract: must be a string template such as '$ts'")
-    if exclusions is not None and (isinstance(exclusions, str) or not isinstance(exclusions, Sequence)):
-        raise InvalidPolicy("spec.exclusionList: must be a list of regular expressions")
-    for pattern in exclusions or ():
-        _compile(pattern, "spec.exclusionList")
+    return spec
+
+
+def parse_policy(spec: Any) -> PolicySpec:
+    """Raise InvalidPolicy for whatever Flux would stall on (policy, then filterTags), else the typed spec."""
+    spec = _spec_mapping(spec)
+    return PolicySpec(parse_choice(spec.get("policy")), parse_filter(spec.get("filterTags")))
+
+
+def select_tag(spec: Any, tags: Sequence[str]) -> str:
+    """IRC applyPolicy on a spec as written, in IRC's order: the policy, then the tags, then filterTags.
+
+    `tags` must be in stored order (see scan_tags). Raises InvalidPolicy or PolicyFailure.
+    """
+    spec = _spec_mapping(spec)
+    choice = parse_choice(spec.get("policy"))
+    if not tags:
+        raise PolicyFailure("no tags in database")
+    return PolicySpec(choice, parse_filter(spec.get("filterTags"))).select(tags)

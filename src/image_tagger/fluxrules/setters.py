@@ -29,6 +29,7 @@ from image_tagger.model.errors import InputError
 
 TOKEN = b'"$imagepolicy"'
 _LINE_COMMENT = re.compile(r"[ \t]+(#.*)")
+_LINE = re.compile(r"[^\n]*\n|[^\n]+")
 
 
 @dataclass(frozen=True)
@@ -126,7 +127,7 @@ def _resync(a: list[str], b: list[str], i: int, j: int) -> tuple[int, int]:
 
 def _split_lines(text: str) -> list[str]:
     """Lines with their endings, splitting only at '\\n' (str.splitlines also splits at \\v, \\x1c...)."""
-    return re.findall(r"[^\n]*\n|[^\n]+", text)
+    return _LINE.findall(text)
 
 
 @dataclass

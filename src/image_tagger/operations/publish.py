@@ -39,7 +39,7 @@ from datetime import UTC, datetime
 import docker
 
 from image_tagger.edges import buildkit, docker_ops
-from image_tagger.edges.registry_client import Manifest, RegistrySession
+from image_tagger.edges.registry.session import Manifest, RegistrySession
 from image_tagger.model.errors import PublishError
 from image_tagger.model.inputs import BuildOptions, ReleaseOptions
 from image_tagger.model.log import Log

@@ -17,7 +17,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from image_tagger.edges import manifests, registry_client
+from image_tagger.edges import manifests
+from image_tagger.edges.registry.tags import RegistryTags
 from image_tagger.fluxrules import automation, files, policy
 from image_tagger.fluxrules.automation import ImageRepo
 from image_tagger.fluxrules.files import read_named_file
@@ -174,11 +175,14 @@ def _verified(
         raise PublishError(f"OVERLAY {overlay}: {problem}; files restored")
 
 
-def _policies_after(objects: Sequence[Mapping[str, Any]], repo: ImageRepo, tags: Sequence[str], exclusions) -> str:
+def _policies_after(
+    objects: Sequence[Mapping[str, Any]], repo: ImageRepo, tags: Sequence[str], exclusions: Sequence[str]
+) -> str:
     """`flux-system/app-production selects 1.1.0` for each ImagePolicy of the repository, with `exclusions`."""
     said = []
+    after = policy.parse_exclusions(exclusions)
     for target in (t for t in automation.find_targets(objects) if t.repository == repo.key):
-        prediction = automation.predict_one(replace(target, exclusions=exclusions), tags)
+        prediction = automation.predict_one(replace(target, exclusions=after), tags)
         said.append(f"{target.key} selects {prediction.selected or f'nothing ({prediction.error})'}")
     return "; ".join(said) or "no ImagePolicy of the overlay reads it"
 
@@ -209,12 +213,15 @@ def run(overlay: Path, tag: str, image: str | None = None, undo: bool = False) -
     if undo:
         return _undo(overlay, tag, repo, pattern, appended, kustomization, listed, patch_path, kustomization_path)
 
-    blocking = next((p for p in effective if GoRegexp(p).matches(tag)), None)
+    try:
+        blocking = repo.scan.excluding(tag)
+    except policy.InvalidPolicy as err:  # Flux stalls on it too: fix the list before excluding more
+        raise policy.InvalidPolicy(f"ImageRepository {repo.key} in {overlay} is invalid: {err}") from None
     if blocking is not None:
         raise InputError(f"TAG {tag} is already excluded from {repo.key} by the exclusion {blocking}; nothing changed")
     if len(effective) >= MAX_EXCLUSIONS:
         raise InputError(f"ImageRepository {repo.key} already has {len(effective)} exclusions; Flux allows 25")
-    tags = registry_client.RegistryTags().tags(repo)
+    tags = RegistryTags().tags(repo)
     if tag not in tags:
         raise InputError(f"TAG {tag} is not a tag of {repo.image} in the registry; accepted: a tag it has")
     changes: dict[Path, str | None] = {}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from image_tagger.edges.registry_client import RegistrySession
+from image_tagger.edges.registry.session import RegistrySession
 from image_tagger.model.errors import InputError, PublishError
 from image_tagger.model.imagename import normalise_registry, parse_image
 from image_tagger.model.registry import RegistryAuth

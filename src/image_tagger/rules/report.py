@@ -10,8 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from image_tagger.fluxrules import standard
-from image_tagger.fluxrules.automation import why_ignored
-from image_tagger.fluxrules.policy import InvalidPolicy, PolicyFailure, select_tag
+from image_tagger.fluxrules.policy import PolicyFailure, PolicySpec, parse_policy
 from image_tagger.model.plan import TagPlan
 from image_tagger.model.receivers import Notification
 from image_tagger.model.result import PublishResult
@@ -25,10 +24,10 @@ class Verdict:
     reason: str
 
 
-def _qualifies(spec: dict, tag: str) -> bool:
+def _qualifies(spec: PolicySpec, tag: str) -> bool:
     try:
-        return select_tag(spec, [tag]) == tag
-    except (InvalidPolicy, PolicyFailure):
+        return spec.select([tag]) == tag
+    except PolicyFailure:
         return False
 
 
@@ -37,13 +36,13 @@ def flux_verdicts(plan: TagPlan, major: int | None) -> list[Verdict]:
     verdicts = []
     follow = major if major is not None else _release_major(plan)
     if follow is not None:
-        spec = standard.release_policy(follow)
-        name = f"releases of major {follow} (semver `{spec['policy']['semver']['range']}`)"
+        spec = parse_policy(standard.release_policy(follow))
+        name = f"releases of major {follow} (semver `{spec.describe()}`)"
         if _qualifies(spec, plan.version):
             verdicts.append(Verdict(name, True, f"rolls out when it is the highest {follow}.x.y release"))
         else:
-            verdicts.append(Verdict(name, False, why_ignored(spec, plan.version)))
-    spec = standard.branch_policy()
+            verdicts.append(Verdict(name, False, spec.why_ignored(plan.version)))
+    spec = parse_policy(standard.branch_policy())
     name = "newest `main-…` build (numerical on the timestamp)"
     if _qualifies(spec, plan.version):
         verdicts.append(Verdict(name, True, "rolls out as the newest build (highest timestamp)"))
