@@ -64,6 +64,7 @@ class Registry:
     manifests: dict[str, Manifest] = field(default_factory=dict)
     on_put: Callable[[str], None] = lambda tag: None
     down: bool = False
+    list_error: PublishError | None = None
 
     def session(self, image: ImageName, credentials: RegistryAuth) -> Registry:
         return self
@@ -77,6 +78,8 @@ class Registry:
         pass
 
     def tags(self, missing_ok: bool = False) -> list[str]:
+        if self.list_error:
+            raise self.list_error
         return list(self.manifests)
 
     def manifest(self, reference: str) -> Manifest | None:
@@ -190,6 +193,7 @@ class World:
         username: str = "ci-bot",
         receivers: tuple[Receiver, ...] = (Receiver("https://flux.test/hook/1", "token"),),
         settle: float = 0.5,
+        overlay: Path | None = None,
     ) -> PublishReport:
         inputs = PublishInputs(
             workspace=Path("/nonexistent"),
@@ -198,7 +202,7 @@ class World:
             credentials=RegistryAuth(username, "pw" if username else ""),
             build=BuildOptions(Path("/nonexistent"), Path("/nonexistent/Dockerfile")),
             release=release,
-            overlay=None,
+            overlay=overlay,
             receivers=receivers,
         )
         ctx = GitContext(event="push", ref=ref, sha=SHA, push_time=PUSHED, commit_time=PUSHED - 60)
@@ -422,3 +426,44 @@ def test_an_anonymous_push_does_not_log_in(world: World) -> None:
     job = world.run("refs/heads/main", username="")
 
     assert job.exit_code == 0 and world.daemon.logins == 0
+
+
+OVERLAY = f"""\
+apiVersion: image.toolkit.fluxcd.io/v1
+kind: ImageRepository
+metadata: {{name: app, namespace: flux-system}}
+spec: {{image: {IMAGE}, interval: 5m}}
+---
+apiVersion: image.toolkit.fluxcd.io/v1
+kind: ImagePolicy
+metadata: {{name: app-main, namespace: flux-system}}
+spec:
+  imageRepositoryRef: {{name: app}}
+  filterTags: {{pattern: '^main-[a-f0-9]+-(?P<ts>[0-9]+)$', extract: '$ts'}}
+  policy: {{numerical: {{order: asc}}}}
+"""
+
+
+def test_the_overlays_policies_are_forecast_from_the_registrys_tags(world: World, tmp_path: Path) -> None:
+    world.branch_build(f"main-0000000-{PUSHED - 60}", revision=OTHER)
+    (tmp_path / "overlay.yaml").write_text(OVERLAY)
+
+    job = world.run("refs/heads/main", overlay=tmp_path / "overlay.yaml")
+
+    assert job.forecast == (
+        f"flux-system/app-main (numerical asc): main-0000000-{PUSHED - 60} → main-3f2c1a9-{PUSHED}",
+    )
+    assert job.warnings == ()
+
+
+def test_an_unreadable_tag_list_skips_the_forecast_with_a_warning_and_fails_nothing(
+    world: World, tmp_path: Path
+) -> None:
+    world.registry.list_error = PublishError("registry registry.test did not answer in time")
+    (tmp_path / "overlay.yaml").write_text(OVERLAY)
+
+    job = world.run("refs/heads/main", overlay=tmp_path / "overlay.yaml")
+
+    assert job.exit_code == 0 and job.forecast == ()
+    assert job.warnings == ("overlay preview skipped: registry registry.test did not answer in time",)
+    assert len(world.notifier.calls) == 1
