@@ -33,7 +33,7 @@ class DockerDaemon:
 
     def build(self, request: BuildRequest, log: Log) -> str:
         labels = dict(request.labels)
-        if request.options.builder is Builder.LEGACY:
+        if request.options.builder == Builder.LEGACY:
             image_id = docker_ops.build(self.client, request.options, request.build_ref, labels, log)
             docker_ops.tag(self.client, request.build_ref, request.image, request.tags)
             return image_id

@@ -158,7 +158,7 @@ def copy_tags(
         log.info(f"{plan.image.ref(tag)} -> {manifest.digest}")
         return manifest.digest
 
-    done = {plan.version: state} if state is TagState.ALREADY_PUBLISHED else {}
+    done = {plan.version: state} if state == TagState.ALREADY_PUBLISHED else {}
     return push_tags(PublishResult(plan, "", manifest.digest, done, **extra), copy, guard, state)
 
 
@@ -339,7 +339,7 @@ def release_without_build(
     with registry_session() as session:
         found = existing_release(session, plan.version)
         published = releases.already_published(found[0] if found else None, provenance.revision, release.overwrite)
-        promote = release.promote is PromoteMode.AUTO and not published
+        promote = release.promote == PromoteMode.AUTO and not published
         source = find_branch_build(session, provenance.revision) if promote else None
     if published and found:
         log.info(f"{plan.image.ref(plan.version)} is already published from this commit ({found[1].digest})")
@@ -367,7 +367,7 @@ def publish(
         return edges.registry(plan.image, credentials)
 
     guard = None
-    if plan.push and plan.kind is PlanKind.RELEASE:
+    if plan.push and plan.kind == PlanKind.RELEASE:
         guard = ReleaseGuard(
             registry_session, plan, provenance.revision, given.release.overwrite, settle, log, edges.sleep
         )

@@ -172,7 +172,7 @@ def parse_build(raw: Mapping[str, str], workspace: Path) -> BuildOptions:
         no_cache=parse_bool("no-cache", raw.get("no-cache", "")),
         builder=builder,
     )
-    if builder is Builder.LEGACY:
+    if builder == Builder.LEGACY:
         used = [name for name in BUILDKIT_ONLY if raw.get(name, "").strip()]
         if used:
             raise InputError(f"{', '.join(used)} need BuildKit; accepted: builder: buildkit, or leave them empty")

@@ -133,7 +133,7 @@ def plan_tags(ctx: GitContext, image: ImageName, options: NamingOptions, now: in
     """Apply the contract to options rules.inputs has checked; every refusal is an InputError raised before
     anything is built."""
     kind, name = _ref_kind(ctx, options.tag_prefix)
-    if kind is PlanKind.RELEASE:
+    if kind == PlanKind.RELEASE:
         version = release_version(name, options.tag_prefix)
         if options.major_version is not None and version.major != options.major_version:
             raise InputError(
@@ -147,22 +147,22 @@ def plan_tags(ctx: GitContext, image: ImageName, options: NamingOptions, now: in
             kind=kind,
             version=str(version),
             image=image,
-            push=options.push is not PushMode.FALSE,
+            push=options.push != PushMode.FALSE,
             extra_tags=floating,
             notes=options.notes,
         )
     sha = short_sha(ctx.sha, options.sha_length)
     timestamp, used, stamp_notes = choose_timestamp(ctx, options.timestamp, now, options.timestamp_value)
     notes = (*options.notes, *stamp_notes)
-    if kind is PlanKind.PULL_REQUEST:
+    if kind == PlanKind.PULL_REQUEST:
         number = name
         if not number.isdigit():
             raise InputError("pull request number is missing; accepted: --pr-number N or a refs/pull/N/merge ref")
         version = build_tag(f"pr-{int(number)}", sha, timestamp)
-        push = options.push is PushMode.TRUE
+        push = options.push == PushMode.TRUE
     else:
         version = build_tag(branch_slug(name), sha, timestamp)
-        push = options.push is not PushMode.FALSE
+        push = options.push != PushMode.FALSE
     if not DOCKER_TAG.fullmatch(version):  # whatever the inputs, never hand Docker a tag it refuses
         raise InputError(f"the tag {version[:60]!r}… is not a Docker tag; accepted: {ACCEPTED_TAG}")
     return TagPlan(

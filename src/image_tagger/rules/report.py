@@ -49,7 +49,7 @@ def flux_verdicts(plan: TagPlan, major: int | None) -> list[Verdict]:
 
 def _release_major(plan: TagPlan) -> int | None:
     head = plan.version.split(".", 1)[0]
-    return int(head) if plan.kind is PlanKind.RELEASE and head.isdigit() else None
+    return int(head) if plan.kind == PlanKind.RELEASE and head.isdigit() else None
 
 
 HEADINGS = {
