@@ -35,7 +35,6 @@ class PublishReport:
     """
 
     plan: TagPlan
-    ref: str
     result: PublishResult | None
     verdicts: tuple[Verdict, ...] = ()
     forecast: tuple[str, ...] = ()  # the overlay's policies, one line each, from the registry's tags

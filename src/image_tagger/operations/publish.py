@@ -412,17 +412,17 @@ def run(given: PublishInputs, ctx: GitContext, edges: JobEdges, log: Log, settle
         result, failure = err.result, Failure(str(err))
     except BuildError as err:
         title = f"Build failed: {err.step}" if err.step else "Build failed"
-        return PublishReport(plan, ctx.ref, None, failure=Failure(str(err), title))
+        return PublishReport(plan, None, failure=Failure(str(err), title))
     except PublishError as err:
-        return PublishReport(plan, ctx.ref, None, failure=Failure(str(err)))
+        return PublishReport(plan, None, failure=Failure(str(err)))
     verdicts = tuple(report.flux_verdicts(plan, given.naming.major_version))
     if not result.pushed:
-        return PublishReport(plan, ctx.ref, result, verdicts, failure=failure)
+        return PublishReport(plan, result, verdicts, failure=failure)
     forecast, warnings = overlay_outlook(edges, targets, plan, given.credentials) if targets else ((), ())
     pushed_at = edges.clock()
     # The release tag is in the registry: every cluster's Flux may rescan now.
     notifications = tuple(edges.notify(given.receivers, result, log.info))
-    return PublishReport(plan, ctx.ref, result, verdicts, forecast, notifications, warnings, failure, pushed_at)
+    return PublishReport(plan, result, verdicts, forecast, notifications, warnings, failure, pushed_at)
 
 
 def overlay_outlook(
