@@ -418,8 +418,8 @@ def run(given: PublishInputs, ctx: GitContext, edges: JobEdges, log: Log, settle
     verdicts = tuple(report.flux_verdicts(plan, given.naming.major_version))
     if not result.pushed:
         return PublishReport(plan, result, verdicts, failure=failure)
-    forecast, warnings = overlay_outlook(edges, targets, plan, given.credentials) if targets else ((), ())
     pushed_at = edges.clock()
+    forecast, warnings = overlay_outlook(edges, targets, plan, given.credentials) if targets else ((), ())
     # The release tag is in the registry: every cluster's Flux may rescan now.
     notifications = tuple(edges.notify(given.receivers, result, log.info))
     return PublishReport(plan, result, verdicts, forecast, notifications, warnings, failure, pushed_at)
