@@ -10,7 +10,6 @@ test_release_race) show on real ones.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,7 +21,7 @@ from image_tagger.model.errors import PublishError
 from image_tagger.model.git import GitContext
 from image_tagger.model.imagename import ImageName, parse_image
 from image_tagger.model.inputs import BuildOptions, PublishInputs, ReleaseOptions
-from image_tagger.model.log import Log
+from image_tagger.model.log import KeptLog, Log
 from image_tagger.model.plan import NamingOptions
 from image_tagger.model.ports import BuildRequest, JobEdges
 from image_tagger.model.receivers import Notification, Receiver
@@ -152,24 +151,12 @@ class Notifier:
         return [Notification(True, f"Flux notified: {r.url} answered 200", 1, r.url) for r in receivers]
 
 
-class RecordingLog:
-    def __init__(self) -> None:
-        self.lines: list[str] = []
-
-    def info(self, text: str) -> None:
-        self.lines.append(text)
-
-    def group(self, title: str) -> AbstractContextManager[None]:
-        self.lines.append(f"== {title}")
-        return nullcontext()
-
-
 @dataclass
 class World:
     registry: Registry = field(default_factory=Registry)
     notifier: Notifier = field(default_factory=Notifier)
     sleeps: list[float] = field(default_factory=list)
-    log: RecordingLog = field(default_factory=RecordingLog)
+    log: KeptLog = field(default_factory=KeptLog)
     during_sleep: Callable[[], None] = lambda: None  # what other runs do while this one waits
     daemon: Daemon = field(init=False)
 

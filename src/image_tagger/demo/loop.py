@@ -24,7 +24,7 @@ import docker
 from ruamel.yaml import YAML
 
 from image_tagger.demo import DemoError, githttp, localregistry, realclusters, sampleapp, simulated, source
-from image_tagger.demo.world import ENVIRONMENTS, UNRELEASED, Followed, QuietLog, World, fresh_config, say
+from image_tagger.demo.world import ENVIRONMENTS, UNRELEASED, Followed, World, fresh_config, say
 from image_tagger.edges import docker_ops, kustomize, registry_client
 from image_tagger.edges.context import commit_time_of
 from image_tagger.edges.gitcmd import git
@@ -33,6 +33,7 @@ from image_tagger.model.errors import PublishError
 from image_tagger.model.git import GitContext
 from image_tagger.model.imagename import parse_image
 from image_tagger.model.inputs import BuildOptions, PublishInputs, ReleaseOptions
+from image_tagger.model.log import KeptLog
 from image_tagger.model.plan import NamingOptions
 from image_tagger.model.receivers import Receiver
 from image_tagger.model.registry import RegistryAuth
@@ -145,7 +146,7 @@ def build_and_push(
     version = plan_tags(ctx, image, naming, now=world.clock).version
     build = BuildOptions(checkout, checkout / "Dockerfile", {"VERSION": version})
     given = PublishInputs(checkout, image, naming, RegistryAuth(), build, ReleaseOptions(), None, tuple(receivers))
-    log = QuietLog()
+    log = KeptLog()  # shown only when the step fails
     job = publish.run(given, ctx, real_edges(world.client), log)
     if job.failure is not None or job.result is None or job.pushed_at is None:
         print("\n".join(log.lines[-30:]), file=sys.stderr)
