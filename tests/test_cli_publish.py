@@ -17,6 +17,7 @@ from support.cli import assert_input_error, explain, run_cli
 from support.receiver import closed_port_url, serve_receiver
 from support.registry import Registry
 from support.sample_app import git
+from test_hostile_output import action_explain, run_action
 
 from image_tagger.entry.cli import RECEIVER_ENV
 
@@ -222,3 +223,35 @@ def test_a_receiver_that_is_down_is_a_warning_and_the_others_are_notified(
     assert f"Flux notified: {staging.origin} answered 200" in done.stderr, explain(done)
     assert "/hook/" not in done.stderr, explain(done)
     assert [d.status for d in staging.deliveries] == [200]
+
+
+# --- one report, one schema ------------------------------------------------------------------------------------------
+
+
+def test_publish_json_is_the_object_the_action_writes_to_its_json_output(
+    registry: Registry, sample_app: Path, repository: str, tmp_path: Path
+) -> None:
+    """The action (its real entry point, as a step's process) and `publish --json`, one checkout, one registry:
+    the same keys with the same types, serialised alike. (Their images differ in the source label only: the
+    action names the GitHub repository.)"""
+    image = f"{registry.host}/{repository}"
+    with serve_receiver(PRODUCTION_TOKEN) as receiver:
+        login = {"username": registry.username, "password": registry.password}
+        flux = {"flux-receiver-url": receiver.url, "flux-receiver-secret": PRODUCTION_TOKEN}
+        action = run_action(sample_app, tmp_path / "runner", {"image": image, **login, **flux})
+        done = publish(
+            registry, sample_app, repository, *receiver_flags(receiver.url), env={RECEIVER_ENV: PRODUCTION_TOKEN}
+        )
+
+    assert action["returncode"] == 0, action_explain(action)
+    assert done.returncode == 0, explain(done)
+    from_action, from_cli = json.loads(action["outputs"]["json"]), json.loads(done.stdout)
+    assert {key: type(value) for key, value in from_cli.items()} == {
+        key: type(value) for key, value in from_action.items()
+    }
+    assert "flux_receivers" in from_cli
+    assert done.stdout == json.dumps(from_cli, sort_keys=True) + "\n"  # serialised alike, too
+    assert action["outputs"]["json"] == json.dumps(from_action, sort_keys=True)
+    for key in ("kind", "version", "tags", "pushed", "outcome", "tag_states", "flux_notified", "flux_receivers"):
+        assert from_cli[key] == from_action[key], key
+    assert [d.status for d in receiver.deliveries] == [200, 200]

@@ -8,6 +8,8 @@ from image_tagger.model.errors import InputError
 from image_tagger.model.git import GitContext
 from image_tagger.model.imagename import parse_image
 from image_tagger.model.plan import NamingOptions
+from image_tagger.model.states import PlanKind, PushMode
+from image_tagger.rules.inputs import parse_naming
 from image_tagger.rules.naming import branch_slug, plan_tags
 
 SHA = "3f2c1a9e5b7d0c4a1f2e3d4c5b6a79881726354a"
@@ -24,6 +26,8 @@ def plan(ref: str, *, event: str = "push", image: str = "acme/app", **options):
         commit_time=options.pop("commit_time", None),
         pr_number=options.pop("pr_number", None),
     )
+    if "push" in options:
+        options["push"] = PushMode(options["push"])
     return plan_tags(ctx, parse_image(image), NamingOptions(**options), now=NOW)
 
 
@@ -41,7 +45,7 @@ def plan(ref: str, *, event: str = "push", image: str = "acme/app", **options):
 )
 def test_release_tags_drop_the_v(ref, version):
     p = plan(ref)
-    assert (p.kind, p.version, p.push) == ("release", version, True)
+    assert (p.kind, p.version, p.push) == (PlanKind.RELEASE, version, True)
     assert p.refs == (f"docker.io/acme/app:{version}",)
 
 
@@ -107,7 +111,7 @@ def test_branch_slug(branch, slug):
 
 def test_branch_push_uses_push_time():
     p = plan("refs/heads/main")
-    assert (p.kind, p.version, p.push) == ("branch", f"main-3f2c1a9-{PUSHED}", True)
+    assert (p.kind, p.version, p.push) == (PlanKind.BRANCH, f"main-3f2c1a9-{PUSHED}", True)
     assert p.timestamp_source == "push"
 
 
@@ -123,8 +127,6 @@ def test_timestamp_source_override():
     assert plan("refs/heads/main", timestamp="build").version == f"main-3f2c1a9-{NOW}"
     assert plan("refs/heads/main", commit_time=5, timestamp="commit").version == "main-3f2c1a9-5"
     assert plan("refs/heads/main", timestamp_value=42).version == "main-3f2c1a9-42"
-    with pytest.raises(InputError, match="timestamp 'later' .* push | commit | build"):
-        plan("refs/heads/main", timestamp="later")
 
 
 def test_sha_length_and_validation():
@@ -146,7 +148,7 @@ def test_unusable_branch_is_refused():
 
 def test_pull_request_builds_without_push_unless_asked():
     p = plan("refs/pull/17/merge", event="pull_request")
-    assert (p.kind, p.version, p.push) == ("pull_request", f"pr-17-3f2c1a9-{PUSHED}", False)
+    assert (p.kind, p.version, p.push) == (PlanKind.PULL_REQUEST, f"pr-17-3f2c1a9-{PUSHED}", False)
     assert plan("refs/pull/17/merge", event="pull_request", push="true").push is True
     p = plan("refs/heads/feature", event="pull_request", pr_number=9)
     assert p.version == f"pr-9-3f2c1a9-{PUSHED}"
@@ -156,8 +158,22 @@ def test_pull_request_builds_without_push_unless_asked():
 
 def test_push_modes():
     assert plan("refs/heads/main", push="false").push is False
-    with pytest.raises(InputError, match="push 'maybe' is not accepted; accepted: auto | true | false"):
-        plan("refs/heads/main", push="maybe")
+    assert plan("refs/tags/v1.2.3", push="false").push is False
+    assert plan("refs/tags/v1.2.3", push="auto").push is True
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ({"push": "maybe"}, r"push 'maybe' is not accepted; accepted: auto \| true \| false"),
+        ({"timestamp": "later"}, r"timestamp 'later' .* push \| commit \| build"),
+        ({"timestamp": "bogus"}, "timestamp 'bogus'"),
+    ],
+)
+def test_naming_options_are_checked_once_by_the_input_parser(raw: dict[str, str], message: str) -> None:
+    """plan_tags takes NamingOptions that rules.inputs has typed: the refusal happens there, for every ref."""
+    with pytest.raises(InputError, match=message):
+        parse_naming({"image": "acme/app", **raw})
 
 
 @pytest.mark.parametrize(
@@ -218,8 +234,3 @@ def test_bare_refs_are_tags_only_when_they_read_like_versions(ref, kind):
 def test_release_tags_longer_than_docker_allows_are_refused():
     with pytest.raises(InputError, match="longer than 128"):
         plan("refs/tags/v1.2.3-" + "a" * 130)
-
-
-def test_timestamp_source_is_checked_for_releases_too():
-    with pytest.raises(InputError, match="timestamp 'bogus'"):
-        plan("refs/tags/v1.2.3", timestamp="bogus")

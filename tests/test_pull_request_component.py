@@ -22,7 +22,6 @@ from support.crds import crd_schemas, validate_against_crd
 
 from image_tagger.demo import githttp, localregistry, loop, realclusters
 from image_tagger.demo.world import World
-from image_tagger.edges import notify
 from image_tagger.edges.gitcmd import git
 from image_tagger.edges.kustomize import point_consumer_at, publish_flux_base
 from image_tagger.edges.manifests import kustomize_build
@@ -155,8 +154,8 @@ def test_real_automation_pushes_to_its_own_branch_and_main_waits_for_the_merge(
         deployed_before = realclusters.container_image(production.api.get(production.deployment))
 
         sha = loop.push_app(world, "refs/tags/v1.0.0")
-        result = loop.build_and_push(world, "refs/tags/v1.0.0", sha)
-        assert all(notification.ok for notification in notify.announce_all(clusters.receivers, result))
+        job, _, _ = loop.build_and_push(world, "refs/tags/v1.0.0", sha, clusters.receivers)
+        assert job.notifications and all(notification.ok for notification in job.notifications)
 
         def proposed() -> str | None:
             found = subprocess.run(

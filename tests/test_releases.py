@@ -21,19 +21,19 @@ from support.registry import Registry
 from support.sample_app import git
 
 from image_tagger.model.errors import PublishError
-from image_tagger.rules.releases import Existing, ReleaseLost, branch_build_candidates, check_holder, release_verdict
+from image_tagger.rules.releases import Existing, ReleaseLost, already_published, branch_build_candidates, check_holder
 
 SHA = "3f2c1a9e" + "0" * 32
 
 
 def test_release_verdicts() -> None:
-    assert release_verdict(None, SHA, overwrite=False) == "push"
-    assert release_verdict(Existing("1.4.2", "sha256:a", SHA.upper()), SHA, overwrite=False) == "already-published"
-    assert release_verdict(Existing("1.4.2", "sha256:a", "b" * 40), SHA, overwrite=True) == "push"
+    assert already_published(None, SHA, overwrite=False) is False
+    assert already_published(Existing("1.4.2", "sha256:a", SHA.upper()), SHA, overwrite=False) is True
+    assert already_published(Existing("1.4.2", "sha256:a", "b" * 40), SHA, overwrite=True) is False
     with pytest.raises(PublishError, match=r"1\.4\.2 already names bbbbbbbbbbbb .* not this commit 3f2c1a9e0000"):
-        release_verdict(Existing("1.4.2", "sha256:a", "b" * 40), SHA, overwrite=False)
+        already_published(Existing("1.4.2", "sha256:a", "b" * 40), SHA, overwrite=False)
     with pytest.raises(PublishError, match="unknown commit"):
-        release_verdict(Existing("1.4.2", "sha256:a", None), SHA, overwrite=False)
+        already_published(Existing("1.4.2", "sha256:a", None), SHA, overwrite=False)
 
 
 def test_a_release_tag_another_commit_pushed_over_ours_is_lost() -> None:

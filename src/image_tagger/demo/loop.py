@@ -17,7 +17,6 @@ import sys
 import tempfile
 import time
 from contextlib import ExitStack, suppress
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -25,21 +24,24 @@ import docker
 from ruamel.yaml import YAML
 
 from image_tagger.demo import DemoError, githttp, localregistry, realclusters, sampleapp, simulated, source
-from image_tagger.demo.world import ENVIRONMENTS, UNRELEASED, Followed, QuietLog, World, fresh_config, say
-from image_tagger.edges import docker_ops, kustomize, notify
+from image_tagger.demo.world import ENVIRONMENTS, UNRELEASED, Followed, World, fresh_config, say
+from image_tagger.edges import docker_ops, kustomize
 from image_tagger.edges.context import commit_time_of
 from image_tagger.edges.gitcmd import git
+from image_tagger.edges.jobports import real_edges
 from image_tagger.edges.registry.session import list_tags
 from image_tagger.model.errors import PublishError
 from image_tagger.model.git import GitContext
 from image_tagger.model.imagename import parse_image
-from image_tagger.model.inputs import BuildOptions
+from image_tagger.model.inputs import BuildOptions, PublishInputs, ReleaseOptions
+from image_tagger.model.log import KeptLog
 from image_tagger.model.plan import NamingOptions
 from image_tagger.model.receivers import Receiver
 from image_tagger.model.registry import RegistryAuth
-from image_tagger.model.result import Provenance, PublishResult
-from image_tagger.operations import rollback
-from image_tagger.operations.publish import publish
+from image_tagger.model.report import PublishReport
+from image_tagger.model.result import PublishResult
+from image_tagger.model.states import TagState
+from image_tagger.operations import publish, rollback
 from image_tagger.rules.naming import plan_tags
 
 BASE_TAG = "v1.0.0"
@@ -123,24 +125,35 @@ def push_app(world: World, ref: str) -> str:
     return git(world.app, "rev-parse", "HEAD")
 
 
-def build_and_push(world: World, ref: str, sha: str) -> PublishResult:
-    """What the action does for this push (same naming, build and push code), from a fresh checkout."""
+def build_and_push(
+    world: World, ref: str, sha: str, receivers: list[Receiver]
+) -> tuple[PublishReport, PublishResult, float]:
+    """What the action does for this push (the same job: naming, build, push, notification), from a fresh
+    checkout; returns the job's report, what it left in the registry, and the wall clock when it was there."""
     checkout = world.root / "ci" / sha[:12]
     if not checkout.exists():
         git(world.root, "clone", "--quiet", str(world.root / "app.git"), str(checkout))
     git(checkout, "checkout", "--quiet", sha)
-    ctx = GitContext(event="push", ref=ref, sha=sha, push_time=world.clock, source_url=str(world.root / "app.git"))
-    plan = plan_tags(ctx, parse_image(world.image), NamingOptions(major_version=None), now=world.clock)
-    build = BuildOptions(checkout, checkout / "Dockerfile", {"VERSION": plan.version})
-    provenance = Provenance(sha, ctx.source_url, commit_time_of(checkout, sha))
-    log = QuietLog()
-    try:
-        result = publish(world.client, plan, build, provenance, RegistryAuth(), log, datetime.now(UTC))
-    except PublishError:
+    ctx = GitContext(
+        event="push",
+        ref=ref,
+        sha=sha,
+        push_time=world.clock,
+        commit_time=commit_time_of(checkout, sha),
+        source_url=str(world.root / "app.git"),
+    )
+    image, naming = parse_image(world.image), NamingOptions()
+    # The app's page shows the version it was built as: a build-arg, as a workflow passes a `tags` step's output.
+    version = plan_tags(ctx, image, naming, now=world.clock).version
+    build = BuildOptions(checkout, checkout / "Dockerfile", {"VERSION": version})
+    given = PublishInputs(checkout, image, naming, RegistryAuth(), build, ReleaseOptions(), None, tuple(receivers))
+    log = KeptLog()  # shown only when the step fails
+    job = publish.run(given, ctx, real_edges(world.client), log)
+    if job.failure is not None or job.result is None or job.pushed_at is None:
         print("\n".join(log.lines[-30:]), file=sys.stderr)
-        raise
-    world.built += list(plan.refs)
-    return result
+        raise PublishError(job.failure.message if job.failure else f"{job.plan.version} was not pushed")
+    world.built += list(job.plan.refs)
+    return job, job.result, job.pushed_at
 
 
 def registry_tags(world: World) -> list[str]:
@@ -167,18 +180,18 @@ def step(world: World, clusters: Clusters, title: str, ref: str) -> dict[str, An
     say(f"\n== {title}")
     sha = push_app(world, ref)
     say(f"  git      {ref} at {sha[:7]} pushed to app.git")
-    result = build_and_push(world, ref, sha)
+    job, result, pushed_wall = build_and_push(world, ref, sha, clusters.receivers)
     pushed = result.image_ref
     if result.promoted_from:
         say(f"  action   promoted {result.promoted_from} to {pushed} (no build: the bytes staging ran)")
     else:
         say(f"  action   built and pushed {pushed}")
-    pushed_at = time.monotonic()
-    for notification in notify.announce_all(clusters.receivers, result):  # as the action does, side by side
+    pushed_at = time.monotonic() - (time.time() - pushed_wall)  # the job's wall clock, on the monotonic one
+    for notification in job.notifications:  # the job notified every Receiver, side by side, as the action does
         say(f"  flux     {notification.detail}")
         if not notification.ok:
             raise DemoError(f"{title}: {notification.detail}")
-    new_tags = [ref.rsplit(":", 1)[1] for ref in result.tags_in("pushed", "promoted")]
+    new_tags = [ref.rsplit(":", 1)[1] for ref in result.tags_in(TagState.PUSHED, TagState.PROMOTED)]
     followed = clusters.follow(world, registry_tags(world), pushed_at, new_tags)
     report = outcome(world, title, followed, pushed=pushed, promoted_from=result.promoted_from)
     if report["applied_after_push_seconds"] is not None:

@@ -6,7 +6,6 @@ clusters then did. Both read the config repository the same way and ask the same
 
 from __future__ import annotations
 
-from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,20 +20,6 @@ from image_tagger.fluxrules import automation
 ENVIRONMENTS = ("production", "staging")
 UNRELEASED = "0.0.0"  # the tag the config repository starts with: no release of the image exists yet
 FLUX_SECONDS = 90.0  # how long the demo waits for a cluster to follow a push before it calls the step failed
-
-
-class QuietLog:
-    """Build logs are kept and shown only when a step fails; the timeline is what the demo prints."""
-
-    def __init__(self) -> None:
-        self.lines: list[str] = []
-
-    def info(self, text: str) -> None:
-        self.lines.append(text)
-
-    def group(self, title: str) -> AbstractContextManager[None]:
-        self.lines.append(f"== {title}")
-        return nullcontext()
 
 
 @dataclass

@@ -29,7 +29,6 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 import requests
@@ -37,10 +36,8 @@ import requests
 from image_tagger.edges.httpbounds import Deadline, bounded_session
 from image_tagger.model.errors import InputError
 from image_tagger.model.receivers import Notification, Receiver
+from image_tagger.model.result import PublishResult
 from image_tagger.rules.receivers import parse_receiver_url
-
-if TYPE_CHECKING:  # publish imports inputs, which may import this module
-    from image_tagger.model.result import PublishResult
 
 SIGNATURE_HEADER = "X-Signature"
 ATTEMPTS = 3
@@ -58,7 +55,7 @@ def receiver_payload(result: PublishResult) -> dict[str, object]:
     """What the notification says: the repository, the tags this run left in the registry, the digest."""
     return {
         "image": result.plan.image.name,
-        "tags": result.tags_in("pushed", "promoted", "already-published"),
+        "tags": result.in_registry,
         "digest": result.digest or "",
     }
 

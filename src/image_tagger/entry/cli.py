@@ -16,22 +16,20 @@ import sys
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NoReturn
 
 import requests
 from docker.errors import DockerException
 
-from image_tagger.edges import context, docker_ops, manifests, notify
+from image_tagger.edges import context, manifests
+from image_tagger.edges.jobports import real_edges
 from image_tagger.edges.registry.tags import RegistryTags
 from image_tagger.fluxrules import automation, imageref, policy, setters
 from image_tagger.fluxrules.files import read_named_file
-from image_tagger.model.errors import InputError, exit_code
-from image_tagger.model.imagename import ImageName
-from image_tagger.model.plan import NamingOptions
-from image_tagger.model.result import Provenance
-from image_tagger.operations.publish import PushFailed, publish
+from image_tagger.model.errors import InputError, PublishError, exit_code
+from image_tagger.model.git import GitContext
+from image_tagger.operations import publish
 from image_tagger.rules import inputs, report
 from image_tagger.rules.naming import plan_tags
 from image_tagger.rules.redact import Redactor, guarded, one_line
@@ -104,15 +102,14 @@ def _raw_inputs(args: argparse.Namespace) -> dict[str, str]:
     return raw
 
 
-def _plan(args: argparse.Namespace, image: ImageName, naming: NamingOptions, checkout: Path | None):
+def _context(args: argparse.Namespace, checkout: Path | None) -> GitContext:
     overrides = {"ref": args.ref, "sha": args.sha, "event": args.event, "pr_number": args.pr_number}
-    ctx = context.resolve(overrides, checkout=checkout)
-    return plan_tags(ctx, image, naming, now=int(time.time())), ctx
+    return context.resolve(overrides, checkout=checkout)
 
 
 def cmd_tags(args: argparse.Namespace) -> int:
     image, naming = inputs.parse_naming(_raw_inputs(args))
-    plan, _ = _plan(args, image, naming, None)
+    plan = plan_tags(_context(args, None), image, naming, now=int(time.time()))
     for note in plan.notes:
         print(note, file=sys.stderr)
     print(json.dumps(plan.as_dict()) if args.json else "\n".join(plan.refs))
@@ -133,33 +130,22 @@ def cmd_publish(args: argparse.Namespace) -> int:
     args.redactor.add_login(args.username.strip(), password)
     args.redactor.add_build_secrets(secrets["secrets"])
     given = inputs.parse(raw, workspace, password)
-    plan, ctx = _plan(args, given.image, given.naming, workspace)
-    provenance = Provenance(ctx.sha, ctx.source_url, ctx.commit_time)
     log = StderrLog()
-    try:
-        result = publish(
-            docker_ops.connect(),
-            plan,
-            given.build,
-            provenance,
-            given.credentials,
-            log,
-            datetime.now(UTC),
-            given.release,
-        )
-    except PushFailed as err:  # what did reach the registry is still reported, then the failure
-        print(
-            json.dumps(err.result.as_dict()) if args.json else report.summary(err.result, []),
-            end="\n" if args.json else "",
-        )
-        raise
-    notifications = notify.announce_all(given.receivers, result, log=log.info) if result.pushed else []
-    for notification in notifications:
-        log.info(notification.detail)
-    if args.json:
-        print(json.dumps(result.as_dict() | report.json_fields(notifications)))
-    else:
-        print(report.summary(result, report.flux_verdicts(plan, given.naming.major_version)), end="")
+    job = publish.run(given, _context(args, workspace), real_edges(), log)
+    for note in job.plan.notes:
+        print(note, file=sys.stderr)
+    if job.result is not None:  # what did reach the registry is reported, also when a later step failed
+        log.info(report.heading(job.result))
+        for line in (*job.warnings, *(f"flux: {line}" for line in job.forecast)):
+            log.info(line)
+        for notification in job.notifications:
+            log.info(notification.detail)
+        if args.json:
+            print(report.outputs(job.result, job.notifications)["json"])
+        else:
+            print(report.job_summary(job, job.result), end="")
+    if job.failure is not None:
+        raise PublishError(job.failure.message)
     return 0
 
 

@@ -10,6 +10,7 @@ from image_tagger.model.imagename import ImageName
 from image_tagger.model.plan import NamingOptions
 from image_tagger.model.receivers import Receiver
 from image_tagger.model.registry import RegistryAuth
+from image_tagger.model.states import Builder, PromoteMode
 
 
 @dataclass(frozen=True)
@@ -34,7 +35,7 @@ class BuildOptions:
     cache_to: tuple[str, ...] = ()
     pull: bool = False
     no_cache: bool = False
-    builder: str = "buildkit"
+    builder: Builder = Builder.BUILDKIT
 
 
 @dataclass(frozen=True)
@@ -42,7 +43,7 @@ class ReleaseOptions:
     """What a release may do: replace another commit's release tag, or reuse a branch build's manifest."""
 
     overwrite: bool = False
-    promote: str = "auto"
+    promote: PromoteMode = PromoteMode.AUTO
 
 
 @dataclass(frozen=True)

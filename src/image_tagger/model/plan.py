@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from image_tagger.model.imagename import ImageName
+from image_tagger.model.states import PlanKind, PushMode
 
 
 @dataclass(frozen=True)
@@ -15,7 +16,7 @@ class NamingOptions:
     timestamp: str = "push"
     timestamp_value: int | None = None
     floating_tags: bool = False
-    push: str = "auto"
+    push: PushMode = PushMode.AUTO
     notes: tuple[str, ...] = ()  # remarks about the inputs, carried into the plan for the log and summary
 
 
@@ -23,7 +24,7 @@ class NamingOptions:
 class TagPlan:
     """What to publish: the primary tag (`version`) first, then any floating tags."""
 
-    kind: str  # release | branch | pull_request
+    kind: PlanKind
     version: str
     image: ImageName
     push: bool

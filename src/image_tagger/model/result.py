@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from image_tagger.model.errors import PublishError
 from image_tagger.model.plan import TagPlan
+from image_tagger.model.states import IN_REGISTRY, TagState
 
 
 @dataclass(frozen=True)
@@ -19,31 +20,36 @@ class Provenance:
 
 @dataclass(frozen=True)
 class PublishResult:
-    """What happened, per tag: `pushed`, `promoted`, `already-published`, `built` (not pushed) or `failed`."""
+    """What happened, per tag (TagState); a tag missing from `states` was not reached."""
 
     plan: TagPlan
     image_id: str
     digest: str | None
-    states: dict[str, str] = field(default_factory=dict)
+    states: dict[str, TagState] = field(default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)
     promoted_from: str | None = None
 
     @property
     def pushed(self) -> bool:
         """The primary tag names this run's image in the registry (pushed, promoted or already there)."""
-        return self.states.get(self.plan.version) in ("pushed", "promoted", "already-published")
+        return self.states.get(self.plan.version) in IN_REGISTRY
 
     @property
-    def outcome(self) -> str:
-        return self.states.get(self.plan.version, "built")
+    def outcome(self) -> TagState:
+        return self.states.get(self.plan.version, TagState.BUILT)
 
     @property
     def image_ref(self) -> str:
         primary = self.plan.image.ref(self.plan.version)
         return f"{primary}@{self.digest}" if self.digest and self.pushed else primary
 
-    def tags_in(self, *states: str) -> list[str]:
+    def tags_in(self, *states: TagState) -> list[str]:
         return [self.plan.image.ref(tag) for tag in self.plan.tag_names if self.states.get(tag) in states]
+
+    @property
+    def in_registry(self) -> list[str]:
+        """The references this run left in the registry, naming its image."""
+        return self.tags_in(*IN_REGISTRY)
 
     def as_dict(self) -> dict[str, object]:
         planned = {key: value for key, value in self.plan.as_dict().items() if key != "push"}  # `pushed` says it
@@ -55,7 +61,9 @@ class PublishResult:
             "pushed": self.pushed,
             "outcome": self.outcome,
             "promoted_from": self.promoted_from or "",
-            "tag_states": {self.plan.image.ref(tag): self.states.get(tag, "not pushed") for tag in self.plan.tag_names},
+            "tag_states": {
+                self.plan.image.ref(tag): self.states.get(tag, TagState.NOT_PUSHED) for tag in self.plan.tag_names
+            },
             "errors": {self.plan.image.ref(tag): text for tag, text in self.errors.items()},
         }
 

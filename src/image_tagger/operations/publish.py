@@ -1,10 +1,13 @@
-"""The job: tag plan -> login -> release checks -> build -> push -> verify -> result.
+"""The job: tag plan -> login -> release checks -> build -> push -> verify -> Flux's outlook -> notify -> report.
 
-Shared by the action and `image-tagger publish`. Everything that can be refused is checked before the
-first byte goes to a registry: the login before the build (a wrong password costs no build), a release
-tag that another commit holds before anything is built. Each pushed tag is then read back from the
-registry and must be the image this run built, so a concurrent run's image is never reported as ours.
-The result says per tag what happened, also when a later tag fails.
+One function, `run`, shared by the action, `image-tagger publish` and the demo: each hands it the typed inputs
+and the git context, and renders the PublishReport it returns. The outside world comes in through our own
+ports (model.ports), so the decisions below also run on fakes, without a daemon or a network.
+
+Everything that can be refused is checked before the first byte goes to a registry: the login before the build
+(a wrong password costs no build), a release tag that another commit holds before anything is built. Each
+pushed tag is then read back from the registry and must be the image this run built, so a concurrent run's
+image is never reported as ours. The result says per tag what happened, also when a later tag fails.
 
 One winner per release tag. Registries have no compare-and-swap on tags: a manifest PUT always
 succeeds, and the last one wins. So a release tag is guarded (ReleaseGuard) in four steps: (a) checked
@@ -31,23 +34,28 @@ from __future__ import annotations
 import os
 import re
 import secrets
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
-import docker
-
-from image_tagger.edges import buildkit, docker_ops
-from image_tagger.edges.registry.session import Manifest, RegistrySession
+from image_tagger.edges import manifests
+from image_tagger.edges.buildkit import BuildError
+from image_tagger.edges.docker_ops import PushStalled
+from image_tagger.fluxrules import automation
 from image_tagger.model.errors import PublishError
-from image_tagger.model.inputs import BuildOptions, ReleaseOptions
+from image_tagger.model.git import GitContext
+from image_tagger.model.inputs import BuildOptions, PublishInputs, ReleaseOptions
 from image_tagger.model.log import Log
 from image_tagger.model.plan import TagPlan
+from image_tagger.model.ports import BuildRequest, Daemon, JobEdges, RegistryView, StoredManifest
 from image_tagger.model.registry import RegistryAuth
+from image_tagger.model.report import Failure, PublishReport
 from image_tagger.model.result import Provenance, PublishResult, PushFailed
-from image_tagger.rules import releases
+from image_tagger.model.states import PlanKind, PromoteMode, TagState
+from image_tagger.rules import releases, report
 from image_tagger.rules.inputs import parse_seconds
+from image_tagger.rules.naming import plan_tags
+from image_tagger.rules.redact import one_line
 
 PUSH_ATTEMPTS = 4
 DEFAULT_RELEASE = ReleaseOptions()
@@ -64,6 +72,8 @@ _TRANSIENT = re.compile(
     r"connection refused|broken pipe|did not answer in time",
     re.IGNORECASE,
 )
+
+RegistrySessions = Callable[[], RegistryView]
 
 
 def created_time(provenance: Provenance, now: datetime) -> datetime:
@@ -86,7 +96,7 @@ def oci_labels(plan: TagPlan, provenance: Provenance, created: datetime) -> dict
 
 
 def build_image(
-    client: docker.DockerClient,
+    daemon: Daemon,
     plan: TagPlan,
     build: BuildOptions,
     provenance: Provenance,
@@ -102,17 +112,11 @@ def build_image(
     """
     created = created_time(provenance, now)
     labels = oci_labels(plan, provenance, created)
-    if build.builder == "legacy":
-        image_id = docker_ops.build(client, build, build_ref, labels, log)
-        docker_ops.tag(client, build_ref, plan.image, plan.tag_names)
-        return image_id
-    # BuildKit stamps the image config and layer history with SOURCE_DATE_EPOCH; an explicit build-arg wins.
-    build_args = {"SOURCE_DATE_EPOCH": str(int(created.timestamp())), **build.build_args}
-    refs = [*plan.refs, build_ref]
-    return buildkit.build(client, build, plan.image, refs, labels, build_args, credentials, log)
+    request = BuildRequest(build, plan.image, plan.tag_names, build_ref, labels, int(created.timestamp()), credentials)
+    return daemon.build(request, log)
 
 
-def existing_release(session: RegistrySession, tag: str) -> tuple[releases.Existing, Manifest] | None:
+def existing_release(session: RegistryView, tag: str) -> tuple[releases.Existing, StoredManifest] | None:
     manifest = session.manifest(tag)
     if manifest is None:
         return None
@@ -120,7 +124,7 @@ def existing_release(session: RegistrySession, tag: str) -> tuple[releases.Exist
     return releases.Existing(tag, manifest.digest, revision), manifest
 
 
-def find_branch_build(session: RegistrySession, sha: str) -> tuple[str, Manifest] | None:
+def find_branch_build(session: RegistryView, sha: str) -> tuple[str, StoredManifest] | None:
     """The newest branch build of this very commit (its revision label says so), if the registry has one."""
     for tag in releases.branch_build_candidates(session.tags(missing_ok=True), sha):
         found = existing_release(session, tag)
@@ -130,10 +134,10 @@ def find_branch_build(session: RegistrySession, sha: str) -> tuple[str, Manifest
 
 
 def copy_tags(
-    registry_session: Callable[[], RegistrySession],
+    registry_session: RegistrySessions,
     plan: TagPlan,
-    manifest: Manifest,
-    state: str,
+    manifest: StoredManifest,
+    state: TagState,
     log: Log,
     guard: ReleaseGuard,
     **extra: str,
@@ -146,12 +150,15 @@ def copy_tags(
         log.info(f"{plan.image.ref(tag)} -> {manifest.digest}")
         return manifest.digest
 
-    done = {plan.version: state} if state == "already-published" else {}
+    done = {plan.version: state} if state == TagState.ALREADY_PUBLISHED else {}
     return push_tags(PublishResult(plan, "", manifest.digest, done, **extra), copy, guard, state)
 
 
 def push_tags(
-    result: PublishResult, push_one: Callable[[str], str], guard: ReleaseGuard | None, primary_state: str = "pushed"
+    result: PublishResult,
+    push_one: Callable[[str], str],
+    guard: ReleaseGuard | None,
+    primary_state: TagState = TagState.PUSHED,
 ) -> PublishResult:
     """Push the plan's tags not yet in `result`, the primary first; a release tag is guarded (ReleaseGuard).
 
@@ -167,7 +174,7 @@ def push_tags(
             digest = guarded.push(push_one) if guarded is not None else push_one(tag)
         except PublishError as err:
             raise _push_failed(result, tag, err) from err
-        state = primary_state if tag == plan.version else "pushed"
+        state = primary_state if tag == plan.version else TagState.PUSHED
         result = replace(result, states={**result.states, tag: state}, digest=result.digest or digest)
         moved_after_settle = moved_after_settle or guarded is None
     if guard is not None and moved_after_settle:
@@ -179,19 +186,16 @@ def push_tags(
 
 
 def _push_failed(result: PublishResult, tag: str, err: Exception) -> PushFailed:
-    failed = replace(result, states={**result.states, tag: "failed"}, errors={tag: str(err)})
+    failed = replace(result, states={**result.states, tag: TagState.FAILED}, errors={tag: str(err)})
     return PushFailed(failure_message(failed), failed)
 
 
 def failure_message(result: PublishResult) -> str:
     """One error naming what failed and, exactly, what is in the registry and what is not."""
     failed = next(iter(result.errors.items()))
-    pushed = ", ".join(result.tags_in("pushed", "promoted", "already-published")) or "none"
-    missing = ", ".join(
-        ref
-        for ref in (result.plan.image.ref(t) for t in result.plan.tag_names)
-        if ref not in result.tags_in("pushed", "promoted", "already-published")
-    )
+    in_registry = result.in_registry
+    missing = ", ".join(ref for ref in result.plan.refs if ref not in in_registry)
+    pushed = ", ".join(in_registry) or "none"
     return f"{result.plan.image.ref(failed[0])}: {failed[1]} (in the registry: {pushed}; not pushed: {missing})"
 
 
@@ -199,7 +203,7 @@ def is_transient(err: Exception) -> bool:
     return bool(_TRANSIENT.search(str(err)))
 
 
-def verify(session: RegistrySession, plan: TagPlan, tag: str, image_id: str) -> str:
+def verify(session: RegistryView, plan: TagPlan, tag: str, image_id: str) -> str:
     """The registry's manifest for `tag` must be this run's image (its config, or the index itself)."""
     manifest = session.manifest(tag)
     if manifest is None:
@@ -213,13 +217,12 @@ def verify(session: RegistrySession, plan: TagPlan, tag: str, image_id: str) -> 
 
 
 def push_verified(
-    client: docker.DockerClient,
-    registry_session: Callable[[], RegistrySession],
+    edges: JobEdges,
+    registry_session: RegistrySessions,
     plan: TagPlan,
     tag: str,
     built: tuple[str, str],
     log: Log,
-    sleep: Callable[[float], None] = time.sleep,
 ) -> str:
     """Push one tag with retries on transient registry trouble, then read it back; returns its digest.
 
@@ -230,8 +233,8 @@ def push_verified(
     for attempt in range(1, PUSH_ATTEMPTS + 1):
         pushed: PublishError | None = None
         try:
-            docker_ops.tag(client, build_ref, plan.image, (tag,))  # from our own tag: one another run moved is reset
-            docker_ops.push(client, plan.image, tag, log)
+            edges.daemon.tag(build_ref, plan.image, (tag,))  # from our own tag: one another run moved is reset
+            edges.daemon.push(plan.image, tag, log)
         except PublishError as err:
             pushed = err
         try:
@@ -240,7 +243,7 @@ def push_verified(
         except PublishError as err:
             if pushed is None:
                 error = err
-            elif isinstance(pushed, docker_ops.PushStalled):  # say what the registry held when we last looked
+            elif isinstance(pushed, PushStalled):  # say what the registry held when we last looked
                 error = PublishError(f"{pushed}; read back: {err}")
             else:
                 error = pushed
@@ -252,7 +255,7 @@ def push_verified(
             raise error
         wait = PUSH_BACKOFF * 2 ** (attempt - 1)
         log.info(f"push of {plan.image.ref(tag)} failed ({error}); attempt {attempt + 1} in {wait:.0f}s")
-        sleep(wait)
+        edges.sleep(wait)
     raise AssertionError("unreachable")
 
 
@@ -267,13 +270,13 @@ class ReleaseGuard:
     `still_holds` once more at the end. The limit is in the module docstring.
     """
 
-    registry_session: Callable[[], RegistrySession]
+    registry_session: RegistrySessions
     plan: TagPlan
     revision: str
     overwrite: bool
     settle: float
     log: Log
-    sleep: Callable[[float], None] = time.sleep
+    sleep: Callable[[float], None]
 
     def _holder(self) -> releases.Existing | None:
         with self.registry_session() as session:
@@ -282,7 +285,7 @@ class ReleaseGuard:
 
     def push(self, push_one: Callable[[str], str]) -> str:
         """Push the release tag with push_one (which reads it back), guarded; returns its digest."""
-        releases.release_verdict(self._holder(), self.revision, self.overwrite)  # (a): nothing pushed if taken
+        releases.already_published(self._holder(), self.revision, self.overwrite)  # (a): nothing pushed if taken
         try:
             digest = push_one(self.plan.version)  # (b)
         except PublishError as err:
@@ -317,7 +320,7 @@ def release_settle(env: Mapping[str, str]) -> float:
 
 
 def release_without_build(
-    registry_session: Callable[[], RegistrySession],
+    registry_session: RegistrySessions,
     plan: TagPlan,
     provenance: Provenance,
     release: ReleaseOptions,
@@ -327,56 +330,101 @@ def release_without_build(
     """An already-published or promoted release; None when it must be built. Refuses another commit's tag."""
     with registry_session() as session:
         found = existing_release(session, plan.version)
-        verdict = releases.release_verdict(found[0] if found else None, provenance.revision, release.overwrite)
-        published = verdict == "already-published" and found is not None
-        promote = release.promote == "auto" and not published
+        published = releases.already_published(found[0] if found else None, provenance.revision, release.overwrite)
+        promote = release.promote == PromoteMode.AUTO and not published
         source = find_branch_build(session, provenance.revision) if promote else None
     if published and found:
         log.info(f"{plan.image.ref(plan.version)} is already published from this commit ({found[1].digest})")
-        return copy_tags(registry_session, plan, found[1], "already-published", log, guard)
+        return copy_tags(registry_session, plan, found[1], TagState.ALREADY_PUBLISHED, log, guard)
     if source:
         log.info(f"{plan.image.ref(plan.version)}: promoted from {source[0]} ({source[1].digest}), no build")
-        return copy_tags(registry_session, plan, source[1], "promoted", log, guard, promoted_from=source[0])
+        return copy_tags(registry_session, plan, source[1], TagState.PROMOTED, log, guard, promoted_from=source[0])
     return None
 
 
 def publish(
-    client: docker.DockerClient,
+    edges: JobEdges,
     plan: TagPlan,
-    build: BuildOptions,
+    given: PublishInputs,
     provenance: Provenance,
-    credentials: RegistryAuth,
     log: Log,
-    now: datetime,
-    release: ReleaseOptions = DEFAULT_RELEASE,
+    settle: float,
 ) -> PublishResult:
-    """Run the job; raises PublishError (or InputError) and leaves the registry untouched on refusal."""
+    """Log in, check, build, push: raises PublishError (or InputError), and leaves the registry untouched on
+    refusal; PushFailed carries what did reach the registry."""
+    credentials = given.credentials
 
-    def registry_session() -> RegistrySession:
+    def registry_session() -> RegistryView:
         """One session per phase: each has its own deadline, and a build in between may take long."""
-        return RegistrySession(plan.image, credentials)
+        return edges.registry(plan.image, credentials)
 
-    settle = release_settle(os.environ)
     guard = None
-    if plan.push and plan.kind == "release":
-        guard = ReleaseGuard(registry_session, plan, provenance.revision, release.overwrite, settle, log)
+    if plan.push and plan.kind == PlanKind.RELEASE:
+        guard = ReleaseGuard(
+            registry_session, plan, provenance.revision, given.release.overwrite, settle, log, edges.sleep
+        )
     if plan.push and credentials.username:
-        docker_ops.login(client, plan.image, credentials.username, credentials.password)
+        edges.daemon.login(plan.image, credentials)
         log.info(f"Logged in to {plan.image.registry} as {credentials.username}")
     if guard is not None:
-        done = release_without_build(registry_session, plan, provenance, release, log, guard)
+        done = release_without_build(registry_session, plan, provenance, given.release, log, guard)
         if done is not None:
             return done
     build_ref = plan.image.ref(f"image-tagger-build-{secrets.token_hex(6)}")
-    image_id = build_image(client, plan, build, provenance, credentials, log, now, build_ref)
+    now = datetime.fromtimestamp(edges.clock(), UTC)
+    image_id = build_image(edges.daemon, plan, given.build, provenance, credentials, log, now, build_ref)
     try:
         if not plan.push:
             log.info(f"Built {', '.join(plan.refs)} (not pushed)")
-            return PublishResult(plan, image_id, None, {tag: "built" for tag in plan.tag_names})
+            return PublishResult(plan, image_id, None, {tag: TagState.BUILT for tag in plan.tag_names})
 
         def push_one(tag: str) -> str:
-            return push_verified(client, registry_session, plan, tag, (build_ref, image_id), log)
+            return push_verified(edges, registry_session, plan, tag, (build_ref, image_id), log)
 
         return push_tags(PublishResult(plan, image_id, None), push_one, guard)
     finally:
-        docker_ops.untag(client, build_ref)
+        edges.daemon.untag(build_ref)
+
+
+def run(given: PublishInputs, ctx: GitContext, edges: JobEdges, log: Log, settle: float | None = None) -> PublishReport:
+    """The whole job for one git event; the one report says what happened, also when it failed.
+
+    Raises InputError only, before anything is built or pushed (bad input: exit code 2). `settle` is the
+    release settle interval, by default RELEASE_SETTLE_SECONDS or $IMAGE_TAGGER_RELEASE_SETTLE.
+    """
+    plan = plan_tags(ctx, given.image, given.naming, now=int(edges.clock()))
+    targets = automation.find_targets(manifests.load_objects(given.overlay)) if given.overlay else []
+    settle = release_settle(os.environ) if settle is None else settle
+    log.info(f"{plan.kind} {ctx.ref} -> {', '.join(plan.refs)} (push: {str(plan.push).lower()})")
+    provenance = Provenance(ctx.sha, ctx.source_url, ctx.commit_time)
+    failure = None
+    try:
+        result = publish(edges, plan, given, provenance, log, settle)
+    except PushFailed as err:
+        result, failure = err.result, Failure(str(err))
+    except BuildError as err:
+        title = f"Build failed: {err.step}" if err.step else "Build failed"
+        return PublishReport(plan, None, failure=Failure(str(err), title))
+    except PublishError as err:
+        return PublishReport(plan, None, failure=Failure(str(err)))
+    verdicts = tuple(report.flux_verdicts(plan, given.naming.major_version))
+    if not result.pushed:
+        return PublishReport(plan, result, verdicts, failure=failure)
+    pushed_at = edges.clock()
+    forecast, warnings = overlay_outlook(edges, targets, plan, given.credentials) if targets else ((), ())
+    # The release tag is in the registry: every cluster's Flux may rescan now.
+    notifications = tuple(edges.notify(given.receivers, result, log.info))
+    return PublishReport(plan, result, verdicts, forecast, notifications, warnings, failure, pushed_at)
+
+
+def overlay_outlook(
+    edges: JobEdges, targets: list[automation.PolicyTarget], plan: TagPlan, credentials: RegistryAuth
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """What the overlay's policies do with the new tag, from the registry's current tag list (one line each:
+    the tags are the registry's, so a tag name cannot start a line of its own); else a warning why not."""
+    try:
+        with edges.registry(plan.image, credentials) as session:
+            tags = session.tags()
+    except PublishError as err:
+        return (), (f"overlay preview skipped: {err}",)
+    return tuple(one_line(line) for line in automation.outlook(targets, tags, plan.image.name, plan.version)), ()

@@ -18,12 +18,11 @@ from image_tagger.model.imagename import ImageName, parse_image
 from image_tagger.model.inputs import BuildOptions, PublishInputs, ReleaseOptions, Secret
 from image_tagger.model.plan import NamingOptions
 from image_tagger.model.registry import RegistryAuth
+from image_tagger.model.states import Builder, PromoteMode, PushMode
 from image_tagger.rules.naming import parse_choice, parse_major, parse_sha_length
 from image_tagger.rules.receivers import parse_receivers
 from image_tagger.rules.redact import is_one_line
 
-BUILDERS = ("buildkit", "legacy")
-PROMOTE_MODES = ("auto", "never")
 BOOLEANS = ("true", "false")
 _ARG_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _SECRET_ID = re.compile(r"[A-Za-z0-9_.-]{1,64}")
@@ -159,7 +158,7 @@ def parse_build(raw: Mapping[str, str], workspace: Path) -> BuildOptions:
     dockerfile = inside(workspace, "file", file) if file else context / "Dockerfile"
     if not dockerfile.is_file():
         raise InputError(f"file {file or 'Dockerfile'!r} is not a file; accepted: a Dockerfile path in the workspace")
-    builder = parse_choice("builder", raw.get("builder", "").strip() or "buildkit", BUILDERS)
+    builder = Builder(parse_choice("builder", raw.get("builder", "").strip() or Builder.BUILDKIT, tuple(Builder)))
     options = BuildOptions(
         context=context,
         dockerfile=dockerfile,
@@ -173,7 +172,7 @@ def parse_build(raw: Mapping[str, str], workspace: Path) -> BuildOptions:
         no_cache=parse_bool("no-cache", raw.get("no-cache", "")),
         builder=builder,
     )
-    if builder == "legacy":
+    if builder == Builder.LEGACY:
         used = [name for name in BUILDKIT_ONLY if raw.get(name, "").strip()]
         if used:
             raise InputError(f"{', '.join(used)} need BuildKit; accepted: builder: buildkit, or leave them empty")
@@ -223,7 +222,7 @@ def parse_naming(raw: Mapping[str, str]) -> tuple[ImageName, NamingOptions]:
         timestamp=timestamp,
         timestamp_value=fixed,
         floating_tags=parse_bool("floating-tags", raw.get("floating-tags", "")),
-        push=parse_choice("push", raw.get("push", "").strip() or "auto", ("auto", "true", "false")),
+        push=PushMode(parse_choice("push", raw.get("push", "").strip() or PushMode.AUTO, tuple(PushMode))),
         notes=notes,
     )
     return image, naming
@@ -242,7 +241,9 @@ def parse(raw: Mapping[str, str], workspace: Path, password: str = "") -> Publis
         build=parse_build(raw, workspace),
         release=ReleaseOptions(
             overwrite=parse_bool("overwrite-releases", raw.get("overwrite-releases", "")),
-            promote=parse_choice("promote", raw.get("promote", "").strip() or "auto", PROMOTE_MODES),
+            promote=PromoteMode(
+                parse_choice("promote", raw.get("promote", "").strip() or PromoteMode.AUTO, tuple(PromoteMode))
+            ),
         ),
         overlay=inside(workspace, "overlay", overlay) if overlay else None,
         receivers=parse_receivers(raw.get("flux-receiver-url", ""), raw.get("flux-receiver-secret", "")),

@@ -18,10 +18,9 @@ from image_tagger.model.errors import InputError
 from image_tagger.model.git import GitContext
 from image_tagger.model.imagename import ImageName
 from image_tagger.model.plan import NamingOptions, TagPlan
+from image_tagger.model.states import PlanKind, PushMode
 
 MAX_TAG = 128
-TIMESTAMP_SOURCES = ("push", "commit", "build")
-PUSH_MODES = ("auto", "true", "false")
 _HEX = re.compile(r"[0-9a-fA-F]+")
 ACCEPTED_TAG = "[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}"
 DOCKER_TAG = re.compile(ACCEPTED_TAG)  # Docker's tag grammar, whatever made the tag
@@ -113,29 +112,28 @@ def choose_timestamp(
     raise AssertionError("build time is always available")
 
 
-def _ref_kind(ctx: GitContext, tag_prefix: str) -> tuple[str, str]:
+def _ref_kind(ctx: GitContext, tag_prefix: str) -> tuple[PlanKind, str]:
     """Classify the ref; a bare name is a tag only when it reads like a version (`v1.2…`, not `v2-rewrite`)."""
     ref = ctx.ref
     if m := _PR_REF.fullmatch(ref):
-        return "pull_request", m.group(1)
+        return PlanKind.PULL_REQUEST, m.group(1)
     if ctx.event in ("pull_request", "pull_request_target"):
-        return "pull_request", str(ctx.pr_number or "")
+        return PlanKind.PULL_REQUEST, str(ctx.pr_number or "")
     if ref.startswith("refs/tags/"):
-        return "release", ref.removeprefix("refs/tags/")
+        return PlanKind.RELEASE, ref.removeprefix("refs/tags/")
     if ref.startswith("refs/heads/"):
-        return "branch", ref.removeprefix("refs/heads/")
+        return PlanKind.BRANCH, ref.removeprefix("refs/heads/")
     if ref.startswith("refs/"):
         raise InputError(f"ref {ref!r} is not a branch, tag or pull request; accepted: refs/heads/*, refs/tags/*")
     bare = ref.removeprefix(tag_prefix) if tag_prefix else ref
-    return ("release" if _VERSION_LIKE.match(bare) else "branch"), ref
+    return (PlanKind.RELEASE if _VERSION_LIKE.match(bare) else PlanKind.BRANCH), ref
 
 
 def plan_tags(ctx: GitContext, image: ImageName, options: NamingOptions, now: int) -> TagPlan:
-    """Apply the contract; every refusal is an InputError raised before anything is built."""
+    """Apply the contract to options rules.inputs has checked; every refusal is an InputError raised before
+    anything is built."""
     kind, name = _ref_kind(ctx, options.tag_prefix)
-    push_mode = parse_choice("push", options.push, PUSH_MODES)
-    source = parse_choice("timestamp", options.timestamp, TIMESTAMP_SOURCES)
-    if kind == "release":
+    if kind == PlanKind.RELEASE:
         version = release_version(name, options.tag_prefix)
         if options.major_version is not None and version.major != options.major_version:
             raise InputError(
@@ -149,22 +147,22 @@ def plan_tags(ctx: GitContext, image: ImageName, options: NamingOptions, now: in
             kind=kind,
             version=str(version),
             image=image,
-            push=push_mode != "false",
+            push=options.push != PushMode.FALSE,
             extra_tags=floating,
             notes=options.notes,
         )
     sha = short_sha(ctx.sha, options.sha_length)
-    timestamp, used, stamp_notes = choose_timestamp(ctx, source, now, options.timestamp_value)
+    timestamp, used, stamp_notes = choose_timestamp(ctx, options.timestamp, now, options.timestamp_value)
     notes = (*options.notes, *stamp_notes)
-    if kind == "pull_request":
+    if kind == PlanKind.PULL_REQUEST:
         number = name
         if not number.isdigit():
             raise InputError("pull request number is missing; accepted: --pr-number N or a refs/pull/N/merge ref")
         version = build_tag(f"pr-{int(number)}", sha, timestamp)
-        push = push_mode == "true"
+        push = options.push == PushMode.TRUE
     else:
         version = build_tag(branch_slug(name), sha, timestamp)
-        push = push_mode != "false"
+        push = options.push != PushMode.FALSE
     if not DOCKER_TAG.fullmatch(version):  # whatever the inputs, never hand Docker a tag it refuses
         raise InputError(f"the tag {version[:60]!r}… is not a Docker tag; accepted: {ACCEPTED_TAG}")
     return TagPlan(

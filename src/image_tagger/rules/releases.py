@@ -30,14 +30,15 @@ class Existing:
     revision: str | None
 
 
-def release_verdict(existing: Existing | None, sha: str, overwrite: bool) -> str:
-    """`push` or `already-published`; raises PublishError when another commit holds the release tag."""
+def already_published(existing: Existing | None, sha: str, overwrite: bool) -> bool:
+    """True when the release tag names this commit already, False when it may be pushed; raises PublishError
+    when another commit holds it."""
     if existing is None:
-        return "push"
+        return False
     if existing.revision and existing.revision.lower() == sha.lower():
-        return "already-published"
+        return True
     if overwrite:
-        return "push"
+        return False
     raise PublishError(
         f"release tag {existing.tag} already names {_commit(existing)} ({existing.digest}), not this commit "
         f"{sha[:12]}; release tags are immutable: publish a new version, or set overwrite-releases: true to replace it"

@@ -1,27 +1,22 @@
 """What the job tells people: action outputs, the job summary, and Flux's verdict on the image.
 
-Pure rendering: the action and the command line decide where the text goes.
+Pure rendering of the one PublishReport: the action, the command line and the demo decide where the text goes,
+and `publish --json` prints exactly the action's `json` output.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 from image_tagger.fluxrules import standard
 from image_tagger.fluxrules.policy import PolicyFailure, PolicySpec, parse_policy
 from image_tagger.model.plan import TagPlan
 from image_tagger.model.receivers import Notification
+from image_tagger.model.report import PublishReport, Verdict
 from image_tagger.model.result import PublishResult
+from image_tagger.model.states import PlanKind, TagState
 from image_tagger.rules.redact import one_line
-
-
-@dataclass(frozen=True)
-class Verdict:
-    policy: str
-    picks: bool
-    reason: str
 
 
 def _qualifies(spec: PolicySpec, tag: str) -> bool:
@@ -53,20 +48,26 @@ def flux_verdicts(plan: TagPlan, major: int | None) -> list[Verdict]:
 
 def _release_major(plan: TagPlan) -> int | None:
     head = plan.version.split(".", 1)[0]
-    return int(head) if plan.kind == "release" and head.isdigit() else None
+    return int(head) if plan.kind == PlanKind.RELEASE and head.isdigit() else None
 
 
 HEADINGS = {
-    "pushed": "Image pushed",
-    "promoted": "Release promoted",
-    "already-published": "Release already published",
-    "built": "Image built, not pushed",
-    "failed": "Push failed",
+    TagState.PUSHED: "Image pushed",
+    TagState.PROMOTED: "Release promoted",
+    TagState.ALREADY_PUBLISHED: "Release already published",
+    TagState.BUILT: "Image built, not pushed",
+    TagState.FAILED: "Push failed",
 }
 
 
+def heading(result: PublishResult) -> str:
+    """`Image pushed: <name:tag@digest>`: the run's outcome in one line."""
+    return f"{HEADINGS[result.outcome]}: {result.image_ref}"
+
+
 def outputs(result: PublishResult, notifications: Sequence[Notification] = ()) -> dict[str, str]:
-    """The action's outputs, all strings, as GitHub stores them; `json` also says which Receivers were notified."""
+    """The action's outputs, all strings, as GitHub stores them; `json` also says which Receivers were notified
+    (and is, exactly, what `image-tagger publish --json` prints)."""
     return {
         "version": result.plan.version,
         "tags": "\n".join(result.plan.refs),
@@ -77,10 +78,16 @@ def outputs(result: PublishResult, notifications: Sequence[Notification] = ()) -
     }
 
 
-def summary(result: PublishResult, verdicts: list[Verdict], forecast: list[str] | None = None) -> str:
+def job_summary(report: PublishReport, result: PublishResult) -> str:
+    """The whole job summary of a run that reached the registry step: tags, Flux's outlook, the Receivers."""
+    text = summary(result, report.verdicts, report.forecast)
+    return text + "\n" + summary_text(report.notifications) if report.notifications else text
+
+
+def summary(result: PublishResult, verdicts: Sequence[Verdict], forecast: Sequence[str] = ()) -> str:
     """Job summary in GitHub-flavoured Markdown: per tag what happened, then what Flux will do."""
     plan = result.plan
-    lines = [f"### {HEADINGS.get(result.outcome, result.outcome)}: `{result.image_ref}`", ""]
+    lines = [f"### {HEADINGS[result.outcome]}: `{result.image_ref}`", ""]
     if result.promoted_from:
         lines += [
             f"Promoted from `{result.promoted_from}`: the release tag names the very image that branch build "
@@ -89,7 +96,7 @@ def summary(result: PublishResult, verdicts: list[Verdict], forecast: list[str] 
         ]
     lines += ["| Tag | Reference | State |", "| --- | --- | --- |"]
     lines += [
-        f"| `{name}` | `{ref}` | {result.states.get(name, 'not pushed')} |"
+        f"| `{name}` | `{ref}` | {result.states.get(name, TagState.NOT_PUSHED)} |"
         for name, ref in zip(plan.tag_names, plan.refs, strict=True)
     ]
     lines += [f"> {plan.image.ref(tag)}: {one_line(text)}" for tag, text in result.errors.items()]

@@ -1,0 +1,87 @@
+"""What the publish job needs from outside, as interfaces of our own.
+
+The job (operations.publish.run) decides; these do: the Docker daemon and BuildKit build, tag and push, a
+registry session reads and copies manifests, the notifier tells Flux's Receivers, the clock and sleep pace
+retries and settle intervals. `operations.publish.real_edges()` wraps the real ones; the fast tests hand in
+fakes of these (never a mock of the Docker SDK), so the job's decisions run without a daemon or a network.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from image_tagger.model.imagename import ImageName
+from image_tagger.model.inputs import BuildOptions
+from image_tagger.model.log import Log
+from image_tagger.model.receivers import Notification, Receiver
+from image_tagger.model.registry import RegistryAuth
+from image_tagger.model.result import PublishResult
+
+
+class StoredManifest(Protocol):
+    """A manifest as the registry holds it: its digest, and its JSON."""
+
+    @property
+    def digest(self) -> str: ...
+
+    def json(self) -> dict[str, Any]: ...
+
+
+class RegistryView(Protocol):
+    """One session with the image's repository, for one phase of the job (it carries its own deadline)."""
+
+    def __enter__(self) -> RegistryView: ...
+
+    def __exit__(self, *exc: object) -> None: ...
+
+    def tags(self, missing_ok: bool = False) -> list[str]: ...
+
+    def manifest(self, reference: str) -> Any: ...  # a StoredManifest, or None when the tag is not there
+
+    def config_labels(self, manifest: Any) -> dict[str, str]: ...
+
+    def put_manifest(self, tag: str, manifest: Any) -> str: ...
+
+
+@dataclass(frozen=True)
+class BuildRequest:
+    """One build: the options, every tag to give the image, and the labels and time the job decided."""
+
+    options: BuildOptions
+    image: ImageName
+    tags: tuple[str, ...]  # the plan's tags, then this run's own build tag (`build_ref`)
+    build_ref: str
+    labels: Mapping[str, str]
+    source_date_epoch: int  # BuildKit stamps the image config and layer history with it
+    credentials: RegistryAuth
+
+
+class Daemon(Protocol):
+    """The Docker daemon (and BuildKit through it); each call raises PublishError on failure."""
+
+    def login(self, image: ImageName, credentials: RegistryAuth) -> None: ...
+
+    def build(self, request: BuildRequest, log: Log) -> str: ...  # returns the image id
+
+    def tag(self, source: str, image: ImageName, tags: Iterable[str]) -> None: ...
+
+    def push(self, image: ImageName, tag: str, log: Log) -> None: ...
+
+    def untag(self, ref: str) -> None: ...  # never fails the job
+
+
+Notifier = Callable[[Sequence[Receiver], PublishResult, Callable[[str], None]], list[Notification]]
+
+
+@dataclass(frozen=True)
+class JobEdges:
+    """Everything the job touches outside its own decisions."""
+
+    daemon: Daemon
+    registry: Callable[[ImageName, RegistryAuth], RegistryView]
+    notify: Notifier
+    clock: Callable[[], float] = time.time
+    sleep: Callable[[float], None] = time.sleep

@@ -1,0 +1,456 @@
+"""The publish job's own decisions, fast: release immutability, promotion, partial failure, retries.
+
+The job runs whole (operations.publish.run) on fakes of OUR ports (model.ports): a daemon that keeps local tags
+in a dict, a registry that keeps manifests in a dict, a notifier that records, a clock and a sleep that only
+count. No daemon, no registry process, no network: what these tests claim is the job's logic; that Docker and a
+registry behave as the fakes do is what the daemon tests (test_cli_publish, test_action_e2e, test_push_faults,
+test_release_race) show on real ones.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from image_tagger.edges.buildkit import BuildError
+from image_tagger.model.errors import PublishError
+from image_tagger.model.git import GitContext
+from image_tagger.model.imagename import ImageName, parse_image
+from image_tagger.model.inputs import BuildOptions, PublishInputs, ReleaseOptions
+from image_tagger.model.log import KeptLog, Log
+from image_tagger.model.plan import NamingOptions
+from image_tagger.model.ports import BuildRequest, JobEdges
+from image_tagger.model.receivers import Notification, Receiver
+from image_tagger.model.registry import RegistryAuth
+from image_tagger.model.report import PublishReport
+from image_tagger.model.result import PublishResult
+from image_tagger.model.states import PromoteMode, PushMode, TagState
+from image_tagger.operations import publish
+from image_tagger.rules import report
+from image_tagger.rules.releases import REVISION
+
+SHA = "3f2c1a9e5b7d0c4a1f2e3d4c5b6a798817263540"
+OTHER = "b" * 40
+PUSHED = 1764110000
+IMAGE = "registry.test/acme/app"
+DEFAULT_RELEASE = ReleaseOptions()
+TRANSIENT = "push of registry.test/acme/app failed: received unexpected HTTP status: 503 Service Unavailable"
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """What the fake registry stores under a tag: the image's config digest and its labels."""
+
+    config: str
+    labels: dict[str, str]
+
+    @property
+    def digest(self) -> str:
+        return "sha256:m" + self.config.removeprefix("sha256:")
+
+    def json(self) -> dict[str, Any]:
+        return {"config": {"digest": self.config}}
+
+
+@dataclass
+class Registry:
+    """The repository's tags; `on_put` lets a test act as a rival run right after one of our pushes."""
+
+    manifests: dict[str, Manifest] = field(default_factory=dict)
+    on_put: Callable[[str], None] = lambda tag: None
+    down: bool = False
+    list_error: PublishError | None = None
+
+    def session(self, image: ImageName, credentials: RegistryAuth) -> Registry:
+        return self
+
+    def __enter__(self) -> Registry:
+        if self.down:
+            raise PublishError("registry registry.test did not answer in time")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+    def tags(self, missing_ok: bool = False) -> list[str]:
+        if self.list_error:
+            raise self.list_error
+        return list(self.manifests)
+
+    def manifest(self, reference: str) -> Manifest | None:
+        return self.manifests.get(reference)
+
+    def config_labels(self, manifest: Manifest) -> dict[str, str]:
+        return manifest.labels
+
+    def put_manifest(self, tag: str, manifest: Manifest) -> str:
+        self.manifests[tag] = manifest
+        self.on_put(tag)
+        return manifest.digest
+
+    def rival(self, tag: str, revision: str = OTHER) -> None:
+        """Another commit's run pushes `tag`."""
+        self.manifests[tag] = Manifest(f"sha256:{revision[:8]}", {REVISION: revision})
+
+
+@dataclass
+class Daemon:
+    """Local images by reference; a push copies the local image into the registry, unless a failure is queued."""
+
+    registry: Registry
+    images: dict[str, Manifest] = field(default_factory=dict)
+    builds: list[BuildRequest] = field(default_factory=list)
+    pushes: list[str] = field(default_factory=list)
+    failures: dict[str, list[PublishError]] = field(default_factory=dict)  # per tag, one per attempt
+    login_error: PublishError | None = None
+    build_error: PublishError | None = None
+    logins: int = 0
+
+    def login(self, image: ImageName, credentials: RegistryAuth) -> None:
+        self.logins += 1
+        if self.login_error:
+            raise self.login_error
+
+    def build(self, request: BuildRequest, log: Log) -> str:
+        self.builds.append(request)
+        if self.build_error:
+            raise self.build_error
+        image = Manifest(f"sha256:built{len(self.builds)}", dict(request.labels))
+        for tag in request.tags:
+            self.images[request.image.ref(tag)] = image
+        self.images[request.build_ref] = image
+        return image.config
+
+    def tag(self, source: str, image: ImageName, tags: Iterable[str]) -> None:
+        for tag in tags:
+            self.images[image.ref(tag)] = self.images[source]
+
+    def push(self, image: ImageName, tag: str, log: Log) -> None:
+        self.pushes.append(tag)
+        queued = self.failures.get(tag)
+        if queued:
+            raise queued.pop(0)
+        self.registry.put_manifest(tag, self.images[image.ref(tag)])
+
+    def untag(self, ref: str) -> None:
+        self.images.pop(ref, None)
+
+
+@dataclass
+class Notifier:
+    calls: list[tuple[tuple[Receiver, ...], PublishResult]] = field(default_factory=list)
+
+    def __call__(
+        self, receivers: Sequence[Receiver], result: PublishResult, log: Callable[[str], None]
+    ) -> list[Notification]:
+        self.calls.append((tuple(receivers), result))
+        return [Notification(True, f"Flux notified: {r.url} answered 200", 1, r.url) for r in receivers]
+
+
+@dataclass
+class World:
+    registry: Registry = field(default_factory=Registry)
+    notifier: Notifier = field(default_factory=Notifier)
+    sleeps: list[float] = field(default_factory=list)
+    log: KeptLog = field(default_factory=KeptLog)
+    during_sleep: Callable[[], None] = lambda: None  # what other runs do while this one waits
+    daemon: Daemon = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.daemon = Daemon(self.registry)
+
+    def edges(self) -> JobEdges:
+        return JobEdges(self.daemon, self.registry.session, self.notifier, lambda: PUSHED + 100.0, self.sleep)
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.during_sleep()
+
+    def run(
+        self,
+        ref: str,
+        *,
+        floating: bool = False,
+        push: PushMode = PushMode.AUTO,
+        release: ReleaseOptions = DEFAULT_RELEASE,
+        username: str = "ci-bot",
+        receivers: tuple[Receiver, ...] = (Receiver("https://flux.test/hook/1", "token"),),
+        settle: float = 0.5,
+        overlay: Path | None = None,
+    ) -> PublishReport:
+        inputs = PublishInputs(
+            workspace=Path("/nonexistent"),
+            image=parse_image(IMAGE),
+            naming=NamingOptions(floating_tags=floating, push=push),
+            credentials=RegistryAuth(username, "pw" if username else ""),
+            build=BuildOptions(Path("/nonexistent"), Path("/nonexistent/Dockerfile")),
+            release=release,
+            overlay=overlay,
+            receivers=receivers,
+        )
+        ctx = GitContext(event="push", ref=ref, sha=SHA, push_time=PUSHED, commit_time=PUSHED - 60)
+        return publish.run(inputs, ctx, self.edges(), self.log, settle=settle)
+
+    def branch_build(self, tag: str = f"main-3f2c1a9-{PUSHED - 3600}", revision: str = SHA) -> Manifest:
+        """What an earlier branch run of `revision` left in the registry."""
+        manifest = Manifest("sha256:staging", {REVISION: revision})
+        self.registry.manifests[tag] = manifest
+        return manifest
+
+
+@pytest.fixture
+def world() -> World:
+    return World()
+
+
+def states(job: PublishReport) -> dict[str, TagState]:
+    assert job.result is not None, job.failure
+    return dict(job.result.states)
+
+
+def test_a_branch_push_builds_pushes_reads_back_and_notifies(world: World) -> None:
+    job = world.run("refs/heads/main")
+
+    tag = f"main-3f2c1a9-{PUSHED}"
+    assert (job.exit_code, job.failure, states(job)) == (0, None, {tag: TagState.PUSHED})
+    assert world.daemon.logins == 1 and len(world.daemon.builds) == 1
+    built = world.daemon.builds[0]
+    assert built.labels[REVISION] == SHA and built.source_date_epoch == PUSHED - 60  # the commit time
+    assert job.result.digest == world.registry.manifests[tag].digest
+    assert [call[1] for call in world.notifier.calls] == [job.result]
+    assert job.pushed_at == PUSHED + 100.0
+    assert not [ref for ref in world.daemon.images if "image-tagger-build-" in ref]  # the run's own tag is gone
+    assert [v.picks for v in job.verdicts] == [True]  # the newest main build policy picks it
+
+
+def test_push_false_builds_and_leaves_the_registry_and_flux_alone(world: World) -> None:
+    job = world.run("refs/heads/main", push=PushMode.FALSE)
+
+    assert states(job) == {f"main-3f2c1a9-{PUSHED}": TagState.BUILT}
+    assert world.registry.manifests == {} and world.notifier.calls == [] and world.daemon.logins == 0
+    assert job.exit_code == 0 and job.pushed_at is None
+
+
+def test_a_release_another_commit_holds_is_refused_before_any_build(world: World) -> None:
+    world.registry.rival("1.4.2")
+    before = dict(world.registry.manifests)
+
+    job = world.run("refs/tags/v1.4.2", floating=True)
+
+    assert job.exit_code == 1 and job.result is None
+    assert "release tag 1.4.2 already names bbbbbbbbbbbb" in job.failure.message
+    assert "overwrite-releases" in job.failure.message
+    assert world.daemon.builds == [] and world.daemon.pushes == []
+    assert world.registry.manifests == before and world.notifier.calls == []
+
+
+def test_overwrite_releases_replaces_another_commits_release(world: World) -> None:
+    world.registry.rival("1.4.2")
+
+    job = world.run("refs/tags/v1.4.2", release=ReleaseOptions(overwrite=True))
+
+    assert states(job) == {"1.4.2": TagState.PUSHED}
+    assert world.registry.manifests["1.4.2"].labels[REVISION] == SHA
+
+
+def test_a_release_this_commit_already_published_is_not_built_again(world: World) -> None:
+    world.registry.manifests["1.4.2"] = published = Manifest("sha256:first", {REVISION: SHA})
+
+    job = world.run("refs/tags/v1.4.2", floating=True)
+
+    assert world.daemon.builds == []
+    assert states(job) == {
+        "1.4.2": TagState.ALREADY_PUBLISHED,
+        "1.4": TagState.PUSHED,
+        "1": TagState.PUSHED,
+        "latest": TagState.PUSHED,
+    }
+    assert {tag: m.digest for tag, m in world.registry.manifests.items()} == dict.fromkeys(
+        ("1.4.2", "1.4", "1", "latest"), published.digest
+    )
+    assert report.heading(job.result) == f"Release already published: {IMAGE}:1.4.2@{published.digest}"
+    assert len(world.notifier.calls) == 1  # the tags are in the registry: Flux hears of them
+
+
+def test_a_release_is_promoted_from_this_commits_branch_build(world: World) -> None:
+    staging = world.branch_build()
+    world.branch_build(f"main-3f2c1a9-{PUSHED - 7200}")  # an older build of the same commit: the newest wins
+    world.branch_build(f"main-bbbbbbb-{PUSHED}", revision=OTHER)
+
+    job = world.run("refs/tags/v1.4.2")
+
+    assert world.daemon.builds == []
+    assert states(job) == {"1.4.2": TagState.PROMOTED}
+    assert job.result.promoted_from == f"main-3f2c1a9-{PUSHED - 3600}"
+    assert world.registry.manifests["1.4.2"] == staging
+    assert job.result.as_dict()["outcome"] == "promoted"
+
+
+def test_promote_never_builds_the_release(world: World) -> None:
+    world.branch_build()
+
+    job = world.run("refs/tags/v1.4.2", release=ReleaseOptions(promote=PromoteMode.NEVER))
+
+    assert states(job) == {"1.4.2": TagState.PUSHED} and len(world.daemon.builds) == 1
+    assert job.result.promoted_from is None
+
+
+def test_a_branch_build_of_another_commit_is_never_promoted(world: World) -> None:
+    world.branch_build(revision=OTHER)  # its tag names our short sha, its label another commit
+
+    job = world.run("refs/tags/v1.4.2")
+
+    assert states(job) == {"1.4.2": TagState.PUSHED} and len(world.daemon.builds) == 1
+
+
+def test_a_later_tag_failing_says_exactly_what_is_in_the_registry(world: World) -> None:
+    world.daemon.failures["1"] = [PublishError("push of registry.test/acme/app:1 failed: denied: quota exceeded")]
+
+    job = world.run("refs/tags/v1.4.2", floating=True)
+
+    assert job.exit_code == 1
+    assert states(job) == {"1.4.2": TagState.PUSHED, "1.4": TagState.PUSHED, "1": TagState.FAILED}
+    assert set(world.registry.manifests) == {"1.4.2", "1.4"}  # what the result says: no more, no less
+    assert job.failure.message == (
+        f"{IMAGE}:1: push of registry.test/acme/app:1 failed: denied: quota exceeded "
+        f"(in the registry: {IMAGE}:1.4.2, {IMAGE}:1.4; not pushed: {IMAGE}:1, {IMAGE}:latest)"
+    )
+    tag_states = job.result.as_dict()["tag_states"]
+    assert tag_states[f"{IMAGE}:latest"] == "not pushed" and tag_states[f"{IMAGE}:1"] == "failed"
+    assert world.daemon.pushes == ["1.4.2", "1.4", "1"]  # a refusal is not retried, and nothing after it runs
+    assert len(world.notifier.calls) == 1  # the release tag is in: Flux is told, as the action does
+    assert report.heading(job.result).startswith("Image pushed: ")
+
+
+def test_transient_push_failures_are_retried_with_backoff(world: World) -> None:
+    tag = f"main-3f2c1a9-{PUSHED}"
+    world.daemon.failures[tag] = [PublishError(TRANSIENT), PublishError(TRANSIENT)]
+
+    job = world.run("refs/heads/main")
+
+    assert states(job) == {tag: TagState.PUSHED}
+    assert world.daemon.pushes == [tag, tag, tag]
+    assert world.sleeps == [2.0, 4.0]
+    assert sum("attempt 2 in 2s" in line for line in world.log.lines) == 1
+
+
+def test_a_push_that_keeps_failing_gives_up_after_the_last_attempt(world: World) -> None:
+    tag = f"main-3f2c1a9-{PUSHED}"
+    world.daemon.failures[tag] = [PublishError(TRANSIENT)] * publish.PUSH_ATTEMPTS
+
+    job = world.run("refs/heads/main")
+
+    assert len(world.daemon.pushes) == publish.PUSH_ATTEMPTS
+    assert world.sleeps == [2.0, 4.0, 8.0]
+    assert states(job) == {tag: TagState.FAILED} and "503" in job.failure.message
+    assert world.registry.manifests == {} and world.notifier.calls == []
+
+
+def test_a_push_reported_failed_that_landed_is_ours(world: World) -> None:
+    """The daemon gave up, but the manifest arrived: the read-back finds this run's image, so it counts."""
+    tag = f"main-3f2c1a9-{PUSHED}"
+
+    def lands_then_fails(image: ImageName, tag_name: str, log: Log) -> None:
+        world.registry.put_manifest(tag_name, world.daemon.images[image.ref(tag_name)])
+        raise PublishError(TRANSIENT)
+
+    world.daemon.push = lands_then_fails  # type: ignore[method-assign]
+
+    job = world.run("refs/heads/main")
+
+    assert states(job) == {tag: TagState.PUSHED} and world.sleeps == []
+    assert any("but the registry holds this run's image" in line for line in world.log.lines)
+
+
+def test_a_rival_release_landing_in_the_settle_interval_fails_this_run_before_floating_tags_move(
+    world: World,
+) -> None:
+    world.during_sleep = lambda: world.registry.rival("1.4.2")
+
+    job = world.run("refs/tags/v1.4.2", floating=True, settle=3.0)
+
+    assert world.sleeps == [3.0] and world.daemon.pushes == ["1.4.2"]
+    assert job.exit_code == 1 and "names bbbbbbbbbbbb" in job.failure.message
+    assert "before the floating tags moved; the release is theirs" in job.failure.message
+    assert states(job) == {"1.4.2": TagState.FAILED}
+    assert set(world.registry.manifests) == {"1.4.2"}  # the floating tags never moved to our image
+    assert world.notifier.calls == []
+
+
+def test_a_rival_release_landing_during_our_push_is_named_as_the_holder(world: World) -> None:
+    world.registry.on_put = lambda tag: world.registry.rival(tag)  # their PUT lands right after ours
+
+    job = world.run("refs/tags/v1.4.2")
+
+    assert job.exit_code == 1 and "while this run pushed it; the release is theirs" in job.failure.message
+    assert world.daemon.pushes == ["1.4.2"]  # a lost release is not retried
+
+
+def test_a_wrong_login_fails_before_any_build(world: World) -> None:
+    world.daemon.login_error = PublishError("login to registry.test as 'ci-bot' failed: unauthorized")
+
+    job = world.run("refs/heads/main")
+
+    assert (job.exit_code, job.result) == (1, None)
+    assert job.failure.title == "Publish failed" and "unauthorized" in job.failure.message
+    assert world.daemon.builds == []
+
+
+def test_a_failed_build_is_named_by_its_step(world: World) -> None:
+    world.daemon.build_error = BuildError("RUN make failed", step="[2/3] RUN make")
+
+    job = world.run("refs/heads/main")
+
+    assert (job.exit_code, job.result, world.registry.manifests) == (1, None, {})
+    assert job.failure.title == "Build failed: [2/3] RUN make"
+
+
+def test_an_anonymous_push_does_not_log_in(world: World) -> None:
+    job = world.run("refs/heads/main", username="")
+
+    assert job.exit_code == 0 and world.daemon.logins == 0
+
+
+OVERLAY = f"""\
+apiVersion: image.toolkit.fluxcd.io/v1
+kind: ImageRepository
+metadata: {{name: app, namespace: flux-system}}
+spec: {{image: {IMAGE}, interval: 5m}}
+---
+apiVersion: image.toolkit.fluxcd.io/v1
+kind: ImagePolicy
+metadata: {{name: app-main, namespace: flux-system}}
+spec:
+  imageRepositoryRef: {{name: app}}
+  filterTags: {{pattern: '^main-[a-f0-9]+-(?P<ts>[0-9]+)$', extract: '$ts'}}
+  policy: {{numerical: {{order: asc}}}}
+"""
+
+
+def test_the_overlays_policies_are_forecast_from_the_registrys_tags(world: World, tmp_path: Path) -> None:
+    world.branch_build(f"main-0000000-{PUSHED - 60}", revision=OTHER)
+    (tmp_path / "overlay.yaml").write_text(OVERLAY)
+
+    job = world.run("refs/heads/main", overlay=tmp_path / "overlay.yaml")
+
+    assert job.forecast == (
+        f"flux-system/app-main (numerical asc): main-0000000-{PUSHED - 60} → main-3f2c1a9-{PUSHED}",
+    )
+    assert job.warnings == ()
+
+
+def test_an_unreadable_tag_list_skips_the_forecast_with_a_warning_and_fails_nothing(
+    world: World, tmp_path: Path
+) -> None:
+    world.registry.list_error = PublishError("registry registry.test did not answer in time")
+    (tmp_path / "overlay.yaml").write_text(OVERLAY)
+
+    job = world.run("refs/heads/main", overlay=tmp_path / "overlay.yaml")
+
+    assert job.exit_code == 0 and job.forecast == ()
+    assert job.warnings == ("overlay preview skipped: registry registry.test did not answer in time",)
+    assert len(world.notifier.calls) == 1
