@@ -11,6 +11,7 @@ import base64
 import json
 import os
 import re
+import shutil
 import subprocess
 from collections.abc import Iterator
 from contextlib import closing
@@ -31,6 +32,8 @@ from support.github_runner import (
 from support.receiver import closed_port_url, serve_receiver
 from support.registry import Registry, serve_registry
 
+from image_tagger.demo import sampleapp
+from image_tagger.edges import gitcmd
 from image_tagger.operations.publish import SETTLE_ENV
 
 REPO = Path(__file__).resolve().parents[1]
@@ -544,3 +547,44 @@ def test_a_receiver_that_is_down_is_a_warning_and_the_other_is_still_notified(
     assert f"- Flux: notified ({staging.origin} answered 200)" in run.summary
     for text in (run.stdout, run.stderr, run.summary, json.dumps(run.outputs)):
         assert "/hook/" not in text
+
+
+def test_two_runs_for_one_pull_request_commit_give_one_image_config(
+    runner: GithubRunner, registry: Registry, tmp_path: Path
+) -> None:
+    """The image has no git: the commit's time comes from the checkout's objects (a depth-1 pack, as
+    actions/checkout leaves it), so `created` is the commit's and a re-run builds the same config."""
+    origin = tmp_path / "origin"
+    origin.mkdir()
+    busybox = sampleapp.static_busybox()
+    assert busybox, "no static busybox (install busybox-static)"
+    shutil.copy2(busybox, origin / "busybox")
+    # Files only, into / : a folder that COPY creates carries the build's own time on the classic store.
+    (origin / "Dockerfile").write_text("FROM scratch\nCOPY busybox /\nCOPY Dockerfile /\n")
+    for args in (("init", "-q"), ("add", "--all"), ("commit", "-q", "-m", "pull request head")):
+        gitcmd.git(origin, *args, when=1764000000)
+    sha = gitcmd.git(origin, "rev-parse", "HEAD")
+    workspace = tmp_path / "root" / "work" / "app"
+    workspace.mkdir(parents=True)
+    gitcmd.git(workspace, "init", "-q")
+    gitcmd.git(workspace, "-c", "fetch.unpackLimit=1", "fetch", "-q", "--depth=1", f"file://{origin}", sha)
+    gitcmd.git(workspace, "checkout", "-q", "FETCH_HEAD")
+    event = {"number": 17, "pull_request": {"number": 17, "head": {"sha": sha}, "updated_at": "2025-12-01T10:00:00Z"}}
+    inputs = {"image": IMAGE, "registry": registry.host, "timestamp": "commit"}
+
+    def one_run() -> ActionRun:
+        root = workspace.parents[1]
+        pull = {"event": event, "ref": "refs/pull/17/merge", "sha": sha, "event_name": "pull_request"}
+        return runner.run(root, workspace, inputs=inputs, **pull)
+
+    first, second = one_run(), one_run()
+
+    assert first.returncode == 0 and second.returncode == 0, explain(first) + explain(second)
+    assert first.outputs["version"] == f"pr-17-{sha[:7]}-1764000000"  # timestamp: commit, read without git
+    assert "no commit time" not in first.stdout + first.summary
+    with closing(docker.DockerClient(base_url=runner.docker_host)) as client:
+        image = client.images.get(json.loads(first.outputs["json"])["image_id"])
+        assert image.labels["org.opencontainers.image.created"] == "2025-11-24T16:00:00Z"
+        if runner.docker_host == probe("28").docker_host:  # 20.10's BuildKit predates SOURCE_DATE_EPOCH
+            assert image.attrs["Created"].startswith("2025-11-24T16:00:00")
+            assert json.loads(first.outputs["json"])["image_id"] == json.loads(second.outputs["json"])["image_id"]

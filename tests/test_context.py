@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from pathlib import Path
 
 import pytest
 from support.cli import assert_input_error, run_cli
 
-from image_tagger.edges.context import commit_time_of, from_local_git, resolve, source_url
+from image_tagger.edges.context import TEST_MERGE, commit_time_of, from_local_git, resolve, source_url
 from image_tagger.model.errors import InputError
 
 
@@ -29,9 +30,12 @@ def test_source_url_never_carries_credentials(remote, url):
     assert source_url(remote) == url
 
 
-def git(repo: Path, *args: str) -> None:
+def git(repo: Path, *args: str, env: dict[str, str] | None = None) -> str:
     identity = ["-c", "user.name=t", "-c", "user.email=t@example.invalid", "-c", "init.defaultBranch=main"]
-    subprocess.run(["git", *identity, *args], cwd=repo, check=True, capture_output=True)
+    done = subprocess.run(
+        ["git", *identity, *args], cwd=repo, check=True, capture_output=True, text=True, env=os.environ | (env or {})
+    )
+    return done.stdout.strip()
 
 
 @pytest.fixture
@@ -121,3 +125,80 @@ def test_a_sha_like_an_option_is_never_one_for_git(repo: Path) -> None:
     """Before: an event sha `--output=FILE` was an option of `git show`, which wrote FILE."""
     assert commit_time_of(repo, f"--output={repo / 'written'}") is None
     assert not (repo / "written").exists()
+
+
+HEAD_TIME, MERGE_TIME = 1764000000, 1764000900
+
+
+@pytest.fixture
+def origin(tmp_path: Path) -> dict[str, str]:
+    """A repository with main, a pull request's head commit and GitHub's test merge of it (two parents)."""
+    where = tmp_path / "origin"
+    where.mkdir()
+    stamp = {"GIT_COMMITTER_DATE": f"@{HEAD_TIME - 600} +0000", "GIT_AUTHOR_DATE": f"@{HEAD_TIME - 600} +0000"}
+    git(where, "init", "-q", env=stamp)
+    git(where, "commit", "-q", "--allow-empty", "-m", "main", env=stamp)
+    main = git(where, "rev-parse", "HEAD")
+    when = {"GIT_COMMITTER_DATE": f"@{HEAD_TIME} +0000", "GIT_AUTHOR_DATE": "@1000000000 +0000"}
+    git(where, "checkout", "-q", "-b", "feature", env=when)
+    git(where, "commit", "-q", "--allow-empty", "-m", "head", env=when)
+    head = git(where, "rev-parse", "HEAD")
+    merged = {"GIT_COMMITTER_DATE": f"@{MERGE_TIME} +0000", "GIT_AUTHOR_DATE": f"@{MERGE_TIME} +0000"}
+    git(where, "checkout", "-q", main)
+    git(where, "merge", "-q", "--no-ff", "-m", "test merge", head, env=merged)
+    return {"origin": str(where), "main": main, "head": head, "merge": git(where, "rev-parse", "HEAD")}
+
+
+def shallow_checkout(origin: dict[str, str], commit: str, dest: Path) -> Path:
+    """What actions/checkout makes: one commit fetched at depth 1, written as a pack (not loose objects)."""
+    dest.mkdir()
+    git(dest, "init", "-q")
+    git(dest, "-c", "fetch.unpackLimit=1", "fetch", "-q", "--depth=1", f"file://{origin['origin']}", commit)
+    git(dest, "checkout", "-q", "FETCH_HEAD")
+    assert list((dest / ".git" / "objects" / "pack").glob("*.pack")), "the commit is in a pack"
+    return dest
+
+
+def pull_request_env(tmp_path: Path, origin: dict[str, str]) -> dict[str, str]:
+    event = {"number": 7, "pull_request": {"number": 7, "head": {"sha": origin["head"]}, "updated_at": 1764001000}}
+    return github_run(
+        tmp_path, json.dumps(event).encode(), GITHUB_EVENT_NAME="pull_request", GITHUB_SHA=origin["merge"]
+    ) | {"GITHUB_REF": "refs/pull/7/merge"}
+
+
+def test_the_commit_time_comes_from_a_shallow_packed_checkout_with_no_git(
+    origin, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The action's image has no git: the head commit's committer time is read from the checkout's pack."""
+    checkout = shallow_checkout(origin, origin["head"], tmp_path / "head")
+    monkeypatch.setenv("PATH", str(tmp_path / "no-programs-here"))
+    ctx = resolve({}, pull_request_env(tmp_path, origin), checkout=checkout)
+    assert (ctx.sha, ctx.commit_time, ctx.commit_time_from) == (origin["head"], HEAD_TIME, "the commit in the checkout")
+    assert ctx.push_time == 1764001000 and "pull_request.updated_at" in (ctx.push_time_from or "")
+
+
+def test_a_test_merge_checkout_gives_the_merge_commit_s_time(origin, tmp_path: Path) -> None:
+    """actions/checkout's default for a pull request: the test merge at depth 1, without the head commit."""
+    checkout = shallow_checkout(origin, origin["merge"], tmp_path / "merge")
+    assert git(checkout, "cat-file", "-t", origin["merge"]) == "commit"
+    with pytest.raises(subprocess.CalledProcessError):
+        git(checkout, "cat-file", "-t", origin["head"])
+    ctx = resolve({}, pull_request_env(tmp_path, origin), checkout=checkout)
+    assert (ctx.commit_time, ctx.commit_time_from) == (MERGE_TIME, TEST_MERGE)
+
+
+def test_a_merge_that_does_not_hold_the_head_commit_gives_no_time(origin, tmp_path: Path) -> None:
+    checkout = shallow_checkout(origin, origin["main"], tmp_path / "main")
+    env = pull_request_env(tmp_path, origin) | {"GITHUB_SHA": origin["main"]}
+    assert resolve({}, env, checkout=checkout).commit_time is None
+
+
+def test_the_checkout_s_commit_time_wins_over_the_event_s(origin, tmp_path: Path) -> None:
+    """One commit, one config: a push (head_commit in the event) and a manual run read the same time."""
+    checkout = shallow_checkout(origin, origin["head"], tmp_path / "head")
+    event = {"head_commit": {"timestamp": "2001-09-09T01:46:40Z"}, "repository": {"pushed_at": 1764002000}}
+    env = github_run(tmp_path, json.dumps(event).encode(), GITHUB_EVENT_NAME="push", GITHUB_SHA=origin["head"])
+    ctx = resolve({}, env | {"GITHUB_REF": "refs/heads/feature"}, checkout=checkout)
+    assert ctx.commit_time == HEAD_TIME
+    ctx = resolve({}, env | {"GITHUB_REF": "refs/heads/feature"}, checkout=tmp_path / "nowhere")
+    assert (ctx.commit_time, ctx.commit_time_from) == (1000000000, "the event's head_commit.timestamp")

@@ -9,13 +9,15 @@ test_release_race) show on real ones.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+import json
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from image_tagger.edges import context
 from image_tagger.edges.buildkit import BuildError
 from image_tagger.model.errors import PublishError
 from image_tagger.model.git import GitContext
@@ -31,7 +33,7 @@ from image_tagger.model.result import PublishResult
 from image_tagger.model.states import PromoteMode, PushMode, TagState
 from image_tagger.operations import publish
 from image_tagger.rules import report
-from image_tagger.rules.releases import REVISION
+from image_tagger.rules.releases import RELEASE_ARTIFACT, REVISION, VERSION
 
 SHA = "3f2c1a9e5b7d0c4a1f2e3d4c5b6a798817263540"
 OTHER = "b" * 40
@@ -64,6 +66,8 @@ class Registry:
     on_put: Callable[[str], None] = lambda tag: None
     down: bool = False
     list_error: PublishError | None = None
+    referrers: list[tuple[str, str, dict[str, str]]] = field(default_factory=list)
+    attach_error: PublishError | None = None
 
     def session(self, image: ImageName, credentials: RegistryAuth) -> Registry:
         return self
@@ -91,6 +95,12 @@ class Registry:
         self.manifests[tag] = manifest
         self.on_put(tag)
         return manifest.digest
+
+    def attach(self, subject: Manifest, artifact_type: str, annotations: Mapping[str, str]) -> str:
+        if self.attach_error:
+            raise self.attach_error
+        self.referrers.append((subject.digest, artifact_type, dict(annotations)))
+        return f"sha256:referrer{len(self.referrers)}"
 
     def rival(self, tag: str, revision: str = OTHER) -> None:
         """Another commit's run pushes `tag`."""
@@ -181,6 +191,7 @@ class World:
         receivers: tuple[Receiver, ...] = (Receiver("https://flux.test/hook/1", "token"),),
         settle: float = 0.5,
         overlay: Path | None = None,
+        ctx: GitContext | None = None,
     ) -> PublishReport:
         inputs = PublishInputs(
             workspace=Path("/nonexistent"),
@@ -192,12 +203,12 @@ class World:
             overlay=overlay,
             receivers=receivers,
         )
-        ctx = GitContext(event="push", ref=ref, sha=SHA, push_time=PUSHED, commit_time=PUSHED - 60)
+        ctx = ctx or GitContext(event="push", ref=ref, sha=SHA, push_time=PUSHED, commit_time=PUSHED - 60)
         return publish.run(inputs, ctx, self.edges(), self.log, settle=settle)
 
     def branch_build(self, tag: str = f"main-3f2c1a9-{PUSHED - 3600}", revision: str = SHA) -> Manifest:
         """What an earlier branch run of `revision` left in the registry."""
-        manifest = Manifest("sha256:staging", {REVISION: revision})
+        manifest = Manifest("sha256:staging", {REVISION: revision, VERSION: tag})
         self.registry.manifests[tag] = manifest
         return manifest
 
@@ -273,6 +284,14 @@ def test_a_release_this_commit_already_published_is_not_built_again(world: World
         ("1.4.2", "1.4", "1", "latest"), published.digest
     )
     assert report.heading(job.result) == f"Release already published: {IMAGE}:1.4.2@{published.digest}"
+    # `pushed` is exact: nothing was written under the release tag; `outcome` and `digest` say what is there.
+    outputs = report.outputs(job.result)
+    assert (outputs["pushed"], outputs["outcome"], outputs["digest"]) == (
+        "false",
+        "already-published",
+        published.digest,
+    )
+    assert json.loads(outputs["json"])["pushed"] is False
     assert len(world.notifier.calls) == 1  # the tags are in the registry: Flux hears of them
 
 
@@ -288,6 +307,27 @@ def test_a_release_is_promoted_from_this_commits_branch_build(world: World) -> N
     assert job.result.promoted_from == f"main-3f2c1a9-{PUSHED - 3600}"
     assert world.registry.manifests["1.4.2"] == staging
     assert job.result.as_dict()["outcome"] == "promoted"
+    # The bytes and labels stay the branch build's; the release's version travels beside them, and says so.
+    assert job.result.labels[VERSION] == f"main-3f2c1a9-{PUSHED - 3600}"
+    assert world.registry.referrers == [
+        (staging.digest, RELEASE_ARTIFACT, {VERSION: "1.4.2", REVISION: SHA}),
+    ]
+    assert job.result.as_dict()["release_referrer"] == "sha256:referrer1"
+    assert (report.outputs(job.result)["pushed"], report.outputs(job.result)["outcome"]) == ("true", "promoted")
+    text = report.job_summary(job, job.result)
+    assert f"`{VERSION}` reads `main-3f2c1a9-{PUSHED - 3600}`" in text and "sha256:referrer1" in text
+
+
+def test_a_release_version_that_cannot_be_attached_is_a_warning_not_a_failure(world: World) -> None:
+    staging = world.branch_build()
+    world.registry.attach_error = PublishError("registry registry.test: HTTP 415 from PUT /v2/acme/app/manifests/x")
+
+    job = world.run("refs/tags/v1.4.2")
+
+    assert job.exit_code == 0 and states(job) == {"1.4.2": TagState.PROMOTED}
+    assert world.registry.manifests["1.4.2"] == staging
+    assert [w for w in job.warnings if "release version was not attached" in w and "HTTP 415" in w]
+    assert job.result.as_dict()["release_referrer"] == ""
 
 
 def test_promote_never_builds_the_release(world: World) -> None:
@@ -454,3 +494,27 @@ def test_an_unreadable_tag_list_skips_the_forecast_with_a_warning_and_fails_noth
     assert job.exit_code == 0 and job.forecast == ()
     assert job.warnings == ("overlay preview skipped: registry registry.test did not answer in time",)
     assert len(world.notifier.calls) == 1
+
+
+def test_the_summary_names_where_each_time_came_from(world: World) -> None:
+    """A pull request's tag time is its last update, not a push; `created` is the commit's, read where it was."""
+    ctx = GitContext(
+        event="pull_request",
+        ref="refs/pull/7/merge",
+        sha=SHA,
+        pr_number=7,
+        push_time=PUSHED,
+        commit_time=PUSHED - 60,
+        push_time_from=context.UPDATED_AT,
+        commit_time_from=context.TEST_MERGE,
+    )
+    job = world.run("refs/pull/7/merge", ctx=ctx)
+
+    text = report.job_summary(job, job.result)
+    assert f"Timestamp: `{PUSHED}` (from pull_request.updated_at, the pull request's last update)" in text
+    assert f"({context.TEST_MERGE})" in text and "push time" not in text
+    assert job.result.labels["org.opencontainers.image.created"] == "2025-11-25T22:32:20Z"
+
+    unknown = world.run("refs/pull/7/merge", ctx=replace(ctx, commit_time=None, commit_time_from=None))
+    assert unknown.result.created_from == publish.NO_COMMIT_TIME
+    assert any("created: the clock at build time" in line for line in world.log.lines)

@@ -21,7 +21,14 @@ from support.registry import Registry
 from support.sample_app import git
 
 from image_tagger.model.errors import PublishError
-from image_tagger.rules.releases import Existing, ReleaseLost, already_published, branch_build_candidates, check_holder
+from image_tagger.rules.releases import (
+    RELEASE_ARTIFACT,
+    Existing,
+    ReleaseLost,
+    already_published,
+    branch_build_candidates,
+    check_holder,
+)
 
 SHA = "3f2c1a9e" + "0" * 32
 
@@ -125,6 +132,19 @@ def test_a_release_of_a_commit_staging_ran_is_promoted_by_digest(
     staged = registry.manifest_digest(repository, branch_tag)
     assert result["digest"] == staged
     assert {registry.manifest_digest(repository, tag) for tag in ("2.0.0", "2.0", "2", "latest")} == {staged}
+    # The labels are the branch build's (they are its bytes); the release's version is a referrer beside it, listed
+    # where the distribution spec's fallback puts it (this registry has no referrers API).
+    assert registry.labels(repository, "2.0.0")["org.opencontainers.image.version"] == branch_tag
+    assert result["labels"]["org.opencontainers.image.version"] == branch_tag
+    referrers = registry.manifest(repository, staged.replace(":", "-", 1))["manifests"]
+    assert [entry["digest"] for entry in referrers] == [result["release_referrer"]]
+    artifact = registry.manifest(repository, result["release_referrer"])
+    assert artifact["subject"]["digest"] == staged and artifact["artifactType"] == RELEASE_ARTIFACT
+    assert artifact["annotations"]["org.opencontainers.image.version"] == "2.0.0"
+
+    again = publish(registry, sample_app, repository, "--ref", "refs/tags/v2.0.0")
+    assert json.loads(again.stdout)["release_referrer"] == result["release_referrer"]  # the same artifact, once
+    assert len(registry.manifest(repository, staged.replace(":", "-", 1))["manifests"]) == 1
 
     rebuilt = publish(registry, sample_app, repository, "--ref", "refs/tags/v2.0.1", "--promote", "never")
     assert rebuilt.returncode == 0, explain(rebuilt)

@@ -16,6 +16,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from image_tagger.edges.gitcmd import query
+from image_tagger.edges.gitobjects import read_commit
 from image_tagger.model.errors import InputError
 from image_tagger.model.git import GitContext
 from image_tagger.rules import jsonlimits
@@ -91,16 +92,23 @@ def _object(parent: Mapping[str, Any], field: str) -> dict[str, Any]:
     return value
 
 
-def event_time(name: str, repo: Mapping[str, Any], pull: Mapping[str, Any]) -> int | None:
-    """The time a re-run of the same event sees again, so the tag stays the same.
+PUSHED_AT = "repository.pushed_at, the repository's last push"
+UPDATED_AT = "pull_request.updated_at, the pull request's last update"
+HEAD_COMMIT = "the event's head_commit.timestamp"
+IN_CHECKOUT = "the commit in the checkout"
+TEST_MERGE = "GitHub's test merge commit in the checkout (made when the pull request was last updated)"
+
+
+def event_time(name: str, repo: Mapping[str, Any], pull: Mapping[str, Any]) -> tuple[int | None, str | None]:
+    """The time a re-run of the same event sees again, so the tag stays the same, and the field it came from.
 
     push and workflow_dispatch: `repository.pushed_at`; pull requests: `pull_request.updated_at`.
     """
     if name in ("push", "workflow_dispatch"):
-        return _unix(repo.get("pushed_at"), "repository.pushed_at")
+        return _unix(repo.get("pushed_at"), "repository.pushed_at"), PUSHED_AT
     if name in ("pull_request", "pull_request_target"):
-        return _unix(pull.get("updated_at"), "pull_request.updated_at")
-    return None
+        return _unix(pull.get("updated_at"), "pull_request.updated_at"), UPDATED_AT
+    return None, None
 
 
 def from_github(env: Mapping[str, str], event: Mapping[str, Any]) -> GitContext:
@@ -117,7 +125,7 @@ def from_github(env: Mapping[str, str], event: Mapping[str, Any]) -> GitContext:
                 raise InputError(f"event field pull_request.head.sha is not a string; accepted: {ACCEPTED_SHA}")
             sha = _plain(head_sha, "event field pull_request.head.sha", ACCEPTED_SHA) if head_sha else sha
             pr_number = pull.get("number") if isinstance(pull.get("number"), int) else None
-        push_time = event_time(name, _object(event, "repository"), pull)
+        push_time, push_time_from = event_time(name, _object(event, "repository"), pull)
         commit_time = _unix(_object(event, "head_commit").get("timestamp"), "head_commit.timestamp")
     except InputError as err:
         raise InputError(f"GITHUB_EVENT_PATH {env.get('GITHUB_EVENT_PATH', '')}: {err}") from None
@@ -130,6 +138,8 @@ def from_github(env: Mapping[str, str], event: Mapping[str, Any]) -> GitContext:
         push_time=push_time,
         commit_time=commit_time,
         source_url=f"{server}/{slug}" if slug else None,
+        push_time_from=push_time_from if push_time is not None else None,
+        commit_time_from=HEAD_COMMIT if commit_time is not None else None,
     )
 
 
@@ -167,18 +177,31 @@ def from_local_git(path: Path) -> GitContext:
         event="push",
         ref=ref,
         sha=sha,
-        commit_time=commit_time_of(path, "HEAD"),
         source_url=source_url(query(path, "config", "--get", "remote.origin.url")),
     )
 
 
 def commit_time_of(path: Path, sha: str) -> int | None:
-    """Commit time from a local object store, for runs whose event payload does not carry it.
+    """The commit time (`%ct`) of `sha` in the checkout at `path`, read from its objects; None when absent."""
+    facts = read_commit(path, sha)
+    return facts.time if facts else None
 
-    `--end-of-options`: a sha from the event like `--output=FILE` is a revision git does not know, never an option.
+
+def with_commit_time(ctx: GitContext, checkout: Path, run_sha: str) -> GitContext:
+    """The commit's own time from the checkout's objects first: the same for every event that builds the commit
+    (a push, a pull request, a manual run, a rebuild), so one commit gives one image config.
+
+    Else the event's head_commit; else, for a pull request checked out as GitHub's test merge at depth 1 (the head
+    commit itself not fetched), the merge commit's time, when its parents name the head commit.
     """
-    out = query(path, "show", "-s", "--format=%ct", "--end-of-options", sha)
-    return int(out) if out and out.isdigit() else None
+    if facts := read_commit(checkout, ctx.sha):
+        return replace(ctx, commit_time=facts.time, commit_time_from=IN_CHECKOUT)
+    if ctx.commit_time is not None:
+        return ctx
+    merge = read_commit(checkout, run_sha) if run_sha and run_sha != ctx.sha else None
+    if merge and any(parent.startswith(ctx.sha) for parent in merge.parents[1:]):
+        return replace(ctx, commit_time=merge.time, commit_time_from=TEST_MERGE)
+    return ctx
 
 
 def resolve(
@@ -196,17 +219,19 @@ def resolve(
     for key, accepted in (("ref", ACCEPTED_REF), ("sha", ACCEPTED_SHA)):
         if key in given:
             _plain(given[key], f"--{key}", accepted)
-    run_ref = env.get("GITHUB_REF", "")
+    run_ref, run_sha = env.get("GITHUB_REF", ""), ""
     if (run_ref or env.get("GITHUB_SHA")) and given.get("ref", run_ref) == run_ref:
         base = from_github(env, read_event(env.get("GITHUB_EVENT_PATH")))
+        run_sha = env.get("GITHUB_SHA", "")  # the commit the workflow checked out: a pull request's test merge
     elif given.get("ref") and given.get("sha"):
         event = "pull_request" if given["ref"].startswith("refs/pull/") else "push"
         base = GitContext(event=event, ref="", sha="")
     else:
-        base = from_local_git(checkout or Path.cwd())
+        checkout = checkout or Path.cwd()
+        base = from_local_git(checkout)
     ctx = replace(base, **given)
-    if ctx.commit_time is None and ctx.sha and checkout is not None:
-        ctx = replace(ctx, commit_time=commit_time_of(checkout, ctx.sha))
+    if ctx.sha and checkout is not None:
+        ctx = with_commit_time(ctx, checkout, run_sha)
     if not ctx.ref:
         raise InputError("ref is missing; accepted: --ref refs/tags/v1.2.3 | refs/heads/main (or GITHUB_REF)")
     if not ctx.sha:

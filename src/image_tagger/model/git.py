@@ -14,3 +14,6 @@ class GitContext:
     push_time: int | None = None
     commit_time: int | None = None
     source_url: str | None = None
+    # Where the two times came from, in words for the log and summary (the event field, or the object read).
+    push_time_from: str | None = None
+    commit_time_from: str | None = None

@@ -30,7 +30,8 @@ class TagPlan:
     push: bool
     extra_tags: tuple[str, ...] = ()
     timestamp: int | None = None
-    timestamp_source: str | None = None
+    timestamp_source: str | None = None  # push, commit, build or given
+    timestamp_from: str | None = None  # the same in words: the event field or object it was read from
     notes: tuple[str, ...] = field(default=())
 
     @property

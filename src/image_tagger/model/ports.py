@@ -45,6 +45,8 @@ class RegistryView(Protocol):
 
     def put_manifest(self, tag: str, manifest: Any) -> str: ...
 
+    def attach(self, subject: Any, artifact_type: str, annotations: Mapping[str, str]) -> str: ...
+
 
 @dataclass(frozen=True)
 class BuildRequest:

@@ -16,6 +16,7 @@ class Provenance:
     revision: str
     source_url: str | None = None
     commit_time: int | None = None
+    commit_time_from: str | None = None  # where the commit time was read, in words
 
 
 @dataclass(frozen=True)
@@ -28,11 +29,23 @@ class PublishResult:
     states: dict[str, TagState] = field(default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)
     promoted_from: str | None = None
+    # The OCI labels the image carries: those this run built with, or, for a release that was promoted or already
+    # there, those the registry holds (a promoted release keeps its branch build's: they are part of its bytes).
+    labels: dict[str, str] = field(default_factory=dict)
+    created_from: str | None = None  # where the `created` label's time came from, in words
+    release_referrer: str | None = None  # the artifact that carries a promoted release's own version beside it
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def available(self) -> bool:
+        """The primary tag names this run's image in the registry (pushed, promoted or already there)."""
+        return self.states.get(self.plan.version) in IN_REGISTRY
 
     @property
     def pushed(self) -> bool:
-        """The primary tag names this run's image in the registry (pushed, promoted or already there)."""
-        return self.states.get(self.plan.version) in IN_REGISTRY
+        """This run wrote the primary tag: built and pushed, or promoted (the tag copied onto the branch build's
+        manifest). A release already published from this commit is available, not pushed: nothing was written."""
+        return self.states.get(self.plan.version) in (TagState.PUSHED, TagState.PROMOTED)
 
     @property
     def outcome(self) -> TagState:
@@ -41,7 +54,7 @@ class PublishResult:
     @property
     def image_ref(self) -> str:
         primary = self.plan.image.ref(self.plan.version)
-        return f"{primary}@{self.digest}" if self.digest and self.pushed else primary
+        return f"{primary}@{self.digest}" if self.digest and self.available else primary
 
     def tags_in(self, *states: TagState) -> list[str]:
         return [self.plan.image.ref(tag) for tag in self.plan.tag_names if self.states.get(tag) in states]
@@ -61,6 +74,9 @@ class PublishResult:
             "pushed": self.pushed,
             "outcome": self.outcome,
             "promoted_from": self.promoted_from or "",
+            "labels": self.labels,
+            "created_from": self.created_from or "",
+            "release_referrer": self.release_referrer or "",
             "tag_states": {
                 self.plan.image.ref(tag): self.states.get(tag, TagState.NOT_PUSHED) for tag in self.plan.tag_names
             },

@@ -37,6 +37,7 @@ import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from typing import Any
 
 from image_tagger.edges import manifests
 from image_tagger.edges.buildkit import BuildError
@@ -76,18 +77,22 @@ _TRANSIENT = re.compile(
 RegistrySessions = Callable[[], RegistryView]
 
 
-def created_time(provenance: Provenance, now: datetime) -> datetime:
-    """The commit time when known, so rebuilding one commit gives the same labels (and, with BuildKit, times)."""
+NO_COMMIT_TIME = "the clock at build time: no commit time in the checkout or the event"
+
+
+def created_time(provenance: Provenance, now: datetime) -> tuple[datetime, str]:
+    """The commit time when known, so rebuilding one commit gives the same labels (and, with BuildKit, times);
+    and where it came from, in words."""
     if provenance.commit_time is not None:
-        return datetime.fromtimestamp(provenance.commit_time, UTC)
-    return now
+        return datetime.fromtimestamp(provenance.commit_time, UTC), provenance.commit_time_from or "the commit time"
+    return now, NO_COMMIT_TIME
 
 
 def oci_labels(plan: TagPlan, provenance: Provenance, created: datetime) -> dict[str, str]:
     """Standard OCI annotations so a running image names its source, commit and version."""
     labels = {
         releases.REVISION: provenance.revision,
-        "org.opencontainers.image.version": plan.version,
+        releases.VERSION: plan.version,
         "org.opencontainers.image.created": created.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
     }
     if provenance.source_url:
@@ -99,10 +104,10 @@ def build_image(
     daemon: Daemon,
     plan: TagPlan,
     build: BuildOptions,
-    provenance: Provenance,
+    labels: dict[str, str],
+    created: datetime,
     credentials: RegistryAuth,
     log: Log,
-    now: datetime,
     build_ref: str,
 ) -> str:
     """Build with the chosen builder, as every tag of the plan and `build_ref`; returns the image id.
@@ -110,8 +115,6 @@ def build_image(
     `build_ref` is a local tag of this run alone: pushes retag from it, so another run that moved a
     shared tag meanwhile cannot hand us its image.
     """
-    created = created_time(provenance, now)
-    labels = oci_labels(plan, provenance, created)
     request = BuildRequest(build, plan.image, plan.tag_names, build_ref, labels, int(created.timestamp()), credentials)
     return daemon.build(request, log)
 
@@ -120,8 +123,8 @@ def existing_release(session: RegistryView, tag: str) -> tuple[releases.Existing
     manifest = session.manifest(tag)
     if manifest is None:
         return None
-    revision = session.config_labels(manifest).get(releases.REVISION)
-    return releases.Existing(tag, manifest.digest, revision), manifest
+    labels = session.config_labels(manifest)
+    return releases.Existing(tag, manifest.digest, labels.get(releases.REVISION), labels), manifest
 
 
 def find_branch_build(session: RegistryView, sha: str) -> tuple[str, StoredManifest] | None:
@@ -140,7 +143,7 @@ def copy_tags(
     state: TagState,
     log: Log,
     guard: ReleaseGuard,
-    **extra: str,
+    **extra: Any,
 ) -> PublishResult:
     """Point every tag of the plan at `manifest` by a registry-side copy: no build, the same bytes."""
 
@@ -335,11 +338,50 @@ def release_without_build(
         source = find_branch_build(session, provenance.revision) if promote else None
     if published and found:
         log.info(f"{plan.image.ref(plan.version)} is already published from this commit ({found[1].digest})")
-        return copy_tags(registry_session, plan, found[1], TagState.ALREADY_PUBLISHED, log, guard)
+        done = copy_tags(registry_session, plan, found[1], TagState.ALREADY_PUBLISHED, log, guard)
+        done = replace(done, labels=dict(found[0].labels), created_from="the published image's own label")
+        return attach_version(registry_session, done, found[1], provenance, log)
     if source:
         log.info(f"{plan.image.ref(plan.version)}: promoted from {source[0]} ({source[1].digest}), no build")
-        return copy_tags(registry_session, plan, source[1], TagState.PROMOTED, log, guard, promoted_from=source[0])
+        with registry_session() as session:
+            labels = session.config_labels(source[1])
+        done = copy_tags(
+            registry_session,
+            plan,
+            source[1],
+            TagState.PROMOTED,
+            log,
+            guard,
+            promoted_from=source[0],
+            labels=labels,
+            created_from=f"the label of {source[0]}, the branch build promoted",
+        )
+        return attach_version(registry_session, done, source[1], provenance, log)
     return None
+
+
+def attach_version(
+    registry_session: RegistrySessions,
+    result: PublishResult,
+    manifest: StoredManifest,
+    provenance: Provenance,
+    log: Log,
+) -> PublishResult:
+    """A release whose image's labels name another version (a promoted branch build) gets its own version beside
+    the image, as an OCI referrer: the bytes, labels and digest stay the ones staging ran. Failing to attach it
+    is a warning: the release tag is in place, and Flux selects by tag."""
+    version = result.plan.version
+    if result.labels.get(releases.VERSION) in (None, version):
+        return result
+    try:
+        with registry_session() as session:
+            digest = session.attach(
+                manifest, releases.RELEASE_ARTIFACT, releases.release_annotations(version, provenance.revision)
+            )
+    except PublishError as err:
+        return replace(result, warnings=(*result.warnings, f"the release version was not attached beside it: {err}"))
+    log.info(f"{result.plan.image.ref(version)}: version {version} attached as referrer {digest}")
+    return replace(result, release_referrer=digest)
 
 
 def publish(
@@ -371,17 +413,21 @@ def publish(
         if done is not None:
             return done
     build_ref = plan.image.ref(f"image-tagger-build-{secrets.token_hex(6)}")
-    now = datetime.fromtimestamp(edges.clock(), UTC)
-    image_id = build_image(edges.daemon, plan, given.build, provenance, credentials, log, now, build_ref)
+    created, created_from = created_time(provenance, datetime.fromtimestamp(edges.clock(), UTC))
+    labels = oci_labels(plan, provenance, created)
+    if created_from == NO_COMMIT_TIME:
+        log.info(f"created: {created_from}, so a rebuild of this commit gives another image config")
+    image_id = build_image(edges.daemon, plan, given.build, labels, created, credentials, log, build_ref)
+    built: dict[str, Any] = {"labels": labels, "created_from": created_from}
     try:
         if not plan.push:
             log.info(f"Built {', '.join(plan.refs)} (not pushed)")
-            return PublishResult(plan, image_id, None, {tag: TagState.BUILT for tag in plan.tag_names})
+            return PublishResult(plan, image_id, None, {tag: TagState.BUILT for tag in plan.tag_names}, **built)
 
         def push_one(tag: str) -> str:
             return push_verified(edges, registry_session, plan, tag, (build_ref, image_id), log)
 
-        return push_tags(PublishResult(plan, image_id, None), push_one, guard)
+        return push_tags(PublishResult(plan, image_id, None, **built), push_one, guard)
     finally:
         edges.daemon.untag(build_ref)
 
@@ -396,7 +442,7 @@ def run(given: PublishInputs, ctx: GitContext, edges: JobEdges, log: Log, settle
     targets = automation.find_targets(manifests.load_objects(given.overlay)) if given.overlay else []
     settle = release_settle(os.environ) if settle is None else settle
     log.info(f"{plan.kind} {ctx.ref} -> {', '.join(plan.refs)} (push: {str(plan.push).lower()})")
-    provenance = Provenance(ctx.sha, ctx.source_url, ctx.commit_time)
+    provenance = Provenance(ctx.sha, ctx.source_url, ctx.commit_time, ctx.commit_time_from)
     failure = None
     try:
         result = publish(edges, plan, given, provenance, log, settle)
@@ -408,10 +454,11 @@ def run(given: PublishInputs, ctx: GitContext, edges: JobEdges, log: Log, settle
     except PublishError as err:
         return PublishReport(plan, None, failure=Failure(str(err)))
     verdicts = tuple(report.flux_verdicts(plan, given.naming.major_version))
-    if not result.pushed:
+    if not result.available:
         return PublishReport(plan, result, verdicts, failure=failure)
     pushed_at = edges.clock()
     forecast, warnings = overlay_outlook(edges, targets, plan, given.credentials) if targets else ((), ())
+    warnings = (*result.warnings, *warnings)
     # The release tag is in the registry: every cluster's Flux may rescan now.
     notifications = tuple(edges.notify(given.receivers, result, log.info))
     return PublishReport(plan, result, verdicts, forecast, notifications, warnings, failure, pushed_at)

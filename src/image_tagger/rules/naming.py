@@ -98,17 +98,21 @@ def build_tag(prefix: str, sha: str, timestamp: int) -> str:
 
 def choose_timestamp(
     ctx: GitContext, source: str, now: int, given: int | None = None
-) -> tuple[int, str, tuple[str, ...]]:
-    """The tag's timestamp and where it came from; push time keeps re-runs of one push identical."""
+) -> tuple[int, str, str, tuple[str, ...]]:
+    """The tag's timestamp, its kind and where it came from in words; push time keeps re-runs of one push identical."""
     if given is not None:
-        return given, "given", ()
-    candidates = {"push": ctx.push_time, "commit": ctx.commit_time, "build": now}
+        return given, "given", "the timestamp given", ()
+    candidates = {
+        "push": (ctx.push_time, ctx.push_time_from or "the push time"),
+        "commit": (ctx.commit_time, ctx.commit_time_from or "the commit time"),
+        "build": (now, "the clock at build time"),
+    }
     order = {"push": ("push", "commit", "build"), "commit": ("commit", "build"), "build": ("build",)}[source]
     for name in order:
-        value = candidates[name]
+        value, words = candidates[name]
         if value is not None:
-            notes = () if name == source else (f"timestamp: no {source} time available, used the {name} time",)
-            return value, name, notes
+            notes = () if name == source else (f"timestamp: no {source} time available, used {words}",)
+            return value, name, words, notes
     raise AssertionError("build time is always available")
 
 
@@ -152,7 +156,7 @@ def plan_tags(ctx: GitContext, image: ImageName, options: NamingOptions, now: in
             notes=options.notes,
         )
     sha = short_sha(ctx.sha, options.sha_length)
-    timestamp, used, stamp_notes = choose_timestamp(ctx, options.timestamp, now, options.timestamp_value)
+    timestamp, used, words, stamp_notes = choose_timestamp(ctx, options.timestamp, now, options.timestamp_value)
     notes = (*options.notes, *stamp_notes)
     if kind == PlanKind.PULL_REQUEST:
         number = name
@@ -172,5 +176,6 @@ def plan_tags(ctx: GitContext, image: ImageName, options: NamingOptions, now: in
         push=push,
         timestamp=timestamp,
         timestamp_source=used,
+        timestamp_from=words,
         notes=notes,
     )

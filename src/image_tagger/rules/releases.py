@@ -10,12 +10,16 @@ promoted: the release tag is pointed at that very manifest, so production runs t
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 
 from image_tagger.model.errors import PublishError, ReleaseLost
 
 REVISION = "org.opencontainers.image.revision"
+VERSION = "org.opencontainers.image.version"
+# A promoted release's own version travels as an OCI referrer of the image (an artifact whose subject is the
+# image's manifest): the image, its labels and its digest stay the branch build's.
+RELEASE_ARTIFACT = "application/vnd.flux-ci-cd.release.v1+json"
 # `<branch>-<sha>-<unix-seconds>` as the naming contract writes branch builds (pull requests are `pr-…`).
 _PULL_REQUEST = re.compile(r"pr-[0-9]+")
 _BRANCH_BUILD = re.compile(r"(?P<branch>[a-z0-9_.-]+)-(?P<sha>[0-9a-f]{4,40})-(?P<ts>[0-9]{1,10})")
@@ -28,6 +32,7 @@ class Existing:
     tag: str
     digest: str
     revision: str | None
+    labels: Mapping[str, str] = field(default_factory=dict, compare=False)
 
 
 def already_published(existing: Existing | None, sha: str, overwrite: bool) -> bool:
@@ -69,3 +74,8 @@ def branch_build_candidates(tags: Iterable[str], sha: str) -> list[str]:
         if match and not _PULL_REQUEST.fullmatch(match["branch"]) and sha.lower().startswith(match["sha"]):
             found.append((int(match["ts"]), tag))
     return [tag for _, tag in sorted(found, reverse=True)]
+
+
+def release_annotations(version: str, revision: str) -> dict[str, str]:
+    """What the release's referrer says: the same keys the image's labels use, with the release's values."""
+    return {VERSION: version, REVISION: revision}

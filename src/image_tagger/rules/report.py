@@ -16,6 +16,7 @@ from image_tagger.model.receivers import Notification
 from image_tagger.model.report import PublishReport, Verdict
 from image_tagger.model.result import PublishResult
 from image_tagger.model.states import PlanKind, TagState
+from image_tagger.rules import releases
 from image_tagger.rules.redact import one_line
 
 
@@ -74,6 +75,7 @@ def outputs(result: PublishResult, notifications: Sequence[Notification] = ()) -
         "digest": result.digest or "",
         "image": result.image_ref,
         "pushed": "true" if result.pushed else "false",
+        "outcome": str(result.outcome),
         "json": json.dumps(result.as_dict() | json_fields(notifications), sort_keys=True),
     }
 
@@ -88,12 +90,7 @@ def summary(result: PublishResult, verdicts: Sequence[Verdict], forecast: Sequen
     """Job summary in GitHub-flavoured Markdown: per tag what happened, then what Flux will do."""
     plan = result.plan
     lines = [f"### {HEADINGS[result.outcome]}: `{result.image_ref}`", ""]
-    if result.promoted_from:
-        lines += [
-            f"Promoted from `{result.promoted_from}`: the release tag names the very image that branch build "
-            "pushed (a registry-side copy, no build).",
-            "",
-        ]
+    lines += promotion_lines(result)
     lines += ["| Tag | Reference | State |", "| --- | --- | --- |"]
     lines += [
         f"| `{name}` | `{ref}` | {result.states.get(name, TagState.NOT_PUSHED)} |"
@@ -101,8 +98,10 @@ def summary(result: PublishResult, verdicts: Sequence[Verdict], forecast: Sequen
     ]
     lines += [f"> {plan.image.ref(tag)}: {one_line(text)}" for tag, text in result.errors.items()]
     lines += ["", f"Digest: `{result.digest}`" if result.digest else "Digest: none (not pushed)"]
+    if created := result.labels.get("org.opencontainers.image.created"):
+        lines += ["", f"Created: `{one_line(created)}` ({result.created_from})"]
     if plan.timestamp is not None:
-        lines += ["", f"Timestamp: `{plan.timestamp}` (from the {plan.timestamp_source} time)"]
+        lines += ["", f"Timestamp: `{plan.timestamp}` (from {plan.timestamp_from})"]
     lines += ["", "#### What Flux will do", "", "| Policy | This image |", "| --- | --- |"]
     lines += [f"| {v.policy} | {v.reason} |" for v in verdicts]
     if forecast:
@@ -110,6 +109,25 @@ def summary(result: PublishResult, verdicts: Sequence[Verdict], forecast: Sequen
         lines += [f"- {line}" for line in forecast]
     lines += [f"> {note}" for note in plan.notes]
     return "\n".join(lines) + "\n"
+
+
+def promotion_lines(result: PublishResult) -> list[str]:
+    """A promoted release is the branch build's bytes, labels included: say so, and where its own version is."""
+    if not result.promoted_from:
+        return []
+    labelled = one_line(result.labels.get(releases.VERSION, "?"))
+    text = (
+        f"Promoted from `{result.promoted_from}`: the release tag names the very image that branch build pushed "
+        "(a registry-side copy, no build), so its bytes and its labels are that build's: "
+        f"`{releases.VERSION}` reads `{labelled}`."
+    )
+    if result.release_referrer:
+        text += (
+            f" Its release version `{result.plan.version}` is attached beside it as an OCI referrer "
+            f"(`{result.release_referrer}`, artifact type `{releases.RELEASE_ARTIFACT}`), which changes neither the "
+            "image nor its digest."
+        )
+    return [text, ""]
 
 
 def summary_text(notifications: Sequence[Notification]) -> str:

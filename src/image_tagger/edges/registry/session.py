@@ -14,6 +14,7 @@ import base64
 import contextlib
 import hashlib
 import ipaddress
+import json
 import random
 import re
 import socket
@@ -55,6 +56,10 @@ MANIFEST_MEDIA_TYPES = (
     "application/vnd.oci.image.index.v1+json",
 )
 INDEX_MEDIA_TYPES = frozenset(MANIFEST_MEDIA_TYPES[2:])
+OCI_MANIFEST, OCI_INDEX = MANIFEST_MEDIA_TYPES[1], MANIFEST_MEDIA_TYPES[3]
+# The OCI image spec's empty descriptor: an artifact with nothing but annotations uses it as config and layer.
+EMPTY_BLOB = b"{}"
+EMPTY = {"mediaType": "application/vnd.oci.empty.v1+json", "digest": "sha256:" + hashlib.sha256(b"{}").hexdigest()}
 _LOOPBACK_RE = re.compile(r"(?:127(?:\.\d{1,3}){3}|localhost|\[::1\])(?::\d+)?", re.IGNORECASE)
 _CHALLENGE_PARAM_RE = re.compile(r'(\w+)=(?:"([^"]*)"|([^\s,]*))')
 
@@ -337,14 +342,69 @@ class RegistrySession:
 
     def put_manifest(self, tag: str, manifest: Manifest) -> str:
         """Store `manifest` (its exact bytes and media type) under `tag`, a registry-side copy; its digest."""
-        url = f"{self.endpoint}/v2/{self.image.path}/manifests/{tag}"
-        reply = self._send("PUT", url, {"Content-Type": manifest.media_type}, manifest.body, scope="pull,push")
-        if reply.status not in (200, 201):
-            raise self._status_error(reply)
+        reply = self._put(f"manifests/{tag}", manifest.media_type, manifest.body)
         digest = reply.headers.get("Docker-Content-Digest", "").strip() or manifest.digest
         if digest != manifest.digest:
             raise self.fail(f"tag {tag}: registry stored digest {digest}, not {manifest.digest}")
         return digest
+
+    def attach(self, subject: Manifest, artifact_type: str, annotations: Mapping[str, str]) -> str:
+        """Store an OCI artifact whose `subject` is `subject` (the distribution spec's referrers): facts that travel
+        beside an image without changing a byte of it or its digest. Returns the artifact's digest.
+
+        A registry that does not index referrers itself (no `OCI-Subject` in its answer) gets the spec's
+        fallback: the artifact listed in an index tagged `sha256-<hex of the subject>`.
+        """
+        empty = {**EMPTY, "size": len(EMPTY_BLOB)}
+        self._put_blob(EMPTY_BLOB, empty["digest"])
+        artifact = {
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "artifactType": artifact_type,
+            "config": empty,
+            "layers": [empty],
+            "subject": {"mediaType": subject.media_type, "digest": subject.digest, "size": len(subject.body)},
+            "annotations": dict(annotations),
+        }
+        body = json.dumps(artifact, separators=(",", ":"), sort_keys=True).encode()
+        digest = _digest_of("sha256", body)
+        reply = self._put(f"manifests/{digest}", OCI_MANIFEST, body)
+        if reply.headers.get("OCI-Subject", "").strip() != subject.digest:
+            entry = {"mediaType": OCI_MANIFEST, "digest": digest, "size": len(body), "artifactType": artifact_type}
+            self._list_referrer(subject, entry | {"annotations": dict(annotations)})
+        return digest
+
+    def _list_referrer(self, subject: Manifest, entry: dict[str, Any]) -> None:
+        """Add `entry` to the referrers index tagged `<alg>-<hex>` (the spec's tag schema), keeping what is there."""
+        tag = subject.digest.replace(":", "-", 1)
+        found = self.manifest(tag)
+        listed = found.json().get("manifests") if found is not None and found.is_index else None
+        entries = [e for e in listed or [] if isinstance(e, dict) and e.get("digest") != entry["digest"]]
+        index = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [*entries, entry]}
+        self._put(f"manifests/{tag}", OCI_INDEX, json.dumps(index, separators=(",", ":")).encode())
+
+    def _put_blob(self, body: bytes, digest: str) -> None:
+        """A small blob in one monolithic upload, unless the repository has it already."""
+        base = f"{self.endpoint}/v2/{self.image.path}/blobs/"
+        if self._send("HEAD", base + digest, {}, scope="pull,push").status == 200:
+            return
+        started = self._send("POST", base + "uploads/", {"Content-Length": "0"}, b"", scope="pull,push")
+        location = started.headers.get("Location", "")
+        if started.status != 202 or not location:
+            raise self._status_error(started)
+        upload = urljoin(started.url, location)
+        upload += ("&" if urlsplit(upload).query else "?") + urlencode({"digest": digest})
+        done = self._send("PUT", upload, {"Content-Type": "application/octet-stream"}, body, scope="pull,push")
+        if done.status not in (201, 204):
+            raise self._status_error(done)
+
+    def _put(self, path: str, media_type: str, body: bytes) -> _Reply:
+        reply = self._send(
+            "PUT", f"{self.endpoint}/v2/{self.image.path}/{path}", {"Content-Type": media_type}, body, scope="pull,push"
+        )
+        if reply.status not in (200, 201):
+            raise self._status_error(reply)
+        return reply
 
     # --- errors -----------------------------------------------------------------------------------
 
