@@ -175,7 +175,10 @@ def run_action(image: str, root: Path, workspace: Path, registry: str) -> float:
 
 def build_argv(tag: str, base: str, network: str) -> list[str]:
     dockerfile = ACTION / "Dockerfile"
+    from support.github_runner import LOCAL_DEBIAN_ARCHIVE  # snapshot.debian.org is unreachable here
+
     argv = ["build", "--no-cache", "-t", tag, "--build-arg", f"BASE_IMAGE={base}"]
+    argv += ["--build-arg", f"DEBIAN_ARCHIVE={LOCAL_DEBIAN_ARCHIVE}"]
     argv += ["--network", network] if network else []
     return [*argv, "-f", str(dockerfile), str(dockerfile.parent)]
 

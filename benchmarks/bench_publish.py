@@ -2,11 +2,16 @@
 
 Same job on both sides, per engine: log in to an htpasswd registry on loopback, build the sample app (FROM scratch
 with a static busybox, one RUN step) with BuildKit through the same buildx binary on the daemon's default builder,
-the same three OCI labels and SOURCE_DATE_EPOCH, `--load`, then push one new tag through the daemon.
+the same three OCI labels and SOURCE_DATE_EPOCH, and push one new tag.
 
 - publish: `image-tagger publish --image HOST/bench/app --workspace DIR --username U --password-stdin --json`
+           (builds with `--load`, pushes through the daemon, reads the tag back from the registry)
 - plain:   `git rev-parse` + `git show` (the tag), `docker login --password-stdin` into a fresh DOCKER_CONFIG that
-           holds buildx as a CLI plugin, `docker buildx build --load -t REF --label ... DIR`, `docker push REF`
+           holds buildx as a CLI plugin, `docker buildx build --push -t REF --label ... DIR`
+
+It also prints what the issue asks of a light action: the time the action's imports take before its build (the
+entry module and the Docker SDK edge its login needs; the fastest of 7 runs, host venv), and with
+--action-image REF that image's size and the same import time inside it.
 
 Fairness: every run gets a commit of its own (a changed index.html), so each side builds and pushes a new tag whose
 COPY index.html and RUN layers are new, while the busybox layer is cached and already in the registry for both
@@ -141,17 +146,14 @@ class Sides:
         run(["docker", "login", "--username", USER, "--password-stdin", self.registry], env=env, stdin=PASSWORD)
         parts["login"] = time.perf_counter() - mark
         mark = time.perf_counter()
-        build = ["docker", "buildx", "build", "--load", "-t", ref]
+        build = ["docker", "buildx", "build", "--push", "-t", ref]
         build += ["--label", f"org.opencontainers.image.revision={sha}"]
         build += ["--label", f"org.opencontainers.image.version={version}"]
         build += ["--label", f"org.opencontainers.image.created={created}"]
         build += ["--build-arg", f"SOURCE_DATE_EPOCH={committed}"]
         build += ["--no-cache"] if self.no_cache else []
         run([*build, str(self.workspace)], env=env)
-        parts["build"] = time.perf_counter() - mark
-        mark = time.perf_counter()
-        run(["docker", "push", ref], env=env)
-        parts["push"] = time.perf_counter() - mark
+        parts["build+push"] = time.perf_counter() - mark
         seconds = time.perf_counter() - start
         self.refs.append(ref)
         shutil.rmtree(config)
@@ -232,6 +234,29 @@ def bench_engine(name: str, args: argparse.Namespace, registry: str, buildx: str
     return {"engine": name, "version": server.strip(), **times, "ratio": ratio, "paired": paired}
 
 
+# What the action imports before its build: the entry module, and the Docker SDK edge its login uses.
+BEFORE_BUILD = "import image_tagger.entry.action, image_tagger.edges.docker_ops"
+
+
+def import_ms(python: list[str], runs: int = 7) -> float:
+    """The fastest of `runs` of BEFORE_BUILD under -X importtime: the sum of its top-level imports, in ms."""
+    best = float("inf")
+    for _ in range(runs):
+        done = subprocess.run([*python, "-X", "importtime", "-c", BEFORE_BUILD], capture_output=True, text=True)
+        if done.returncode != 0:
+            raise RuntimeError(f"{' '.join(python)} could not import the action:\n{done.stderr[-2000:]}")
+        rows = [line.split("|") for line in done.stderr.splitlines() if line.startswith("import time:")]
+        top = [int(row[1]) for row in rows if row[1].strip().isdigit() and not row[2].startswith("  ")]
+        best = min(best, sum(top) / 1000)
+    return best
+
+
+def action_image_figures(ref: str) -> tuple[float, float]:
+    """The image's size (MB, as `docker image inspect` says) and BEFORE_BUILD's import time inside it."""
+    size = run(["docker", "image", "inspect", "-f", "{{.Size}}", ref], env=dict(os.environ))
+    return int(size) / 1e6, import_ms(["docker", "run", "--rm", "--entrypoint", "python", ref])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--engine", nargs="+", choices=sorted(ENGINES), default=sorted(ENGINES))
@@ -239,8 +264,11 @@ def main() -> None:
     parser.add_argument("--variant", choices=("changed", "nocache"), default="changed")
     parser.add_argument("--payload-mb", type=int, default=0, help="extra RUN step writing N MiB (default 0)")
     parser.add_argument("--buildx", default="", help="buildx binary (default $IMAGE_TAGGER_BUILDX, PATH, ./dev's)")
+    parser.add_argument("--action-image", default="", help="the action's image, for its size and import time")
     args = parser.parse_args()
     buildx = find_buildx(args.buildx)
+    host_imports = import_ms([sys.executable])
+    image = action_image_figures(args.action_image) if args.action_image else None
     if shutil.which("htpasswd") is None or shutil.which("docker-registry") is None:
         sys.exit("needs htpasswd (apache2-utils) and docker-registry (Debian's distribution)")
     scratch = Path(tempfile.mkdtemp(prefix="bench-publish-"))
@@ -269,6 +297,9 @@ def main() -> None:
             for r in filter(None, results)
         )
     )
+    ratios = ", ".join(f"{r['engine']} {r['ratio']:.3f}" for r in filter(None, results))
+    size = f"action image {image[0]:.0f} MB, imports in it {image[1]:.0f} ms; " if image else ""
+    print(f"\n{size}imports before the build {host_imports:.0f} ms (host); publish/plain {ratios} ({variant})")
 
 
 if __name__ == "__main__":

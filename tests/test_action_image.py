@@ -55,7 +55,7 @@ def test_image_has_buildx_on_path_and_the_action_importable(action_image: str) -
     found = probe(action_image)
 
     assert found["buildx"] == "/usr/local/bin/docker-buildx"
-    assert "0.13.1" in found["buildx_version"]  # Debian trixie's, pinned in the Dockerfile
+    assert "0.29.1" in found["buildx_version"]  # Debian's, pinned in the Dockerfile (BUILDX_DEB)
     assert found["image_tagger"] == "/opt/image-tagger/src/image_tagger/entry/action.py"
 
 
@@ -89,7 +89,31 @@ def test_image_size_is_reported(action_image: str, python_base_image: str) -> No
         )
         for name in (action_image, python_base_image)
     }
-    added = sizes[action_image] - sizes[python_base_image]
-    print(f"action image {sizes[action_image] / 1e6:.0f} MB, {added / 1e6:.0f} MB on top of the base")
-    # buildx (~70 MB) plus the locked packages (~10 MB); PyGithub's stack would add ~26 MB more.
-    assert 60e6 < added < 100e6, added
+    print(f"action image {sizes[action_image] / 1e6:.0f} MB, its base {sizes[python_base_image] / 1e6:.0f} MB")
+    # image/slim.sh keeps only what the action runs: buildx (70 MB), the interpreter, its libraries and the locked
+    # packages. The issue's bound is 150 MB; this base (Debian's Python, not python:3.12-slim) is the larger one.
+    assert sizes[action_image] <= 150e6, sizes[action_image]
+
+
+def test_image_starts_from_byte_code(action_image: str) -> None:
+    """Every module the action imports comes from byte-code written at build time, none compiled per job."""
+    argv = [
+        "docker",
+        "run",
+        "--rm",
+        "--entrypoint",
+        "python",
+        action_image,
+        "-v",
+        "-c",
+        "import image_tagger.entry.action",
+    ]
+    done = subprocess.run(
+        argv,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    compiled = [line for line in done.stderr.splitlines() if line.startswith("# code object from ")]
+    assert len(compiled) > 100
+    assert all(line.endswith(".pyc'") for line in compiled), [x for x in compiled if not x.endswith(".pyc'")]

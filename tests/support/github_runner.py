@@ -32,6 +32,10 @@ from pathlib import Path
 from ruamel.yaml import YAML
 
 BUILD_ARG_BASE_IMAGE = "docker build --build-arg BASE_IMAGE=<local image>: Docker Hub is unreachable here"
+BUILD_ARG_DEBIAN_ARCHIVE = (
+    "docker build --build-arg DEBIAN_ARCHIVE=http://deb.debian.org/debian: snapshot.debian.org is unreachable here"
+)
+LOCAL_DEBIAN_ARCHIVE = "http://deb.debian.org/debian"
 LOOPBACK_RELEASE = (
     "docker:// image from a loopback registry, built and pushed by `docker build`/`docker push`, not from ghcr.io"
 )
@@ -56,7 +60,7 @@ KNOWN_COMMANDS = frozenset(
 )
 TEMP_SUBDIRS = ("_github_home", "_github_workflow", "_runner_file_commands")
 ALL_DEVIATIONS = frozenset(
-    {BUILD_ARG_BASE_IMAGE, BUILD_NETWORK_HOST, RUN_NETWORK_HOST, SOCKET_SOURCE} | {LOOPBACK_RELEASE}
+    {BUILD_ARG_BASE_IMAGE, BUILD_ARG_DEBIAN_ARCHIVE, BUILD_NETWORK_HOST, RUN_NETWORK_HOST, SOCKET_SOURCE} | {LOOPBACK_RELEASE}
 )
 PIN_SCRIPT = Path(__file__).resolve().parents[2] / ".github" / "scripts" / "pin_action_image.py"
 DOCKER_PREFIX = "docker://"
@@ -215,6 +219,8 @@ class GithubRunner:
         if self.base_image:
             extra += ["--build-arg", f"BASE_IMAGE={self.base_image}"]
             self.deviate(BUILD_ARG_BASE_IMAGE)
+            extra += ["--build-arg", f"DEBIAN_ARCHIVE={LOCAL_DEBIAN_ARCHIVE}"]
+            self.deviate(BUILD_ARG_DEBIAN_ARCHIVE)
         if not daemon_has_bridge():
             extra += ["--network", "host"]
             self.deviate(BUILD_NETWORK_HOST)

@@ -47,6 +47,9 @@ def registry_of(server: str) -> str | None:
         return None
 
 
+SHUTDOWN_POLL = 0.02  # seconds
+
+
 class _Answers(socketserver.StreamRequestHandler):
     timeout = ANSWER_TIMEOUT
 
@@ -76,7 +79,9 @@ def serve(folder: Path, registry: str, username: str, password: str) -> Iterator
         raise PermissionError(f"{folder} is open to other users; the credential socket needs a private folder")
     path = folder / "credentials.sock"
     server = _CredentialServer(path, registry, username, password)
-    thread = threading.Thread(target=server.serve_forever, name="credential-socket", daemon=True)
+    # shutdown() waits for the serve loop's next poll: at the default 0.5 s, up to half a second of every
+    # build with a login went on waiting for it (bench_publish, issue 17); a short poll costs nothing.
+    thread = threading.Thread(target=server.serve_forever, args=(SHUTDOWN_POLL,), name="credential-socket", daemon=True)
     thread.start()
     try:
         yield path

@@ -3,16 +3,17 @@ BuildKit, the registry's HTTP API, and Flux's Receivers."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 
 import docker
 
-from image_tagger.edges import buildkit, docker_ops, notify
-from image_tagger.edges.registry.session import RegistrySession
+from image_tagger.edges import buildkit, docker_ops
 from image_tagger.model.imagename import ImageName
 from image_tagger.model.log import Log
-from image_tagger.model.ports import BuildRequest, JobEdges
+from image_tagger.model.ports import BuildRequest, JobEdges, RegistryView
+from image_tagger.model.receivers import Notification, Receiver
 from image_tagger.model.registry import RegistryAuth
+from image_tagger.model.result import PublishResult
 from image_tagger.model.states import Builder
 
 
@@ -54,6 +55,26 @@ class DockerDaemon:
         docker_ops.untag(self.client, ref)
 
 
+# The registry session and the notifier are imported on first use: a branch build opens no registry session
+# before its build, and most jobs name no Receiver, so neither adds to the start-up before the build (issue 17).
+
+
+def registry_session(image: ImageName, credentials: RegistryAuth) -> RegistryView:
+    from image_tagger.edges.registry.session import RegistrySession
+
+    return RegistrySession(image, credentials)
+
+
+def announce_all(
+    receivers: Sequence[Receiver], result: PublishResult, log: Callable[[str], None]
+) -> list[Notification]:
+    if not receivers:
+        return []
+    from image_tagger.edges import notify
+
+    return notify.announce_all(receivers, result, log)
+
+
 def real_edges(client: docker.DockerClient | None = None) -> JobEdges:
     """The edges every entry point publishes with (the demo hands in its own daemon client)."""
-    return JobEdges(daemon=DockerDaemon(client), registry=RegistrySession, notify=notify.announce_all)
+    return JobEdges(daemon=DockerDaemon(client), registry=registry_session, notify=announce_all)

@@ -37,13 +37,9 @@ import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from image_tagger.edges import manifests
-from image_tagger.edges.buildkit import BuildError
-from image_tagger.edges.docker_ops import PushStalled
-from image_tagger.fluxrules import automation
-from image_tagger.model.errors import PublishError
+from image_tagger.model.errors import BuildError, PublishError, PushStalled
 from image_tagger.model.git import GitContext
 from image_tagger.model.inputs import BuildOptions, PublishInputs, ReleaseOptions
 from image_tagger.model.log import Log
@@ -57,6 +53,11 @@ from image_tagger.rules import releases, report
 from image_tagger.rules.inputs import parse_seconds
 from image_tagger.rules.naming import plan_tags
 from image_tagger.rules.redact import one_line
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from image_tagger.fluxrules.automation import PolicyTarget
 
 PUSH_ATTEMPTS = 4
 DEFAULT_RELEASE = ReleaseOptions()
@@ -439,7 +440,7 @@ def run(given: PublishInputs, ctx: GitContext, edges: JobEdges, log: Log, settle
     release settle interval, by default RELEASE_SETTLE_SECONDS or $IMAGE_TAGGER_RELEASE_SETTLE.
     """
     plan = plan_tags(ctx, given.image, given.naming, now=int(edges.clock()))
-    targets = automation.find_targets(manifests.load_objects(given.overlay)) if given.overlay else []
+    targets = overlay_targets(given.overlay) if given.overlay else []
     settle = release_settle(os.environ) if settle is None else settle
     log.info(f"{plan.kind} {ctx.ref} -> {', '.join(plan.refs)} (push: {str(plan.push).lower()})")
     provenance = Provenance(ctx.sha, ctx.source_url, ctx.commit_time, ctx.commit_time_from)
@@ -464,11 +465,22 @@ def run(given: PublishInputs, ctx: GitContext, edges: JobEdges, log: Log, settle
     return PublishReport(plan, result, verdicts, forecast, notifications, warnings, failure, pushed_at)
 
 
+def overlay_targets(overlay: Path) -> list[PolicyTarget]:
+    """The overlay's image policies. Imported here: the YAML reader and Flux's rules cost a job without an
+    overlay some 40 ms of start-up before its build (issue 17)."""
+    from image_tagger.edges import manifests
+    from image_tagger.fluxrules import automation
+
+    return automation.find_targets(manifests.load_objects(overlay))
+
+
 def overlay_outlook(
-    edges: JobEdges, targets: list[automation.PolicyTarget], plan: TagPlan, credentials: RegistryAuth
+    edges: JobEdges, targets: list[PolicyTarget], plan: TagPlan, credentials: RegistryAuth
 ) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """What the overlay's policies do with the new tag, from the registry's current tag list (one line each:
     the tags are the registry's, so a tag name cannot start a line of its own); else a warning why not."""
+    from image_tagger.fluxrules import automation
+
     try:
         with edges.registry(plan.image, credentials) as session:
             tags = session.tags()

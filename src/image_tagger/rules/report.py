@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from image_tagger.fluxrules import standard
-from image_tagger.fluxrules.policy import PolicyFailure, PolicySpec, parse_policy
 from image_tagger.model.plan import TagPlan
 from image_tagger.model.receivers import Notification
 from image_tagger.model.report import PublishReport, Verdict
@@ -19,8 +19,13 @@ from image_tagger.model.states import PlanKind, TagState
 from image_tagger.rules import releases
 from image_tagger.rules.redact import one_line
 
+if TYPE_CHECKING:
+    from image_tagger.fluxrules.policy import PolicySpec
+
 
 def _qualifies(spec: PolicySpec, tag: str) -> bool:
+    from image_tagger.fluxrules.policy import PolicyFailure
+
     try:
         return spec.select([tag]) == tag
     except PolicyFailure:
@@ -28,7 +33,12 @@ def _qualifies(spec: PolicySpec, tag: str) -> bool:
 
 
 def flux_verdicts(plan: TagPlan, major: int | None) -> list[Verdict]:
-    """Run the shipped policies on this one tag: would a cluster following them roll it out?"""
+    """Run the shipped policies on this one tag: would a cluster following them roll it out?
+
+    Flux's policy rules are imported here, once the image is pushed: they are not needed before the build.
+    """
+    from image_tagger.fluxrules.policy import parse_policy
+
     verdicts = []
     follow = major if major is not None else _release_major(plan)
     if follow is not None:
