@@ -60,7 +60,8 @@ KNOWN_COMMANDS = frozenset(
 )
 TEMP_SUBDIRS = ("_github_home", "_github_workflow", "_runner_file_commands")
 ALL_DEVIATIONS = frozenset(
-    {BUILD_ARG_BASE_IMAGE, BUILD_ARG_DEBIAN_ARCHIVE, BUILD_NETWORK_HOST, RUN_NETWORK_HOST, SOCKET_SOURCE} | {LOOPBACK_RELEASE}
+    {BUILD_ARG_BASE_IMAGE, BUILD_ARG_DEBIAN_ARCHIVE, BUILD_NETWORK_HOST, RUN_NETWORK_HOST, SOCKET_SOURCE}
+    | {LOOPBACK_RELEASE}
 )
 PIN_SCRIPT = Path(__file__).resolve().parents[2] / ".github" / "scripts" / "pin_action_image.py"
 DOCKER_PREFIX = "docker://"
