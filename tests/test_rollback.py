@@ -31,6 +31,8 @@ from image_tagger.rules import yamlblock
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE_IMAGE = "docker.io/acme/app"
 DEFAULT = r"^.*\.sig$"
+# The base's list: Flux's default kept first, then the signature and attestation tags (flux/automation).
+BASE = [DEFAULT, r"^.*\.att$", r"^.*\.sbom$", r"^sha256-[0-9a-f]{64}$"]
 RELEASES = ["1.0.0", "1.1.0", "1.2.0"]
 
 
@@ -105,7 +107,7 @@ def test_rollback_a_release_then_a_fix_flows_then_undo(
 
     assert_one_line(done, "rollback-app.yaml", "kustomization.yaml", "app-production selects 1.1.0")
     objects = render(overlay)
-    assert repository(objects)["spec"]["exclusionList"] == [DEFAULT, r"^1\.2\.0$"]
+    assert repository(objects)["spec"]["exclusionList"] == [*BASE, r"^1\.2\.0$"]
     schemas = crd_schemas()
     for obj in objects:
         if obj["apiVersion"].endswith("toolkit.fluxcd.io/v1"):
@@ -127,7 +129,7 @@ def test_rollback_a_release_then_a_fix_flows_then_undo(
 
     assert_one_line(done, "removed", "rollback-app.yaml", "1.2.0")
     assert snapshot(consumer) == before  # byte for byte, the patch file gone
-    assert repository(render(overlay))["spec"]["exclusionList"] == [DEFAULT]
+    assert repository(render(overlay))["spec"]["exclusionList"] == BASE
     assert selected(overlay, env) == {"flux-system/app-production": "1.2.1"}
 
 
@@ -140,7 +142,7 @@ def test_staging_skips_a_bad_main_build(open_registry: Registry, flux_url: str, 
     done = rollback(str(overlay), builds[2], "--image", image, env=env)
 
     assert_one_line(done, f"app-staging selects {builds[1]}")
-    assert repository(render(overlay))["spec"]["exclusionList"] == [DEFAULT, r"^main-9a8b7c6-1764300000$"]
+    assert repository(render(overlay))["spec"]["exclusionList"] == [*BASE, r"^main-9a8b7c6-1764300000$"]
     assert selected(overlay, env) == {"flux-system/app-staging": builds[1]}
 
 
@@ -260,8 +262,8 @@ def test_several_images_take_the_one_named(two_images: tuple[Path, dict[str, str
 
     assert_one_line(done, "rollback-cart.yaml", "flux-system/cart-production selects 1.1.0")
     objects = render(cluster)
-    assert repository(objects, "cart")["spec"]["exclusionList"] == [DEFAULT, r"^1\.2\.0$"]
-    assert repository(objects, "shop")["spec"]["exclusionList"] == [DEFAULT]
+    assert repository(objects, "cart")["spec"]["exclusionList"] == [*BASE, r"^1\.2\.0$"]
+    assert repository(objects, "shop")["spec"]["exclusionList"] == BASE
     assert selected(cluster, env) == {"flux-system/shop-production": "1.2.0", "flux-system/cart-production": "1.1.0"}
     assert_one_line(rollback(str(cluster), "1.2.0", "--image", images["cart"], "--undo", env=env), "removed")
     assert snapshot(cluster) == before
