@@ -21,8 +21,7 @@ RUN echo "deb ${DEBIAN_ARCHIVE} sid main" >/etc/apt/sources.list.d/buildx-sid.li
 # The locked packages installed with the base's pip, our sources beside them; image/slim.sh then copies to /slim
 # only what the action runs (the interpreter, its libraries, the packages), byte-compiled.
 FROM ${BASE_IMAGE} AS runtime
-# Exactly the locked packages, verified by hash, none of their undeclared dependencies: the lock leaves out
-# cryptography, which PyJWT (under PyGithub) needs only to sign GitHub App tokens, never made here.
+# Exactly the locked packages, verified by hash, none of their undeclared dependencies.
 COPY requirements/action.txt /opt/image-tagger/requirements/action.txt
 RUN PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore \
     python -m pip install --no-deps --require-hashes -r /opt/image-tagger/requirements/action.txt

@@ -64,4 +64,5 @@ chroot "$out" python -c "import sys; sys.path[:0] = ['/opt/image-tagger/src']; \
 import image_tagger.entry.action, image_tagger.pullrequest.action, image_tagger.edges.credhelper, \
 image_tagger.edges.notify, image_tagger.edges.registry.session, image_tagger.edges.manifests, \
 image_tagger.fluxrules.automation, image_tagger.fluxrules.policy, docker, github, requests, \
-dulwich.repo, dulwich.objectspec"
+dulwich.repo, dulwich.objectspec, image_tagger.edges.signer, nacl.secret, \
+cryptography.hazmat.primitives.asymmetric.ec, cryptography.hazmat.primitives.serialization"

@@ -33,7 +33,7 @@ from image_tagger.edges.httpbounds import bounded_session
 from image_tagger.model.errors import PublishError
 from image_tagger.model.imagename import DOCKER_HUB, ImageName, parse_image
 from image_tagger.model.registry import RegistryAuth
-from image_tagger.rules import jsonlimits
+from image_tagger.rules import jsonlimits, signatures
 from image_tagger.rules.redact import Redactor
 
 DOCKER_HUB_ENDPOINT = "https://registry-1.docker.io"
@@ -329,16 +329,44 @@ class RegistrySession:
         digest = config.get("digest") if isinstance(config, dict) else None
         if not isinstance(digest, str) or not _looks_like_digest(digest):
             raise self.fail(f"manifest {manifest.digest} names no config blob")
-        url = f"{self.endpoint}/v2/{self.image.path}/blobs/{digest}"
-        reply = self._send("GET", url, {})
-        if reply.status != 200:
-            raise self._status_error(reply)
-        if _digest_of(digest.split(":", 1)[0], reply.body) != digest:
-            raise self.fail(f"config blob {digest}: its bytes do not match the digest")
-        labels = (self._json(reply).get("config") or {}).get("Labels") or {}
+        body = self.blob(digest, "config blob")
+        try:
+            parsed = jsonlimits.loads(body, self.max_body)
+        except jsonlimits.JSONError as err:
+            raise self.fail(f"config blob {digest} is not usable JSON ({err})") from None
+        labels = ((parsed if isinstance(parsed, dict) else {}).get("config") or {}).get("Labels") or {}
         if not isinstance(labels, dict):
             raise self.fail(f"config blob {digest}: Labels is not an object")
         return {str(k): str(v) for k, v in labels.items()}
+
+    def blob(self, digest: str, what: str = "blob") -> bytes:
+        """A blob's bytes, checked against its digest."""
+        reply = self._send("GET", f"{self.endpoint}/v2/{self.image.path}/blobs/{digest}", {})
+        if reply.status != 200:
+            raise self._status_error(reply)
+        if _digest_of(digest.split(":", 1)[0], reply.body) != digest:
+            raise self.fail(f"{what} {digest}: its bytes do not match the digest")
+        return reply.body
+
+    def signature_layers(self, digest: str) -> list[signatures.SignatureLayer]:
+        """The cosign signatures stored for the manifest `digest` (its `sha256-<hex>.sig` image); none: []."""
+        found = self.manifest(signatures.signature_tag(digest))
+        if found is None:
+            return []
+        return [
+            signatures.SignatureLayer(self.blob(layer, "signature payload"), signature)
+            for layer, _, signature in signatures.listed_signatures(found.json())
+        ]
+
+    def put_signature(self, digest: str, layer: signatures.SignatureLayer) -> str:
+        """Add one signature of the manifest `digest` to its signature image, keeping the ones there; the
+        signature image's digest. Blobs first, the manifest last, as cosign does."""
+        kept = [existing for existing in self.signature_layers(digest) if existing != layer]
+        manifest, config = signatures.signature_image([*kept, layer])
+        self._put_blob(layer.payload, signatures.digest_of(layer.payload))
+        self._put_blob(config, signatures.digest_of(config))
+        self._put(f"manifests/{signatures.signature_tag(digest)}", signatures.OCI_MANIFEST, manifest)
+        return signatures.digest_of(manifest)
 
     def put_manifest(self, tag: str, manifest: Manifest) -> str:
         """Store `manifest` (its exact bytes and media type) under `tag`, a registry-side copy; its digest."""
