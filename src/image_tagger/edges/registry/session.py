@@ -23,7 +23,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import IO, Any
 from urllib.parse import urlencode, urljoin, urlsplit
 
 import requests
@@ -127,6 +127,8 @@ def parse_retry_after(value: str, now: float | None = None) -> float | None:
 
 
 _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]+")
+# A request body: bytes, or a callable that opens it afresh (a file) for each attempt.
+Body = bytes | Callable[[], contextlib.AbstractContextManager[IO[bytes]]] | None
 
 
 def _looks_like_digest(reference: str) -> bool:
@@ -363,8 +365,8 @@ class RegistrySession:
         signature image's digest. Blobs first, the manifest last, as cosign does."""
         kept = [existing for existing in self.signature_layers(digest) if existing != layer]
         manifest, config = signatures.signature_image([*kept, layer])
-        self._put_blob(layer.payload, signatures.digest_of(layer.payload))
-        self._put_blob(config, signatures.digest_of(config))
+        self.put_blob(layer.payload, signatures.digest_of(layer.payload))
+        self.put_blob(config, signatures.digest_of(config))
         self._put(f"manifests/{signatures.signature_tag(digest)}", signatures.OCI_MANIFEST, manifest)
         return signatures.digest_of(manifest)
 
@@ -384,7 +386,7 @@ class RegistrySession:
         fallback: the artifact listed in an index tagged `sha256-<hex of the subject>`.
         """
         empty = {**EMPTY, "size": len(EMPTY_BLOB)}
-        self._put_blob(EMPTY_BLOB, empty["digest"])
+        self.put_blob(EMPTY_BLOB, empty["digest"])
         artifact = {
             "schemaVersion": 2,
             "mediaType": OCI_MANIFEST,
@@ -411,7 +413,7 @@ class RegistrySession:
         index = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [*entries, entry]}
         self._put(f"manifests/{tag}", OCI_INDEX, json.dumps(index, separators=(",", ":")).encode())
 
-    def _put_blob(self, body: bytes, digest: str) -> None:
+    def put_blob(self, body: Body, digest: str) -> None:
         """A small blob in one monolithic upload, unless the repository has it already."""
         base = f"{self.endpoint}/v2/{self.image.path}/blobs/"
         if self._send("HEAD", base + digest, {}, scope="pull,push").status == 200:
@@ -493,7 +495,7 @@ class RegistrySession:
         return delay * (0.5 + 0.5 * self._jitter())
 
     def _send(
-        self, method: str, url: str, headers: Mapping[str, str], data: bytes | None = None, *, scope: str = "pull"
+        self, method: str, url: str, headers: Mapping[str, str], data: Body = None, *, scope: str = "pull"
     ) -> _Reply:
         attempts = 0
         while True:
@@ -508,7 +510,7 @@ class RegistrySession:
                     raise self._gave_up(attempts) from None
                 self._sleep(wait)
 
-    def _attempt(self, method: str, url: str, headers: Mapping[str, str], data: bytes | None, scope: str) -> _Reply:
+    def _attempt(self, method: str, url: str, headers: Mapping[str, str], data: Body, scope: str) -> _Reply:
         negotiated = False
         hops = 0
         while True:
@@ -584,25 +586,29 @@ class RegistrySession:
         return token
 
     def _exchange(
-        self, method: str, url: str, headers: Mapping[str, str], data: bytes | None, limit: int | None = None
+        self, method: str, url: str, headers: Mapping[str, str], data: Body, limit: int | None = None
     ) -> _Reply:
-        """One HTTP request and its whole body, within the deadline; transport trouble is _Transient."""
+        """One HTTP request and its whole body, within the deadline; transport trouble is _Transient.
+
+        A callable `data` opens the body afresh for each attempt (a file, streamed: a retry sends it whole again)."""
         remaining = self._remaining()
         if remaining <= 0:
             raise _Transient(self._last or f"deadline reached before {method} {urlsplit(url).path}")
         timeout = (min(self.connect_timeout, remaining), min(self.timeout, remaining))
         what = f"{method} {urlsplit(url).path}"
+        opened = data() if callable(data) else contextlib.nullcontext(data)
         try:
-            response = self.http.request(
-                method,
-                url,
-                headers=dict(headers),
-                data=data,
-                timeout=timeout,
-                stream=True,
-                allow_redirects=False,
-                auth=_no_netrc,
-            )
+            with opened as body:
+                response = self.http.request(
+                    method,
+                    url,
+                    headers=dict(headers),
+                    data=body,
+                    timeout=timeout,
+                    stream=True,
+                    allow_redirects=False,
+                    auth=_no_netrc,
+                )
         except requests.Timeout:
             raise _Transient(f"{what} did not answer within {timeout[1]:.3g} s") from None
         except requests.ConnectionError as err:
