@@ -132,6 +132,20 @@ def cluster_bin_dir() -> Path:
     return Path(done.stdout.strip().splitlines()[-1])
 
 
+@pytest.fixture(scope="session")
+def cosign() -> Path:
+    """The pinned cosign (tools/cosign), built once from the Go module proxy: the judge of our signatures."""
+    done = subprocess.run(
+        [Path(__file__).resolve().parents[1] / "tools" / "cosign" / "build"],
+        capture_output=True,
+        text=True,
+        timeout=CLUSTER_BUILD_SECONDS,
+        check=False,
+    )
+    assert done.returncode == 0, explain(done)
+    return Path(done.stdout.strip().splitlines()[-1]) / "cosign"
+
+
 @pytest.fixture(scope="module")
 def running(cluster_bin_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[cluster.ClusterInfo]:
     """A whole local cluster for one test module, stopped after it."""

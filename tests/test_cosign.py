@@ -1,0 +1,115 @@
+"""Our signatures against cosign's own client (tools/cosign, v3 from the Go module proxy), on a loopback registry
+with no transparency log: a key cosign made opens here; what we sign, cosign verifies (its annotation check
+included); what cosign signs, our `verify` reads."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+from support.registry import Registry
+
+from image_tagger.edges.registry.session import RegistrySession
+from image_tagger.edges.signer import load_public_key, load_signing_key
+from image_tagger.model.errors import InputError
+from image_tagger.model.imagename import ImageName
+from image_tagger.model.registry import RegistryAuth
+from image_tagger.operations.verify import verify
+from image_tagger.rules import signatures
+
+PASSWORD = "correct horse 1.4"
+
+
+def run_cosign(cosign: Path, *args: str, cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    """cosign offline: its home (TUF cache) in the test's folder, no transparency log, loopback registries."""
+    environment = {"PATH": os.environ["PATH"], "HOME": str(cwd), "TUF_ROOT": str(cwd / "tuf"), **env}
+    return subprocess.run(
+        [str(cosign), *args], cwd=cwd, env=environment, capture_output=True, text=True, timeout=120, check=False
+    )
+
+
+@pytest.fixture(scope="module")
+def keys(cosign: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("keys")
+    done = run_cosign(cosign, "generate-key-pair", cwd=folder, COSIGN_PASSWORD=PASSWORD)
+    assert done.returncode == 0, done.stderr
+    return folder
+
+
+@pytest.fixture
+def image(open_registry: Registry, request: pytest.FixtureRequest) -> tuple[ImageName, str]:
+    path = "cosign/" + request.node.name.removeprefix("test_")[:40].replace("_", "-")
+    open_registry.seed(path, ["1.4.2"])
+    return ImageName(open_registry.host, path), open_registry.manifest_digest(path, "1.4.2")
+
+
+def cosign_verify(cosign: Path, keys: Path, reference: str, *claims: str) -> subprocess.CompletedProcess[str]:
+    return run_cosign(
+        cosign,
+        "verify",
+        "--key",
+        str(keys / "cosign.pub"),
+        "--insecure-ignore-tlog=true",
+        "--allow-http-registry",
+        *claims,
+        reference,
+        cwd=keys,
+    )
+
+
+def test_a_cosign_key_opens_with_its_password_and_only_with_it(keys: Path) -> None:
+    text = (keys / "cosign.key").read_bytes()
+    signer = load_signing_key(text, PASSWORD, "cosign.key")
+    public = load_public_key((keys / "cosign.pub").read_bytes(), "cosign.pub")
+    assert public.verifies(b"payload", signer.sign(b"payload"))
+    with pytest.raises(InputError, match=r"^cosign.key: the password does not open this key"):
+        load_signing_key(text, PASSWORD + "!", "cosign.key")
+    with pytest.raises(InputError, match=r"^cosign.pub: no ENCRYPTED SIGSTORE PRIVATE KEY block"):
+        load_signing_key((keys / "cosign.pub").read_bytes(), PASSWORD, "cosign.pub")
+
+
+def test_cosign_verifies_what_we_sign_with_its_version(cosign: Path, keys: Path, image: tuple[ImageName, str]) -> None:
+    name, digest = image
+    signer = load_signing_key((keys / "cosign.key").read_bytes(), PASSWORD, "cosign.key")
+    document = signatures.payload(name.name, digest, "1.4.2")
+    with RegistrySession(name, RegistryAuth()) as session:
+        session.put_signature(digest, signatures.SignatureLayer(document, signer.sign(document)))
+
+    reference = f"{name.name}@{digest}"
+    done = cosign_verify(cosign, keys, reference, "-a", "version=1.4.2", "-a", f"repository={name.name}")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert digest in done.stdout and '"version":"1.4.2"' in done.stdout
+    other = cosign_verify(cosign, keys, reference, "-a", "version=1.5.0")
+    assert other.returncode != 0, other.stdout
+
+
+def test_our_verify_reads_what_cosign_signs(cosign: Path, keys: Path, image: tuple[ImageName, str]) -> None:
+    name, digest = image
+    done = run_cosign(
+        cosign,
+        "sign",
+        "--key",
+        str(keys / "cosign.key"),
+        "--tlog-upload=false",
+        "--new-bundle-format=false",
+        "--use-signing-config=false",
+        "--allow-http-registry",
+        "--yes",
+        "-a",
+        "version=1.4.2",
+        "-a",
+        f"repository={name.name}",
+        f"{name.name}@{digest}",
+        cwd=keys,
+        COSIGN_PASSWORD=PASSWORD,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    public = load_public_key((keys / "cosign.pub").read_bytes(), "cosign.pub")
+
+    def opened(_: ImageName) -> RegistrySession:
+        return RegistrySession(name, RegistryAuth())
+
+    verdict = verify(name.ref("1.4.2"), public, opened)
+    assert verdict.ok, verdict.line
