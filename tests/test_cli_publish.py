@@ -19,7 +19,7 @@ from support.registry import Registry
 from support.sample_app import git
 from test_hostile_output import action_explain, run_action
 
-from image_tagger.entry.cli import RECEIVER_ENV
+from image_tagger.rules.publishinputs import RECEIVER_ENV
 
 
 @pytest.fixture

@@ -13,23 +13,18 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from ruamel.yaml import YAML
 from support.cli import assert_input_error, run_cli
 
 from image_tagger.entry import cli
-from image_tagger.entry.action import raw_inputs
 from image_tagger.model.errors import InputError
 from image_tagger.model.git import GitContext
 from image_tagger.model.inputs import PublishInputs
 from image_tagger.rules import inputs
+from image_tagger.rules.inputs import raw_inputs
 from image_tagger.rules.naming import plan_tags
 
 REPO = Path(__file__).resolve().parents[1]
 DOCKER_TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
-# Action inputs whose CLI form differs by design: secrets never travel on a command line.
-CLI_FORMS = {"password": "--password-stdin", "build-args": "--build-arg", "secrets": "--secrets-file"}
-SECRET_FROM_ENV = {"flux-receiver-secret"}  # IMAGE_TAGGER_RECEIVER_SECRET: secrets never travel on a command line
-ACTION_ONLY = {"overlay"}  # the CLI has `preview` for overlays
 
 
 @pytest.fixture
@@ -48,20 +43,14 @@ def via_action(values: dict[str, str], workspace: Path) -> PublishInputs:
 def via_cli(values: dict[str, str], workspace: Path) -> PublishInputs:
     argv = ["publish", "--workspace", str(workspace)]
     for name, value in values.items():
-        flag = CLI_FORMS.get(name, f"--{name}")
-        argv += [flag, value]
+        argv += [f"--{name}", value]
     args = cli.build_parser().parse_args(argv)
     return inputs.parse(cli._raw_inputs(args), workspace)
 
 
-def test_every_action_input_has_a_cli_flag() -> None:
-    declared = set(YAML(typ="safe").load((REPO / "action.yml").read_text())["inputs"])
-    publish = next(a for a in cli.build_parser()._subparsers._group_actions[0].choices.items() if a[0] == "publish")[1]
-    flags = {option for action in publish._actions for option in action.option_strings}
-    missing = {
-        name for name in declared - ACTION_ONLY - SECRET_FROM_ENV if CLI_FORMS.get(name, f"--{name}") not in flags
-    }
-    assert missing == set()
+def test_build_arg_still_works_as_the_old_spelling_of_build_args(workspace: Path) -> None:
+    args = cli.build_parser().parse_args(["publish", "--image", "a/b", "--build-arg", "A=1", "--build-args", "B=2"])
+    assert inputs.parse(cli._raw_inputs(args), workspace).build.build_args == {"A": "1", "B": "2"}
 
 
 @pytest.mark.parametrize(
@@ -75,6 +64,7 @@ def test_every_action_input_has_a_cli_flag() -> None:
         {"image": "acme/app", "cache-from": "type=registry,ref=acme/app:cache", "no-cache": "true"},
         {"image": "acme/app", "builder": "Legacy", "build-args": "A=1\nB=two words"},
         {"image": "acme/app", "push": "FALSE", "tag-prefix": "app/", "timestamp": "commit"},
+        {"image": "acme/app", "overlay": "docker", "promote": "Never", "overwrite-releases": "true"},
     ],
 )
 def test_the_action_and_the_cli_read_the_same_values_alike(values: dict[str, str], workspace: Path) -> None:

@@ -21,6 +21,7 @@ from image_tagger.model.report import PublishReport
 from image_tagger.model.result import PublishResult
 from image_tagger.operations import publish
 from image_tagger.rules import inputs, report
+from image_tagger.rules.publishinputs import PUBLISH_INPUTS
 from image_tagger.rules.redact import Redactor, one_line
 
 
@@ -50,17 +51,10 @@ class ActionsLog:
             self.runner.command("endgroup", {}, "")
 
 
-def raw_inputs(env: Mapping[str, str]) -> dict[str, str]:
-    """The runner's `INPUT_<NAME>` variables (hyphens kept) under the action's input names."""
-    return {key.removeprefix("INPUT_").lower(): value for key, value in env.items() if key.startswith("INPUT_")}
-
-
 def secrets_of(env: Mapping[str, str]) -> Redactor:
-    """Every credential and secret of the step, from the raw inputs (so even a refused input is redacted)."""
+    """Every input declared secret, from the raw inputs (so even a refused input is redacted)."""
     redactor = Redactor()
-    redactor.add_login(env.get("INPUT_USERNAME", "").strip(), env.get("INPUT_PASSWORD", ""))
-    redactor.add_secret(env.get("INPUT_FLUX-RECEIVER-SECRET", ""))
-    redactor.add_build_secrets(env.get("INPUT_SECRETS", ""))
+    redactor.add_inputs(PUBLISH_INPUTS, inputs.raw_inputs(env))
     return redactor
 
 
@@ -68,7 +62,7 @@ def run(runner: Runner) -> int:
     """The whole step; returns the exit code."""
     env = runner.env
     workspace = Path(env.get("GITHUB_WORKSPACE") or Path.cwd())
-    given = inputs.parse(raw_inputs(env), workspace, env.get("INPUT_PASSWORD", ""))
+    given = inputs.parse(inputs.raw_inputs(env), workspace)
     ctx = context.resolve({}, env, checkout=workspace)
     return render(runner, publish.run(given, ctx, real_edges(), ActionsLog(runner)))
 

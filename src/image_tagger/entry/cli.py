@@ -13,8 +13,9 @@ import os
 import re
 import subprocess
 import sys
+import textwrap
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, NoReturn
@@ -29,13 +30,15 @@ from image_tagger.fluxrules import automation, imageref, policy, setters
 from image_tagger.fluxrules.files import read_named_file
 from image_tagger.model.errors import InputError, PublishError, exit_code
 from image_tagger.model.git import GitContext
+from image_tagger.model.inputspec import InputSpec, Kind
 from image_tagger.operations import publish
 from image_tagger.rules import inputs, report
 from image_tagger.rules.naming import plan_tags
+from image_tagger.rules.publishinputs import PASSWORD_ENV, PUBLISH_INPUTS
 from image_tagger.rules.redact import Redactor, guarded, one_line
 
-PASSWORD_ENV = "IMAGE_TAGGER_PASSWORD"
-RECEIVER_ENV = "IMAGE_TAGGER_RECEIVER_SECRET"
+# Other spellings of an input's flag that still work.
+_ALIASES = {"build-args": ("--build-arg",)}
 # Failures of the world around a run (the daemon, a registry, files, a child process): exit 1 like our own.
 WORLD_FAILURES = (DockerException, requests.RequestException, OSError, subprocess.SubprocessError)
 
@@ -59,26 +62,39 @@ class StderrLog:
         yield
 
 
-def _naming_arguments(p: argparse.ArgumentParser) -> None:
-    """Flags named after the action's inputs; their values are parsed by `inputs`, as the action's are."""
-    p.add_argument("--image", required=True, help="repository without tag: acme/app, ghcr.io/acme/app")
-    p.add_argument("--registry", default="", help="registry for names without one (default docker.io)")
+def _git_arguments(p: argparse.ArgumentParser) -> None:
+    """What the GITHUB_* environment gives the action: given here, or read from the checkout."""
     p.add_argument("--ref", help="git ref: refs/tags/v1.4.2, refs/heads/main, refs/pull/7/merge")
     p.add_argument("--sha", help="commit id (hex)")
     p.add_argument("--event", help="GitHub event name: push, pull_request, workflow_dispatch, ...")
-    p.add_argument("--timestamp", default="", help="branch tag timestamp: Unix seconds, or push | commit | build")
-    p.add_argument("--major-version", default="", help="refuse releases of another major")
-    p.add_argument("--tag-prefix", default="", help="prefix stripped from git tags (app/)")
-    p.add_argument("--sha-length", default="", help="hex digits of the commit in branch tags (default 7)")
     p.add_argument("--pr-number", type=_int_arg("--pr-number"), help="pull request number")
-    p.add_argument("--push", default="", help="auto | true | false")
-    _bool_argument(p, "--floating-tags", "also tag MAJOR.MINOR, MAJOR, latest")
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
 
-def _bool_argument(p: argparse.ArgumentParser, flag: str, text: str) -> None:
-    """`--flag` means true; `--flag false` is accepted too, parsed as strictly as the action's input."""
-    p.add_argument(flag, nargs="?", const="true", default="", metavar="true|false", help=text)
+def _input_arguments(p: argparse.ArgumentParser, specs: Iterable[InputSpec]) -> None:
+    """`--<input>` for each declared input that is no secret, with action.yml's description as its help; the
+    values stay text, parsed by `inputs` as the action's are. A multi-line input is a repeatable flag (one line
+    each); `--flag` alone means true, and `--flag false` is accepted too."""
+    for spec in specs:
+        flags = (f"--{spec.name}", *_ALIASES.get(spec.name, ()))
+        text = spec.description + (f" (default: {spec.default})" if spec.default else "")
+        text = text.replace("%", "%%")  # argparse formats help with %
+        if spec.kind is Kind.BOOL:
+            p.add_argument(*flags, nargs="?", const="true", default="", metavar="true|false", help=text)
+        elif spec.kind is Kind.LINES:
+            p.add_argument(*flags, action="append", default=[], help=text + " Repeatable: one line each.")
+        else:
+            metavar = "|".join(spec.choices) or None
+            p.add_argument(*flags, required=spec.required, default="", metavar=metavar, help=text)
+
+
+def _secret_inputs_epilog() -> str:
+    """How `publish` takes the secret inputs: never as a flag's value, which other users of the machine can read."""
+    lines = ["secret inputs (never a flag's value):"]
+    for spec in (spec for spec in PUBLISH_INPUTS if spec.secret is not None):
+        text = f"{spec.name}: from {spec.cli}. {spec.description}"
+        lines.append(textwrap.fill(text, 100, initial_indent="  ", subsequent_indent="    ", break_on_hyphens=False))
+    return "\n".join(lines)
 
 
 def _int_arg(name: str):
@@ -91,15 +107,18 @@ def _int_arg(name: str):
 
 
 def _raw_inputs(args: argparse.Namespace) -> dict[str, str]:
-    """The flags as the action's raw inputs: `--sha-length` is `sha-length`, repeatable flags become lines."""
+    """The flags as the action's raw inputs: `--sha-length` is `sha-length`, a repeated flag's values are lines."""
     raw = {}
-    for key, value in vars(args).items():
-        if isinstance(value, str):
-            raw[key.replace("_", "-")] = value
-        elif isinstance(value, list) and all(isinstance(item, str) for item in value):
-            raw[key.replace("_", "-")] = "\n".join(value)
-    raw["build-args"] = raw.pop("build-arg", "")
+    for spec in PUBLISH_INPUTS:
+        value = getattr(args, spec.name.replace("-", "_"), None)
+        if value is not None:
+            raw[spec.name] = "\n".join(value) if isinstance(value, list) else value
     return raw
+
+
+def _env_secrets() -> dict[str, str]:
+    """The secret inputs the environment holds (IMAGE_TAGGER_PASSWORD, ...), under their input names."""
+    return {spec.name: os.environ.get(spec.env, "") for spec in PUBLISH_INPUTS if spec.env}
 
 
 def _context(args: argparse.Namespace, checkout: Path | None) -> GitContext:
@@ -124,12 +143,11 @@ def cmd_publish(args: argparse.Namespace) -> int:
     workspace = Path(args.workspace)
     if not workspace.is_dir():
         raise InputError(f"--workspace {args.workspace!r} is not a directory; accepted: the checkout to build")
-    secrets = {"secrets": _read_secrets(args.secrets_file), "flux-receiver-secret": os.environ.get(RECEIVER_ENV, "")}
-    raw = _raw_inputs(args) | secrets
-    password = sys.stdin.readline().rstrip("\n") if args.password_stdin else os.environ.get(PASSWORD_ENV, "")
-    args.redactor.add_login(args.username.strip(), password)
-    args.redactor.add_build_secrets(secrets["secrets"])
-    given = inputs.parse(raw, workspace, password)
+    raw = _raw_inputs(args) | _env_secrets() | {"secrets": _read_secrets(args.secrets_file)}
+    if args.password_stdin:
+        raw["password"] = sys.stdin.readline().rstrip("\n")
+    args.redactor.add_inputs(PUBLISH_INPUTS, raw)
+    given = inputs.parse(raw, workspace)
     log = StderrLog()
     job = publish.run(given, _context(args, workspace), real_edges(), log)
     for note in job.plan.notes:
@@ -262,34 +280,22 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     p = sub.add_parser("tags", help="print the image references the naming contract gives a git ref")
-    _naming_arguments(p)
+    _input_arguments(p, (spec for spec in PUBLISH_INPUTS if spec.naming and spec.secret is None))
+    _git_arguments(p)
     p.set_defaults(run=cmd_tags)
 
-    p = sub.add_parser("publish", help="compute tags, build and push from a local checkout")
-    _naming_arguments(p)
-    p.add_argument("--workspace", default=".", help="the git checkout; the paths below are relative to it (default .)")
-    p.add_argument("--context", default="", help="build context (default .)")
-    p.add_argument("--file", default="", help="Dockerfile (default CONTEXT/Dockerfile)")
-    p.add_argument("--build-arg", action="append", default=[], help="KEY=VALUE, repeatable")
-    p.add_argument("--secrets-file", help="file of id=value lines for RUN --mount=type=secret,id=...")
-    p.add_argument("--platforms", default="", help="os/arch list, e.g. linux/amd64,linux/arm64")
-    p.add_argument("--target", default="", help="build stage to stop at")
-    p.add_argument("--cache-from", action="append", default=[], help="type=registry,ref=IMAGE, repeatable")
-    p.add_argument("--cache-to", action="append", default=[], help="type=registry,ref=IMAGE[,mode=max], repeatable")
-    _bool_argument(p, "--pull", "always pull the base images")
-    _bool_argument(p, "--no-cache", "build without the build cache")
-    p.add_argument("--builder", default="", help="buildkit (default) | legacy")
-    _bool_argument(p, "--overwrite-releases", "replace a release tag that another commit holds")
-    p.add_argument("--promote", default="", help="auto (default: reuse this commit's branch build) | never")
-    p.add_argument(
-        "--flux-receiver-url",
-        action="append",
-        default=[],
-        help=f"Flux generic-hmac Receiver to notify, repeatable (one per cluster); in {RECEIVER_ENV} its token, "
-        "or one token per line in the order of the URLs",
+    p = sub.add_parser(
+        "publish",
+        help="compute tags, build and push from a local checkout",
+        description="The action's job from a local checkout: its inputs as flags of the same names.",
+        epilog=_secret_inputs_epilog(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--username", default="", help="registry user; the password comes from stdin or " + PASSWORD_ENV)
-    p.add_argument("--password-stdin", action="store_true", help="read the registry password from stdin")
+    _input_arguments(p, (spec for spec in PUBLISH_INPUTS if spec.secret is None))
+    _git_arguments(p)
+    p.add_argument("--workspace", default=".", help="the git checkout; input paths are relative to it (default .)")
+    p.add_argument("--secrets-file", help="the secrets input: a file of id=value lines")
+    p.add_argument("--password-stdin", action="store_true", help=f"read the password from stdin, not {PASSWORD_ENV}")
     p.set_defaults(run=cmd_publish)
 
     p = sub.add_parser("select", help="the tag an ImagePolicy selects from a list of tags, as Flux does")
@@ -332,8 +338,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     redactor = Redactor()
-    redactor.add_secret(os.environ.get(PASSWORD_ENV, ""))
-    redactor.add_secret(os.environ.get(RECEIVER_ENV, ""))
+    redactor.add_inputs(PUBLISH_INPUTS, _env_secrets())
     with guarded(redactor, "stdout", "stderr"):
         return _main(argv, redactor)
 

@@ -27,9 +27,10 @@ from image_tagger.pullrequest.changes import ImageChange, image_changes
 from image_tagger.pullrequest.facts import DEADLINE as LOOKUP_DEADLINE
 from image_tagger.pullrequest.facts import Facts, lookup
 from image_tagger.pullrequest.github import DEADLINE, GitHub, Outcome
+from image_tagger.pullrequest.inputs import PULL_REQUEST_INPUTS
 from image_tagger.pullrequest.markers import marked_values, policy_keys
-from image_tagger.rules.inputs import parse_seconds
-from image_tagger.rules.redact import Redactor, is_one_line, one_line
+from image_tagger.rules.inputs import parse_seconds, raw_inputs, read
+from image_tagger.rules.redact import Redactor, one_line
 
 MAX_DEADLINE = 3600.0
 _LABEL = re.compile(r"[^,\n]{1,50}")
@@ -52,20 +53,17 @@ class Inputs:
     deadline: float = DEADLINE
 
 
-def _input(env: Mapping[str, str], name: str) -> str:
-    return env.get(f"INPUT_{name.upper()}", "").strip()
-
-
 def read_inputs(env: Mapping[str, str]) -> Inputs:
     """The action's inputs and the GITHUB_* it needs; InputError names the first bad one."""
-    token = _input(env, "github-token")
+    given = read(PULL_REQUEST_INPUTS, raw_inputs(env))
+    token = given["github-token"].strip()
     if not token:
         raise InputError("github-token is empty; give the workflow's token: github-token: ${{ github.token }}")
     repository = env.get("GITHUB_REPOSITORY", "")
     if not re.fullmatch(r"[\w.-]+/[\w.-]+", repository):
         raise InputError(f"GITHUB_REPOSITORY {repository!r} is not OWNER/REPO; run this as a step of a workflow")
     workspace = Path(env.get("GITHUB_WORKSPACE") or ".").resolve()
-    path = _input(env, "path")
+    path = given["path"]
     if not path:
         raise InputError("path is required: the automation's update path, e.g. apps/production")
     folder = (workspace / path).resolve()
@@ -73,36 +71,44 @@ def read_inputs(env: Mapping[str, str]) -> Inputs:
         raise InputError(f"path {path!r} leads out of the workspace; give a folder of the checkout")
     if not folder.is_dir():
         raise InputError(f"path {path!r} is not a folder of the checkout; check out the repository first")
-    branch = _input(env, "branch")
+    branch = given["branch"]
     if not branch:
         ref = env.get("GITHUB_REF", "")
         if not ref.startswith("refs/heads/"):
             raise InputError(f"branch is empty and GITHUB_REF {ref!r} is not a branch; run on pushes to it")
         branch = ref.removeprefix("refs/heads/")
-    base = _input(env, "base") or _default_branch(env)
+    base = given["base"] or _default_branch(env)
     for name, value in (("branch", branch), ("base", base)):
         if not _BRANCH.fullmatch(value):
             raise InputError(f"{name} {value!r} is not a branch name")
     if branch == base:
         raise InputError(f"branch and base are both {base!r}; the automation must push to a branch of its own")
-    labels = [label.strip() for label in re.split(r"[,\n]", _input(env, "labels")) if label.strip()]
+    labels = [label.strip() for label in re.split(r"[,\n]", given["labels"]) if label.strip()]
     for label in labels:
         if not _LABEL.fullmatch(label):
             raise InputError(f"label {label[:60]!r} is longer than GitHub's 50 characters")
-    username, password = _input(env, "registry-username"), env.get("INPUT_REGISTRY-PASSWORD", "")
+    username, password = given["registry-username"], given["registry-password"]
     if password and not username:
         raise InputError("registry-password is set but registry-username is empty")
-    for name, value in (("path", path), ("registry-username", username)):
-        if not is_one_line(value):
-            raise InputError(f"{name} holds a line break or control character; accepted: one line of text")
     try:
-        registry = normalise_registry(_input(env, "registry") or "docker.io")
+        registry = normalise_registry(given["registry"])
     except InputError as error:
         raise InputError(f"registry: {error}") from None
     api_url = (env.get("GITHUB_API_URL") or "https://api.github.com").rstrip("/")
-    deadline = _deadline(_input(env, "timeout-seconds"))
+    deadline = _deadline(given["timeout-seconds"])
     return Inputs(
-        token, path, base, branch, labels, registry, username, password, repository, api_url, workspace, deadline
+        token.strip(),
+        path,
+        base,
+        branch,
+        labels,
+        registry,
+        username,
+        password,
+        repository,
+        api_url,
+        workspace,
+        deadline,
     )
 
 
@@ -196,8 +202,7 @@ def main(environ: Mapping[str, str] | None = None) -> int:
     """The whole step; returns the exit code."""
     env = os.environ if environ is None else environ
     redactor = Redactor()
-    redactor.add_secret(env.get("INPUT_GITHUB-TOKEN", ""))
-    redactor.add_login(_input(env, "registry-username"), env.get("INPUT_REGISTRY-PASSWORD", ""))
+    redactor.add_inputs(PULL_REQUEST_INPUTS, raw_inputs(env))
     runner = Runner(redactor, env)
     with runner.log():
         return _step(env, runner)

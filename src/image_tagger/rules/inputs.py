@@ -4,6 +4,7 @@ Both edges hand over raw strings under the action's input names (`INPUT_SHA-LENG
 both arrive as `sha-length`); only this module decides what a value means, so `timestamp: 1764110000`,
 `file: docker/Dockerfile` or `pull: TRUE` mean the same thing in a workflow and on a laptop. Paths are
 relative to the workspace (the action's GITHUB_WORKSPACE, the CLI's --workspace) and must stay inside it.
+Which inputs there are, their defaults and which must be one line are their declaration's (`publishinputs`).
 """
 
 from __future__ import annotations
@@ -16,10 +17,12 @@ from pathlib import Path
 from image_tagger.model.errors import InputError
 from image_tagger.model.imagename import ImageName, parse_image
 from image_tagger.model.inputs import BuildOptions, PublishInputs, ReleaseOptions, Secret
+from image_tagger.model.inputspec import InputSpec
 from image_tagger.model.plan import NamingOptions
 from image_tagger.model.registry import RegistryAuth
 from image_tagger.model.states import Builder, PromoteMode, PushMode
 from image_tagger.rules.naming import parse_choice, parse_major, parse_sha_length
+from image_tagger.rules.publishinputs import PUBLISH_INPUTS
 from image_tagger.rules.receivers import parse_receivers
 from image_tagger.rules.redact import is_one_line
 
@@ -32,21 +35,6 @@ _CACHE_TYPES = ("registry", "local", "inline", "gha")
 
 # Inputs whose meaning needs BuildKit; the legacy builder refuses them instead of ignoring them.
 BUILDKIT_ONLY = ("secrets", "platforms", "cache-from", "cache-to")
-# Inputs that are one line (a name, a tag, a choice): a line break in one is refused, never printed or sent on.
-NAMING_ONE_LINE = (
-    "image",
-    "registry",
-    "tag-prefix",
-    "timestamp",
-    "major-version",
-    "sha-length",
-    "push",
-    "floating-tags",
-)
-PUBLISH_ONE_LINE = (
-    *("username", "context", "file", "target", "builder", "pull", "no-cache", "overwrite-releases", "promote"),
-    "overlay",
-)
 
 
 def parse_seconds(name: str, text: str, default: float, low: float, high: float) -> float:
@@ -63,10 +51,9 @@ def parse_seconds(name: str, text: str, default: float, low: float, high: float)
     return seconds
 
 
-def parse_bool(name: str, value: str, default: bool = False) -> bool:
-    """`true`/`false` in any case, empty for the default; anything else is refused, never guessed."""
-    text = value.strip()
-    return default if not text else parse_choice(name, text, BOOLEANS) == "true"
+def parse_bool(name: str, value: str) -> bool:
+    """`true`/`false` in any case; anything else is refused, never guessed."""
+    return parse_choice(name, value, BOOLEANS) == "true"
 
 
 def parse_timestamp(value: str) -> tuple[str, int | None]:
@@ -150,30 +137,31 @@ def inside(workspace: Path, name: str, value: str) -> Path:
     return path
 
 
-def parse_build(raw: Mapping[str, str], workspace: Path) -> BuildOptions:
-    context = inside(workspace, "context", raw.get("context", "").strip() or ".")
+def parse_build(given: Mapping[str, str], workspace: Path) -> BuildOptions:
+    """The build inputs, as `read` gives them (trimmed, defaulted)."""
+    context = inside(workspace, "context", given["context"])
     if not context.is_dir():
-        raise InputError(f"context {raw.get('context') or '.'!r} is not a directory in the workspace")
-    file = raw.get("file", "").strip()
+        raise InputError(f"context {given['context']!r} is not a directory in the workspace")
+    file = given["file"]
     dockerfile = inside(workspace, "file", file) if file else context / "Dockerfile"
     if not dockerfile.is_file():
         raise InputError(f"file {file or 'Dockerfile'!r} is not a file; accepted: a Dockerfile path in the workspace")
-    builder = Builder(parse_choice("builder", raw.get("builder", "").strip() or Builder.BUILDKIT, tuple(Builder)))
+    builder = Builder(parse_choice("builder", given["builder"], tuple(Builder)))
     options = BuildOptions(
         context=context,
         dockerfile=dockerfile,
-        build_args=parse_build_args(raw.get("build-args", "")),
-        secrets=parse_secrets(raw.get("secrets", "")),
-        platforms=parse_platforms(raw.get("platforms", "")),
-        target=raw.get("target", "").strip(),
-        cache_from=parse_cache("cache-from", raw.get("cache-from", "")),
-        cache_to=parse_cache("cache-to", raw.get("cache-to", "")),
-        pull=parse_bool("pull", raw.get("pull", "")),
-        no_cache=parse_bool("no-cache", raw.get("no-cache", "")),
+        build_args=parse_build_args(given["build-args"]),
+        secrets=parse_secrets(given["secrets"]),
+        platforms=parse_platforms(given["platforms"]),
+        target=given["target"],
+        cache_from=parse_cache("cache-from", given["cache-from"]),
+        cache_to=parse_cache("cache-to", given["cache-to"]),
+        pull=parse_bool("pull", given["pull"]),
+        no_cache=parse_bool("no-cache", given["no-cache"]),
         builder=builder,
     )
     if builder == Builder.LEGACY:
-        used = [name for name in BUILDKIT_ONLY if raw.get(name, "").strip()]
+        used = [name for name in BUILDKIT_ONLY if given[name].strip()]
         if used:
             raise InputError(f"{', '.join(used)} need BuildKit; accepted: builder: buildkit, or leave them empty")
     return options
@@ -197,11 +185,24 @@ def parse_repository(image: str, registry: str) -> tuple[ImageName, tuple[str, .
         return name, (f"image {image.strip()!r} lower-cased to {lowered!r}: repository names are lower-case",)
 
 
-def refuse_line_breaks(raw: Mapping[str, str], names: tuple[str, ...]) -> None:
-    """A one-line input holding a line break or control character is refused (surrounding blanks are trimmed)."""
-    for name in names:
-        if not is_one_line(raw.get(name, "").strip()):
-            raise InputError(f"{name} holds a line break or control character; accepted: one line of text")
+def raw_inputs(env: Mapping[str, str]) -> dict[str, str]:
+    """The runner's `INPUT_<NAME>` variables (hyphens kept) under the action's input names."""
+    return {key.removeprefix("INPUT_").lower(): value for key, value in env.items() if key.startswith("INPUT_")}
+
+
+def read(specs: tuple[InputSpec, ...], raw: Mapping[str, str]) -> dict[str, str]:
+    """Every declared input's text: a one-line input trimmed and refused when it holds a line break or control
+    character, an empty one its declared default. A default that is a workflow expression (`${{ github.token }}`)
+    is the runner's to fill: here, empty stays empty."""
+    given = {}
+    for spec in specs:
+        text = raw.get(spec.name, "")
+        if spec.one_line:
+            text = text.strip()
+            if not is_one_line(text):
+                raise InputError(f"{spec.name} holds a line break or control character; accepted: one line of text")
+        given[spec.name] = text or ("" if "${{" in spec.default else spec.default)
+    return given
 
 
 def parse_credentials(username: str, password: str) -> RegistryAuth:
@@ -212,39 +213,39 @@ def parse_credentials(username: str, password: str) -> RegistryAuth:
 
 def parse_naming(raw: Mapping[str, str]) -> tuple[ImageName, NamingOptions]:
     """The inputs the naming contract reads (all that `image-tagger tags` needs)."""
-    refuse_line_breaks(raw, NAMING_ONE_LINE)
-    image, notes = parse_repository(raw.get("image", ""), raw.get("registry", "").strip() or "docker.io")
-    timestamp, fixed = parse_timestamp(raw.get("timestamp", ""))
+    return _naming(read(PUBLISH_INPUTS, raw))
+
+
+def _naming(given: Mapping[str, str]) -> tuple[ImageName, NamingOptions]:
+    image, notes = parse_repository(given["image"], given["registry"])
+    timestamp, fixed = parse_timestamp(given["timestamp"])
     naming = NamingOptions(
-        tag_prefix=raw.get("tag-prefix", "").strip(),
-        major_version=parse_major(raw.get("major-version", "").strip()),
-        sha_length=parse_sha_length(raw.get("sha-length", "").strip() or "7"),
+        tag_prefix=given["tag-prefix"],
+        major_version=parse_major(given["major-version"]),
+        sha_length=parse_sha_length(given["sha-length"]),
         timestamp=timestamp,
         timestamp_value=fixed,
-        floating_tags=parse_bool("floating-tags", raw.get("floating-tags", "")),
-        push=PushMode(parse_choice("push", raw.get("push", "").strip() or PushMode.AUTO, tuple(PushMode))),
+        floating_tags=parse_bool("floating-tags", given["floating-tags"]),
+        push=PushMode(parse_choice("push", given["push"], tuple(PushMode))),
         notes=notes,
     )
     return image, naming
 
 
-def parse(raw: Mapping[str, str], workspace: Path, password: str = "") -> PublishInputs:
+def parse(raw: Mapping[str, str], workspace: Path) -> PublishInputs:
     """All inputs at once, so a bad one is refused before anything is built or pushed."""
-    refuse_line_breaks(raw, PUBLISH_ONE_LINE)
-    image, naming = parse_naming(raw)
-    overlay = raw.get("overlay", "").strip()
+    given = read(PUBLISH_INPUTS, raw)
+    image, naming = _naming(given)
     return PublishInputs(
         workspace=workspace,
         image=image,
         naming=naming,
-        credentials=parse_credentials(raw.get("username", "").strip(), password),
-        build=parse_build(raw, workspace),
+        credentials=parse_credentials(given["username"], given["password"]),
+        build=parse_build(given, workspace),
         release=ReleaseOptions(
-            overwrite=parse_bool("overwrite-releases", raw.get("overwrite-releases", "")),
-            promote=PromoteMode(
-                parse_choice("promote", raw.get("promote", "").strip() or PromoteMode.AUTO, tuple(PromoteMode))
-            ),
+            overwrite=parse_bool("overwrite-releases", given["overwrite-releases"]),
+            promote=PromoteMode(parse_choice("promote", given["promote"], tuple(PromoteMode))),
         ),
-        overlay=inside(workspace, "overlay", overlay) if overlay else None,
-        receivers=parse_receivers(raw.get("flux-receiver-url", ""), raw.get("flux-receiver-secret", "")),
+        overlay=inside(workspace, "overlay", given["overlay"]) if given["overlay"] else None,
+        receivers=parse_receivers(given["flux-receiver-url"], given["flux-receiver-secret"]),
     )

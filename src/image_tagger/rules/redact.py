@@ -18,10 +18,12 @@ import io
 import json
 import re
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import TextIO
 from urllib.parse import quote, quote_plus
+
+from image_tagger.model.inputspec import InputSpec, Mask
 
 REDACTED = "[redacted]"
 _SECRET_WORDS_RE = re.compile(r"(?i)\b(basic|bearer)\s+[A-Za-z0-9+/=._~-]{4,}")
@@ -61,6 +63,17 @@ class Redactor:
         pair = f"{username}:{password}"
         encoded = [base64.b64encode(pair.encode()).decode(), base64.urlsafe_b64encode(pair.encode()).decode()]
         self._add(pair, quote(pair, safe=""), quote_plus(pair), *encoded, *(e.rstrip("=") for e in encoded))
+
+    def add_inputs(self, specs: tuple[InputSpec, ...], raw: Mapping[str, str]) -> None:
+        """Every input declared secret, from the raw inputs as given (so even a refused value is redacted)."""
+        for spec in specs:
+            value = raw.get(spec.name, "")
+            if spec.secret is Mask.LOGIN:
+                self.add_login(raw.get(spec.user, "").strip(), value)
+            elif spec.secret is Mask.ID_VALUES:
+                self.add_build_secrets(value)
+            elif spec.secret is Mask.LINES:
+                self.add_secret(value)
 
     def _add(self, *forms: str) -> None:
         for form in forms:

@@ -1,0 +1,69 @@
+"""The pull-request action's inputs, declared once: pull-request/action.yml's `inputs:` and the input table of
+pull-request/README.md are generated from this table (`python tools/gen_inputs.py`); `action` parses and masks
+by it."""
+
+from __future__ import annotations
+
+from image_tagger.model.inputspec import InputSpec, Kind, Mask
+
+PULL_REQUEST_INPUTS = (
+    InputSpec(
+        "github-token",
+        "Token for the GitHub API; needs contents: read and pull-requests: write. Default: the job's token.",
+        "needs `contents: read` and `pull-requests: write`",
+        default="${{ github.token }}",
+        secret=Mask.LINES,
+    ),
+    InputSpec(
+        "path",
+        "The automation's update path (spec.update.path) in the checkout, e.g. apps/production.",
+        "the automation's update path in the checkout; only markers under it are compared (so a staging overlay "
+        "on the base branch, moving on its own, is never reported as going back)",
+        required=True,
+    ),
+    InputSpec(
+        "base",
+        "Branch the pull request merges into. Empty: the repository's default branch (from the event).",
+        "the branch the pull request merges into: the automation's checkout branch",
+        empty="the repository's default branch (from the push event)",
+    ),
+    InputSpec(
+        "branch",
+        "The automation's push branch. Empty: the branch this workflow run was pushed to.",
+        "the automation's push branch",
+        empty="the pushed branch",
+    ),
+    InputSpec(
+        "labels",
+        "Labels to add, comma- or newline-separated (existing labels are kept).",
+        "comma- or newline-separated; added to the pull request, labels people added stay",
+        kind=Kind.LINES,
+    ),
+    InputSpec(
+        "registry",
+        "Registry host the credentials are for (docker.io, ghcr.io, ...); others are read anonymously.",
+        "the registry of the account below; images of other registries are read anonymously, so the account is "
+        "never sent elsewhere",
+        default="docker.io",
+    ),
+    InputSpec(
+        "registry-username",
+        "Registry user for reading digests and labels of private images. Empty: anonymous.",
+        "the account's user",
+    ),
+    InputSpec(
+        "registry-password",
+        "Registry password or token (masked first).",
+        "the account's password or token; masked first",
+        secret=Mask.LOGIN,
+        user="registry-username",
+    ),
+    InputSpec(
+        "timeout-seconds",
+        "Deadline for all GitHub and registry calls of the run together (connect, answers, retries), 1-3600.",
+        "one deadline, 1 to 3600 s, for every GitHub and registry call of the run together (connect, answer, "
+        "retries and their waits); each GitHub call also has 30 s, each answer at most 32 MiB; past it: one "
+        "`::error` line, exit 1",
+        default="300",
+    ),
+)
