@@ -171,8 +171,8 @@ PUBLISH_INPUTS = (
         "Timestamp source for branch tags: push (event push time), commit (commit time) or build (now).",
         "branch-tag timestamp: `push` (the event's own time, the same in every re-run so a re-run gives the same "
         "tag: `repository.pushed_at` for `push` and `workflow_dispatch`, `pull_request.updated_at` for pull "
-        "requests; falls back to the commit time of the event's `head_commit`, then the clock, and says which), "
-        "`commit`, `build`, or fixed Unix seconds",
+        "requests; falls back to the commit time, then the clock, and says which: see **Where the times come "
+        "from**), `commit`, `build`, or fixed Unix seconds",
         default="push",
         naming=True,
     ),
