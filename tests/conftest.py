@@ -13,15 +13,14 @@ from pathlib import Path
 
 import docker
 import pytest
-from support.cli import explain
 from support import fastguard
+from support.cli import explain
 from support.engines import Engine, EngineMissing, configured_engines, probe
 from support.python_base import ensure_python_base
 from support.registry import Registry, serve_registry
 from support.sample_app import make_sample_app
 
 from image_tagger.demo import cluster
-
 
 # The fixtures that start or need a real part (a daemon, a registry process, the cluster's binaries, kustomize for
 # the overlays rendered from flux_url): a test requesting one, even through another fixture, is not fast.
@@ -83,19 +82,33 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         items[:] = [item for item in items if is_fast(item)]
 
 
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
+def refusals_fail(item: pytest.Item) -> Iterator[None]:
     """In the fast tier, a refusal anywhere in the test's process tree fails it, even one the code caught."""
     outcome = yield
     if item.config.getoption("fast") and (found := fastguard.violations()):
         outcome.force_exception(fastguard.FastTierViolation("\n".join(found)))
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_setup(item: pytest.Item) -> Iterator[None]:
+    yield from refusals_fail(item)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
+    yield from refusals_fail(item)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_teardown(item: pytest.Item) -> Iterator[None]:
+    yield from refusals_fail(item)
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_fixture_setup(fixturedef: pytest.FixtureDef, request: pytest.FixtureRequest) -> None:
     """A real part asked for at run time (request.getfixturevalue) in the fast tier fails instead of starting."""
     if fixturedef.argname in REAL_PARTS and request.config.getoption("fast"):
-        raise fastguard.FastTierViolation(f"the fixture {fixturedef.argname!r} starts a real part")
+        raise fastguard.refuse(f"the fixture {fixturedef.argname!r} starts a real part")
 
 
 @pytest.fixture(scope="session")
