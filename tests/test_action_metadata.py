@@ -162,6 +162,16 @@ def test_ci_runs_the_action_built_from_the_commit_under_test():
     assert found[at - 1]["run"].strip() == "python3 .github/scripts/pin_action_image.py --dockerfile"
 
 
+def test_ci_runs_the_fast_tier_on_every_push_and_every_tier_on_debian():
+    workflow = YAML(typ="safe").load((REPO / ".github" / "workflows" / "ci.yml").read_text())
+    assert workflow["on"]["push"]["branches"] == ["**"] and "pull_request" in workflow["on"]
+    fast, every = workflow["jobs"]["fast-tests"], workflow["jobs"]["tests"]
+    assert "if" not in fast and "container" not in fast
+    assert fast["steps"][-1]["run"] == "./dev test --fast -q"
+    assert every["container"]["image"] == "debian:bookworm"
+    assert every["steps"][-1]["run"] == "bash .ci/run"
+
+
 def test_release_publishes_with_the_action_itself_and_pins_the_digest():
     workflow = YAML(typ="safe").load((REPO / ".github" / "workflows" / "release.yml").read_text())
     assert workflow["on"] == {"push": {"tags": ["v*.*.*"]}}
