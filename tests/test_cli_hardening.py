@@ -139,6 +139,7 @@ def test_select_refuses_a_string_exclusion_list(tmp_path: Path) -> None:
     assert_input_error(done, "ImageRepository flux-system/app", "spec.exclusionList is a string")
 
 
+@pytest.mark.real  # rollback renders the overlay with kustomize
 def test_rollback_refuses_a_string_exclusion_list(tmp_path: Path) -> None:
     objects = flux_objects(standard.release_policy(1), {("ImageRepository", "spec.exclusionList"): r"^1\.2\.0$"})
     write_objects(tmp_path / "objects.yaml", objects)

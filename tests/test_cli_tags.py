@@ -101,7 +101,8 @@ def test_github_environment_supplies_what_flags_leave_out(tmp_path):
     }
     done = run("--image", "acme/app", "--json", env=env)
     assert json.loads(done.stdout)["version"] == "feature-x-3f2c1a9-1764110123"
-    done = run("--image", "acme/app", "--json", "--ref", "refs/tags/v3.1.4", env=env)
+    # A --ref of its own reads the commit from the checkout it runs in (not this one: CI checks out detached).
+    done = run("--image", "acme/app", "--json", "--ref", "refs/tags/v3.1.4", env=env, cwd=checkout(tmp_path / "app"))
     assert json.loads(done.stdout)["version"] == "3.1.4"
 
 
@@ -120,15 +121,23 @@ def test_pull_request_event_uses_head_commit(tmp_path):
     assert data["timestamp_source"] == "build"
 
 
-def test_local_checkout_supplies_ref_and_commit_time(tmp_path):
-    git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.invalid", "-c", "init.defaultBranch=main"]
+GIT = ["git", "-c", "user.name=t", "-c", "user.email=t@example.invalid", "-c", "init.defaultBranch=main"]
+
+
+def checkout(path: Path) -> Path:
+    """A checkout on branch main with one commit made at 1764000000."""
     env = {**os.environ, "GIT_COMMITTER_DATE": "@1764000000 +0000", "GIT_AUTHOR_DATE": "@1764000000 +0000"}
-    subprocess.run([*git, "init", "-q"], cwd=tmp_path, check=True)
-    subprocess.run([*git, "commit", "-q", "--allow-empty", "-m", "x"], cwd=tmp_path, check=True, env=env)
+    subprocess.run([*GIT, "init", "-q", path], check=True)
+    subprocess.run([*GIT, "commit", "-q", "--allow-empty", "-m", "x"], cwd=path, check=True, env=env)
+    return path
+
+
+def test_local_checkout_supplies_ref_and_commit_time(tmp_path):
+    checkout(tmp_path)
     data = json.loads(run("--image", "acme/app", "--json", cwd=tmp_path).stdout)
     assert data["version"].startswith("main-") and data["version"].endswith("-1764000000")
     assert data["timestamp_source"] == "commit"
-    subprocess.run([*git, "tag", "v0.3.0"], cwd=tmp_path, check=True)
+    subprocess.run([*GIT, "tag", "v0.3.0"], cwd=tmp_path, check=True)
     assert json.loads(run("--image", "acme/app", "--json", cwd=tmp_path).stdout)["version"] == "0.3.0"
 
 

@@ -10,6 +10,8 @@ import docker
 import pytest
 from support.engines import Engine
 
+pytestmark = pytest.mark.real  # the daemons and buildx themselves
+
 SNAPSHOTTER = ["driver-type", "io.containerd.snapshotter.v1"]
 ENGINE_FIXTURES = {"20.10": "engine20", "28": "engine28", "28-containerd": "engine28_containerd"}
 

@@ -21,6 +21,8 @@ from image_tagger.edges.kustomize import point_consumer_at, publish_flux_base
 from image_tagger.edges.manifests import kustomize_build
 from image_tagger.fluxrules import policy, standard
 
+pytestmark = pytest.mark.real  # kustomize renders every overlay here
+
 REPO = Path(__file__).resolve().parents[1]
 TAG = "v1.0.0"
 ENVIRONMENTS = ("production", "staging")

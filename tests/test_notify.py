@@ -303,6 +303,7 @@ def test_defaults_stay_under_ten_seconds() -> None:
     assert worst_case() < 10
 
 
+@pytest.mark.slow  # waits out the 9 s bound
 def test_a_stalled_endpoint_is_given_up_within_the_bound() -> None:
     """Defaults and real sleeps: three attempts that each wait their whole timeout, and nothing longer."""
     with serve_receiver(TOKEN) as receiver:
@@ -421,6 +422,7 @@ def test_one_token_is_accepted_by_every_receiver_that_has_it() -> None:
     assert [d.status for d in production.deliveries + staging.deliveries] == [200, 200]
 
 
+@pytest.mark.slow  # waits out the 9 s bound
 def test_a_receiver_that_is_down_neither_stops_nor_delays_the_others() -> None:
     """The first receiver stalls for every attempt; the second is still notified at once, and all within the bound."""
     lines: list[str] = []

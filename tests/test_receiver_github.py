@@ -210,6 +210,7 @@ def closed_port() -> int:
         return probe.getsockname()[1]
 
 
+@pytest.mark.slow  # waits out the webhooks' deadlines
 def test_failing_webhooks_never_fail_or_hold_the_push(git_server: tuple[Path, str], tmp_path: Path) -> None:
     """A wrong secret is refused, a silent and a closed port fail; the push succeeds within the deadline,
     and the webhook that works is still told."""

@@ -114,6 +114,7 @@ def test_write_keeps_the_mode_and_leaves_no_temporary_file(tmp_path: Path) -> No
     assert leftovers(root) == []
 
 
+@pytest.mark.real  # chattr +i, as root
 def test_a_read_only_second_file_changes_nothing(tmp_path: Path) -> None:
     root = tmp_path / "repo"
     root.mkdir()
@@ -128,6 +129,7 @@ def test_a_read_only_second_file_changes_nothing(tmp_path: Path) -> None:
     assert leftovers(root) == []
 
 
+@pytest.mark.real  # mounts a small tmpfs, as root
 def test_full_disk_leaves_every_file_intact(tmp_path: Path) -> None:
     disk = tmp_path / "disk"
     disk.mkdir()
@@ -176,6 +178,7 @@ def test_huge_file_is_skipped_with_a_note(tmp_path: Path) -> None:
     assert any("huge.yaml" in note and "limit" in note for note in notes(done)), explain(done)
 
 
+@pytest.mark.slow  # plans ~1 MiB of marked lines twice: seconds of CPU
 def test_a_file_just_under_the_limit_is_updated_in_bounded_time(tmp_path: Path) -> None:
     """Thousands of marked lines in ~1 MiB: planning and the --dry-run diff are linear (was minutes)."""
     root = tmp_path / "repo"

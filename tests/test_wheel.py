@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.real  # pip builds and installs the wheel; the demo needs a Docker daemon
+
 REPO = Path(__file__).resolve().parents[1]
 
 
