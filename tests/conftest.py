@@ -38,6 +38,7 @@ REAL_PARTS = frozenset(
         "engine28_containerd",
         "cluster_bin_dir",
         "running",
+        "cosign",
     }
 )
 
