@@ -9,7 +9,10 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from support.registry import Registry
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from support.cli import assert_input_error, explain, run_cli
+from support.registry import Registry, basic_entry, write_docker_config
 
 from image_tagger.edges.registry.session import RegistrySession
 from image_tagger.edges.signer import load_public_key, load_signing_key
@@ -113,3 +116,39 @@ def test_our_verify_reads_what_cosign_signs(cosign: Path, keys: Path, image: tup
 
     verdict = verify(name.ref("1.4.2"), public, opened)
     assert verdict.ok, verdict.line
+
+
+def test_the_cli_verifies_on_an_authenticated_registry_and_says_why_not(
+    registry: Registry, keys: Path, tmp_path: Path
+) -> None:
+    """`image-tagger verify` with the Docker config's login: exit 0 for the signed release, exit 1 with the reason
+    for a replay and for another key, exit 2 for a key file that holds no key; the login never printed."""
+    registry.seed("cosign/cli", ["1.4.2"])
+    name = ImageName(registry.host, "cosign/cli")
+    digest = registry.manifest_digest("cosign/cli", "1.4.2")
+    signer = load_signing_key((keys / "cosign.key").read_bytes(), PASSWORD, "cosign.key")
+    document = signatures.payload(name.name, digest, "1.4.2")
+    with RegistrySession(name, RegistryAuth(registry.username, registry.password)) as session:
+        session.put_signature(digest, signatures.SignatureLayer(document, signer.sign(document)))
+        session.put_manifest("1.5.0", session.manifest("1.4.2"))
+    config = {"auths": {registry.host: basic_entry(registry.username, registry.password)}}
+    env = {"DOCKER_CONFIG": str(write_docker_config(tmp_path / "docker", config))}
+    other = tmp_path / "other.pub"
+    other.write_bytes(
+        ec.generate_private_key(ec.SECP256R1())
+        .public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
+
+    good = run_cli("verify", name.ref("1.4.2"), "--key", str(keys / "cosign.pub"), env=env)
+    replay = run_cli("verify", name.ref("1.5.0"), "--key", str(keys / "cosign.pub"), env=env)
+    foreign = run_cli("verify", name.ref("1.4.2"), "--key", str(other), env=env)
+    no_key = run_cli("verify", name.ref("1.4.2"), "--key", str(keys / "cosign.key"), env=env)
+
+    assert good.returncode == 0 and f"@{digest}: signed by" in good.stdout, explain(good)
+    assert replay.returncode == 1 and replay.stdout == "", explain(replay)
+    assert len(replay.stderr.splitlines()) == 1 and "not '1.5.0' (a replayed tag)" in replay.stderr
+    assert foreign.returncode == 1 and "none by" in foreign.stderr, explain(foreign)
+    assert_input_error(no_key, "cosign.key", "no PUBLIC KEY block")
+    for done in (good, replay, foreign):
+        assert registry.password not in done.stdout + done.stderr

@@ -30,6 +30,7 @@ from image_tagger.fluxrules import automation, imageref, policy, setters
 from image_tagger.fluxrules.files import read_named_file
 from image_tagger.model.errors import InputError, PublishError, exit_code
 from image_tagger.model.git import GitContext
+from image_tagger.model.imagename import ImageName
 from image_tagger.model.inputspec import InputSpec, Kind
 from image_tagger.operations import publish
 from image_tagger.rules import inputs, report
@@ -259,6 +260,25 @@ def cmd_rollback(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_verify(args: argparse.Namespace) -> int:
+    """Exit 0 only for a tag whose digest carries a signature by the key, for that version and repository."""
+    from image_tagger.edges.registry.credentials import credentials_for
+    from image_tagger.edges.registry.session import RegistrySession
+    from image_tagger.edges.signer import load_public_key
+    from image_tagger.operations.verify import verify
+
+    key = load_public_key(read_named_file(Path(args.key), f"--key {args.key}").encode(), args.key)
+
+    def session_for(image: ImageName) -> RegistrySession:
+        login = credentials_for(image.registry)  # the Docker config's, as `docker pull` would use
+        args.redactor.add_login(login.username, login.password)
+        return RegistrySession(image, login)
+
+    verdict = verify(args.image, key, session_for)
+    print(one_line(verdict.line), file=sys.stdout if verdict.ok else sys.stderr)
+    return 0 if verdict.ok else 1
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from image_tagger.demo import DemoError, loop  # not in the action's image: imported only when asked for
 
@@ -322,6 +342,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--image", help="the ImageRepository (name, namespace/name or image) when the overlay has several")
     p.add_argument("--undo", action="store_true", help="remove the exclusion of TAG again")
     p.set_defaults(run=cmd_rollback)
+
+    p = sub.add_parser("verify", help="is IMAGE:TAG signed by --key for that very version and repository (cosign)")
+    p.add_argument("image", metavar="IMAGE:TAG", help="the release to check, e.g. ghcr.io/acme/app:1.4.2")
+    p.add_argument("--key", required=True, help="the signer's public key (PEM), e.g. cosign.pub")
+    p.set_defaults(run=cmd_verify)
 
     p = sub.add_parser("demo", help="the whole loop on one machine: tag -> image -> manifest commit -> running app")
     p.add_argument(
