@@ -89,8 +89,8 @@ def help_of(command: str) -> tuple[dict[str, str], str]:
 def test_publish_help_gives_each_input_its_flag_meaning_and_default() -> None:
     flags, whole = help_of("publish")
     for spec in PUBLISH_INPUTS:
-        if spec.secret is not None:  # never a flag: the help says where it comes from
-            assert f"--{spec.name}" not in flags
+        if spec.secret is not None:  # never a flag's value: a file's name at most; the help says where it comes from
+            assert f"--{spec.name}" not in flags or spec.cli == f"--{spec.name} FILE", spec.name
             assert f"{spec.name}: from {spec.cli}. {spec.description}" in whole
             continue
         assert flags[f"--{spec.name}"].startswith(spec.description), spec.name
@@ -152,15 +152,17 @@ def test_the_pull_request_action_masks_each_secret_input(spec: InputSpec, tmp_pa
 
 @pytest.mark.parametrize("spec", [s for s in PUBLISH_INPUTS if s.secret], ids=lambda s: s.name)
 def test_the_cli_masks_each_secret_input_however_it_is_given(spec: InputSpec, tmp_path: Path) -> None:
-    """From its environment variable, stdin (the password) or a file (the build secrets): never printed."""
+    """From its environment variable, stdin (the password) or a file (the build secrets, the signing key): never
+    printed."""
     ways: list[tuple[dict[str, str], list[str], str | None]] = []
     if spec.env:
         ways.append(({spec.env: given_secret(spec)}, [], None))
     if "--password-stdin" in spec.cli:
         ways.append(({}, ["--password-stdin"], given_secret(spec) + "\n"))
-    if "--secrets-file" in spec.cli:
-        (tmp_path / "secrets").write_text(given_secret(spec))
-        ways.append(({}, ["--secrets-file", str(tmp_path / "secrets")], None))
+    for flag in ("--secrets-file", "--signing-key"):
+        if flag in spec.cli:
+            (tmp_path / "secrets").write_text(given_secret(spec))
+            ways.append(({}, [flag, str(tmp_path / "secrets")], None))
     assert ways, f"{spec.name}: no way into `image-tagger publish` is tested"
     for env, flags, stdin in ways:
         argv = ["publish", "--workspace", str(tmp_path), "--image", SAMPLE, "--username", "ci", *flags]

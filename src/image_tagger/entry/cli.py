@@ -17,6 +17,7 @@ import textwrap
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -145,10 +146,14 @@ def cmd_publish(args: argparse.Namespace) -> int:
     if not workspace.is_dir():
         raise InputError(f"--workspace {args.workspace!r} is not a directory; accepted: the checkout to build")
     raw = _raw_inputs(args) | _env_secrets() | {"secrets": _read_secrets(args.secrets_file)}
+    if args.signing_key:
+        raw["signing-key"] = read_named_file(Path(args.signing_key), f"--signing-key {args.signing_key}")
     if args.password_stdin:
         raw["password"] = sys.stdin.readline().rstrip("\n")
     args.redactor.add_inputs(PUBLISH_INPUTS, raw)
     given = inputs.parse(raw, workspace)
+    if given.signing is not None and args.signing_key:  # errors about the key name the file it came from
+        given = replace(given, signing=replace(given.signing, source=f"--signing-key {args.signing_key}"))
     log = StderrLog()
     job = publish.run(given, _context(args, workspace), real_edges(), log)
     for note in job.plan.notes:
@@ -315,6 +320,7 @@ def build_parser() -> argparse.ArgumentParser:
     _git_arguments(p)
     p.add_argument("--workspace", default=".", help="the git checkout; input paths are relative to it (default .)")
     p.add_argument("--secrets-file", help="the secrets input: a file of id=value lines")
+    p.add_argument("--signing-key", metavar="FILE", help="the signing-key input: a cosign.key file")
     p.add_argument("--password-stdin", action="store_true", help=f"read the password from stdin, not {PASSWORD_ENV}")
     p.set_defaults(run=cmd_publish)
 

@@ -47,6 +47,15 @@ class ReleaseOptions:
 
 
 @dataclass(frozen=True)
+class Signing:
+    """A cosign key file's text and its password: opened by the job before anything is built (edges/signer.py)."""
+
+    key: str = field(repr=False)
+    password: str = field(repr=False)
+    source: str = "signing-key"  # where the key came from, for errors: the input, or the CLI's file
+
+
+@dataclass(frozen=True)
 class PublishInputs:
     workspace: Path
     image: ImageName
@@ -56,3 +65,4 @@ class PublishInputs:
     release: ReleaseOptions
     overlay: Path | None
     receivers: tuple[Receiver, ...] = ()  # Flux generic-hmac Receivers (one per cluster) to notify after the push
+    signing: Signing | None = None  # sign each pushed image (by digest) before its tag appears

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from image_tagger.model.errors import InputError
 from image_tagger.model.imagename import ImageName, parse_image
-from image_tagger.model.inputs import BuildOptions, PublishInputs, ReleaseOptions, Secret
+from image_tagger.model.inputs import BuildOptions, PublishInputs, ReleaseOptions, Secret, Signing
 from image_tagger.model.inputspec import InputSpec
 from image_tagger.model.plan import NamingOptions
 from image_tagger.model.registry import RegistryAuth
@@ -248,4 +248,14 @@ def parse(raw: Mapping[str, str], workspace: Path) -> PublishInputs:
         ),
         overlay=inside(workspace, "overlay", given["overlay"]) if given["overlay"] else None,
         receivers=parse_receivers(given["flux-receiver-url"], given["flux-receiver-secret"]),
+        signing=parse_signing(given["signing-key"], given["signing-password"]),
     )
+
+
+def parse_signing(key: str, password: str) -> Signing | None:
+    """The signing key's text and password as given; opening it is the job's first step (it needs cryptography)."""
+    if not key.strip():
+        if password:
+            raise InputError("signing-password is set but signing-key is empty; accepted: both, or neither")
+        return None
+    return Signing(key, password)

@@ -9,6 +9,7 @@ from image_tagger.model.states import Builder, PromoteMode, PushMode
 
 PASSWORD_ENV = "IMAGE_TAGGER_PASSWORD"
 RECEIVER_ENV = "IMAGE_TAGGER_RECEIVER_SECRET"
+SIGNING_PASSWORD_ENV = "COSIGN_PASSWORD"  # cosign's own name for it
 
 PUBLISH_INPUTS = (
     InputSpec(
@@ -218,5 +219,23 @@ PUBLISH_INPUTS = (
         secret=Mask.LINES,
         cli=RECEIVER_ENV,
         env=RECEIVER_ENV,
+    ),
+    InputSpec(
+        "signing-key",
+        "Optional: a cosign private key (the text of cosign.key from cosign generate-key-pair, from a secret). Each "
+        "pushed image is then signed by digest, for its version and repository, before its tag appears.",
+        "a cosign private key (the text of `cosign.key`, from a secret): each pushed image is signed by digest, in "
+        "cosign's format, for its version and repository, and only then tagged; a promoted release is signed for "
+        "its own version. A key that cannot be used is refused, exit 2, before the build; see **Signed releases**",
+        secret=Mask.LINES,
+        cli="--signing-key FILE",
+    ),
+    InputSpec(
+        "signing-password",
+        "The password of signing-key (COSIGN_PASSWORD as cosign knows it). Masked before anything else runs.",
+        "the password of `signing-key` (cosign's `COSIGN_PASSWORD`); masked first",
+        secret=Mask.LINES,
+        cli=SIGNING_PASSWORD_ENV,
+        env=SIGNING_PASSWORD_ENV,
     ),
 )
