@@ -15,12 +15,19 @@ from pathlib import Path
 
 import pytest
 import requests
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 from ruamel.yaml import YAML
 from support.github_api import GitHubAPI
 from support.github_runner import PIN_SCRIPT, GithubRunner, run_module_as_step
 from support.registry import OCI_MANIFEST_TYPE, Registry, push_tags
 
+from image_tagger.edges.registry.session import RegistrySession
+from image_tagger.edges.signer import SigningKey
 from image_tagger.fluxrules.setters import ImageRef, plan_updates, write_updates
+from image_tagger.model.imagename import parse_image
+from image_tagger.model.registry import RegistryAuth
+from image_tagger.rules import signatures
 
 REPO = Path(__file__).resolve().parents[1]
 TOKEN = "ghs_pull-request-test-token-0123456789"
@@ -28,7 +35,7 @@ OWNER_REPO = "acme/config"
 BRANCH = "flux/app-production"
 INPUTS = (
     *("github-token", "path", "base", "branch", "labels"),
-    *("registry", "registry-username", "registry-password", "timeout-seconds"),
+    *("registry", "registry-username", "registry-password", "verify-key", "timeout-seconds"),
 )
 REVISIONS = {tag: hashlib.sha1(tag.encode()).hexdigest() for tag in ("1.4.1", "1.4.2", "1.4.3", "2.0.0", "2.1.0")}
 
@@ -383,3 +390,35 @@ def test_the_released_image_runs_it_as_the_runner_runs_a_docker_action(
     assert api.pulls[OWNER_REPO][0]["title"] == "app: 1.4.1 → 1.4.2"
     visible = "\n".join(line for line in run.stdout.splitlines() if "::add-mask::" not in line)
     assert TOKEN not in visible + run.stderr + run.summary
+
+
+def test_the_gate_passes_a_signed_release_and_refuses_an_unsigned_one(
+    config_repo: Path, api: GitHubAPI, registry: Registry, images: dict[str, str], tmp_path: Path
+) -> None:
+    """verify-key set: 1.4.2 carries a signature for its version, so the check passes; 1.4.3, pushed with the
+    registry password alone (nothing signed), fails it, and the pull request says why before anyone merges."""
+    private = ec.generate_private_key(ec.SECP256R1())
+    public = private.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    name = parse_image(f"{registry.host}/acme/app")
+    document = signatures.payload(name.name, images["app:1.4.2"], "1.4.2")
+    with RegistrySession(name, RegistryAuth(registry.username, registry.password)) as session:
+        signed = SigningKey("release.key", private).sign(document)
+        session.put_signature(images["app:1.4.2"], signatures.SignatureLayer(document, signed))
+    gate = {"verify-key": public.decode()}
+
+    release_app(config_repo, tmp_path, registry, "1.4.2")
+    passed = run_action(checkout(config_repo, tmp_path / "work" / "ws"), api, registry, gate)
+    assert passed["returncode"] == 0, passed["stdout"] + passed["stderr"]
+    assert "- signature: signed:" in api.pulls[OWNER_REPO][0]["body"]
+
+    release_app(config_repo, tmp_path, registry, "1.4.3")
+    refused = run_action(checkout(config_repo, tmp_path / "work" / "ws"), api, registry, gate)
+    assert refused["returncode"] == 1, refused["stdout"] + refused["stderr"]
+    body = api.pulls[OWNER_REPO][0]["body"]
+    assert "**Do not merge: not signed as required.**" in body
+    assert f"{name.name}:1.4.3@{images['app:1.4.3']}: unsigned" in body
+    [error] = refused["errors"]
+    assert error.properties.get("title") == "Not signed as required" and "1.4.3" in error.message
+    assert refused["outputs"]["operation"] == "updated"  # the pull request itself is up to date

@@ -42,15 +42,22 @@ def split_reference(reference: str) -> tuple[ImageName, str]:
 
 
 def verify(
-    reference: str, key: PublicKey, session_for: Callable[[ImageName], AbstractContextManager[SignedRepository]]
+    reference: str,
+    key: PublicKey,
+    session_for: Callable[[ImageName], AbstractContextManager[SignedRepository]],
+    digest: str = "",
 ) -> Verdict:
-    """The verdict on `reference`: ok only with a signature by `key` for this digest, version and repository."""
+    """The verdict on `reference`: ok only with a signature by `key` for this digest, version and repository.
+
+    `digest` pins the image (a manifest written `name:tag@digest` runs that digest, whatever the tag names now);
+    without it, the digest the tag names in the registry is checked."""
     image, tag = split_reference(reference)
     with session_for(image) as session:
-        manifest = session.manifest(tag)
-        if manifest is None:
-            return Verdict(False, f"{image.ref(tag)}: no such tag in the registry")
-        digest = str(getattr(manifest, "digest", ""))
+        if not digest:
+            manifest = session.manifest(tag)
+            if manifest is None:
+                return Verdict(False, f"{image.ref(tag)}: no such tag in the registry")
+            digest = str(getattr(manifest, "digest", ""))
         layers = session.signature_layers(digest)
     if not layers:
         return Verdict(False, f"{image.ref(tag)}@{digest}: unsigned (no cosign signature for this digest)")

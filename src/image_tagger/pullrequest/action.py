@@ -14,14 +14,17 @@ import re
 import sys
 import tempfile
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from image_tagger.edges.context import read_event
+from image_tagger.edges.registry.session import RegistrySession
 from image_tagger.edges.runnerio import Runner
-from image_tagger.model.errors import InputError, exit_code
-from image_tagger.model.imagename import normalise_registry
+from image_tagger.edges.signer import PublicKey, load_public_key
+from image_tagger.model.errors import InputError, PublishError, exit_code
+from image_tagger.model.imagename import ImageName, normalise_registry
 from image_tagger.model.registry import RegistryAuth
+from image_tagger.operations.verify import Verdict, verify
 from image_tagger.pullrequest import render
 from image_tagger.pullrequest.changes import ImageChange, image_changes
 from image_tagger.pullrequest.facts import DEADLINE as LOOKUP_DEADLINE
@@ -51,6 +54,7 @@ class Inputs:
     api_url: str
     workspace: Path
     deadline: float = DEADLINE
+    verify_key: PublicKey | None = None  # the gate: every changed image signed by it
 
 
 def read_inputs(env: Mapping[str, str]) -> Inputs:
@@ -96,6 +100,7 @@ def read_inputs(env: Mapping[str, str]) -> Inputs:
         raise InputError(f"registry: {error}") from None
     api_url = (env.get("GITHUB_API_URL") or "https://api.github.com").rstrip("/")
     deadline = _deadline(given["timeout-seconds"])
+    key = load_public_key(given["verify-key"].encode(), "verify-key") if given["verify-key"].strip() else None
     return Inputs(
         token.strip(),
         path,
@@ -109,6 +114,7 @@ def read_inputs(env: Mapping[str, str]) -> Inputs:
         api_url,
         workspace,
         deadline,
+        key,
     )
 
 
@@ -133,6 +139,11 @@ class Result:
     title: str
     body: str
     outcome: Outcome | None
+    verdicts: dict[int, Verdict] = field(default_factory=dict)  # the gate's, per change, when verify-key is set
+
+    @property
+    def refused(self) -> list[Verdict]:
+        return [verdict for verdict in self.verdicts.values() if not verdict.ok]
 
 
 def run(inputs: Inputs, github: GitHub) -> Result:
@@ -158,9 +169,31 @@ def run(inputs: Inputs, github: GitHub) -> Result:
     for index, change in enumerate(changes):
         for side, ref in (("old", change.old), ("new", change.new)):  # within the run's one deadline
             facts[(index, side)] = lookup(ref, credentials, min(LOOKUP_DEADLINE, github.deadline.remaining()))
-    title, body = render.title(changes), render.body(changes, facts, inputs.branch, inputs.base)
+    verdicts = gate(changes, inputs, credentials, github) if inputs.verify_key else {}
+    title, body = render.title(changes), render.body(changes, facts, inputs.branch, inputs.base, verdicts)
     outcome = github.open_or_update(inputs.branch, inputs.base, title, body, inputs.labels)
-    return Result(changes, facts, title, body, outcome)
+    return Result(changes, facts, title, body, outcome, verdicts)
+
+
+def gate(
+    changes: list[ImageChange], inputs: Inputs, credentials: dict[str, RegistryAuth], github: GitHub
+) -> dict[int, Verdict]:
+    """Each changed image's verdict: a signature by verify-key for the digest it will run, its tag and repository.
+    A registry that cannot answer is a refusal too: the check fails closed."""
+    assert inputs.verify_key is not None
+    verdicts = {}
+    for index, change in enumerate(changes):
+
+        def opened(image: ImageName) -> RegistrySession:
+            auth = credentials.get(image.registry)  # an account only ever goes to the registry it is for
+            return RegistrySession(image, auth, deadline=min(LOOKUP_DEADLINE, github.deadline.remaining()))
+
+        reference = f"{change.new.name}:{change.new.tag}"
+        try:
+            verdicts[index] = verify(reference, inputs.verify_key, opened, change.new.digest)
+        except (InputError, PublishError) as error:
+            verdicts[index] = Verdict(False, f"{reference}: not verified ({error})")
+    return verdicts
 
 
 def report(result: Result, inputs: Inputs, runner: Runner) -> None:
@@ -194,6 +227,8 @@ def report(result: Result, inputs: Inputs, runner: Runner) -> None:
         problem = result.facts[(i, "new")].problem or result.facts[(i, "old")].problem
         if problem:
             runner.annotate("warning", problem, title=f"Registry: {change.name}")
+    for verdict in result.refused:
+        runner.annotate("error", one_line(verdict.line), title="Not signed as required")
     print(one_line(f"pull request #{outcome.number} {outcome.operation}: {result.title} ({url})"))
     runner.summary(f"### Pull request #{outcome.number} {outcome.operation}\n\n{result.body}")
 
@@ -219,6 +254,8 @@ def _step(env: Mapping[str, str], runner: Runner) -> int:
     try:
         result = run(inputs, github)
         report(result, inputs, runner)
+        if result.refused:  # the pull request says why; the failed check keeps it from merging
+            return 1
     except Exception as error:  # noqa: BLE001 - the step's one error line, never a traceback
         code = exit_code(error)
         if code is None:

@@ -59,6 +59,15 @@ PULL_REQUEST_INPUTS = (
         user="registry-username",
     ),
     InputSpec(
+        "verify-key",
+        "Optional: the release signer's public key (PEM, e.g. cosign.pub). Every image the automation changed must "
+        "carry a cosign signature by it for its version, or the step fails after the pull request says why.",
+        "a public key (PEM, e.g. `cosign.pub`): every changed image must carry a cosign signature by it, for that "
+        "very digest, version and repository (as `image-tagger verify`); otherwise the pull request says why and the "
+        "step fails (exit 1), so a required check keeps it from merging. Empty: no check",
+        kind=Kind.LINES,
+    ),
+    InputSpec(
         "timeout-seconds",
         "Deadline for all GitHub and registry calls of the run together (connect, answers, retries), 1-3600.",
         "one deadline, 1 to 3600 s, for every GitHub and registry call of the run together (connect, answer, "

@@ -6,8 +6,10 @@ so none of them can break a table row or start a line of its own.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from urllib.parse import urlsplit
 
+from image_tagger.operations.verify import Verdict
 from image_tagger.pullrequest.changes import ImageChange
 from image_tagger.pullrequest.facts import Facts
 from image_tagger.rules.redact import escape_controls
@@ -53,13 +55,28 @@ def _code(text: str) -> str:
     return f"`{escape_controls(text)}`" if text else ""
 
 
-def body(changes: list[ImageChange], facts: dict[tuple[int, str], Facts], head: str, base: str) -> str:
-    """One table row per image and a section each: old and new tag and digest, revisions and the compare link."""
+def body(
+    changes: list[ImageChange],
+    facts: dict[tuple[int, str], Facts],
+    head: str,
+    base: str,
+    verdicts: Mapping[int, Verdict] | None = None,
+) -> str:
+    """One table row per image and a section each: old and new tag and digest, revisions and the compare link; with
+    the signature gate, each image's verdict, the refusals first."""
+    verdicts = verdicts or {}
     lines = [
         MARK,
         f"Flux's image automation committed these updates to `{head}`. Merging this pull request into `{base}` "
         "deploys them; until then the cluster keeps running what it runs.",
         "",
+    ]
+    refused = [verdict for verdict in verdicts.values() if not verdict.ok]
+    if refused:
+        lines += ["**Do not merge: not signed as required.**", ""]
+        lines += [f"- {escape_controls(verdict.line)}" for verdict in refused]
+        lines += [""]
+    lines += [
         "| image | from | to | digest | changes |",
         "| --- | --- | --- | --- | --- |",
     ]
@@ -88,4 +105,7 @@ def body(changes: list[ImageChange], facts: dict[tuple[int, str], Facts], head: 
         if link:
             lines.append(f"- compare: {escape_controls(link)}")
         lines.append("- marked in: " + ", ".join(_code(place) for place in change.places))
+        if index in verdicts:
+            mark = "signed" if verdicts[index].ok else "**refused**"
+            lines.append(f"- signature: {mark}: {escape_controls(verdicts[index].line)}")
     return "\n".join(lines) + "\n"
