@@ -21,6 +21,15 @@ class PushStalled(PublishError):
     push, but a manifest it had already sent may still be stored by the registry: only a read-back tells."""
 
 
+class NotPushed(PublishError):
+    """BuildKit built the image but its push failed. `image_id` names the image it built ("" when its progress did
+    not say), so the registry can still be read back: a manifest sent before the failure may have landed."""
+
+    def __init__(self, message: str, image_id: str = "") -> None:
+        super().__init__(message)
+        self.image_id = image_id
+
+
 class BuildError(PublishError):
     """The build itself failed; `step` names the Dockerfile step when BuildKit said which."""
 
