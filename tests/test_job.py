@@ -71,7 +71,7 @@ class Registry:
     put_errors: dict[str, PublishError] = field(default_factory=dict)  # a copy refused, per tag
     copies: list[str] = field(default_factory=list)
 
-    def session(self, image: ImageName, credentials: RegistryAuth) -> Registry:
+    def session(self, image: ImageName, credentials: RegistryAuth, deadline: float | None = None) -> Registry:
         return self
 
     def __enter__(self) -> Registry:

@@ -102,10 +102,10 @@ class DockerDaemon:
 # before its build, and most jobs name no Receiver, so neither adds to the start-up before the build (issue 17).
 
 
-def registry_session(image: ImageName, credentials: RegistryAuth) -> RegistryView:
-    from image_tagger.edges.registry.session import RegistrySession
+def registry_session(image: ImageName, credentials: RegistryAuth, deadline: float | None = None) -> RegistryView:
+    from image_tagger.edges.registry.session import DEFAULT_DEADLINE, RegistrySession
 
-    return RegistrySession(image, credentials)
+    return RegistrySession(image, credentials, deadline=deadline or DEFAULT_DEADLINE)
 
 
 def announce_all(

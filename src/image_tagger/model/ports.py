@@ -49,6 +49,12 @@ class RegistryView(Protocol):
     def attach(self, subject: Any, artifact_type: str, annotations: Mapping[str, str]) -> str: ...
 
 
+class RegistryOpener(Protocol):
+    """Opens a session; `deadline` (seconds for everything it does, retries included) shortens the default."""
+
+    def __call__(self, image: ImageName, credentials: RegistryAuth, deadline: float | None = None) -> RegistryView: ...
+
+
 @dataclass(frozen=True)
 class BuildRequest:
     """One build: the options, every tag to give the image, and the labels and time the job decided.
@@ -93,7 +99,7 @@ class JobEdges:
     """Everything the job touches outside its own decisions."""
 
     daemon: Daemon
-    registry: Callable[[ImageName, RegistryAuth], RegistryView]
+    registry: RegistryOpener
     notify: Notifier
     clock: Callable[[], float] = time.time
     sleep: Callable[[float], None] = time.sleep

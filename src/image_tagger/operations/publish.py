@@ -4,23 +4,28 @@ One function, `run`, shared by the action, `image-tagger publish` and the demo: 
 and the git context, and renders the PublishReport it returns. The outside world comes in through our own
 ports (model.ports), so the decisions below also run on fakes, without a daemon or a network.
 
-Everything that can be refused is checked before the first byte goes to a registry: the login before the build
-(a wrong password costs no build), a release tag that another commit holds before anything is built. Each
-pushed tag is then read back from the registry and must be the image this run built, so a concurrent run's
-image is never reported as ours. The result says per tag what happened, also when a later tag fails.
+Everything that can be refused is checked before the first byte goes to a registry: a release tag that another
+commit holds before anything is built; the login before the build, or, when BuildKit builds and pushes a branch
+image in one go (as `docker buildx build --push`), beside it: a refused login stops the build at once, and the
+registry refuses its push anyway. Each pushed tag is then read back from the registry and must be the image this
+run built, so a concurrent run's image is never reported as ours; a release's floating tags are registry-side
+copies of the release tag's manifest read back. The result says per tag what happened, also when a later tag
+fails.
 
 One winner per release tag. Registries have no compare-and-swap on tags: a manifest PUT always
 succeeds, and the last one wins. So a release tag is guarded (ReleaseGuard) in four steps: (a) checked
-again right before its push (another commit there: refused, nothing pushed under it); (b) pushed and
+again right before its push (another commit there: refused, nothing pushed under it; with BuildKit,
+which pushes as it builds, right before the build); (b) pushed and
 read back; (c) after RELEASE_SETTLE_SECONDS, checked to still name this commit, before any floating tag
 moves; (d) checked once more after the floating tags moved. A run reports success only when the tag
 names its commit at its end; the other run fails naming the commit that holds the tag.
 
 Why the settle interval closes the common case: two runs race only when each passed (a) before the
 other's PUT landed, i.e. the later PUT lands at most one push duration (mostly layer upload) after the
-earlier. The earlier run looks again at (c), `settle` seconds after its own PUT: if the later PUT came
-within that time, the earlier run sees it and fails, and the later run, whose PUT is last, finds its
-own commit at (c) and (d) and wins. What stays possible: a rival that passed (a) before our PUT and
+earlier (with BuildKit, one build and push: a cached rebuild of a release is short, a fresh one may
+outlast the settle interval). The earlier run looks again at (c), `settle` seconds after its own PUT:
+if the later PUT came within that time, the earlier run sees it and fails, and the later run, whose PUT
+is last, finds its own commit at (c) and (d) and wins. What stays possible: a rival that passed (a) before our PUT and
 whose PUT lands after our (d), because its push (layer upload, a slow or stalled registry, a retried
 push) outlasted our settle interval plus our floating-tag pushes. Then both report success, each
 truthfully at its own end, and the tag names the later one; a rival whose PUT lands between our (c)
@@ -38,7 +43,7 @@ import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from image_tagger.model.errors import BuildError, PublishError, PushStalled
 from image_tagger.model.git import GitContext
@@ -77,7 +82,15 @@ _TRANSIENT = re.compile(
     re.IGNORECASE,
 )
 
-RegistrySessions = Callable[[], RegistryView]
+# Seconds a registry-side copy of a tag may take, its retries included: a registry that keeps refusing the
+# write fails the job about as fast as PUSH_ATTEMPTS refused pushes do, not at the session's long deadline.
+COPY_DEADLINE = 20.0
+
+
+class RegistrySessions(Protocol):
+    """A new session with the job's repository; `deadline` as RegistryOpener's."""
+
+    def __call__(self, deadline: float | None = None) -> RegistryView: ...
 
 
 NO_COMMIT_TIME = "the clock at build time: no commit time in the checkout or the event"
@@ -142,7 +155,7 @@ def copier(
 
     def copy(tag: str) -> str:
         source = manifest()
-        with registry_session() as session:
+        with registry_session(COPY_DEADLINE) as session:
             session.put_manifest(tag, source)
         log.info(f"{image.ref(tag)} -> {source.digest}")
         return source.digest
@@ -397,9 +410,9 @@ def publish(
     refusal; PushFailed carries what did reach the registry."""
     credentials = given.credentials
 
-    def registry_session() -> RegistryView:
+    def registry_session(deadline: float | None = None) -> RegistryView:
         """One session per phase: each has its own deadline, and a build in between may take long."""
-        return edges.registry(plan.image, credentials)
+        return edges.registry(plan.image, credentials, deadline)
 
     guard = None
     if plan.push and plan.kind == PlanKind.RELEASE:
