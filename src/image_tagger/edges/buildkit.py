@@ -26,6 +26,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import IO
@@ -33,7 +34,8 @@ from typing import IO
 from image_tagger.edges import credhelper
 from image_tagger.edges.buildlog import BuildProgress, split_stream
 from image_tagger.edges.childenv import DOCKER, child_env
-from image_tagger.model.errors import BuildError, NotPushed, PublishError
+from image_tagger.edges.daemonwait import TIMEOUT_ENV, daemon_timeout
+from image_tagger.model.errors import BuildError, NotPushed, PublishError, PushStalled
 from image_tagger.model.imagename import ImageName, plain_http
 from image_tagger.model.inputs import BuildOptions
 from image_tagger.model.log import Log
@@ -48,7 +50,7 @@ PLUGIN_DIRS = (
     "/usr/lib/docker/cli-plugins",
     "/usr/libexec/docker/cli-plugins",
 )
-STOP_POLL = 0.05  # seconds between looks at the job's stop signal while buildx runs
+STOP_POLL = 0.05  # seconds between looks at the job's stop signal and at a silent push while buildx runs
 
 
 def find_buildx() -> str:
@@ -177,12 +179,14 @@ def _decoded(pipe: IO[bytes]) -> Iterator[str]:
     yield decoder.decode(b"", final=True)
 
 
-def _stop_when(stop: threading.Event, proc: subprocess.Popen[bytes]) -> None:
-    """End buildx when the job sets `stop`; return when buildx ended by itself."""
+def _watch(proc: subprocess.Popen[bytes], stop: threading.Event | None, stalled: Callable[[], bool]) -> None:
+    """End buildx when the job sets `stop`, or when `stalled()`; return when buildx ended by itself."""
     while proc.poll() is None:
-        if stop.wait(STOP_POLL):
+        if stop is not None and stop.wait(STOP_POLL) or stalled():
             proc.terminate()
             return
+        if stop is None:
+            time.sleep(STOP_POLL)
 
 
 def build(
@@ -220,13 +224,22 @@ def build(
         iidfile = tmp / "iid"
         argv = buildx_argv(buildx, options, refs, labels, build_args, iidfile, push)
         env = buildx_env(options, config)
+        # A push waits on the registry as long as it takes; built, buildx silent past the daemon timeout: stalled.
+        silent_limit = daemon_timeout() if push else None
+        heard = [time.monotonic(), False]  # last output, whether the push stalled
+
+        def stalled() -> bool:
+            heard[1] = bool(silent_limit and progress.image_id and time.monotonic() - heard[0] > silent_limit)
+            return heard[1]
+
         with subprocess.Popen(
             argv, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
         ) as proc:
-            if stop is not None:
-                threading.Thread(target=_stop_when, args=(stop, proc), name="buildx-stop", daemon=True).start()
+            if stop is not None or push:
+                threading.Thread(target=_watch, args=(proc, stop, stalled), name="buildx-watch", daemon=True).start()
             assert proc.stdout is not None
             for item in split_stream(_decoded(proc.stdout)):
+                heard[0] = time.monotonic()
                 if isinstance(item, dict):
                     for text in progress.feed(item):
                         log.info(text)
@@ -235,6 +248,12 @@ def build(
                     log.info(item)
         if proc.returncode != 0:
             said = "\n".join(other[-5:]) or f"buildx exited with {proc.returncode}"
+            if heard[1]:
+                raise PushStalled(
+                    f"push of {refs[0]} failed: the daemon did not answer in time (nothing for {silent_limit:g} s, "
+                    f"{TIMEOUT_ENV}); the push was abandoned, a manifest already sent may still land",
+                    progress.image_id,
+                )
             if push and progress.image_id:  # built: what failed is the push
                 error = progress.failure.error if progress.failure is not None else said
                 raise NotPushed(f"push of {refs[0]} failed: {error}", progress.image_id)

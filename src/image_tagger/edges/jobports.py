@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from image_tagger.edges import buildkit
-from image_tagger.model.errors import PublishError
+from image_tagger.model.errors import PublishError, PushStalled
 from image_tagger.model.imagename import ImageName
 from image_tagger.model.log import Log
 from image_tagger.model.ports import BuildRequest, JobEdges, RegistryView
@@ -73,7 +73,10 @@ class DockerDaemon:
         from image_tagger.edges import docker_ops
 
         docker_ops.tag(self.client, request.build_ref, request.image, (tag,))  # from our own tag: see publish
-        docker_ops.push(self.client, request.image, tag, log)
+        try:
+            docker_ops.push(self.client, request.image, tag, log)
+        except PushStalled as err:  # name what was built, for the read-back
+            raise PushStalled(str(err), self._built[request.build_ref]) from err
         return self._built[request.build_ref]
 
     def _buildkit(self, request: BuildRequest, refs: list[str], log: Log, push: bool = False) -> str:
