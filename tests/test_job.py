@@ -10,7 +10,7 @@ test_release_race) show on real ones.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -19,7 +19,7 @@ import pytest
 
 from image_tagger.edges import context
 from image_tagger.edges.buildkit import BuildError
-from image_tagger.model.errors import PublishError
+from image_tagger.model.errors import NotPushed, PublishError
 from image_tagger.model.git import GitContext
 from image_tagger.model.imagename import ImageName, parse_image
 from image_tagger.model.inputs import BuildOptions, PublishInputs, ReleaseOptions
@@ -30,7 +30,7 @@ from image_tagger.model.receivers import Notification, Receiver
 from image_tagger.model.registry import RegistryAuth
 from image_tagger.model.report import PublishReport
 from image_tagger.model.result import PublishResult
-from image_tagger.model.states import PromoteMode, PushMode, TagState
+from image_tagger.model.states import Builder, PromoteMode, PushMode, TagState
 from image_tagger.operations import publish
 from image_tagger.rules import report
 from image_tagger.rules.releases import RELEASE_ARTIFACT, REVISION, VERSION
@@ -68,8 +68,10 @@ class Registry:
     list_error: PublishError | None = None
     referrers: list[tuple[str, str, dict[str, str]]] = field(default_factory=list)
     attach_error: PublishError | None = None
+    put_errors: dict[str, PublishError] = field(default_factory=dict)  # a copy refused, per tag
+    copies: list[str] = field(default_factory=list)
 
-    def session(self, image: ImageName, credentials: RegistryAuth) -> Registry:
+    def session(self, image: ImageName, credentials: RegistryAuth, deadline: float | None = None) -> Registry:
         return self
 
     def __enter__(self) -> Registry:
@@ -92,6 +94,13 @@ class Registry:
         return manifest.labels
 
     def put_manifest(self, tag: str, manifest: Manifest) -> str:
+        """A registry-side copy (a pushed image lands through `land`)."""
+        self.copies.append(tag)
+        if tag in self.put_errors:
+            raise self.put_errors[tag]
+        return self.land(tag, manifest)
+
+    def land(self, tag: str, manifest: Manifest) -> str:
         self.manifests[tag] = manifest
         self.on_put(tag)
         return manifest.digest
@@ -109,42 +118,56 @@ class Registry:
 
 @dataclass
 class Daemon:
-    """Local images by reference; a push copies the local image into the registry, unless a failure is queued."""
+    """Builds and pushes as the real one does: BuildKit builds and pushes a tag in one go (a push again rebuilds
+    from cache: one build), the legacy builder's image is built first and pushed per tag; a queued failure, or a
+    wrong login (the registry refuses it), fails a push."""
 
     registry: Registry
-    images: dict[str, Manifest] = field(default_factory=dict)
+    images: dict[str, Manifest] = field(default_factory=dict)  # the daemon's local tags
+    built: dict[str, Manifest] = field(default_factory=dict)  # by build_ref
     builds: list[BuildRequest] = field(default_factory=list)
     pushes: list[str] = field(default_factory=list)
     failures: dict[str, list[PublishError]] = field(default_factory=dict)  # per tag, one per attempt
     login_error: PublishError | None = None
     build_error: PublishError | None = None
     logins: int = 0
+    stopped: bool = False  # a BuildKit push that the job stopped, its login refused
 
     def login(self, image: ImageName, credentials: RegistryAuth) -> None:
         self.logins += 1
         if self.login_error:
             raise self.login_error
 
+    def _build(self, request: BuildRequest) -> Manifest:
+        if request.build_ref not in self.built:
+            self.builds.append(request)
+            if self.build_error:
+                raise self.build_error
+            self.built[request.build_ref] = Manifest(f"sha256:built{len(self.builds)}", dict(request.labels))
+        return self.built[request.build_ref]
+
     def build(self, request: BuildRequest, log: Log) -> str:
-        self.builds.append(request)
-        if self.build_error:
-            raise self.build_error
-        image = Manifest(f"sha256:built{len(self.builds)}", dict(request.labels))
-        for tag in request.tags:
-            self.images[request.image.ref(tag)] = image
-        self.images[request.build_ref] = image
+        image = self._build(request)
+        for ref in (*(request.image.ref(tag) for tag in request.tags), request.build_ref):
+            self.images[ref] = image
         return image.config
 
-    def tag(self, source: str, image: ImageName, tags: Iterable[str]) -> None:
-        for tag in tags:
-            self.images[image.ref(tag)] = self.images[source]
-
-    def push(self, image: ImageName, tag: str, log: Log) -> None:
+    def push(self, request: BuildRequest, tag: str, log: Log) -> str:
         self.pushes.append(tag)
+        if request.options.builder == Builder.LEGACY:
+            image = self.images[request.build_ref]
+        else:
+            if self.login_error and request.stop is not None:  # the job checks the login meanwhile: it must stop us
+                self.stopped = request.stop.wait(5)
+                raise BuildError("build of registry.test/acme/app failed: buildx exited with -15")
+            image = self._build(request)
+        if self.login_error:
+            raise PublishError(f"push of {request.image.ref(tag)} failed: unauthorized: authentication required")
         queued = self.failures.get(tag)
         if queued:
             raise queued.pop(0)
-        self.registry.put_manifest(tag, self.images[image.ref(tag)])
+        self.registry.land(tag, image)
+        return image.config
 
     def untag(self, ref: str) -> None:
         self.images.pop(ref, None)
@@ -192,13 +215,14 @@ class World:
         settle: float = 0.5,
         overlay: Path | None = None,
         ctx: GitContext | None = None,
+        builder: Builder = Builder.BUILDKIT,
     ) -> PublishReport:
         inputs = PublishInputs(
             workspace=Path("/nonexistent"),
             image=parse_image(IMAGE),
             naming=NamingOptions(floating_tags=floating, push=push),
             credentials=RegistryAuth(username, "pw" if username else ""),
-            build=BuildOptions(Path("/nonexistent"), Path("/nonexistent/Dockerfile")),
+            build=BuildOptions(Path("/nonexistent"), Path("/nonexistent/Dockerfile"), builder=builder),
             release=release,
             overlay=overlay,
             receivers=receivers,
@@ -348,7 +372,7 @@ def test_a_branch_build_of_another_commit_is_never_promoted(world: World) -> Non
 
 
 def test_a_later_tag_failing_says_exactly_what_is_in_the_registry(world: World) -> None:
-    world.daemon.failures["1"] = [PublishError("push of registry.test/acme/app:1 failed: denied: quota exceeded")]
+    world.registry.put_errors["1"] = PublishError("registry registry.test: denied: quota exceeded")
 
     job = world.run("refs/tags/v1.4.2", floating=True)
 
@@ -356,14 +380,28 @@ def test_a_later_tag_failing_says_exactly_what_is_in_the_registry(world: World) 
     assert states(job) == {"1.4.2": TagState.PUSHED, "1.4": TagState.PUSHED, "1": TagState.FAILED}
     assert set(world.registry.manifests) == {"1.4.2", "1.4"}  # what the result says: no more, no less
     assert job.failure.message == (
-        f"{IMAGE}:1: push of registry.test/acme/app:1 failed: denied: quota exceeded "
+        f"{IMAGE}:1: registry registry.test: denied: quota exceeded "
         f"(in the registry: {IMAGE}:1.4.2, {IMAGE}:1.4; not pushed: {IMAGE}:1, {IMAGE}:latest)"
     )
     tag_states = job.result.as_dict()["tag_states"]
     assert tag_states[f"{IMAGE}:latest"] == "not pushed" and tag_states[f"{IMAGE}:1"] == "failed"
-    assert world.daemon.pushes == ["1.4.2", "1.4", "1"]  # a refusal is not retried, and nothing after it runs
+    # BuildKit pushed the release tag as it built; the floating tags are copies of its manifest, in order, and
+    # nothing runs after a refusal.
+    assert world.daemon.pushes == ["1.4.2"] and world.registry.copies == ["1.4", "1"]
+    assert job.result.image_id == "sha256:built1"
     assert len(world.notifier.calls) == 1  # the release tag is in: Flux is told, as the action does
     assert report.heading(job.result).startswith("Image pushed: ")
+
+
+def test_the_legacy_builder_pushes_every_tag_through_the_daemon(world: World) -> None:
+    world.daemon.failures["1"] = [PublishError("push of registry.test/acme/app:1 failed: denied: quota exceeded")]
+
+    job = world.run("refs/tags/v1.4.2", floating=True, builder=Builder.LEGACY)
+
+    assert states(job) == {"1.4.2": TagState.PUSHED, "1.4": TagState.PUSHED, "1": TagState.FAILED}
+    assert world.daemon.pushes == ["1.4.2", "1.4", "1"] and world.registry.copies == []
+    assert len(world.daemon.builds) == 1 and job.result.image_id == "sha256:built1"
+    assert not [ref for ref in world.daemon.images if "image-tagger-build-" in ref]  # the run's own tag is gone
 
 
 def test_transient_push_failures_are_retried_with_backoff(world: World) -> None:
@@ -391,12 +429,13 @@ def test_a_push_that_keeps_failing_gives_up_after_the_last_attempt(world: World)
 
 
 def test_a_push_reported_failed_that_landed_is_ours(world: World) -> None:
-    """The daemon gave up, but the manifest arrived: the read-back finds this run's image, so it counts."""
+    """BuildKit said the push failed, but the manifest arrived: the read-back finds this run's image, so it counts."""
     tag = f"main-3f2c1a9-{PUSHED}"
+    push = world.daemon.push
 
-    def lands_then_fails(image: ImageName, tag_name: str, log: Log) -> None:
-        world.registry.put_manifest(tag_name, world.daemon.images[image.ref(tag_name)])
-        raise PublishError(TRANSIENT)
+    def lands_then_fails(request: BuildRequest, tag_name: str, log: Log) -> str:
+        image_id = push(request, tag_name, log)
+        raise NotPushed(TRANSIENT, image_id)
 
     world.daemon.push = lands_then_fails  # type: ignore[method-assign]
 
@@ -430,14 +469,30 @@ def test_a_rival_release_landing_during_our_push_is_named_as_the_holder(world: W
     assert world.daemon.pushes == ["1.4.2"]  # a lost release is not retried
 
 
-def test_a_wrong_login_fails_before_any_build(world: World) -> None:
-    world.daemon.login_error = PublishError("login to registry.test as 'ci-bot' failed: unauthorized")
+LOGIN_REFUSED = PublishError("login to registry.test as 'ci-bot' failed: unauthorized")
 
-    job = world.run("refs/heads/main")
+
+@pytest.mark.parametrize("ref", ["refs/heads/main", "refs/tags/v1.4.2"])
+def test_a_wrong_login_fails_before_a_daemon_build_or_a_release(world: World, ref: str) -> None:
+    """The legacy builder, and a release (whose registry checks need the login), check it before anything else."""
+    world.daemon.login_error = LOGIN_REFUSED
+
+    job = world.run(ref, builder=Builder.LEGACY if ref.startswith("refs/heads/") else Builder.BUILDKIT)
 
     assert (job.exit_code, job.result) == (1, None)
     assert job.failure.title == "Publish failed" and "unauthorized" in job.failure.message
-    assert world.daemon.builds == []
+    assert world.daemon.builds == [] and world.daemon.pushes == []
+
+
+def test_a_wrong_login_stops_the_buildkit_build_that_runs_beside_its_check(world: World) -> None:
+    """A BuildKit branch push starts building at once; the login refused meanwhile stops it, and is the failure."""
+    world.daemon.login_error = LOGIN_REFUSED
+
+    job = world.run("refs/heads/main")
+
+    assert world.daemon.stopped
+    assert (job.exit_code, job.result, world.registry.manifests) == (1, None, {})
+    assert job.failure.title == "Publish failed" and job.failure.message == str(LOGIN_REFUSED)
 
 
 def test_a_failed_build_is_named_by_its_step(world: World) -> None:

@@ -1,9 +1,12 @@
 """The BuildKit edge: build through buildx (run standalone as `docker-buildx`) on the Docker daemon.
 
 Why buildx and not the Engine API: secret mounts and private base images need a BuildKit session,
-which buildx brings; it is what docker/build-push-action users already rely on. The result is loaded
-into the daemon's image store (`--load`) and pushed by the Docker SDK like any other image, so the
-legacy and BuildKit routes share one push path.
+which buildx brings; it is what docker/build-push-action users already rely on. A build that pushes
+pushes one tag itself (`--output type=image,name=…,push=true`, what `docker buildx build --push` does:
+on the daemon's default builder the daemon uploads it, on the containerd image store BuildKit does), so
+no image is loaded and pushed in a second step; a build that does not push is loaded into the daemon
+(`--load`). This module needs no Docker SDK: only a check that the image store can hold what the
+options ask for talks to the daemon, through `containerd_store` handed in.
 
 Nothing secret touches a file or an argument list, and each process holds only what it needs: build
 secrets go to buildx alone, as the environment variables its `--secret id=…,env=…` flags name; the
@@ -22,18 +25,18 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator, Mapping, Sequence
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import IO
-
-import docker
-from docker.errors import DockerException
 
 from image_tagger.edges import credhelper
 from image_tagger.edges.buildlog import BuildProgress, split_stream
 from image_tagger.edges.childenv import DOCKER, child_env
-from image_tagger.model.errors import BuildError, PublishError
-from image_tagger.model.imagename import ImageName
+from image_tagger.edges.daemonwait import TIMEOUT_ENV, daemon_timeout
+from image_tagger.model.errors import BuildError, NotPushed, PublishError, PushStalled
+from image_tagger.model.imagename import ImageName, plain_http
 from image_tagger.model.inputs import BuildOptions
 from image_tagger.model.log import Log
 from image_tagger.model.registry import RegistryAuth
@@ -47,7 +50,7 @@ PLUGIN_DIRS = (
     "/usr/lib/docker/cli-plugins",
     "/usr/libexec/docker/cli-plugins",
 )
-CONTAINERD_STORE = "io.containerd.snapshotter.v1"
+STOP_POLL = 0.05  # seconds between looks at the job's stop signal and at a silent push while buildx runs
 
 
 def find_buildx() -> str:
@@ -63,18 +66,11 @@ def find_buildx() -> str:
     )
 
 
-def containerd_store(client: docker.DockerClient) -> bool:
-    """Whether the daemon keeps images in containerd (multi-platform images, cache export)."""
-    try:
-        status = client.info().get("DriverStatus") or []
-    except DockerException as err:
-        raise PublishError(f"Docker daemon not reachable: {err}") from err
-    return any(len(pair) == 2 and pair[1] == CONTAINERD_STORE for pair in status)
-
-
-def check_daemon(options: BuildOptions, has_containerd_store: bool) -> None:
-    """Refuse up front what the daemon's image store cannot do, naming what would make it work."""
-    if has_containerd_store:
+def check_daemon(options: BuildOptions, containerd_store: Callable[[], bool]) -> None:
+    """Refuse up front what the daemon's image store cannot do, naming what would make it work; the daemon is
+    asked only when the options need more than the classic store."""
+    exported = [spec for spec in options.cache_to if "type=inline" not in spec]
+    if len(options.platforms) <= 1 and not exported or containerd_store():
         return
     need = 'the containerd image store (daemon.json: {"features": {"containerd-snapshotter": true}})'
     if len(options.platforms) > 1:
@@ -82,12 +78,10 @@ def check_daemon(options: BuildOptions, has_containerd_store: bool) -> None:
             f"platforms {','.join(options.platforms)} makes a multi-platform image, which needs {need}; "
             "this daemon uses the classic image store; build one platform, or enable it"
         )
-    exported = [spec for spec in options.cache_to if "type=inline" not in spec]
-    if exported:
-        raise PublishError(
-            f"cache-to {exported[0]!r} exports build cache, which needs {need}; this daemon uses the classic "
-            "image store; use cache-to type=inline, or enable it"
-        )
+    raise PublishError(
+        f"cache-to {exported[0]!r} exports build cache, which needs {need}; this daemon uses the classic "
+        "image store; use cache-to type=inline, or enable it"
+    )
 
 
 def buildx_argv(
@@ -97,12 +91,21 @@ def buildx_argv(
     labels: Mapping[str, str],
     build_args: Mapping[str, str],
     iidfile: Path,
+    push: bool = False,
 ) -> list[str]:
-    """The buildx command line; secret values are referenced by environment variable name only."""
-    argv = [buildx, "build", "--progress=rawjson", "--load", "--iidfile", str(iidfile)]
-    argv += ["--file", str(options.dockerfile)]
-    for ref in refs:
-        argv += ["--tag", ref]
+    """The buildx command line; secret values are referenced by environment variable name only.
+
+    With `push`, BuildKit pushes `refs` (plain http to a loopback registry, as everywhere in image-tagger);
+    without, the image is loaded into the daemon under them.
+    """
+    argv = [buildx, "build", "--progress=rawjson", "--iidfile", str(iidfile), "--file", str(options.dockerfile)]
+    if push:
+        insecure = ",registry.insecure=true" if all(plain_http(ref.split("/", 1)[0]) for ref in refs) else ""
+        argv += ["--output", f"type=image,name={','.join(refs)},push=true{insecure}"]
+    else:
+        argv.append("--load")
+        for ref in refs:
+            argv += ["--tag", ref]
     for key, value in labels.items():
         argv += ["--label", f"{key}={value}"]
     for key, value in build_args.items():
@@ -176,8 +179,17 @@ def _decoded(pipe: IO[bytes]) -> Iterator[str]:
     yield decoder.decode(b"", final=True)
 
 
+def _watch(proc: subprocess.Popen[bytes], stop: threading.Event | None, stalled: Callable[[], bool]) -> None:
+    """End buildx when the job sets `stop`, or when `stalled()`; return when buildx ended by itself."""
+    while proc.poll() is None:
+        if stop is not None and stop.wait(STOP_POLL) or stalled():
+            proc.terminate()
+            return
+        if stop is None:
+            time.sleep(STOP_POLL)
+
+
 def build(
-    client: docker.DockerClient,
     options: BuildOptions,
     image: ImageName,
     refs: Sequence[str],
@@ -185,10 +197,18 @@ def build(
     build_args: Mapping[str, str],
     credentials: RegistryAuth,
     log: Log,
+    *,
+    containerd_store: Callable[[], bool],
+    push: bool = False,
+    stop: threading.Event | None = None,
 ) -> str:
-    """Build and load `refs` into the daemon; returns the image id. Raises BuildError on a failed step."""
+    """Build, and push `refs` (`push`) or load them into the daemon; returns the image id.
+
+    Raises BuildError on a failed step (or when `stop` ended buildx), NotPushed when the image was built but
+    its push failed.
+    """
     buildx = find_buildx()
-    check_daemon(options, containerd_store(client))
+    check_daemon(options, containerd_store)
     progress = BuildProgress()
     other: list[str] = []
     with contextlib.ExitStack() as stack:
@@ -202,13 +222,24 @@ def build(
         config.mkdir()
         write_config(config, image, socket_path)
         iidfile = tmp / "iid"
-        argv = buildx_argv(buildx, options, refs, labels, build_args, iidfile)
+        argv = buildx_argv(buildx, options, refs, labels, build_args, iidfile, push)
         env = buildx_env(options, config)
+        # A push waits on the registry as long as it takes; built, buildx silent past the daemon timeout: stalled.
+        silent_limit = daemon_timeout() if push else None
+        heard = [time.monotonic(), False]  # last output, whether the push stalled
+
+        def stalled() -> bool:
+            heard[1] = bool(silent_limit and progress.image_id and time.monotonic() - heard[0] > silent_limit)
+            return heard[1]
+
         with subprocess.Popen(
             argv, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
         ) as proc:
+            if stop is not None or push:
+                threading.Thread(target=_watch, args=(proc, stop, stalled), name="buildx-watch", daemon=True).start()
             assert proc.stdout is not None
             for item in split_stream(_decoded(proc.stdout)):
+                heard[0] = time.monotonic()
                 if isinstance(item, dict):
                     for text in progress.feed(item):
                         log.info(text)
@@ -216,9 +247,18 @@ def build(
                     other.append(item)
                     log.info(item)
         if proc.returncode != 0:
+            said = "\n".join(other[-5:]) or f"buildx exited with {proc.returncode}"
+            if heard[1]:
+                raise PushStalled(
+                    f"push of {refs[0]} failed: the daemon did not answer in time (nothing for {silent_limit:g} s, "
+                    f"{TIMEOUT_ENV}); the push was abandoned, a manifest already sent may still land",
+                    progress.image_id,
+                )
+            if push and progress.image_id:  # built: what failed is the push
+                error = progress.failure.error if progress.failure is not None else said
+                raise NotPushed(f"push of {refs[0]} failed: {error}", progress.image_id)
             if progress.failure is not None:
                 raise BuildError(f"build of {refs[0]} failed at {progress.failure}", progress.failure.step)
-            said = "\n".join(other[-5:]) or f"buildx exited with {proc.returncode}"
             raise BuildError(f"build of {refs[0]} failed: {said}")
         image_id = iidfile.read_text().strip() if iidfile.is_file() else ""
     if not image_id:

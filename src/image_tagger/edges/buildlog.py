@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -19,6 +20,9 @@ from typing import Any
 
 TAIL_LINES = 12
 MAX_RECORD = 16 << 20  # a "record" longer than this is not one: its text is passed on as plain lines
+# The exporter's progress lines that name what it wrote, in the order an image id is taken from them.
+_IMAGE_IDS = ("writing image", "exporting manifest list", "exporting config")
+_EXPORTED = re.compile(rf"({'|'.join(_IMAGE_IDS)}) (sha256:[0-9a-f]{{64}})")
 
 
 @dataclass
@@ -79,11 +83,19 @@ def split_stream(chunks: Iterable[str]) -> Iterator[dict[str, Any] | str]:
 
 
 class BuildProgress:
-    """Turns SolveStatus records into log lines and keeps what a failure report needs."""
+    """Turns SolveStatus records into log lines and keeps what a failure report needs: the step that failed, and the
+    image the exporter wrote (`image_id`), which tells a failed push of a built image from a failed build."""
 
     def __init__(self) -> None:
         self._steps: dict[str, _Step] = {}
         self.failure: StepFailure | None = None
+        self._exported: dict[str, str] = {}
+
+    @property
+    def image_id(self) -> str:
+        """The image id as the exporter named it: the daemon's image (classic store), the index of a multi-platform
+        image, else the single image's config (containerd store); "" before the export."""
+        return next((self._exported[kind] for kind in _IMAGE_IDS if kind in self._exported), "")
 
     def _step(self, digest: str, name: str = "") -> _Step:
         step = self._steps.get(digest)
@@ -101,6 +113,9 @@ class BuildProgress:
             lines += self._log(entry)
         for warning in record.get("warnings") or []:
             lines += self._warning(warning)
+        for status in record.get("statuses") or []:
+            if exported := _EXPORTED.fullmatch(str(status.get("id", ""))):
+                self._exported[exported[1]] = exported[2]
         return lines
 
     def _vertex(self, vertex: dict[str, Any]) -> list[str]:

@@ -7,7 +7,6 @@ the SDK reports inside its JSON streams instead of raising are turned into Publi
 from __future__ import annotations
 
 import contextlib
-import os
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
@@ -17,16 +16,13 @@ import requests
 import urllib3
 from docker.errors import APIError, DockerException
 
+from image_tagger.edges.daemonwait import TIMEOUT_ENV, daemon_timeout
 from image_tagger.model.errors import PublishError, PushStalled
 from image_tagger.model.imagename import ImageName
 from image_tagger.model.inputs import BuildOptions
 from image_tagger.model.log import Log
-from image_tagger.rules.inputs import parse_seconds
 
 _PUSHED_DIGEST = re.compile(r"digest: (sha256:[0-9a-f]{64})")
-TIMEOUT_ENV = "IMAGE_TAGGER_DOCKER_TIMEOUT"
-DEFAULT_TIMEOUT = 60.0  # docker.constants.DEFAULT_TIMEOUT_SECONDS
-MAX_TIMEOUT = 3600.0
 
 
 # What the SDK raises when the daemon stays silent past the client's timeout (requests as a call starts, urllib3
@@ -39,11 +35,6 @@ def silent(client: docker.DockerClient, err: BaseException) -> str:
     if isinstance(err, requests.Timeout | urllib3.exceptions.TimeoutError | TimeoutError):
         return f"the daemon did not answer in time (nothing for {client.api.timeout:g} s, {TIMEOUT_ENV})"
     return f"the connection to the daemon broke ({type(err).__name__})"
-
-
-def daemon_timeout(env: Mapping[str, str] = os.environ) -> float:
-    """Seconds the daemon may stay silent on one call (IMAGE_TAGGER_DOCKER_TIMEOUT, default the SDK's 60)."""
-    return parse_seconds(TIMEOUT_ENV, env.get(TIMEOUT_ENV, ""), DEFAULT_TIMEOUT, 1, MAX_TIMEOUT)
 
 
 def connect() -> docker.DockerClient:

@@ -1,13 +1,17 @@
 """The publish job's ports (model.ports) on the real world: the Docker daemon with the classic builder or
-BuildKit, the registry's HTTP API, and Flux's Receivers."""
+BuildKit, the registry's HTTP API, and Flux's Receivers.
+
+The Docker SDK (docker, requests, urllib3: some 100 ms of imports) is imported on first use: BuildKit builds and
+pushes through buildx, so a BuildKit job needs it only for its login check, which runs beside the build, and for a
+few daemon questions; none of it delays the build's start (issue 17)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
-import docker
-
-from image_tagger.edges import buildkit, docker_ops
+from image_tagger.edges import buildkit
+from image_tagger.model.errors import PublishError, PushStalled
 from image_tagger.model.imagename import ImageName
 from image_tagger.model.log import Log
 from image_tagger.model.ports import BuildRequest, JobEdges, RegistryView
@@ -16,42 +20,84 @@ from image_tagger.model.registry import RegistryAuth
 from image_tagger.model.result import PublishResult
 from image_tagger.model.states import Builder
 
+if TYPE_CHECKING:
+    import docker
+
+CONTAINERD_STORE = "io.containerd.snapshotter.v1"
+
 
 class DockerDaemon:
     """The Daemon port: connects on first use, so a run refused before any build needs no daemon."""
 
     def __init__(self, client: docker.DockerClient | None = None) -> None:
         self._client = client
+        self._built: dict[str, str] = {}  # image ids of the legacy builder's builds, by build_ref
 
     @property
     def client(self) -> docker.DockerClient:
         if self._client is None:
+            from image_tagger.edges import docker_ops
+
             self._client = docker_ops.connect()
         return self._client
 
+    def containerd_store(self) -> bool:
+        """Whether the daemon keeps images in containerd (multi-platform images, cache export)."""
+        from docker.errors import DockerException
+
+        try:
+            status = self.client.info().get("DriverStatus") or []
+        except DockerException as err:
+            raise PublishError(f"Docker daemon not reachable: {err}") from err
+        return any(len(pair) == 2 and pair[1] == CONTAINERD_STORE for pair in status)
+
     def login(self, image: ImageName, credentials: RegistryAuth) -> None:
+        from image_tagger.edges import docker_ops
+
         docker_ops.login(self.client, image, credentials.username, credentials.password)
 
     def build(self, request: BuildRequest, log: Log) -> str:
-        labels = dict(request.labels)
         if request.options.builder == Builder.LEGACY:
+            from image_tagger.edges import docker_ops
+
+            labels = dict(request.labels)
             image_id = docker_ops.build(self.client, request.options, request.build_ref, labels, log)
             docker_ops.tag(self.client, request.build_ref, request.image, request.tags)
+            self._built[request.build_ref] = image_id
             return image_id
+        return self._buildkit(request, [*(request.image.ref(tag) for tag in request.tags), request.build_ref], log)
+
+    def push(self, request: BuildRequest, tag: str, log: Log) -> str:
+        if request.options.builder != Builder.LEGACY:
+            return self._buildkit(request, [request.image.ref(tag)], log, push=True)
+        from image_tagger.edges import docker_ops
+
+        docker_ops.tag(self.client, request.build_ref, request.image, (tag,))  # from our own tag: see publish
+        try:
+            docker_ops.push(self.client, request.image, tag, log)
+        except PushStalled as err:  # name what was built, for the read-back
+            raise PushStalled(str(err), self._built[request.build_ref]) from err
+        return self._built[request.build_ref]
+
+    def _buildkit(self, request: BuildRequest, refs: list[str], log: Log, push: bool = False) -> str:
         # BuildKit stamps the image config and layer history with SOURCE_DATE_EPOCH; an explicit build-arg wins.
         build_args = {"SOURCE_DATE_EPOCH": str(request.source_date_epoch), **request.options.build_args}
-        refs = [*(request.image.ref(tag) for tag in request.tags), request.build_ref]
         return buildkit.build(
-            self.client, request.options, request.image, refs, labels, build_args, request.credentials, log
+            request.options,
+            request.image,
+            refs,
+            dict(request.labels),
+            build_args,
+            request.credentials,
+            log,
+            containerd_store=self.containerd_store,
+            push=push,
+            stop=request.stop,
         )
 
-    def tag(self, source: str, image: ImageName, tags: Iterable[str]) -> None:
-        docker_ops.tag(self.client, source, image, tags)
-
-    def push(self, image: ImageName, tag: str, log: Log) -> None:
-        docker_ops.push(self.client, image, tag, log)
-
     def untag(self, ref: str) -> None:
+        from image_tagger.edges import docker_ops
+
         docker_ops.untag(self.client, ref)
 
 
@@ -59,10 +105,10 @@ class DockerDaemon:
 # before its build, and most jobs name no Receiver, so neither adds to the start-up before the build (issue 17).
 
 
-def registry_session(image: ImageName, credentials: RegistryAuth) -> RegistryView:
-    from image_tagger.edges.registry.session import RegistrySession
+def registry_session(image: ImageName, credentials: RegistryAuth, deadline: float | None = None) -> RegistryView:
+    from image_tagger.edges.registry.session import DEFAULT_DEADLINE, RegistrySession
 
-    return RegistrySession(image, credentials)
+    return RegistrySession(image, credentials, deadline=deadline or DEFAULT_DEADLINE)
 
 
 def announce_all(

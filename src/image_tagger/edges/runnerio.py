@@ -11,8 +11,7 @@ import sys
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 
-from actions_toolkit import core
-from actions_toolkit.command import Command
+from actions_toolkit.command import Command, issue_command
 
 from image_tagger.rules.redact import Redactor, SafeStream, escape_controls, guarded, one_line
 
@@ -29,7 +28,7 @@ class Runner:
     def log(self) -> Iterator[None]:
         """Register every secret form as a mask first (before anything else is printed), then guard stdout."""
         for value in self.redactor.values:
-            core.set_secret(value)
+            issue_command("add-mask", {}, value)  # core.set_secret, without core's imports (requests: issue 17)
         with guarded(self.redactor, "stdout", "stderr") as streams:  # the runner reads commands from both
             self._stdout = streams["stdout"]
             try:
@@ -54,6 +53,8 @@ class Runner:
     def output(self, name: str, value: str) -> None:
         """A step output, redacted; through GITHUB_OUTPUT when the runner gives one."""
         if self.env.get("GITHUB_OUTPUT"):
+            from actions_toolkit import core  # after the build: it imports requests for its OIDC client
+
             core.set_output(name, self.redactor(value))
         else:
             self.command("set-output", {"name": name}, value)

@@ -21,13 +21,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, NoReturn
 
-import requests
-from docker.errors import DockerException
-
-from image_tagger.edges import context, manifests
+from image_tagger.edges import context
 from image_tagger.edges.jobports import real_edges
-from image_tagger.edges.registry.tags import RegistryTags
-from image_tagger.fluxrules import automation, imageref, policy, setters
 from image_tagger.fluxrules.files import read_named_file
 from image_tagger.model.errors import InputError, PublishError, exit_code
 from image_tagger.model.git import GitContext
@@ -41,8 +36,17 @@ from image_tagger.rules.redact import Redactor, guarded, one_line
 
 # Other spellings of an input's flag that still work.
 _ALIASES = {"build-args": ("--build-arg",)}
-# Failures of the world around a run (the daemon, a registry, files, a child process): exit 1 like our own.
-WORLD_FAILURES = (DockerException, requests.RequestException, OSError, subprocess.SubprocessError)
+# Failures of the world around a run (the daemon, a registry, files, a child process): exit 1 like our own. The
+# Docker SDK's and requests' are named by module: `publish` starts its build without importing them (issue 17),
+# and an exception of a module never imported was never raised. For the same reason Flux's rules, the YAML reader
+# and the registry's tag lister are imported by the commands that use them.
+WORLD_FAILURES = (OSError, subprocess.SubprocessError)
+WORLD_FAILURE_MODULES = {"docker.errors": "DockerException", "requests": "RequestException"}
+
+
+def is_world_failure(err: BaseException) -> bool:
+    loaded = [getattr(sys.modules[name], kind) for name, kind in WORLD_FAILURE_MODULES.items() if name in sys.modules]
+    return isinstance(err, (*WORLD_FAILURES, *loaded))
 
 
 class _Parser(argparse.ArgumentParser):
@@ -175,6 +179,9 @@ def cmd_publish(args: argparse.Namespace) -> int:
 
 def _policy_inputs(path: Path) -> tuple[dict[str, Any], list[str] | None]:
     """The ImagePolicy spec and, when the file also holds the ImageRepository, its exclusion list."""
+    from image_tagger.edges import manifests
+    from image_tagger.fluxrules import automation
+
     docs = manifests.load_file(path, f"--policy {path}")
     spec = next((d.get("spec") for d in docs if d.get("kind") == "ImagePolicy"), None)
     if not isinstance(spec, dict) or "policy" not in spec:
@@ -184,6 +191,8 @@ def _policy_inputs(path: Path) -> tuple[dict[str, Any], list[str] | None]:
 
 
 def cmd_select(args: argparse.Namespace) -> int:
+    from image_tagger.fluxrules import policy
+
     spec, repo_exclusions = _policy_inputs(Path(args.policy))
     lines = read_named_file(Path(args.tags), f"--tags {args.tags}").splitlines()
     tags = policy.scan_tags([t.strip() for t in lines if t.strip()], args.exclude or repo_exclusions)
@@ -196,6 +205,8 @@ def cmd_select(args: argparse.Namespace) -> int:
 
 
 def cmd_update(args: argparse.Namespace) -> int:
+    from image_tagger.fluxrules import imageref, setters
+
     root = Path(args.path)
     if not root.is_dir():
         raise InputError(f"PATH {root} is not a directory; accepted: the folder to update")
@@ -224,6 +235,10 @@ def _directory(flag: str, value: str, accepted: str) -> Path:
 
 
 def cmd_preview(args: argparse.Namespace) -> int:
+    from image_tagger.edges import manifests
+    from image_tagger.edges.registry.tags import RegistryTags
+    from image_tagger.fluxrules import automation
+
     config_repo = None
     if args.config_repo is not None:
         config_repo = _directory("--config-repo", args.config_repo, "a checkout of the repository Flux commits to")
@@ -380,7 +395,7 @@ def _main(argv: Sequence[str] | None, redactor: Redactor) -> int:
         args.redactor = redactor  # commands add the secrets they read (stdin password, secrets file, logins)
         return args.run(args)
     except Exception as err:
-        code = exit_code(err) or (1 if isinstance(err, WORLD_FAILURES) else None)
+        code = exit_code(err) or (1 if is_world_failure(err) else None)
         if code is None:
             raise  # not an error kind of ours: a bug, shown as one
         print(f"image-tagger: {'error' if code == 2 else 'failed'}: {err}", file=sys.stderr)

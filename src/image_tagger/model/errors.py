@@ -16,9 +16,19 @@ class PublishError(RuntimeError):
     """A step of the real job failed (login, build, push, registry): exit code 1."""
 
 
-class PushStalled(PublishError):
-    """The daemon sent nothing for the SDK's timeout during a push. We closed the call, which cancels the daemon's
-    push, but a manifest it had already sent may still be stored by the registry: only a read-back tells."""
+class NotPushed(PublishError):
+    """BuildKit built the image but its push failed. `image_id` names the image it built ("" when its progress did
+    not say), so the registry can still be read back: a manifest sent before the failure may have landed."""
+
+    def __init__(self, message: str, image_id: str = "") -> None:
+        super().__init__(message)
+        self.image_id = image_id
+
+
+class PushStalled(NotPushed):
+    """The daemon sent nothing for IMAGE_TAGGER_DOCKER_TIMEOUT during a push. We closed the call (or ended buildx),
+    which cancels the daemon's push, but a manifest it had already sent may still be stored by the registry: only a
+    read-back tells."""
 
 
 class BuildError(PublishError):

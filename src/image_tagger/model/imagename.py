@@ -22,6 +22,7 @@ _MAX_NAME = 255
 
 ACCEPTED_REGISTRY = "host[:port], e.g. docker.io, ghcr.io or 127.0.0.1:5000"
 ACCEPTED_IMAGE = "a repository name like acme/app, ghcr.io/acme/app or 127.0.0.1:5000/acme/app, without tag or digest"
+_LOOPBACK_RE = re.compile(r"(?:127(?:\.\d{1,3}){3}|localhost|\[::1\])(?::\d+)?", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,12 @@ class ImageName:
     @property
     def is_docker_hub(self) -> bool:
         return self.registry == DOCKER_HUB
+
+
+def plain_http(registry: str) -> bool:
+    """Loopback registries are reached over plain http (as Flux's `insecure`, and Docker's default), others over
+    https."""
+    return bool(_LOOPBACK_RE.fullmatch(registry))
 
 
 def normalise_registry(registry: str) -> str:

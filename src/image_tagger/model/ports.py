@@ -1,6 +1,6 @@
 """What the publish job needs from outside, as interfaces of our own.
 
-The job (operations.publish.run) decides; these do: the Docker daemon and BuildKit build, tag and push, a
+The job (operations.publish.run) decides; these do: the Docker daemon and BuildKit build and push, a
 registry session reads and copies manifests, the notifier tells Flux's Receivers, the clock and sleep pace
 retries and settle intervals. `operations.publish.real_edges()` wraps the real ones; the fast tests hand in
 fakes of these (never a mock of the Docker SDK), so the job's decisions run without a daemon or a network.
@@ -8,9 +8,10 @@ fakes of these (never a mock of the Docker SDK), so the job's decisions run with
 
 from __future__ import annotations
 
+import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from image_tagger.model.imagename import ImageName
@@ -48,9 +49,18 @@ class RegistryView(Protocol):
     def attach(self, subject: Any, artifact_type: str, annotations: Mapping[str, str]) -> str: ...
 
 
+class RegistryOpener(Protocol):
+    """Opens a session; `deadline` (seconds for everything it does, retries included) shortens the default."""
+
+    def __call__(self, image: ImageName, credentials: RegistryAuth, deadline: float | None = None) -> RegistryView: ...
+
+
 @dataclass(frozen=True)
 class BuildRequest:
-    """One build: the options, every tag to give the image, and the labels and time the job decided."""
+    """One build: the options, every tag to give the image, and the labels and time the job decided.
+
+    `stop` is set by the job when the build must end early (the login it checks meanwhile was refused).
+    """
 
     options: BuildOptions
     image: ImageName
@@ -59,18 +69,24 @@ class BuildRequest:
     labels: Mapping[str, str]
     source_date_epoch: int  # BuildKit stamps the image config and layer history with it
     credentials: RegistryAuth
+    stop: threading.Event | None = field(default=None, compare=False)
 
 
 class Daemon(Protocol):
-    """The Docker daemon (and BuildKit through it); each call raises PublishError on failure."""
+    """The Docker daemon (and BuildKit through it); each call raises PublishError on failure.
+
+    `build` leaves the image in the daemon under the request's tags and `build_ref`; returns the image id.
+    `push` puts one tag of the request's image in the registry and returns the image id it pushed: BuildKit
+    builds and pushes in one go (a push again after a failed one rebuilds from cache), the legacy builder's
+    image (built first) is tagged from `build_ref` and pushed by the daemon. A failed build step raises
+    BuildError; a failed push a PublishError (NotPushed when BuildKit built the image).
+    """
 
     def login(self, image: ImageName, credentials: RegistryAuth) -> None: ...
 
-    def build(self, request: BuildRequest, log: Log) -> str: ...  # returns the image id
+    def build(self, request: BuildRequest, log: Log) -> str: ...
 
-    def tag(self, source: str, image: ImageName, tags: Iterable[str]) -> None: ...
-
-    def push(self, image: ImageName, tag: str, log: Log) -> None: ...
+    def push(self, request: BuildRequest, tag: str, log: Log) -> str: ...
 
     def untag(self, ref: str) -> None: ...  # never fails the job
 
@@ -83,7 +99,7 @@ class JobEdges:
     """Everything the job touches outside its own decisions."""
 
     daemon: Daemon
-    registry: Callable[[ImageName, RegistryAuth], RegistryView]
+    registry: RegistryOpener
     notify: Notifier
     clock: Callable[[], float] = time.time
     sleep: Callable[[float], None] = time.sleep

@@ -4,23 +4,28 @@ One function, `run`, shared by the action, `image-tagger publish` and the demo: 
 and the git context, and renders the PublishReport it returns. The outside world comes in through our own
 ports (model.ports), so the decisions below also run on fakes, without a daemon or a network.
 
-Everything that can be refused is checked before the first byte goes to a registry: the login before the build
-(a wrong password costs no build), a release tag that another commit holds before anything is built. Each
-pushed tag is then read back from the registry and must be the image this run built, so a concurrent run's
-image is never reported as ours. The result says per tag what happened, also when a later tag fails.
+Everything that can be refused is checked before the first byte goes to a registry: a release tag that another
+commit holds before anything is built; the login before the build, or, when BuildKit builds and pushes a branch
+image in one go (as `docker buildx build --push`), beside it: a refused login stops the build at once, and the
+registry refuses its push anyway. Each pushed tag is then read back from the registry and must be the image this
+run built, so a concurrent run's image is never reported as ours; a release's floating tags are registry-side
+copies of the release tag's manifest read back. The result says per tag what happened, also when a later tag
+fails.
 
 One winner per release tag. Registries have no compare-and-swap on tags: a manifest PUT always
 succeeds, and the last one wins. So a release tag is guarded (ReleaseGuard) in four steps: (a) checked
-again right before its push (another commit there: refused, nothing pushed under it); (b) pushed and
+again right before its push (another commit there: refused, nothing pushed under it; with BuildKit,
+which pushes as it builds, right before the build); (b) pushed and
 read back; (c) after RELEASE_SETTLE_SECONDS, checked to still name this commit, before any floating tag
 moves; (d) checked once more after the floating tags moved. A run reports success only when the tag
 names its commit at its end; the other run fails naming the commit that holds the tag.
 
 Why the settle interval closes the common case: two runs race only when each passed (a) before the
 other's PUT landed, i.e. the later PUT lands at most one push duration (mostly layer upload) after the
-earlier. The earlier run looks again at (c), `settle` seconds after its own PUT: if the later PUT came
-within that time, the earlier run sees it and fails, and the later run, whose PUT is last, finds its
-own commit at (c) and (d) and wins. What stays possible: a rival that passed (a) before our PUT and
+earlier (with BuildKit, one build and push: a cached rebuild of a release is short, a fresh one may
+outlast the settle interval). The earlier run looks again at (c), `settle` seconds after its own PUT:
+if the later PUT came within that time, the earlier run sees it and fails, and the later run, whose PUT
+is last, finds its own commit at (c) and (d) and wins. What stays possible: a rival that passed (a) before our PUT and
 whose PUT lands after our (d), because its push (layer upload, a slow or stalled registry, a retried
 push) outlasted our settle interval plus our floating-tag pushes. Then both report success, each
 truthfully at its own end, and the tag names the later one; a rival whose PUT lands between our (c)
@@ -34,21 +39,23 @@ from __future__ import annotations
 import os
 import re
 import secrets
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from image_tagger.model.errors import BuildError, PublishError, PushStalled
 from image_tagger.model.git import GitContext
-from image_tagger.model.inputs import BuildOptions, PublishInputs, ReleaseOptions
+from image_tagger.model.imagename import ImageName
+from image_tagger.model.inputs import PublishInputs, ReleaseOptions
 from image_tagger.model.log import Log
 from image_tagger.model.plan import TagPlan
 from image_tagger.model.ports import BuildRequest, Daemon, JobEdges, RegistryView, StoredManifest
 from image_tagger.model.registry import RegistryAuth
 from image_tagger.model.report import Failure, PublishReport
 from image_tagger.model.result import Provenance, PublishResult, PushFailed
-from image_tagger.model.states import PlanKind, PromoteMode, TagState
+from image_tagger.model.states import Builder, PlanKind, PromoteMode, TagState
 from image_tagger.rules import releases, report
 from image_tagger.rules.inputs import parse_seconds
 from image_tagger.rules.naming import plan_tags
@@ -75,7 +82,15 @@ _TRANSIENT = re.compile(
     re.IGNORECASE,
 )
 
-RegistrySessions = Callable[[], RegistryView]
+# Seconds a registry-side copy of a tag may take, its retries included: a registry that keeps refusing the
+# write fails the job about as fast as PUSH_ATTEMPTS refused pushes do, not at the session's long deadline.
+COPY_DEADLINE = 20.0
+
+
+class RegistrySessions(Protocol):
+    """A new session with the job's repository; `deadline` as RegistryOpener's."""
+
+    def __call__(self, deadline: float | None = None) -> RegistryView: ...
 
 
 NO_COMMIT_TIME = "the clock at build time: no commit time in the checkout or the event"
@@ -99,25 +114,6 @@ def oci_labels(plan: TagPlan, provenance: Provenance, created: datetime) -> dict
     if provenance.source_url:
         labels["org.opencontainers.image.source"] = provenance.source_url
     return labels
-
-
-def build_image(
-    daemon: Daemon,
-    plan: TagPlan,
-    build: BuildOptions,
-    labels: dict[str, str],
-    created: datetime,
-    credentials: RegistryAuth,
-    log: Log,
-    build_ref: str,
-) -> str:
-    """Build with the chosen builder, as every tag of the plan and `build_ref`; returns the image id.
-
-    `build_ref` is a local tag of this run alone: pushes retag from it, so another run that moved a
-    shared tag meanwhile cannot hand us its image.
-    """
-    request = BuildRequest(build, plan.image, plan.tag_names, build_ref, labels, int(created.timestamp()), credentials)
-    return daemon.build(request, log)
 
 
 def existing_release(session: RegistryView, tag: str) -> tuple[releases.Existing, StoredManifest] | None:
@@ -147,15 +143,24 @@ def copy_tags(
     **extra: Any,
 ) -> PublishResult:
     """Point every tag of the plan at `manifest` by a registry-side copy: no build, the same bytes."""
+    done = {plan.version: state} if state == TagState.ALREADY_PUBLISHED else {}
+    copy = copier(registry_session, plan.image, lambda: manifest, log)
+    return push_tags(PublishResult(plan, "", manifest.digest, done, **extra), copy, guard, state)
+
+
+def copier(
+    registry_session: RegistrySessions, image: ImageName, manifest: Callable[[], StoredManifest], log: Log
+) -> Callable[[str], str]:
+    """A push of one tag as a registry-side copy of `manifest()`; returns its digest."""
 
     def copy(tag: str) -> str:
-        with registry_session() as session:
-            session.put_manifest(tag, manifest)
-        log.info(f"{plan.image.ref(tag)} -> {manifest.digest}")
-        return manifest.digest
+        source = manifest()
+        with registry_session(COPY_DEADLINE) as session:
+            session.put_manifest(tag, source)
+        log.info(f"{image.ref(tag)} -> {source.digest}")
+        return source.digest
 
-    done = {plan.version: state} if state == TagState.ALREADY_PUBLISHED else {}
-    return push_tags(PublishResult(plan, "", manifest.digest, done, **extra), copy, guard, state)
+    return copy
 
 
 def push_tags(
@@ -176,6 +181,8 @@ def push_tags(
         guarded = guard if tag == plan.version else None
         try:
             digest = guarded.push(push_one) if guarded is not None else push_one(tag)
+        except BuildError:
+            raise  # BuildKit builds as it pushes: a failed step is the build's failure, nothing was pushed
         except PublishError as err:
             raise _push_failed(result, tag, err) from err
         state = primary_state if tag == plan.version else TagState.PUSHED
@@ -207,15 +214,15 @@ def is_transient(err: Exception) -> bool:
     return bool(_TRANSIENT.search(str(err)))
 
 
-def verify(session: RegistryView, plan: TagPlan, tag: str, image_id: str) -> str:
+def verify(session: RegistryView, image: ImageName, tag: str, image_id: str) -> StoredManifest:
     """The registry's manifest for `tag` must be this run's image (its config, or the index itself)."""
     manifest = session.manifest(tag)
     if manifest is None:
-        raise PublishError(f"{plan.image.ref(tag)} is missing from the registry after the push")
+        raise PublishError(f"{image.ref(tag)} is missing from the registry after the push")
     if manifest.digest == image_id or (manifest.json().get("config") or {}).get("digest") == image_id:
-        return manifest.digest
+        return manifest
     raise PublishError(
-        f"{plan.image.ref(tag)} in the registry is {manifest.digest}, not the image this run built ({image_id}); "
+        f"{image.ref(tag)} in the registry is {manifest.digest}, not the image this run built ({image_id}); "
         "another run pushed the same tag at the same time"
     )
 
@@ -223,42 +230,46 @@ def verify(session: RegistryView, plan: TagPlan, tag: str, image_id: str) -> str
 def push_verified(
     edges: JobEdges,
     registry_session: RegistrySessions,
-    plan: TagPlan,
+    request: BuildRequest,
     tag: str,
-    built: tuple[str, str],
     log: Log,
-) -> str:
-    """Push one tag with retries on transient registry trouble, then read it back; returns its digest.
+) -> tuple[str, StoredManifest]:
+    """Push one tag with retries on transient registry trouble, then read it back; returns the image id and the
+    registry's manifest. With BuildKit the first push is the build itself, and each retry builds again from cache.
 
-    `built` is (this run's local build tag, its image id). The read-back follows a failed push too: a push we
-    gave up on (the daemon silent past the SDK's timeout) may have landed, and then the tag is ours, pushed.
+    The read-back follows a failed push too, when we know what was built: a push we gave up on (the daemon silent
+    past the SDK's timeout, a connection broken after the manifest went) may have landed, and then the tag is ours.
     """
-    build_ref, image_id = built
+    plan_ref = request.image.ref(tag)
+    image_id = ""
     for attempt in range(1, PUSH_ATTEMPTS + 1):
         pushed: PublishError | None = None
         try:
-            edges.daemon.tag(build_ref, plan.image, (tag,))  # from our own tag: one another run moved is reset
-            edges.daemon.push(plan.image, tag, log)
+            image_id = edges.daemon.push(request, tag, log)
+        except BuildError:
+            raise
         except PublishError as err:
             pushed = err
-        try:
-            with registry_session() as session:  # a fresh deadline: the push itself may have taken long
-                digest = verify(session, plan, tag, image_id)
-        except PublishError as err:
-            if pushed is None:
-                error = err
-            elif isinstance(pushed, PushStalled):  # say what the registry held when we last looked
-                error = PublishError(f"{pushed}; read back: {err}")
+            image_id = getattr(err, "image_id", "") or image_id
+        error = pushed
+        if image_id:
+            try:
+                with registry_session() as session:  # a fresh deadline: the push itself may have taken long
+                    manifest = verify(session, request.image, tag, image_id)
+            except PublishError as err:
+                if pushed is None:
+                    error = err
+                elif isinstance(pushed, PushStalled):  # say what the registry held when we last looked
+                    error = PublishError(f"{pushed}; read back: {err}")
             else:
-                error = pushed
-        else:
-            if pushed:
-                log.info(f"{plan.image.ref(tag)}: the push reported {pushed}, but the registry holds this run's image")
-            return digest
+                if pushed:
+                    log.info(f"{plan_ref}: the push reported {pushed}, but the registry holds this run's image")
+                return image_id, manifest
+        assert error is not None
         if attempt == PUSH_ATTEMPTS or not is_transient(error):
             raise error
         wait = PUSH_BACKOFF * 2 ** (attempt - 1)
-        log.info(f"push of {plan.image.ref(tag)} failed ({error}); attempt {attempt + 1} in {wait:.0f}s")
+        log.info(f"push of {plan_ref} failed ({error}); attempt {attempt + 1} in {wait:.0f}s")
         edges.sleep(wait)
     raise AssertionError("unreachable")
 
@@ -292,6 +303,8 @@ class ReleaseGuard:
         releases.already_published(self._holder(), self.revision, self.overwrite)  # (a): nothing pushed if taken
         try:
             digest = push_one(self.plan.version)  # (b)
+        except BuildError:
+            raise
         except PublishError as err:
             raise self._explained(err) from err
         if self.settle:
@@ -397,40 +410,127 @@ def publish(
     refusal; PushFailed carries what did reach the registry."""
     credentials = given.credentials
 
-    def registry_session() -> RegistryView:
+    def registry_session(deadline: float | None = None) -> RegistryView:
         """One session per phase: each has its own deadline, and a build in between may take long."""
-        return edges.registry(plan.image, credentials)
+        return edges.registry(plan.image, credentials, deadline)
 
     guard = None
     if plan.push and plan.kind == PlanKind.RELEASE:
         guard = ReleaseGuard(
             registry_session, plan, provenance.revision, given.release.overwrite, settle, log, edges.sleep
         )
+    buildkit_pushes = plan.push and given.build.builder != Builder.LEGACY
+    login = None
     if plan.push and credentials.username:
-        edges.daemon.login(plan.image, credentials)
-        log.info(f"Logged in to {plan.image.registry} as {credentials.username}")
+        if buildkit_pushes and guard is None:  # nothing to read from the registry first: check beside the build
+            login = LoginCheck(edges.daemon, plan.image, credentials)
+        else:
+            edges.daemon.login(plan.image, credentials)
+            log.info(f"Logged in to {plan.image.registry} as {credentials.username}")
     if guard is not None:
         done = release_without_build(registry_session, plan, provenance, given.release, log, guard)
         if done is not None:
             return done
+    # A local tag of this run alone: daemon pushes retag from it, so another run that moved a shared tag
+    # meanwhile cannot hand us its image.
     build_ref = plan.image.ref(f"image-tagger-build-{secrets.token_hex(6)}")
     created, created_from = created_time(provenance, datetime.fromtimestamp(edges.clock(), UTC))
     labels = oci_labels(plan, provenance, created)
     if created_from == NO_COMMIT_TIME:
         log.info(f"created: {created_from}, so a rebuild of this commit gives another image config")
-    image_id = build_image(edges.daemon, plan, given.build, labels, created, credentials, log, build_ref)
+    request = BuildRequest(
+        given.build,
+        plan.image,
+        plan.tag_names,
+        build_ref,
+        labels,
+        int(created.timestamp()),
+        credentials,
+        login.stop if login else None,
+    )
     built: dict[str, Any] = {"labels": labels, "created_from": created_from}
+    if buildkit_pushes:
+        return buildkit_push(edges, registry_session, request, plan, guard, login, log, **built)
+    image_id = edges.daemon.build(request, log)
     try:
         if not plan.push:
             log.info(f"Built {', '.join(plan.refs)} (not pushed)")
             return PublishResult(plan, image_id, None, {tag: TagState.BUILT for tag in plan.tag_names}, **built)
 
         def push_one(tag: str) -> str:
-            return push_verified(edges, registry_session, plan, tag, (build_ref, image_id), log)
+            return push_verified(edges, registry_session, request, tag, log)[1].digest
 
         return push_tags(PublishResult(plan, image_id, None, **built), push_one, guard)
     finally:
         edges.daemon.untag(build_ref)
+
+
+def buildkit_push(
+    edges: JobEdges,
+    registry_session: RegistrySessions,
+    request: BuildRequest,
+    plan: TagPlan,
+    guard: ReleaseGuard | None,
+    login: LoginCheck | None,
+    log: Log,
+    **built: Any,
+) -> PublishResult:
+    """BuildKit builds and pushes the primary tag in one go, as `docker buildx build --push` does; the other tags
+    (a release's floating tags) are registry-side copies of the manifest read back, so no second upload."""
+    primary: list[tuple[str, StoredManifest]] = []
+
+    def push_one(tag: str) -> str:
+        if tag != plan.version:
+            return copier(registry_session, plan.image, lambda: primary[0][1], log)(tag)
+        primary.append(push_verified(edges, registry_session, request, tag, log))
+        return primary[0][1].digest
+
+    def with_image(result: PublishResult) -> PublishResult:
+        return replace(result, image_id=primary[0][0]) if primary else result
+
+    try:
+        result = push_tags(PublishResult(plan, "", None, **built), push_one, guard)
+    except PushFailed as err:
+        if login is not None:
+            login.refused()
+        raise PushFailed(str(err), with_image(err.result)) from err
+    except PublishError:
+        if login is not None:
+            login.refused()  # a refused login stopped the build: that is the reason to give
+        raise
+    if login is not None:
+        try:
+            login.refused()
+        except PublishError as err:  # the registry took the push with these credentials: the check misjudged
+            return with_image(replace(result, warnings=(*result.warnings, f"the login check failed: {err}")))
+        log.info(f"Logged in to {plan.image.registry} as {request.credentials.username}")
+    return with_image(result)
+
+
+class LoginCheck:
+    """The login, checked in a thread beside a build that pushes: `stop` is set the moment the registry refuses it,
+    so the build ends early, and the build's own start waits for no Docker SDK import, daemon or registry."""
+
+    def __init__(self, daemon: Daemon, image: ImageName, credentials: RegistryAuth) -> None:
+        self.stop = threading.Event()
+        self._error: Exception | None = None
+        self._thread = threading.Thread(
+            target=self._check, args=(daemon, image, credentials), name="login-check", daemon=True
+        )
+        self._thread.start()
+
+    def _check(self, daemon: Daemon, image: ImageName, credentials: RegistryAuth) -> None:
+        try:
+            daemon.login(image, credentials)
+        except Exception as err:  # noqa: BLE001 - handed to the job's thread by refused()
+            self._error = err
+            self.stop.set()
+
+    def refused(self) -> None:
+        """Wait for the check; raise its error when the login was refused."""
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
 
 
 def run(given: PublishInputs, ctx: GitContext, edges: JobEdges, log: Log, settle: float | None = None) -> PublishReport:

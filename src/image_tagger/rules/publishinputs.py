@@ -30,7 +30,8 @@ PUBLISH_INPUTS = (
     InputSpec(
         "username",
         "Registry user name. Empty: no login (the push must then be allowed anonymously).",
-        "the registry login's user, through the Docker SDK (kept in memory, never written to disk)",
+        "the registry login's user: checked by a daemon login (beside a BuildKit build that pushes, which it stops "
+        "when refused) and handed to buildx through a credential helper; kept in memory, never written to disk",
     ),
     InputSpec(
         "password",

@@ -31,7 +31,7 @@ import urllib3
 
 from image_tagger.edges.httpbounds import bounded_session
 from image_tagger.model.errors import PublishError
-from image_tagger.model.imagename import DOCKER_HUB, ImageName, parse_image
+from image_tagger.model.imagename import DOCKER_HUB, ImageName, parse_image, plain_http
 from image_tagger.model.registry import RegistryAuth
 from image_tagger.rules import jsonlimits, signatures
 from image_tagger.rules.redact import Redactor
@@ -60,7 +60,6 @@ OCI_MANIFEST, OCI_INDEX = MANIFEST_MEDIA_TYPES[1], MANIFEST_MEDIA_TYPES[3]
 # The OCI image spec's empty descriptor: an artifact with nothing but annotations uses it as config and layer.
 EMPTY_BLOB = b"{}"
 EMPTY = {"mediaType": "application/vnd.oci.empty.v1+json", "digest": "sha256:" + hashlib.sha256(b"{}").hexdigest()}
-_LOOPBACK_RE = re.compile(r"(?:127(?:\.\d{1,3}){3}|localhost|\[::1\])(?::\d+)?", re.IGNORECASE)
 _CHALLENGE_PARAM_RE = re.compile(r'(\w+)=(?:"([^"]*)"|([^\s,]*))')
 
 
@@ -68,7 +67,7 @@ def registry_endpoint(registry: str) -> str:
     """Base URL of the registry API: Hub's real endpoint, plain http on loopback (as Flux's `insecure`)."""
     if registry == DOCKER_HUB:
         return DOCKER_HUB_ENDPOINT
-    scheme = "http" if _LOOPBACK_RE.fullmatch(registry) else "https"
+    scheme = "http" if plain_http(registry) else "https"
     return f"{scheme}://{registry}"
 
 
