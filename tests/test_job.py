@@ -19,10 +19,11 @@ import pytest
 
 from image_tagger.edges import context
 from image_tagger.edges.buildkit import BuildError
-from image_tagger.model.errors import NotPushed, PublishError
+from image_tagger.edges.signer import load_public_key
+from image_tagger.model.errors import InputError, NotPushed, PublishError
 from image_tagger.model.git import GitContext
 from image_tagger.model.imagename import ImageName, parse_image
-from image_tagger.model.inputs import BuildOptions, PublishInputs, ReleaseOptions
+from image_tagger.model.inputs import BuildOptions, PublishInputs, ReleaseOptions, Signing
 from image_tagger.model.log import KeptLog, Log
 from image_tagger.model.plan import NamingOptions
 from image_tagger.model.ports import BuildRequest, JobEdges
@@ -34,6 +35,7 @@ from image_tagger.model.states import Builder, PromoteMode, PushMode, TagState
 from image_tagger.operations import publish
 from image_tagger.rules import report
 from image_tagger.rules.releases import RELEASE_ARTIFACT, REVISION, VERSION
+from image_tagger.rules.signatures import SignatureLayer, claim_problem
 
 SHA = "3f2c1a9e5b7d0c4a1f2e3d4c5b6a798817263540"
 OTHER = "b" * 40
@@ -70,6 +72,9 @@ class Registry:
     attach_error: PublishError | None = None
     put_errors: dict[str, PublishError] = field(default_factory=dict)  # a copy refused, per tag
     copies: list[str] = field(default_factory=list)
+    by_digest: dict[str, Manifest] = field(default_factory=dict)  # uploaded with no tag
+    signatures: dict[str, list[SignatureLayer]] = field(default_factory=dict)
+    signature_error: PublishError | None = None
 
     def session(self, image: ImageName, credentials: RegistryAuth, deadline: float | None = None) -> Registry:
         return self
@@ -88,7 +93,16 @@ class Registry:
         return list(self.manifests)
 
     def manifest(self, reference: str) -> Manifest | None:
-        return self.manifests.get(reference)
+        return self.manifests.get(reference) or self.by_digest.get(reference)
+
+    def signature_layers(self, digest: str) -> list[SignatureLayer]:
+        return list(self.signatures.get(digest, []))
+
+    def put_signature(self, digest: str, layer: SignatureLayer) -> str:
+        if self.signature_error:
+            raise self.signature_error
+        self.signatures.setdefault(digest, []).append(layer)
+        return "sha256:signature"
 
     def config_labels(self, manifest: Manifest) -> dict[str, str]:
         return manifest.labels
@@ -172,6 +186,11 @@ class Daemon:
     def untag(self, ref: str) -> None:
         self.images.pop(ref, None)
 
+    def upload(self, ref: str, image: ImageName, credentials: RegistryAuth) -> Manifest:
+        manifest = self.images[ref]
+        self.registry.by_digest[manifest.digest] = manifest
+        return manifest
+
 
 @dataclass
 class Notifier:
@@ -216,6 +235,7 @@ class World:
         overlay: Path | None = None,
         ctx: GitContext | None = None,
         builder: Builder = Builder.BUILDKIT,
+        signing: Signing | None = None,
     ) -> PublishReport:
         inputs = PublishInputs(
             workspace=Path("/nonexistent"),
@@ -226,6 +246,7 @@ class World:
             release=release,
             overlay=overlay,
             receivers=receivers,
+            signing=signing,
         )
         ctx = ctx or GitContext(event="push", ref=ref, sha=SHA, push_time=PUSHED, commit_time=PUSHED - 60)
         return publish.run(inputs, ctx, self.edges(), self.log, settle=settle)
@@ -573,3 +594,78 @@ def test_the_summary_names_where_each_time_came_from(world: World) -> None:
     unknown = world.run("refs/pull/7/merge", ctx=replace(ctx, commit_time=None, commit_time_from=None))
     assert unknown.result.created_from == publish.NO_COMMIT_TIME
     assert any("created: the clock at build time" in line for line in world.log.lines)
+
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "cosign"  # a cosign v3.1.3 key pair, for tests only
+TEST_KEY = Signing((FIXTURES / "cosign.key").read_text(), "test-only: never a real key")
+PUBLIC = load_public_key((FIXTURES / "cosign.pub").read_bytes(), "cosign.pub")
+
+
+def signed_for(world: World, digest: str, version: str) -> bool:
+    return any(
+        PUBLIC.verifies(layer.payload, layer.signature) and claim_problem(layer.payload, digest, IMAGE, version) is None
+        for layer in world.registry.signatures.get(digest, [])
+    )
+
+
+@pytest.mark.parametrize("ref", ["refs/heads/main", "refs/tags/v1.4.2"])
+def test_a_signed_image_goes_up_by_digest_and_its_tags_only_after_the_signature(world: World, ref: str) -> None:
+    version = f"main-3f2c1a9-{PUSHED}" if ref.startswith("refs/heads/") else "1.4.2"
+    seen: list[tuple[str, bool]] = []
+    world.registry.on_put = lambda tag: seen.append(
+        (tag, signed_for(world, world.registry.manifests[tag].digest, version))
+    )
+
+    job = world.run(ref, floating=True, signing=TEST_KEY)
+
+    assert job.exit_code == 0 and job.result is not None
+    digest = job.result.digest
+    assert world.daemon.pushes == []  # no daemon or BuildKit push: the registry client put it up by digest
+    assert world.registry.by_digest[digest].config == job.result.image_id
+    assert seen and all(signed for _, signed in seen), seen  # every tag appeared with the signature already there
+    assert signed_for(world, digest, job.plan.version) and job.result.as_dict()["signed"] is True
+    assert "before any tag named it" in report.job_summary(job, job.result)
+
+
+def test_a_registry_that_refuses_the_signature_gets_no_tag(world: World) -> None:
+    world.registry.signature_error = PublishError("registry registry.test: HTTP 403 from PUT /v2/acme/app/manifests/x")
+
+    job = world.run("refs/tags/v1.4.2", signing=TEST_KEY)
+
+    assert job.exit_code == 1 and job.result is None
+    assert world.registry.manifests == {}  # no tag at all
+    assert job.failure is not None and "was not signed" in job.failure.message
+    assert "no tag was written" in job.failure.message and "by digest only" in job.failure.message
+
+
+@pytest.mark.parametrize(
+    ("signing", "why"),
+    [
+        (Signing(TEST_KEY.key, "wrong"), "the password does not open this key"),
+        (Signing("not a key", "x"), "no ENCRYPTED SIGSTORE PRIVATE KEY block"),
+    ],
+)
+def test_a_key_that_cannot_be_used_is_exit_2_before_anything(world: World, signing: Signing, why: str) -> None:
+    with pytest.raises(InputError, match=why):
+        world.run("refs/tags/v1.4.2", signing=signing)
+    assert world.daemon.builds == [] and world.registry.manifests == {} and world.registry.by_digest == {}
+
+
+def test_a_promoted_release_is_signed_for_its_own_version_before_its_tag(world: World) -> None:
+    staging = world.branch_build()
+    signed_before: list[bool] = []
+    world.registry.on_put = lambda tag: signed_before.append(signed_for(world, staging.digest, "1.4.2"))
+
+    job = world.run("refs/tags/v1.4.2", signing=TEST_KEY)
+
+    assert states(job) == {"1.4.2": TagState.PROMOTED} and world.daemon.builds == []
+    assert signed_before == [True]
+    assert not signed_for(world, staging.digest, "1.4.3")  # bound to the version: not a signature for any tag
+
+
+def test_a_rerun_of_a_signed_release_adds_no_second_signature(world: World) -> None:
+    first = world.run("refs/tags/v1.4.2", signing=TEST_KEY)
+    again = world.run("refs/tags/v1.4.2", signing=TEST_KEY)
+
+    assert states(again) == {"1.4.2": TagState.ALREADY_PUBLISHED}
+    assert len(world.registry.signatures[first.result.digest]) == 1

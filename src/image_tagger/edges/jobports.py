@@ -8,13 +8,14 @@ few daemon questions; none of it delays the build's start (issue 17)."""
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from image_tagger.edges import buildkit
 from image_tagger.model.errors import PublishError, PushStalled
 from image_tagger.model.imagename import ImageName
 from image_tagger.model.log import Log
-from image_tagger.model.ports import BuildRequest, JobEdges, RegistryView
+from image_tagger.model.ports import BuildRequest, JobEdges, RegistryView, StoredManifest
 from image_tagger.model.receivers import Notification, Receiver
 from image_tagger.model.registry import RegistryAuth
 from image_tagger.model.result import PublishResult
@@ -99,6 +100,20 @@ class DockerDaemon:
         from image_tagger.edges import docker_ops
 
         docker_ops.untag(self.client, ref)
+
+    def upload(self, ref: str, image: ImageName, credentials: RegistryAuth) -> StoredManifest:
+        import tempfile
+
+        from docker.errors import DockerException
+
+        from image_tagger.edges.registry import upload
+
+        with tempfile.TemporaryDirectory(prefix="image-tagger-upload-") as folder:
+            try:
+                config, layers = upload.unpack(self.client.api.get_image(ref), Path(folder))
+            except DockerException as err:
+                raise PublishError(f"the daemon did not hand over {ref}: {err}") from err
+            return upload.upload(config, layers, lambda: registry_session(image, credentials))
 
 
 # The registry session and the notifier are imported on first use: a branch build opens no registry session

@@ -53,6 +53,10 @@ class SigningKey:
             raise InputError(f"{self.name}: this kind of key cannot sign; accepted: {ACCEPTED_KEY}")
         return base64.b64encode(signature).decode()
 
+    def public(self) -> PublicKey:
+        """The matching public key: what a verifier of these signatures holds."""
+        return PublicKey(self.name, self.key.public_key())
+
 
 def _curve_hash(curve: Any) -> Any:
     from cryptography.hazmat.primitives import hashes

@@ -48,6 +48,10 @@ class RegistryView(Protocol):
 
     def attach(self, subject: Any, artifact_type: str, annotations: Mapping[str, str]) -> str: ...
 
+    def signature_layers(self, digest: str) -> list[Any]: ...  # rules.signatures.SignatureLayer
+
+    def put_signature(self, digest: str, layer: Any) -> str: ...
+
 
 class RegistryOpener(Protocol):
     """Opens a session; `deadline` (seconds for everything it does, retries included) shortens the default."""
@@ -76,6 +80,8 @@ class Daemon(Protocol):
     """The Docker daemon (and BuildKit through it); each call raises PublishError on failure.
 
     `build` leaves the image in the daemon under the request's tags and `build_ref`; returns the image id.
+    `upload` puts a built image in the registry by digest, with no tag (a signed image is tagged only once
+    its signature is there), and returns its manifest as stored.
     `push` puts one tag of the request's image in the registry and returns the image id it pushed: BuildKit
     builds and pushes in one go (a push again after a failed one rebuilds from cache), the legacy builder's
     image (built first) is tagged from `build_ref` and pushed by the daemon. A failed build step raises
@@ -89,6 +95,8 @@ class Daemon(Protocol):
     def push(self, request: BuildRequest, tag: str, log: Log) -> str: ...
 
     def untag(self, ref: str) -> None: ...  # never fails the job
+
+    def upload(self, ref: str, image: ImageName, credentials: RegistryAuth) -> Any: ...  # by digest: a StoredManifest
 
 
 Notifier = Callable[[Sequence[Receiver], PublishResult, Callable[[str], None]], list[Notification]]

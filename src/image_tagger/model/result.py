@@ -34,6 +34,7 @@ class PublishResult:
     labels: dict[str, str] = field(default_factory=dict)
     created_from: str | None = None  # where the `created` label's time came from, in words
     release_referrer: str | None = None  # the artifact that carries a promoted release's own version beside it
+    signature: str = ""  # the signed payload's digest, when the image was signed for this version
     warnings: tuple[str, ...] = ()
 
     @property
@@ -77,6 +78,7 @@ class PublishResult:
             "labels": self.labels,
             "created_from": self.created_from or "",
             "release_referrer": self.release_referrer or "",
+            "signed": bool(self.signature),
             "tag_states": {
                 self.plan.image.ref(tag): self.states.get(tag, TagState.NOT_PUSHED) for tag in self.plan.tag_names
             },

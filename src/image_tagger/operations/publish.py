@@ -45,6 +45,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
+from image_tagger.edges.signer import SigningKey
 from image_tagger.model.errors import BuildError, PublishError, PushStalled
 from image_tagger.model.git import GitContext
 from image_tagger.model.imagename import ImageName
@@ -56,6 +57,7 @@ from image_tagger.model.registry import RegistryAuth
 from image_tagger.model.report import Failure, PublishReport
 from image_tagger.model.result import Provenance, PublishResult, PushFailed
 from image_tagger.model.states import Builder, PlanKind, PromoteMode, TagState
+from image_tagger.operations import signing
 from image_tagger.rules import releases, report
 from image_tagger.rules.inputs import parse_seconds
 from image_tagger.rules.naming import plan_tags
@@ -293,14 +295,14 @@ class ReleaseGuard:
     log: Log
     sleep: Callable[[float], None]
 
-    def _holder(self) -> releases.Existing | None:
+    def holder(self) -> releases.Existing | None:
         with self.registry_session() as session:
             found = existing_release(session, self.plan.version)
         return found[0] if found else None
 
     def push(self, push_one: Callable[[str], str]) -> str:
         """Push the release tag with push_one (which reads it back), guarded; returns its digest."""
-        releases.already_published(self._holder(), self.revision, self.overwrite)  # (a): nothing pushed if taken
+        releases.already_published(self.holder(), self.revision, self.overwrite)  # (a): nothing pushed if taken
         try:
             digest = push_one(self.plan.version)  # (b)
         except BuildError:
@@ -318,7 +320,7 @@ class ReleaseGuard:
 
     def still_holds(self, when: str) -> None:
         """The release tag must still name this commit (a rerun of the same commit is the same release)."""
-        releases.check_holder(self.plan.version, self._holder(), self.revision, when)
+        releases.check_holder(self.plan.version, self.holder(), self.revision, when)
 
     def _explained(self, err: PublishError) -> PublishError:
         """A failed push of the release tag, named by the commit that holds the tag now when it is another's."""
@@ -343,8 +345,10 @@ def release_without_build(
     release: ReleaseOptions,
     log: Log,
     guard: ReleaseGuard,
+    sign: Callable[[str], str] | None = None,
 ) -> PublishResult | None:
-    """An already-published or promoted release; None when it must be built. Refuses another commit's tag."""
+    """An already-published or promoted release; None when it must be built. Refuses another commit's tag.
+    With `sign`, the manifest is signed for this release's version before any tag is written."""
     with registry_session() as session:
         found = existing_release(session, plan.version)
         published = releases.already_published(found[0] if found else None, provenance.revision, release.overwrite)
@@ -352,13 +356,15 @@ def release_without_build(
         source = find_branch_build(session, provenance.revision) if promote else None
     if published and found:
         log.info(f"{plan.image.ref(plan.version)} is already published from this commit ({found[1].digest})")
-        done = copy_tags(registry_session, plan, found[1], TagState.ALREADY_PUBLISHED, log, guard)
+        signed = {"signature": sign(found[1].digest)} if sign else {}
+        done = copy_tags(registry_session, plan, found[1], TagState.ALREADY_PUBLISHED, log, guard, **signed)
         done = replace(done, labels=dict(found[0].labels), created_from="the published image's own label")
         return attach_version(registry_session, done, found[1], provenance, log)
     if source:
         log.info(f"{plan.image.ref(plan.version)}: promoted from {source[0]} ({source[1].digest}), no build")
         with registry_session() as session:
             labels = session.config_labels(source[1])
+        signed = {"signature": sign(source[1].digest)} if sign else {}
         done = copy_tags(
             registry_session,
             plan,
@@ -369,6 +375,7 @@ def release_without_build(
             promoted_from=source[0],
             labels=labels,
             created_from=f"the label of {source[0]}, the branch build promoted",
+            **signed,
         )
         return attach_version(registry_session, done, source[1], provenance, log)
     return None
@@ -405,21 +412,27 @@ def publish(
     provenance: Provenance,
     log: Log,
     settle: float,
+    signer: SigningKey | None = None,
 ) -> PublishResult:
     """Log in, check, build, push: raises PublishError (or InputError), and leaves the registry untouched on
-    refusal; PushFailed carries what did reach the registry."""
+    refusal; PushFailed carries what did reach the registry. With `signer`, the image goes up by digest and is
+    signed for its version before any tag is written."""
     credentials = given.credentials
 
     def registry_session(deadline: float | None = None) -> RegistryView:
         """One session per phase: each has its own deadline, and a build in between may take long."""
         return edges.registry(plan.image, credentials, deadline)
 
+    def sign(digest: str) -> str:
+        assert signer is not None
+        return signing.sign(registry_session, signer, plan.image, digest, plan.version, log)
+
     guard = None
     if plan.push and plan.kind == PlanKind.RELEASE:
         guard = ReleaseGuard(
             registry_session, plan, provenance.revision, given.release.overwrite, settle, log, edges.sleep
         )
-    buildkit_pushes = plan.push and given.build.builder != Builder.LEGACY
+    buildkit_pushes = plan.push and given.build.builder != Builder.LEGACY and signer is None
     login = None
     if plan.push and credentials.username:
         if buildkit_pushes and guard is None:  # nothing to read from the registry first: check beside the build
@@ -428,7 +441,9 @@ def publish(
             edges.daemon.login(plan.image, credentials)
             log.info(f"Logged in to {plan.image.registry} as {credentials.username}")
     if guard is not None:
-        done = release_without_build(registry_session, plan, provenance, given.release, log, guard)
+        done = release_without_build(
+            registry_session, plan, provenance, given.release, log, guard, sign if signer else None
+        )
         if done is not None:
             return done
     # A local tag of this run alone: daemon pushes retag from it, so another run that moved a shared tag
@@ -456,6 +471,14 @@ def publish(
         if not plan.push:
             log.info(f"Built {', '.join(plan.refs)} (not pushed)")
             return PublishResult(plan, image_id, None, {tag: TagState.BUILT for tag in plan.tag_names}, **built)
+        if signer is not None:  # by digest first, then the signature, then the tags
+            if guard is not None:
+                releases.already_published(guard.holder(), guard.revision, guard.overwrite)  # taken: nothing goes up
+            manifest = edges.daemon.upload(build_ref, plan.image, credentials)
+            log.info(f"{plan.image.name}@{manifest.digest}: uploaded by digest, no tag yet")
+            signed = sign(manifest.digest)
+            done = copy_tags(registry_session, plan, manifest, TagState.PUSHED, log, guard, **built)
+            return replace(done, image_id=image_id, signature=signed)
 
         def push_one(tag: str) -> str:
             return push_verified(edges, registry_session, request, tag, log)[1].digest
@@ -541,12 +564,13 @@ def run(given: PublishInputs, ctx: GitContext, edges: JobEdges, log: Log, settle
     """
     plan = plan_tags(ctx, given.image, given.naming, now=int(edges.clock()))
     targets = overlay_targets(given.overlay) if given.overlay else []
+    signer = signing.open_signer(given.signing) if plan.push else None
     settle = release_settle(os.environ) if settle is None else settle
     log.info(f"{plan.kind} {ctx.ref} -> {', '.join(plan.refs)} (push: {str(plan.push).lower()})")
     provenance = Provenance(ctx.sha, ctx.source_url, ctx.commit_time, ctx.commit_time_from)
     failure = None
     try:
-        result = publish(edges, plan, given, provenance, log, settle)
+        result = publish(edges, plan, given, provenance, log, settle, signer)
     except PushFailed as err:
         result, failure = err.result, Failure(str(err))
     except BuildError as err:

@@ -108,6 +108,12 @@ def summary(result: PublishResult, verdicts: Sequence[Verdict], forecast: Sequen
     ]
     lines += [f"> {plan.image.ref(tag)}: {one_line(text)}" for tag, text in result.errors.items()]
     lines += ["", f"Digest: `{result.digest}`" if result.digest else "Digest: none (not pushed)"]
+    if result.signature:
+        lines += [
+            "",
+            f"Signed: `{result.digest}` for version `{plan.version}` of `{plan.image.name}` (cosign's format), before "
+            "any tag named it",
+        ]
     if created := result.labels.get("org.opencontainers.image.created"):
         lines += ["", f"Created: `{one_line(created)}` ({result.created_from})"]
     if plan.timestamp is not None:
