@@ -4,8 +4,11 @@ included); what cosign signs, our `verify` reads."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -152,3 +155,61 @@ def test_the_cli_verifies_on_an_authenticated_registry_and_says_why_not(
     assert_input_error(no_key, "cosign.key", "no PUBLIC KEY block")
     for done in (good, replay, foreign):
         assert registry.password not in done.stdout + done.stderr
+
+
+def test_a_signed_release_is_never_visible_unsigned_and_cosign_verifies_it(
+    cosign: Path, keys: Path, open_registry: Registry, sample_app: Path, tmp_path: Path
+) -> None:
+    """`publish --signing-key` on the real daemon and registry, while another thread polls the tag list: whenever
+    the release tag is there, so is its signature. cosign verifies the release with the version annotation."""
+    repository = "cosign/release"
+    name = ImageName(open_registry.host, repository)
+    public = load_public_key((keys / "cosign.pub").read_bytes(), "cosign.pub")
+    stop, unsigned_sightings, sightings = threading.Event(), [], []
+
+    def poll() -> None:
+        while not stop.is_set():
+            if "1.4.2" in open_registry.tags(repository):
+                sightings.append(1)
+                with RegistrySession(name, RegistryAuth()) as session:
+                    if not verify(name.ref("1.4.2"), public, lambda _: session).ok:
+                        unsigned_sightings.append(time.monotonic())
+            time.sleep(0.005)
+
+    poller = threading.Thread(target=poll, daemon=True)
+    poller.start()
+    try:
+        done = run_cli(
+            *("publish", "--json", "--image", name.name, "--workspace", str(sample_app)),
+            *("--ref", "refs/tags/v1.4.2", "--floating-tags", "--signing-key", str(keys / "cosign.key")),
+            env={"COSIGN_PASSWORD": PASSWORD},
+            timeout=300,
+        )
+        time.sleep(0.2)
+    finally:
+        stop.set()
+        poller.join(10)
+
+    assert done.returncode == 0, explain(done)
+    result = json.loads(done.stdout)
+    assert result["signed"] is True and result["outcome"] == "pushed"
+    assert sightings and unsigned_sightings == []
+    assert PASSWORD not in done.stdout + done.stderr
+    reference = f"{name.name}@{result['digest']}"
+    verified = cosign_verify(cosign, keys, reference, "-a", "version=1.4.2", "-a", f"repository={name.name}")
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    floating = verify(name.ref("1.4"), public, lambda _: RegistrySession(name, RegistryAuth()))
+    assert not floating.ok and "signed for version '1.4.2', not '1.4'" in floating.line  # verify exact versions
+
+
+def test_a_wrong_signing_password_is_exit_2_before_anything_is_built(
+    keys: Path, open_registry: Registry, sample_app: Path
+) -> None:
+    name = ImageName(open_registry.host, "cosign/refused")
+    done = run_cli(
+        *("publish", "--image", name.name, "--workspace", str(sample_app), "--ref", "refs/tags/v1.4.2"),
+        *("--signing-key", str(keys / "cosign.key")),
+        env={"COSIGN_PASSWORD": "not it"},
+    )
+    assert_input_error(done, f"--signing-key {keys / 'cosign.key'}", "the password does not open this key")
+    assert open_registry.tags("cosign/refused") == []
