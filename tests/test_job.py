@@ -236,13 +236,16 @@ class World:
         ctx: GitContext | None = None,
         builder: Builder = Builder.BUILDKIT,
         signing: Signing | None = None,
+        platforms: tuple[str, ...] = (),
     ) -> PublishReport:
         inputs = PublishInputs(
             workspace=Path("/nonexistent"),
             image=parse_image(IMAGE),
             naming=NamingOptions(floating_tags=floating, push=push),
             credentials=RegistryAuth(username, "pw" if username else ""),
-            build=BuildOptions(Path("/nonexistent"), Path("/nonexistent/Dockerfile"), builder=builder),
+            build=BuildOptions(
+                Path("/nonexistent"), Path("/nonexistent/Dockerfile"), platforms=platforms, builder=builder
+            ),
             release=release,
             overlay=overlay,
             receivers=receivers,
@@ -669,3 +672,9 @@ def test_a_rerun_of_a_signed_release_adds_no_second_signature(world: World) -> N
 
     assert states(again) == {"1.4.2": TagState.ALREADY_PUBLISHED}
     assert len(world.registry.signatures[first.result.digest]) == 1
+
+
+def test_signing_a_multi_platform_index_is_refused_up_front(world: World) -> None:
+    with pytest.raises(InputError, match="several platforms"):
+        world.run("refs/tags/v1.4.2", signing=TEST_KEY, platforms=("linux/amd64", "linux/arm64"))
+    assert world.daemon.builds == []

@@ -46,7 +46,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 from image_tagger.edges.signer import SigningKey
-from image_tagger.model.errors import BuildError, PublishError, PushStalled
+from image_tagger.model.errors import BuildError, InputError, PublishError, PushStalled
 from image_tagger.model.git import GitContext
 from image_tagger.model.imagename import ImageName
 from image_tagger.model.inputs import PublishInputs, ReleaseOptions
@@ -565,6 +565,11 @@ def run(given: PublishInputs, ctx: GitContext, edges: JobEdges, log: Log, settle
     plan = plan_tags(ctx, given.image, given.naming, now=int(edges.clock()))
     targets = overlay_targets(given.overlay) if given.overlay else []
     signer = signing.open_signer(given.signing) if plan.push else None
+    if signer is not None and len(given.build.platforms) > 1:
+        raise InputError(
+            "signing-key with several platforms: signing a multi-platform index is not supported yet; accepted: one "
+            "platform, or no signing-key"
+        )
     settle = release_settle(os.environ) if settle is None else settle
     log.info(f"{plan.kind} {ctx.ref} -> {', '.join(plan.refs)} (push: {str(plan.push).lower()})")
     provenance = Provenance(ctx.sha, ctx.source_url, ctx.commit_time, ctx.commit_time_from)
