@@ -7,6 +7,8 @@ few daemon questions; none of it delays the build's start (issue 17)."""
 
 from __future__ import annotations
 
+import importlib
+import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -81,6 +83,8 @@ class DockerDaemon:
         return self._built[request.build_ref]
 
     def _buildkit(self, request: BuildRequest, refs: list[str], log: Log, push: bool = False) -> str:
+        if push:  # the read-back after the push needs the registry client: its imports load while BuildKit builds
+            threading.Thread(target=importlib.import_module, args=(REGISTRY_MODULE,), daemon=True).start()
         # BuildKit stamps the image config and layer history with SOURCE_DATE_EPOCH; an explicit build-arg wins.
         build_args = {"SOURCE_DATE_EPOCH": str(request.source_date_epoch), **request.options.build_args}
         return buildkit.build(
@@ -118,6 +122,9 @@ class DockerDaemon:
 
 # The registry session and the notifier are imported on first use: a branch build opens no registry session
 # before its build, and most jobs name no Receiver, so neither adds to the start-up before the build (issue 17).
+
+
+REGISTRY_MODULE = "image_tagger.edges.registry.session"
 
 
 def registry_session(image: ImageName, credentials: RegistryAuth, deadline: float | None = None) -> RegistryView:

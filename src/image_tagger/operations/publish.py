@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import os
 import re
-import secrets
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
@@ -448,7 +447,7 @@ def publish(
             return done
     # A local tag of this run alone: daemon pushes retag from it, so another run that moved a shared tag
     # meanwhile cannot hand us its image.
-    build_ref = plan.image.ref(f"image-tagger-build-{secrets.token_hex(6)}")
+    build_ref = plan.image.ref(f"image-tagger-build-{os.urandom(6).hex()}")
     created, created_from = created_time(provenance, datetime.fromtimestamp(edges.clock(), UTC))
     labels = oci_labels(plan, provenance, created)
     if created_from == NO_COMMIT_TIME:

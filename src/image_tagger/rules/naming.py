@@ -11,14 +11,16 @@
 from __future__ import annotations
 
 import re
-
-import semver
+from typing import TYPE_CHECKING
 
 from image_tagger.model.errors import InputError
 from image_tagger.model.git import GitContext
 from image_tagger.model.imagename import ImageName
 from image_tagger.model.plan import NamingOptions, TagPlan
 from image_tagger.model.states import PlanKind, PushMode
+
+if TYPE_CHECKING:
+    import semver
 
 MAX_TAG = 128
 _HEX = re.compile(r"[0-9a-fA-F]+")
@@ -55,6 +57,8 @@ def parse_choice(name: str, value: str, choices: tuple[str, ...]) -> str:
 
 def release_version(tag: str, tag_prefix: str = "") -> semver.Version:
     """A git tag as a strict SemVer 2.0 version; anything else is an error, never a guess."""
+    import semver  # only releases need it: a branch build starts its build without it
+
     if tag_prefix and not tag.startswith(tag_prefix):
         raise InputError(f"git tag {tag!r} does not start with tag-prefix {tag_prefix!r}")
     text = tag[len(tag_prefix) :]
