@@ -7,24 +7,31 @@
 set -eu
 out=/slim
 py=$(command -v python)
-# The interpreter's files, less what the action never imports (GUIs, tests, packaging, the pip it ships).
+# The interpreter's files, less what the action never imports (GUIs, tests, packaging, the pip it ships; the
+# databases and terminal modules, whose libraries alone are some 4 MB; dulwich's command line, porcelain and
+# servers: the action only reads one commit).
 python - "$out" <<'PY'
 import os, shutil, sys, sysconfig
 out = sys.argv[1]
 drop = {"ensurepip", "idlelib", "tkinter", "turtledemo", "lib2to3", "pydoc_data", "test", "tests", "idle_test",
-        "pip", "setuptools", "wheel", "_distutils_hack", "pkg_resources", "__pycache__"}
+        "pip", "setuptools", "wheel", "_distutils_hack", "pkg_resources", "__pycache__", "sqlite3", "dbm", "curses"}
+unused = ("_tkinter", "_test", "xxlimited", "_ctypes_test", "_sqlite3", "_dbm", "_gdbm", "_curses", "readline",
+          "_diff_tree")
+unused_dulwich = {"cli.py", "web.py", "server.py", "client.py", "porcelain", "contrib"}
 roots = {sysconfig.get_path(name) for name in ("stdlib", "platstdlib", "purelib", "platlib")}
 roots |= {p for p in sys.path if p.startswith(("/usr/local/lib", "/usr/lib")) and os.path.isdir(p)}
 for root in sorted(roots):
     for folder, dirs, files in os.walk(root):
         dirs[:] = [d for d in dirs if d not in drop and not d.startswith(("pip-", "setuptools-", "wheel-"))
-                   and not d.startswith("config-")]
+                   and not d.startswith("config-") and not (folder.endswith("/dulwich") and d in unused_dulwich)]
         if folder == root and root.endswith("-packages"):
             files = [f for f in files if f != "distutils-precedence.pth"]
         target = out + folder
         os.makedirs(target, exist_ok=True)
         for name in files:
-            if name.startswith(("_tkinter", "_test", "xxlimited", "_ctypes_test")) or name.endswith((".a", ".exe")):
+            if name.startswith(unused) or name.endswith((".a", ".exe")):
+                continue
+            if folder.endswith("/dulwich") and name in unused_dulwich:
                 continue
             shutil.copy2(os.path.join(folder, name), os.path.join(target, name), follow_symlinks=False)
 PY
