@@ -68,7 +68,7 @@ cp -a --parents /opt/image-tagger "$out"
 # Byte-code for exactly what the entry points import, on every path (python:3.12-slim ships none, and the
 # image runs with PYTHONDONTWRITEBYTECODE): each job would otherwise compile them again before its build.
 chroot "$out" python -c "import sys; sys.path[:0] = ['/opt/image-tagger/src']; \
-import image_tagger.entry.action, image_tagger.pullrequest.action, image_tagger.edges.credhelper, \
+import image_tagger.entry.action, image_tagger.pullrequest.action, image_tagger.edges.credrelay, \
 image_tagger.edges.notify, image_tagger.edges.registry.session, image_tagger.edges.manifests, \
 image_tagger.fluxrules.automation, image_tagger.fluxrules.policy, docker, github, requests, \
 dulwich.repo, dulwich.objectspec, image_tagger.edges.signer, nacl.secret, \

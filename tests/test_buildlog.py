@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from image_tagger.edges import credhelper
+from image_tagger.edges import credhelper, credrelay
 from image_tagger.edges.buildlog import TAIL_LINES, BuildProgress, split_stream
 
 T0, T1 = "2026-12-01T00:00:00.000000000Z", "2026-12-01T00:00:01.500000000Z"
@@ -78,10 +77,11 @@ def test_a_failure_names_the_step_its_error_and_its_last_lines_not_a_cancelled_s
 
 
 def run_helper(action: str, server: str, socket_path: Path) -> subprocess.CompletedProcess[str]:
-    """The helper program as its script runs it: an empty environment but for its package and its socket."""
-    env = {credhelper.SOCKET_ENV: str(socket_path), "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+    """The helper program as its script runs it: an empty environment but for its package's folder and its socket,
+    no site packages."""
+    env = {credhelper.SOCKET_ENV: str(socket_path), "PYTHONPATH": str(Path(credrelay.__file__).parents[2])}
     return subprocess.run(
-        [sys.executable, "-m", "image_tagger.edges.credhelper", action],
+        [sys.executable, "-S", "-m", credrelay.__name__, action],
         input=server,
         env=env,
         capture_output=True,

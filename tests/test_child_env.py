@@ -90,13 +90,13 @@ def is_buildx(sample: Sample) -> bool:
 
 
 def is_helper_program(sample: Sample) -> bool:
-    return "image_tagger.edges.credhelper" in sample.argv and Path(sample.argv[0]).name != "env"
+    return "image_tagger.edges.credrelay" in sample.argv and Path(sample.argv[0]).name != "env"
 
 
 def is_helper_launcher(sample: Sample) -> bool:
     """The helper's script (/bin/sh), then `env -i`: buildx starts it with buildx's own environment."""
     script = any(Path(arg).name == HELPER for arg in sample.argv)
-    return (script or "image_tagger.edges.credhelper" in sample.argv) and not is_helper_program(sample)
+    return (script or "image_tagger.edges.credrelay" in sample.argv) and not is_helper_program(sample)
 
 
 def secret_env_names(samples: list[Sample]) -> set[str]:

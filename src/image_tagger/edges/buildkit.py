@@ -31,7 +31,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import IO
 
-from image_tagger.edges import credhelper
+from image_tagger.edges import credhelper, credrelay
 from image_tagger.edges.buildlog import BuildProgress, split_stream
 from image_tagger.edges.childenv import DOCKER, child_env
 from image_tagger.edges.daemonwait import TIMEOUT_ENV, daemon_timeout
@@ -161,12 +161,13 @@ def write_config(config: Path, image: ImageName, socket_path: Path | None) -> No
     bin_dir = config / "bin"
     bin_dir.mkdir()
     helper = bin_dir / f"docker-credential-{credhelper.NAME}"
-    clean = {"PYTHONPATH": os.pathsep.join(p for p in sys.path if p), credhelper.SOCKET_ENV: str(socket_path)}
+    # -S: no site packages, only the folder our package is in (the relay needs nothing else).
+    clean = {"PYTHONPATH": str(Path(credrelay.__file__).parents[2]), credhelper.SOCKET_ENV: str(socket_path)}
     assignments = " ".join(shlex.quote(f"{key}={value}") for key, value in clean.items())
     helper.write_text(
         "#!/bin/sh\n"
         f"exec {shlex.quote(shutil.which('env') or '/usr/bin/env')} -i {assignments} "
-        f'{shlex.quote(sys.executable)} -m image_tagger.edges.credhelper "$@"\n'
+        f'{shlex.quote(sys.executable)} -S -m {credrelay.__name__} "$@"\n'
     )
     helper.chmod(0o700)
 

@@ -7,31 +7,25 @@ the build's duration, serves the one credential over a Unix socket in its privat
 folder (`serve`). buildx starts the helper with buildx's own environment (build secrets included), so
 the helper's script exec's `env -i` at once and this program runs with nothing but the socket's path
 and PYTHONPATH. It asks the socket for the server URL docker gave it; the socket answers only for the
-registry being built for. The protocol: `get` with the server URL on stdin, JSON out.
+registry being built for. The protocol: `get` with the server URL on stdin, JSON out; the program is
+credrelay.py.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import socket
 import socketserver
-import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from image_tagger.edges.credrelay import ANSWER_TIMEOUT, MAX_MESSAGE, NAME, SOCKET_ENV
 from image_tagger.model.errors import InputError
 from image_tagger.model.imagename import DOCKER_HUB, registry_of_server
 
-SOCKET_ENV = "IMAGE_TAGGER_CREDENTIAL_SOCKET"
-NAME = "image-tagger"
 # The keys under which Docker's config code asks for Docker Hub's credentials.
 HUB_KEYS = ("docker.io", "index.docker.io", "registry-1.docker.io", "https://index.docker.io/v1/")
-MAX_MESSAGE = 64 << 10  # a server URL asked, a credential answered
-ANSWER_TIMEOUT = 10.0  # seconds for one question and its answer, on either side
-NOT_FOUND = "credentials not found in native keychain"  # the protocol's words for "no credential here"
 
 
 def config_keys(registry: str) -> tuple[str, ...]:
@@ -91,44 +85,4 @@ def serve(folder: Path, registry: str, username: str, password: str) -> Iterator
         path.unlink(missing_ok=True)
 
 
-def ask(path: str, server: str) -> dict[str, str]:
-    """The socket's answer for `server`: {Username, Secret, ServerURL}, or {} when it holds none for it."""
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
-        conn.settimeout(ANSWER_TIMEOUT)
-        conn.connect(path)
-        conn.sendall(server.encode() + b"\n")
-        received = b""
-        while chunk := conn.recv(MAX_MESSAGE):
-            received += chunk
-            if len(received) > MAX_MESSAGE:
-                raise ValueError(f"answer longer than {MAX_MESSAGE} bytes")
-    answer = json.loads(received or b"{}")
-    return answer if isinstance(answer, dict) else {}
-
-
-def main(argv: list[str] | None = None) -> int:
-    action = (argv if argv is not None else sys.argv[1:] or [""])[0]
-    if action in ("store", "erase"):
-        sys.stdin.read(MAX_MESSAGE)
-        return 0
-    if action == "list":
-        print("{}")
-        return 0
-    if action != "get":
-        print(f"{NAME}: unknown action {action!r}; accepted: get | store | erase | list", file=sys.stderr)
-        return 2
-    server = sys.stdin.read(MAX_MESSAGE).strip()
-    try:
-        answer = ask(os.environ.get(SOCKET_ENV, ""), server)
-    except (OSError, ValueError) as err:
-        print(f"{NAME}: the credential socket of image-tagger did not answer ({err})")
-        return 1
-    if not answer.get("Username"):
-        print(NOT_FOUND)
-        return 1
-    print(json.dumps(answer))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+__all__ = ["NAME", "SOCKET_ENV", "config_keys", "serve"]
