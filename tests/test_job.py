@@ -146,6 +146,10 @@ class Daemon:
     build_error: PublishError | None = None
     logins: int = 0
     stopped: bool = False  # a BuildKit push that the job stopped, its login refused
+    containerd_store: bool = False  # whether attestations can be stored (provenance)
+
+    def attestations(self) -> bool:
+        return self.containerd_store
 
     def login(self, image: ImageName, credentials: RegistryAuth) -> None:
         self.logins += 1
@@ -678,3 +682,35 @@ def test_signing_a_multi_platform_index_is_refused_up_front(world: World) -> Non
     with pytest.raises(InputError, match="several platforms"):
         world.run("refs/tags/v1.4.2", signing=TEST_KEY, platforms=("linux/amd64", "linux/arm64"))
     assert world.daemon.builds == []
+
+
+@pytest.mark.parametrize(
+    ("private", "store", "mode", "words"),
+    [
+        (False, True, "max", "mode=max (a public repository)"),
+        (True, True, "min", "mode=min (a private repository"),
+        (None, True, "min", "one the event does not describe"),
+        (False, False, None, "classic image store cannot hold attestations"),
+    ],
+)
+def test_provenance_follows_the_repository_s_visibility_and_the_daemon(
+    world: World, private: bool | None, store: bool, mode: str | None, words: str
+) -> None:
+    world.daemon.containerd_store = store
+    ctx = GitContext(event="push", ref="refs/heads/main", sha=SHA, push_time=PUSHED, private=private)
+
+    job = world.run("refs/heads/main", ctx=ctx)
+
+    assert job.exit_code == 0 and world.daemon.builds[0].provenance == mode
+    assert words in job.result.as_dict()["provenance"]
+    assert f"Provenance: {job.result.provenance}" in report.job_summary(job, job.result)
+
+
+def test_no_provenance_is_asked_of_the_legacy_builder_or_for_a_signed_image(world: World) -> None:
+    world.daemon.containerd_store = True
+    legacy = world.run("refs/heads/main", builder=Builder.LEGACY)
+    signed = world.run("refs/tags/v1.4.2", signing=TEST_KEY, release=ReleaseOptions(promote=PromoteMode.NEVER))
+
+    assert [build.provenance for build in world.daemon.builds] == [None, None]
+    assert "legacy builder makes no attestations" in legacy.result.provenance
+    assert "signed image goes up from the daemon's copy" in signed.result.provenance

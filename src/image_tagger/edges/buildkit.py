@@ -92,6 +92,7 @@ def buildx_argv(
     build_args: Mapping[str, str],
     iidfile: Path,
     push: bool = False,
+    provenance: str | None = None,
 ) -> list[str]:
     """The buildx command line; secret values are referenced by environment variable name only.
 
@@ -124,6 +125,8 @@ def buildx_argv(
         argv.append("--pull")
     if options.no_cache:
         argv.append("--no-cache")
+    if provenance:  # an attestation manifest in the image's index (the image itself is unchanged)
+        argv.append(f"--provenance=mode={provenance}")
     return [*argv, str(options.context)]
 
 
@@ -202,6 +205,7 @@ def build(
     containerd_store: Callable[[], bool],
     push: bool = False,
     stop: threading.Event | None = None,
+    provenance: str | None = None,
 ) -> str:
     """Build, and push `refs` (`push`) or load them into the daemon; returns the image id.
 
@@ -223,7 +227,7 @@ def build(
         config.mkdir()
         write_config(config, image, socket_path)
         iidfile = tmp / "iid"
-        argv = buildx_argv(buildx, options, refs, labels, build_args, iidfile, push)
+        argv = buildx_argv(buildx, options, refs, labels, build_args, iidfile, push, provenance)
         env = buildx_env(options, config)
         # A push waits on the registry as long as it takes; built, buildx silent past the daemon timeout: stalled.
         silent_limit = daemon_timeout() if push else None

@@ -111,6 +111,13 @@ def event_time(name: str, repo: Mapping[str, Any], pull: Mapping[str, Any]) -> t
     return None, None
 
 
+def repository_private(event: Mapping[str, Any]) -> bool | None:
+    """Whether the repository is private, as the event says (`repository.private`); None when it does not."""
+    repository = event.get("repository")
+    private = repository.get("private") if isinstance(repository, dict) else None
+    return private if isinstance(private, bool) else None
+
+
 def from_github(env: Mapping[str, str], event: Mapping[str, Any]) -> GitContext:
     """Context of a workflow run; a pull request names its head commit, not the merge commit."""
     name = env.get("GITHUB_EVENT_NAME", "")
@@ -139,6 +146,7 @@ def from_github(env: Mapping[str, str], event: Mapping[str, Any]) -> GitContext:
         commit_time=commit_time,
         source_url=f"{server}/{slug}" if slug else None,
         push_time_from=push_time_from if push_time is not None else None,
+        private=repository_private(event),
         commit_time_from=HEAD_COMMIT if commit_time is not None else None,
     )
 

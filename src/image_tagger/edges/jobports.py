@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from image_tagger.edges import buildkit
+from image_tagger.edges import buildkit, daemoninfo
 from image_tagger.model.errors import PublishError, PushStalled
 from image_tagger.model.imagename import ImageName
 from image_tagger.model.log import Log
@@ -26,8 +26,6 @@ from image_tagger.model.states import Builder
 if TYPE_CHECKING:
     import docker
 
-CONTAINERD_STORE = "io.containerd.snapshotter.v1"
-
 
 class DockerDaemon:
     """The Daemon port: connects on first use, so a run refused before any build needs no daemon."""
@@ -35,6 +33,7 @@ class DockerDaemon:
     def __init__(self, client: docker.DockerClient | None = None) -> None:
         self._client = client
         self._built: dict[str, str] = {}  # image ids of the legacy builder's builds, by build_ref
+        self._containerd: bool | None = None
 
     @property
     def client(self) -> docker.DockerClient:
@@ -45,14 +44,22 @@ class DockerDaemon:
         return self._client
 
     def containerd_store(self) -> bool:
-        """Whether the daemon keeps images in containerd (multi-platform images, cache export)."""
-        from docker.errors import DockerException
+        """Whether the daemon keeps images in containerd (multi-platform images, cache export, attestations)."""
+        if self._containerd is None:
+            path = daemoninfo.socket_path() if self._client is None else None
+            if path is not None:
+                self._containerd = daemoninfo.has_containerd_store(daemoninfo.info_over_socket(path))
+            else:
+                from docker.errors import DockerException
 
-        try:
-            status = self.client.info().get("DriverStatus") or []
-        except DockerException as err:
-            raise PublishError(f"Docker daemon not reachable: {err}") from err
-        return any(len(pair) == 2 and pair[1] == CONTAINERD_STORE for pair in status)
+                try:
+                    self._containerd = daemoninfo.has_containerd_store(self.client.info())
+                except DockerException as err:
+                    raise PublishError(f"Docker daemon not reachable: {err}") from err
+        return self._containerd
+
+    def attestations(self) -> bool:
+        return self.containerd_store()
 
     def login(self, image: ImageName, credentials: RegistryAuth) -> None:
         from image_tagger.edges import docker_ops
@@ -98,6 +105,7 @@ class DockerDaemon:
             containerd_store=self.containerd_store,
             push=push,
             stop=request.stop,
+            provenance=request.provenance,
         )
 
     def untag(self, ref: str) -> None:

@@ -17,3 +17,4 @@ class GitContext:
     # Where the two times came from, in words for the log and summary (the event field, or the object read).
     push_time_from: str | None = None
     commit_time_from: str | None = None
+    private: bool | None = None  # the event's repository.private: None when unknown (a local checkout)

@@ -10,7 +10,7 @@ from image_tagger.model.imagename import ImageName
 from image_tagger.model.plan import NamingOptions
 from image_tagger.model.receivers import Receiver
 from image_tagger.model.registry import RegistryAuth
-from image_tagger.model.states import Builder, PromoteMode
+from image_tagger.model.states import Builder, PromoteMode, ProvenanceMode
 
 
 @dataclass(frozen=True)
@@ -36,6 +36,7 @@ class BuildOptions:
     pull: bool = False
     no_cache: bool = False
     builder: Builder = Builder.BUILDKIT
+    provenance: ProvenanceMode = ProvenanceMode.AUTO
 
 
 @dataclass(frozen=True)

@@ -74,6 +74,7 @@ class BuildRequest:
     source_date_epoch: int  # BuildKit stamps the image config and layer history with it
     credentials: RegistryAuth
     stop: threading.Event | None = field(default=None, compare=False)
+    provenance: str | None = None  # SLSA provenance mode for BuildKit (max, min), when the builder stores it
 
 
 class Daemon(Protocol):
@@ -89,6 +90,8 @@ class Daemon(Protocol):
     """
 
     def login(self, image: ImageName, credentials: RegistryAuth) -> None: ...
+
+    def attestations(self) -> bool: ...  # whether BuildKit's image store here can hold attestations
 
     def build(self, request: BuildRequest, log: Log) -> str: ...
 

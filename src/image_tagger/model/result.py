@@ -17,6 +17,7 @@ class Provenance:
     source_url: str | None = None
     commit_time: int | None = None
     commit_time_from: str | None = None  # where the commit time was read, in words
+    private: bool | None = None  # whether the repository is private (the event's word): the provenance's mode
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,7 @@ class PublishResult:
     created_from: str | None = None  # where the `created` label's time came from, in words
     release_referrer: str | None = None  # the artifact that carries a promoted release's own version beside it
     signature: str = ""  # the signed payload's digest, when the image was signed for this version
+    provenance: str = ""  # what provenance the image carries, in words ("" for a copy of an image already pushed)
     warnings: tuple[str, ...] = ()
 
     @property
@@ -79,6 +81,7 @@ class PublishResult:
             "created_from": self.created_from or "",
             "release_referrer": self.release_referrer or "",
             "signed": bool(self.signature),
+            "provenance": self.provenance,
             "tag_states": {
                 self.plan.image.ref(tag): self.states.get(tag, TagState.NOT_PUSHED) for tag in self.plan.tag_names
             },

@@ -34,6 +34,15 @@ class Builder(StrEnum):
     LEGACY = "legacy"
 
 
+class ProvenanceMode(StrEnum):
+    """SLSA provenance with the image: `auto` is max for public repositories and min for others (or unknown)."""
+
+    AUTO = "auto"
+    MAX = "max"
+    MIN = "min"
+    FALSE = "false"
+
+
 class PushMode(StrEnum):
     """`auto` pushes branches and releases, not pull requests."""
 

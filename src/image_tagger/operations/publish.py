@@ -57,6 +57,7 @@ from image_tagger.model.report import Failure, PublishReport
 from image_tagger.model.result import Provenance, PublishResult, PushFailed
 from image_tagger.model.states import Builder, PlanKind, PromoteMode, TagState
 from image_tagger.operations import signing
+from image_tagger.rules import provenance as attestation
 from image_tagger.rules import releases, report
 from image_tagger.rules.inputs import parse_seconds
 from image_tagger.rules.naming import plan_tags
@@ -452,6 +453,10 @@ def publish(
     labels = oci_labels(plan, provenance, created)
     if created_from == NO_COMMIT_TIME:
         log.info(f"created: {created_from}, so a rebuild of this commit gives another image config")
+    options = given.build
+    mode, attested = attestation.wanted(options.provenance, provenance.private, options.builder, signer is not None)
+    if mode is not None and not edges.daemon.attestations():
+        mode, attested = None, attestation.NO_STORE
     request = BuildRequest(
         given.build,
         plan.image,
@@ -461,8 +466,9 @@ def publish(
         int(created.timestamp()),
         credentials,
         login.stop if login else None,
+        mode,
     )
-    built: dict[str, Any] = {"labels": labels, "created_from": created_from}
+    built: dict[str, Any] = {"labels": labels, "created_from": created_from, "provenance": attested}
     if buildkit_pushes:
         return buildkit_push(edges, registry_session, request, plan, guard, login, log, **built)
     image_id = edges.daemon.build(request, log)
@@ -571,7 +577,7 @@ def run(given: PublishInputs, ctx: GitContext, edges: JobEdges, log: Log, settle
         )
     settle = release_settle(os.environ) if settle is None else settle
     log.info(f"{plan.kind} {ctx.ref} -> {', '.join(plan.refs)} (push: {str(plan.push).lower()})")
-    provenance = Provenance(ctx.sha, ctx.source_url, ctx.commit_time, ctx.commit_time_from)
+    provenance = Provenance(ctx.sha, ctx.source_url, ctx.commit_time, ctx.commit_time_from, ctx.private)
     failure = None
     try:
         result = publish(edges, plan, given, provenance, log, settle, signer)

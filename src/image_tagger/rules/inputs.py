@@ -20,7 +20,7 @@ from image_tagger.model.inputs import BuildOptions, PublishInputs, ReleaseOption
 from image_tagger.model.inputspec import InputSpec
 from image_tagger.model.plan import NamingOptions
 from image_tagger.model.registry import RegistryAuth
-from image_tagger.model.states import Builder, PromoteMode, PushMode
+from image_tagger.model.states import Builder, PromoteMode, ProvenanceMode, PushMode
 from image_tagger.rules.naming import parse_choice, parse_major, parse_sha_length
 from image_tagger.rules.publishinputs import PUBLISH_INPUTS
 from image_tagger.rules.receivers import parse_receivers
@@ -159,6 +159,7 @@ def parse_build(given: Mapping[str, str], workspace: Path) -> BuildOptions:
         pull=parse_bool("pull", given["pull"]),
         no_cache=parse_bool("no-cache", given["no-cache"]),
         builder=builder,
+        provenance=ProvenanceMode(parse_choice("provenance", given["provenance"], tuple(ProvenanceMode))),
     )
     if builder == Builder.LEGACY:
         used = [name for name in BUILDKIT_ONLY if given[name].strip()]

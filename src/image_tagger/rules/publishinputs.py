@@ -5,7 +5,7 @@ from this table (`python tools/gen_inputs.py`), and `rules.inputs`, the masking 
 from __future__ import annotations
 
 from image_tagger.model.inputspec import InputSpec, Kind, Mask
-from image_tagger.model.states import Builder, PromoteMode, PushMode
+from image_tagger.model.states import Builder, PromoteMode, ProvenanceMode, PushMode
 
 PASSWORD_ENV = "IMAGE_TAGGER_PASSWORD"
 RECEIVER_ENV = "IMAGE_TAGGER_RECEIVER_SECRET"
@@ -133,6 +133,19 @@ PUBLISH_INPUTS = (
         default=Builder.BUILDKIT,
         kind=Kind.CHOICE,
         choices=tuple(Builder),
+    ),
+    InputSpec(
+        "provenance",
+        "SLSA provenance attestation with the image: auto (max for public repositories, min otherwise), max, min "
+        "or false. Needs a daemon with the containerd image store; otherwise the summary says none was attached.",
+        "an SLSA provenance attestation in the image's index, as docker/build-push-action makes it: `auto` is "
+        "`mode=max` for public repositories (the event's `repository.private`) and `min` for private or unknown "
+        "ones. It needs a builder that stores attestations (Engine 28 with the containerd image store); elsewhere, "
+        "with `builder: legacy` and for signed images, the summary and `json` say plainly that there is none. "
+        "Flux and kubelets pull the same image from the index",
+        default=ProvenanceMode.AUTO,
+        kind=Kind.CHOICE,
+        choices=tuple(ProvenanceMode),
     ),
     InputSpec(
         "overwrite-releases",

@@ -114,6 +114,8 @@ def summary(result: PublishResult, verdicts: Sequence[Verdict], forecast: Sequen
             f"Signed: `{result.digest}` for version `{plan.version}` of `{plan.image.name}` (cosign's format), before "
             "any tag named it",
         ]
+    if result.provenance:
+        lines += ["", f"Provenance: {result.provenance}"]
     if created := result.labels.get("org.opencontainers.image.created"):
         lines += ["", f"Created: `{one_line(created)}` ({result.created_from})"]
     if plan.timestamp is not None:
