@@ -14,7 +14,6 @@ already changed), so either every file changes or none does, and no temporary fi
 import contextlib
 import errno
 import os
-import secrets
 import stat
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -236,7 +235,7 @@ def _create_temp(real: Path) -> tuple[int, str]:
     """``.<name>.<random>.image-tagger.tmp`` beside ``real``, created exclusively with mode 0666 (umask applies)."""
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
     for _ in range(100):
-        temp = str(real.parent / f".{real.name}.{secrets.token_hex(4)}.image-tagger.tmp")
+        temp = str(real.parent / f".{real.name}.{os.urandom(4).hex()}.image-tagger.tmp")
         try:
             return os.open(temp, flags, 0o666), temp
         except FileExistsError:

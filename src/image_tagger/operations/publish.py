@@ -44,7 +44,6 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
-from image_tagger.edges.signer import SigningKey
 from image_tagger.model.errors import BuildError, InputError, PublishError, PushStalled
 from image_tagger.model.git import GitContext
 from image_tagger.model.imagename import ImageName
@@ -56,7 +55,6 @@ from image_tagger.model.registry import RegistryAuth
 from image_tagger.model.report import Failure, PublishReport
 from image_tagger.model.result import Provenance, PublishResult, PushFailed
 from image_tagger.model.states import Builder, PlanKind, PromoteMode, TagState
-from image_tagger.operations import signing
 from image_tagger.rules import provenance as attestation
 from image_tagger.rules import releases, report
 from image_tagger.rules.inputs import parse_seconds
@@ -66,6 +64,7 @@ from image_tagger.rules.redact import one_line
 if TYPE_CHECKING:
     from pathlib import Path
 
+    from image_tagger.edges.signer import SigningKey
     from image_tagger.fluxrules.automation import PolicyTarget
 
 PUSH_ATTEMPTS = 4
@@ -424,6 +423,8 @@ def publish(
         return edges.registry(plan.image, credentials, deadline)
 
     def sign(digest: str) -> str:
+        from image_tagger.operations import signing
+
         assert signer is not None
         return signing.sign(registry_session, signer, plan.image, digest, plan.version, log)
 
@@ -569,7 +570,11 @@ def run(given: PublishInputs, ctx: GitContext, edges: JobEdges, log: Log, settle
     """
     plan = plan_tags(ctx, given.image, given.naming, now=int(edges.clock()))
     targets = overlay_targets(given.overlay) if given.overlay else []
-    signer = signing.open_signer(given.signing) if plan.push else None
+    signer = None
+    if plan.push and given.signing is not None:
+        from image_tagger.operations import signing  # cryptography and cosign's format: only for signed jobs
+
+        signer = signing.open_signer(given.signing)
     if signer is not None and len(given.build.platforms) > 1:
         raise InputError(
             "signing-key with several platforms: signing a multi-platform index is not supported yet; accepted: one "
