@@ -125,12 +125,12 @@ def existing_release(session: RegistryView, tag: str) -> tuple[releases.Existing
     return releases.Existing(tag, manifest.digest, labels.get(releases.REVISION), labels), manifest
 
 
-def find_branch_build(session: RegistryView, sha: str) -> tuple[str, StoredManifest] | None:
+def find_branch_build(session: RegistryView, sha: str) -> tuple[releases.Existing, StoredManifest] | None:
     """The newest branch build of this very commit (its revision label says so), if the registry has one."""
     for tag in releases.branch_build_candidates(session.tags(missing_ok=True), sha):
         found = existing_release(session, tag)
         if found and (found[0].revision or "").lower() == sha.lower():
-            return tag, found[1]
+            return found
     return None
 
 
@@ -360,23 +360,22 @@ def release_without_build(
         done = replace(done, labels=dict(found[0].labels), created_from="the published image's own label")
         return attach_version(registry_session, done, found[1], provenance, log)
     if source:
-        log.info(f"{plan.image.ref(plan.version)}: promoted from {source[0]} ({source[1].digest}), no build")
-        with registry_session() as session:
-            labels = session.config_labels(source[1])
-        signed = {"signature": sign(source[1].digest)} if sign else {}
+        branch, manifest = source
+        log.info(f"{plan.image.ref(plan.version)}: promoted from {branch.tag} ({manifest.digest}), no build")
+        signed = {"signature": sign(manifest.digest)} if sign else {}
         done = copy_tags(
             registry_session,
             plan,
-            source[1],
+            manifest,
             TagState.PROMOTED,
             log,
             guard,
-            promoted_from=source[0],
-            labels=labels,
-            created_from=f"the label of {source[0]}, the branch build promoted",
+            promoted_from=branch.tag,
+            labels=dict(branch.labels),  # the labels find_branch_build read: the branch build's, part of its bytes
+            created_from=f"the label of {branch.tag}, the branch build promoted",
             **signed,
         )
-        return attach_version(registry_session, done, source[1], provenance, log)
+        return attach_version(registry_session, done, manifest, provenance, log)
     return None
 
 
