@@ -79,7 +79,7 @@ def test_a_failure_names_the_step_its_error_and_its_last_lines_not_a_cancelled_s
 def run_helper(action: str, server: str, socket_path: Path) -> subprocess.CompletedProcess[str]:
     """The helper program as its script runs it: an empty environment but for its package's folder and its socket,
     no site packages."""
-    env = {credhelper.SOCKET_ENV: str(socket_path), "PYTHONPATH": str(Path(credrelay.__file__).parents[2])}
+    env = {credrelay.SOCKET_ENV: str(socket_path), "PYTHONPATH": str(Path(credrelay.__file__).parents[2])}
     return subprocess.run(
         [sys.executable, "-S", "-m", credrelay.__name__, action],
         input=server,

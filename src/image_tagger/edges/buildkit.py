@@ -158,14 +158,14 @@ def write_config(config: Path, image: ImageName, socket_path: Path | None) -> No
     holds the build secrets. It gets only where its package is and where to ask (`socket_path`).
     """
     keys = credhelper.config_keys(image.registry) if socket_path is not None else ()
-    (config / "config.json").write_text(json.dumps({"credHelpers": dict.fromkeys(keys, credhelper.NAME)}))
+    (config / "config.json").write_text(json.dumps({"credHelpers": dict.fromkeys(keys, credrelay.NAME)}))
     if socket_path is None:
         return
     bin_dir = config / "bin"
     bin_dir.mkdir()
-    helper = bin_dir / f"docker-credential-{credhelper.NAME}"
+    helper = bin_dir / f"docker-credential-{credrelay.NAME}"
     # -S: no site packages, only the folder our package is in (the relay needs nothing else).
-    clean = {"PYTHONPATH": str(Path(credrelay.__file__).parents[2]), credhelper.SOCKET_ENV: str(socket_path)}
+    clean = {"PYTHONPATH": str(Path(credrelay.__file__).parents[2]), credrelay.SOCKET_ENV: str(socket_path)}
     assignments = " ".join(shlex.quote(f"{key}={value}") for key, value in clean.items())
     helper.write_text(
         "#!/bin/sh\n"

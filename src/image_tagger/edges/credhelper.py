@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from image_tagger.edges.credrelay import ANSWER_TIMEOUT, MAX_MESSAGE, NAME, SOCKET_ENV
+from image_tagger.edges.credrelay import ANSWER_TIMEOUT, MAX_MESSAGE
 from image_tagger.model.errors import InputError
 from image_tagger.model.imagename import DOCKER_HUB, registry_of_server
 
@@ -83,6 +83,3 @@ def serve(folder: Path, registry: str, username: str, password: str) -> Iterator
         server.shutdown()
         server.server_close()
         path.unlink(missing_ok=True)
-
-
-__all__ = ["NAME", "SOCKET_ENV", "config_keys", "serve"]
