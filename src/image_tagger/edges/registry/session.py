@@ -413,7 +413,8 @@ class RegistrySession:
         self._put(f"manifests/{tag}", OCI_INDEX, json.dumps(index, separators=(",", ":")).encode())
 
     def put_blob(self, body: Body, digest: str) -> None:
-        """A small blob in one monolithic upload, unless the repository has it already."""
+        """A blob in one monolithic upload (bytes, or a file opened afresh per attempt), unless the repository has
+        it already."""
         base = f"{self.endpoint}/v2/{self.image.path}/blobs/"
         if self._send("HEAD", base + digest, {}, scope="pull,push").status == 200:
             return

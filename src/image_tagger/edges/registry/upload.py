@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import gzip
 import hashlib
+import io
 import json
 import shutil
 import tarfile
@@ -20,7 +21,7 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from image_tagger.edges.registry.session import Manifest, RegistrySession
 from image_tagger.model.errors import PublishError
@@ -68,7 +69,10 @@ def _compressed(layer: Path) -> Blob:
 
 def unpack(saved: Iterable[bytes], folder: Path) -> tuple[Path, list[Path]]:
     """Write a `docker save` stream into `folder`; the config file and the layer files, in order."""
-    with _Stream(iter(saved)) as stream, tarfile.open(fileobj=stream, mode="r|") as archive:
+    with (
+        io.BufferedReader(_Stream(iter(saved)), CHUNK) as stream,
+        tarfile.open(fileobj=stream, mode="r|") as archive,
+    ):
         archive.extractall(folder, filter="data")
     try:
         [entry] = json.loads((folder / "manifest.json").read_text())
@@ -106,28 +110,30 @@ def upload(config: Path, layers: list[Path], session_for: Callable[[], RegistryS
     return Manifest(digest, DOCKER_MANIFEST, body)
 
 
-class _Stream:
-    """A file object over an iterator of chunks, for tarfile's streaming mode."""
+class _Stream(io.RawIOBase):
+    """A file over an iterator of chunks, for tarfile's streaming mode: each chunk handed on through a memoryview,
+    so a read copies only what it returns (a layer of hundreds of MB goes through in one pass)."""
 
     def __init__(self, chunks: Iterator[bytes]) -> None:
         self.chunks = chunks
-        self.buffer = b""
+        self.pending = memoryview(b"")
 
-    def __enter__(self) -> _Stream:
-        return self
+    def readable(self) -> bool:
+        return True
 
-    def __exit__(self, *exc: object) -> None:
+    def readinto(self, buffer: Any) -> int:
+        while not self.pending:
+            chunk = next(self.chunks, b"")
+            if not chunk:
+                return 0
+            self.pending = memoryview(chunk)
+        count = min(len(buffer), len(self.pending))
+        buffer[:count] = self.pending[:count]
+        self.pending = self.pending[count:]
+        return count
+
+    def close(self) -> None:
         close = getattr(self.chunks, "close", None)
         if close is not None:
             close()
-
-    def read(self, size: int = -1) -> bytes:
-        while size < 0 or len(self.buffer) < size:
-            chunk = next(self.chunks, b"")
-            if not chunk:
-                break
-            self.buffer += chunk
-        if size < 0:
-            size = len(self.buffer)
-        data, self.buffer = self.buffer[:size], self.buffer[size:]
-        return data
+        super().close()
