@@ -181,13 +181,13 @@ def gate(
     """Each changed image's verdict: a signature by verify-key for the digest it will run, its tag and repository.
     A registry that cannot answer is a refusal too: the check fails closed."""
     assert inputs.verify_key is not None
+
+    def opened(image: ImageName) -> RegistrySession:
+        auth = credentials.get(image.registry)  # an account only ever goes to the registry it is for
+        return RegistrySession(image, auth, deadline=min(LOOKUP_DEADLINE, github.deadline.remaining()))
+
     verdicts = {}
     for index, change in enumerate(changes):
-
-        def opened(image: ImageName) -> RegistrySession:
-            auth = credentials.get(image.registry)  # an account only ever goes to the registry it is for
-            return RegistrySession(image, auth, deadline=min(LOOKUP_DEADLINE, github.deadline.remaining()))
-
         reference = f"{change.new.name}:{change.new.tag}"
         try:
             verdicts[index] = verify(reference, inputs.verify_key, opened, change.new.digest)
