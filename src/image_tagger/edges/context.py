@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from image_tagger.edges.gitcmd import query
+from image_tagger.edges.gitcmd import queries
 from image_tagger.edges.gitobjects import read_commit
 from image_tagger.model.errors import InputError
 from image_tagger.model.git import GitContext
@@ -166,27 +166,27 @@ def source_url(remote: str | None) -> str | None:
     return f"https://{host}/{path.strip('/').removesuffix('.git')}"
 
 
-def _release_tag(path: Path) -> str | None:
+def _release_tag(tags: str | None) -> str | None:
     """A tag on HEAD that reads like a version (`v1.2.3`, `app/v1.2.3`); other tags do not make releases."""
-    tags = (query(path, "tag", "--points-at", "HEAD") or "").splitlines()
-    return next((t for t in sorted(tags, reverse=True) if _VERSION_TAG.search(t)), None)
+    return next((t for t in sorted((tags or "").splitlines(), reverse=True) if _VERSION_TAG.search(t)), None)
 
 
 def from_local_git(path: Path) -> GitContext:
     """Context of a local checkout: a version tag on HEAD makes a release, else the current branch."""
-    sha = query(path, "rev-parse", "HEAD")
+    sha, tags, branch, remote = queries(
+        path,
+        ("rev-parse", "HEAD"),
+        ("tag", "--points-at", "HEAD"),
+        ("symbolic-ref", "-q", "HEAD"),
+        ("config", "--get", "remote.origin.url"),
+    )
     if sha is None:
         raise InputError(f"{path} is not a git checkout with a commit; give --ref and --sha")
-    tag = _release_tag(path)
-    ref = f"refs/tags/{tag}" if tag else query(path, "symbolic-ref", "-q", "HEAD")
+    tag = _release_tag(tags)
+    ref = f"refs/tags/{tag}" if tag else branch
     if ref is None:
         raise InputError(f"{path} has a detached HEAD and no version tag on it; give --ref")
-    return GitContext(
-        event="push",
-        ref=ref,
-        sha=sha,
-        source_url=source_url(query(path, "config", "--get", "remote.origin.url")),
-    )
+    return GitContext(event="push", ref=ref, sha=sha, source_url=source_url(remote))
 
 
 def commit_time_of(path: Path, sha: str) -> int | None:

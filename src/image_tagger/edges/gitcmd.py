@@ -12,6 +12,8 @@ from pathlib import Path
 from image_tagger.edges.childenv import GIT, child_env
 from image_tagger.model.errors import PublishError
 
+QUERY_TIMEOUT = 30.0  # seconds for one question to the user's checkout
+
 # Commits made by the tools (demo repos, the served Flux base) must not depend on, or be refused by,
 # the caller's git identity and config.
 GIT_ENV = {
@@ -41,12 +43,33 @@ def git(cwd: Path, *args: str, when: int | None = None, identity: tuple[str, str
     return done.stdout.strip()
 
 
-def query(path: Path, *args: str) -> str | None:
-    """A read-only question to the user's own checkout (their config applies); None when git cannot answer."""
-    try:
-        out = subprocess.run(
-            ["git", "-C", str(path), *args], env=child_env(*GIT), capture_output=True, text=True, check=True, timeout=30
-        )
-    except (OSError, subprocess.SubprocessError):
+def queries(path: Path, *questions: tuple[str, ...]) -> list[str | None]:
+    """Read-only questions to the user's own checkout (their config applies), each answer None when git cannot
+    give it. They run side by side: git's start-up, not its work, is most of each answer's time."""
+    started: list[subprocess.Popen[str] | None] = []
+    for args in questions:
+        try:
+            started.append(
+                subprocess.Popen(
+                    ["git", "-C", str(path), *args],
+                    env=child_env(*GIT),
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.DEVNULL,
+                    text=True,
+                )
+            )
+        except OSError:
+            started.append(None)
+    return [_answer(proc) for proc in started]
+
+
+def _answer(proc: subprocess.Popen[str] | None) -> str | None:
+    if proc is None:
         return None
-    return out.stdout.strip() or None
+    try:
+        out, _ = proc.communicate(timeout=QUERY_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
+        return None
+    return (out.strip() or None) if proc.returncode == 0 else None
