@@ -1,0 +1,453 @@
+"""Keyless signing (issue 18): what the action hands the signer, checked here without GitHub, Fulcio or Rekor.
+
+Stand-ins, each named as one: GitHub's OIDC token endpoint (a loopback server that checks the bearer and
+`audience=sigstore` and answers with a JWT-shaped token); a "cosign" signer image built FROM scratch with busybox,
+which records its arguments, environment and files and posts them to the test, which then writes a signature into
+the registry as cosign would. Then the real cosign (tools/cosign) packed into an image, with its Fulcio and Rekor
+pointed at loopback recorders: its request for a certificate carries our token. A real keyless signature needs
+GitHub's OIDC issuer and Sigstore's public services, so none is made here.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import io
+import json
+import shutil
+import tarfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import docker
+import pytest
+from cryptography.hazmat.primitives.asymmetric import ec
+from support.cli import assert_input_error, explain, run_cli
+from support.registry import Registry
+
+from image_tagger.demo.sampleapp import static_busybox
+from image_tagger.edges import keyless, oidc
+from image_tagger.edges.registry.session import RegistrySession
+from image_tagger.edges.signer import SigningKey
+from image_tagger.model.errors import InputError, PublishError
+from image_tagger.model.imagename import ImageName
+from image_tagger.model.registry import RegistryAuth
+from image_tagger.rules import signatures
+from image_tagger.rules.publishinputs import COSIGN_IMAGE
+
+BEARER = "runner-request-bearer-7f3a9c"
+ISSUER = "https://token.actions.githubusercontent.com"
+DIGEST = "sha256:" + "ab" * 32
+SIGNERS = {"label": "org.flux-ci-cd.role=keyless-signer"}
+Answer = Callable[[str, str, dict[str, str], bytes], tuple[int, bytes]]
+
+
+def jwt(subject: str) -> str:
+    """A JWT-shaped token (header, claims, a made-up signature), as GitHub's endpoint hands out; unsigned here."""
+
+    def part(document: dict[str, object]) -> str:
+        return base64.urlsafe_b64encode(json.dumps(document).encode()).rstrip(b"=").decode()
+
+    claims = {"iss": ISSUER, "sub": subject, "aud": "sigstore", "iat": 1700000000, "exp": 9999999999}
+    return f"{part({'alg': 'RS256', 'typ': 'JWT'})}.{part(claims)}.c3RhbmQtaW4tc2lnbmF0dXJl"
+
+
+@dataclass
+class Server:
+    """A loopback HTTP server of the test's own; `seen` records (method, path, headers, body) per request."""
+
+    port: int
+    seen: list[tuple[str, str, dict[str, str], bytes]] = field(default_factory=list)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+@contextmanager
+def serve(answer: Answer) -> Iterator[Server]:
+    seen: list[tuple[str, str, dict[str, str], bytes]] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def _handle(self) -> None:
+            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            headers = dict(self.headers)
+            seen.append((self.command, self.path, headers, body))
+            status, reply = answer(self.command, self.path, headers, body)
+            self.send_response(status)
+            self.send_header("Content-Length", str(len(reply)))
+            self.end_headers()
+            self.wfile.write(reply)
+
+        do_GET = do_POST = _handle
+
+        def log_message(self, *_: object) -> None:
+            pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        yield Server(httpd.server_address[1], seen)
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+def github_oidc(token: str) -> Answer:
+    """Stand-in for the runner's token endpoint: the bearer and `audience=sigstore`, or a refusal."""
+
+    def answer(method: str, path: str, headers: dict[str, str], _: bytes) -> tuple[int, bytes]:
+        if method != "GET" or headers.get("Authorization") != f"Bearer {BEARER}":
+            return 401, b'{"message": "bad bearer"}'
+        if parse_qs(urlsplit(path).query).get("audience") != ["sigstore"]:
+            return 400, b'{"message": "audience"}'
+        return 200, json.dumps({"count": 1, "value": token}).encode()
+
+    return answer
+
+
+def runner_env(server: Server) -> dict[str, str]:
+    """What the runner sets with `permissions: id-token: write`."""
+    return {oidc.URL_ENV: f"{server.url}/idtoken?api-version=2.0", oidc.TOKEN_ENV: BEARER}
+
+
+# --- the token request (fast) ---
+
+
+def test_the_token_request_carries_the_bearer_and_audience_sigstore() -> None:
+    token = jwt("repo:acme/app:ref:refs/tags/v1.4.2")
+    with serve(github_oidc(token)) as github:
+        assert oidc.request_token(oidc.endpoint(runner_env(github))) == token
+    [(method, path, headers, _)] = github.seen
+    assert method == "GET" and urlsplit(path).path == "/idtoken"
+    assert parse_qs(urlsplit(path).query) == {"api-version": ["2.0"], "audience": ["sigstore"]}
+    assert headers["Authorization"] == f"Bearer {BEARER}"
+
+
+def test_a_refused_or_failing_token_request_names_the_endpoint_and_no_secret(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(oidc, "BACKOFF", 0.01)
+    token = jwt("repo:acme/app:ref:refs/tags/v1.4.2")
+    with serve(github_oidc(token)) as github:
+        wrong = oidc.endpoint({**runner_env(github), oidc.TOKEN_ENV: "not-the-bearer"})
+        with pytest.raises(PublishError, match=rf"^the OIDC token endpoint {github.url} refused: HTTP 401$"):
+            oidc.request_token(wrong)
+    with serve(lambda *_: (503, b"busy")) as busy:
+        with pytest.raises(PublishError, match=r"after 3 attempts \(HTTP 503\)$") as failed:
+            oidc.request_token(oidc.endpoint(runner_env(busy)))
+        assert len(busy.seen) == 3 and BEARER not in str(failed.value)
+    for body in (b'{"value": "not-a-jwt"}', b'{"value": "a.bm90IGpzb24.c2ln"}', b"[]"):
+        with serve(lambda *_, body=body: (200, body)) as odd, pytest.raises(PublishError, match="without a JWT"):
+            oidc.request_token(oidc.endpoint(runner_env(odd)))
+    too_large = pytest.raises(PublishError, match="over the 65536 byte limit")
+    with serve(lambda *_: (200, b"x" * (oidc.MAX_ANSWER + 1))) as large, too_large:
+        oidc.request_token(oidc.endpoint(runner_env(large)))
+
+
+def test_without_id_token_permission_the_endpoint_is_bad_input_naming_the_permission() -> None:
+    with pytest.raises(InputError, match=r"add `permissions: id-token: write` to the job"):
+        oidc.endpoint({})
+    with pytest.raises(InputError, match=f"{oidc.TOKEN_ENV} is not"):
+        oidc.endpoint({oidc.URL_ENV: "https://token.example/x"})
+    with pytest.raises(InputError, match="not an https URL"):
+        oidc.endpoint({oidc.URL_ENV: "http://token.example/x", oidc.TOKEN_ENV: BEARER})
+
+
+# --- what the signer is handed (fast) ---
+
+
+def test_the_signer_gets_the_digest_the_annotations_and_yes() -> None:
+    hub = ImageName("docker.io", "acme/app")
+    assert keyless.signer_arguments(hub, DIGEST, "1.4.2") == [
+        "sign",
+        "--yes",
+        "--identity-token=/image-tagger-signer/token",
+        "--new-bundle-format=false",
+        "--use-signing-config=false",
+        "-a",
+        "version=1.4.2",
+        "-a",
+        "repository=docker.io/acme/app",
+        f"docker.io/acme/app@{DIGEST}",
+    ]
+    assert "--allow-http-registry" in keyless.signer_arguments(ImageName("127.0.0.1:5000", "a"), DIGEST, "1")
+    pair = base64.b64encode(b"acme:s3cret").decode()
+    assert json.loads(keyless.docker_config(hub, RegistryAuth("acme", "s3cret"))) == {
+        "auths": {"https://index.docker.io/v1/": {"auth": pair}}
+    }
+    assert json.loads(keyless.docker_config(ImageName("ghcr.io", "acme/app"), RegistryAuth())) == {"auths": {}}
+
+
+def test_the_signer_image_is_pulled_by_its_digest() -> None:
+    digest = COSIGN_IMAGE.partition("@")[2]
+    assert keyless.pull_reference(COSIGN_IMAGE) == ("ghcr.io/sigstore/cosign/cosign", digest)
+    assert keyless.pull_reference("127.0.0.1:5000/cosign") == ("127.0.0.1:5000/cosign", "latest")
+    assert keyless.pull_reference("127.0.0.1:5000/cosign:v3") == ("127.0.0.1:5000/cosign", "v3")
+
+
+def test_keyless_without_the_permission_is_exit_2_before_anything(sample_app: Path) -> None:
+    done = run_cli(
+        *("publish", "--image", "127.0.0.1:9/keyless/refused", "--workspace", str(sample_app)),
+        *("--ref", "refs/tags/v1.4.2", "--keyless-signing"),
+        env={oidc.URL_ENV: "", oidc.TOKEN_ENV: ""},
+    )
+    assert_input_error(done, "keyless-signing needs GitHub's OIDC token", "permissions: id-token: write")
+
+
+def test_a_key_and_keyless_together_are_exit_2(sample_app: Path, tmp_path: Path) -> None:
+    key = tmp_path / "cosign.key"
+    key.write_text(
+        "-----BEGIN ENCRYPTED SIGSTORE PRIVATE KEY-----\nAAAA\n-----END ENCRYPTED SIGSTORE PRIVATE KEY-----\n"
+    )
+    done = run_cli(
+        *("publish", "--image", "127.0.0.1:9/keyless/both", "--workspace", str(sample_app)),
+        *("--ref", "refs/tags/v1.4.2", "--keyless-signing", "--signing-key", str(key)),
+    )
+    assert_input_error(done, "signing-key and keyless-signing: true are both set; accepted: one of them")
+    bad = run_cli("publish", "--image", "acme/app", "--keyless-signing", "--signer-image", "Not An Image")
+    assert_input_error(bad, "signer-image 'Not An Image' is not an image reference")
+
+
+def test_verify_refuses_keyless_flags_and_says_to_use_cosign() -> None:
+    done = run_cli(
+        *("verify", "ghcr.io/acme/app:1.4.2", "--certificate-identity", "https://github.com/acme/app/x"),
+        *("--certificate-oidc-issuer", ISSUER),
+    )
+    assert_input_error(done, "--certificate-identity", "Sigstore's trust root", "cosign verify", "--key PUB")
+    assert_input_error(run_cli("verify", "ghcr.io/acme/app:1.4.2"), "verify needs --key")
+
+
+# --- the stand-in signer and the real cosign, on the daemon and a registry ---
+
+
+@contextmanager
+def scratch_image(client: docker.DockerClient, folder: Path, dockerfile: str, **files: str | Path) -> Iterator[str]:
+    """An image FROM scratch with static busybox, `dockerfile`'s steps and `files` (text, or a file to copy);
+    removed afterwards."""
+    busybox = static_busybox()
+    if busybox is None:
+        pytest.fail("no static busybox (apt-get install busybox-static): the stand-ins are built FROM scratch")
+    folder.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(busybox, folder / "busybox")
+    for name, content in files.items():
+        if isinstance(content, Path):
+            shutil.copy2(content, folder / name)
+        else:
+            (folder / name).write_text(content)
+    (folder / "Dockerfile").write_text(BUSYBOX_SCRATCH + dockerfile)
+    image, _ = client.images.build(path=str(folder), rm=True, forcerm=True)
+    try:
+        yield image.id
+    finally:
+        with contextlib.suppress(docker.errors.DockerException):
+            client.images.remove(image.id, force=True)
+
+
+BUSYBOX_SCRATCH = """\
+FROM scratch
+COPY busybox /bin/busybox
+RUN ["/bin/busybox", "--install", "-s", "/bin"]
+RUN ["/bin/busybox", "mkdir", "-m", "1777", "/tmp"]
+ENV PATH=/bin HOME=/tmp
+"""
+
+# The stand-in "cosign": records what it was handed and posts it to the test (which signs as cosign would); it
+# misbehaves on purpose by printing the token and the Docker config, which the action's log must redact.
+STAND_IN = """\
+set -e
+d=$(mktemp -d)
+for a in "$@"; do echo "$a"; done > "$d/argv"
+env > "$d/env"
+token=$(sed -n 's/^--identity-token=//p' "$d/argv")
+cp "$token" "$d/token"
+cp "$DOCKER_CONFIG/config.json" "$d/config"
+ls -ln "$DOCKER_CONFIG" > "$d/listing"
+tar -C "$d" -cf - argv env token config listing | base64 > "$d.tar.b64"
+echo "stand-in cosign: token $(cat "$token"), config $(cat "$DOCKER_CONFIG/config.json")"
+wget -q -O - --post-file "$d.tar.b64" "$RECORDER/sign"
+echo
+wget -q -O /dev/null "$RECORDER/finished"
+"""
+
+
+@dataclass
+class Recorder:
+    """The test's side of the stand-in signer: what it was handed, the registry's tags while it ran, and when it
+    finished. It signs in the stand-in's stead, with a throwaway key (the payload is what is checked here)."""
+
+    registry: Registry
+    status: int = 200
+    handed: dict[str, str] = field(default_factory=dict)
+    tags_while_signing: list[str] | None = None
+    finished: float | None = None
+
+    def answer(self, _: str, path: str, __: dict[str, str], body: bytes) -> tuple[int, bytes]:
+        if path == "/finished":
+            self.finished = time.monotonic()
+            return 200, b""
+        with tarfile.open(fileobj=io.BytesIO(base64.b64decode(body))) as tar:  # busybox wget posts text
+            self.handed = {m.name: tar.extractfile(m).read().decode() for m in tar.getmembers() if m.isfile()}
+        argv = self.handed["argv"].splitlines()
+        name, _, digest = argv[-1].partition("@")
+        claims = dict(argv[i + 1].split("=", 1) for i, arg in enumerate(argv) if arg == "-a")
+        image = ImageName(*name.split("/", 1))
+        self.tags_while_signing = self.registry.tags(image.path)
+        if self.status != 200:
+            return self.status, b"stand-in: refused"
+        document = signatures.payload(claims["repository"], digest, claims["version"])
+        signer = SigningKey("stand-in.key", ec.generate_private_key(ec.SECP256R1()))
+        with RegistrySession(image, RegistryAuth(self.registry.username, self.registry.password)) as session:
+            session.put_signature(digest, signatures.SignatureLayer(document, signer.sign(document)))
+        return 200, b"stand-in: signed"
+
+
+@contextmanager
+def first_sighting(registry: Registry, repository: str, tag: str) -> Iterator[list[float]]:
+    """Polls the registry's tag list while the block runs; yields the times `tag` was seen (monotonic)."""
+    seen: list[float] = []
+    stop = threading.Event()
+
+    def poll() -> None:
+        while not stop.is_set():
+            if tag in registry.tags(repository):
+                seen.append(time.monotonic())
+            time.sleep(0.005)
+
+    poller = threading.Thread(target=poll, daemon=True)
+    poller.start()
+    try:
+        yield seen
+        time.sleep(0.2)
+    finally:
+        stop.set()
+        poller.join(10)
+
+
+def publish_keyless(registry: Registry, repository: str, workspace: Path, signer_image: str, github: Server):
+    return run_cli(
+        *("publish", "--json", "--image", f"{registry.host}/{repository}", "--workspace", str(workspace)),
+        *("--ref", "refs/tags/v1.4.2", "--keyless-signing", "--signer-image", signer_image),
+        *(("--username", registry.username) if registry.username else ()),
+        env={**runner_env(github), "IMAGE_TAGGER_PASSWORD": registry.password},
+        timeout=300,
+    )
+
+
+def test_the_stand_in_signer_gets_the_token_one_login_and_the_digest_and_the_tag_comes_after_it(
+    docker_client: docker.DockerClient, registry: Registry, sample_app: Path, tmp_path: Path
+) -> None:
+    """The whole keyless path with a stand-in cosign, on the daemon and a registry that wants a login."""
+    token = jwt("repo:acme/app:ref:refs/tags/v1.4.2")
+    recorder = Recorder(registry)
+    repository = "keyless/standin"
+    with (
+        serve(recorder.answer) as back,
+        scratch_image(
+            docker_client,
+            tmp_path / "standin",
+            f'COPY signer.sh /signer.sh\nENV RECORDER={back.url}\nENTRYPOINT ["/bin/sh", "/signer.sh"]\n',
+            **{"signer.sh": STAND_IN},
+        ) as standin,
+        serve(github_oidc(token)) as github,
+        first_sighting(registry, repository, "1.4.2") as sightings,
+    ):
+        done = publish_keyless(registry, repository, sample_app, standin, github)
+
+    assert done.returncode == 0, explain(done)
+    result = json.loads(done.stdout)
+    assert result["signed"] is True and result["outcome"] == "pushed"
+    digest, name = result["digest"], f"{registry.host}/{repository}"
+    handed = recorder.handed
+    assert handed["argv"].splitlines() == keyless.signer_arguments(
+        ImageName(registry.host, repository), digest, "1.4.2"
+    )
+    assert handed["token"] == token  # exactly the token, without a line break
+    login = base64.b64encode(f"{registry.username}:{registry.password}".encode()).decode()
+    assert json.loads(handed["config"]) == {"auths": {registry.host: {"auth": login}}}
+    assert {line.split()[0] for line in handed["listing"].splitlines()[1:]} == {"-r--r--r--"}
+    env = dict(line.split("=", 1) for line in handed["env"].splitlines())
+    assert env["DOCKER_CONFIG"] == "/image-tagger-signer"
+    assert not {key for key in env if key.startswith(("ACTIONS_", "IMAGE_TAGGER", "INPUT_", "GITHUB_"))}
+    for secret in (token, registry.password, login, BEARER):
+        assert secret not in handed["env"] + handed["argv"]
+        assert secret not in done.stdout + done.stderr
+    assert "stand-in cosign: token [redacted]" in done.stderr  # its output reached the log, redacted
+    assert recorder.tags_while_signing == []  # signed by digest, no tag yet
+    assert recorder.finished is not None and sightings and min(sightings) > recorder.finished
+    assert [urlsplit(path).path for _, path, _, _ in github.seen] == ["/idtoken"]
+    assert f"{name}:1.4.2: signed {digest} for version 1.4.2 keyless" in done.stderr
+    assert docker_client.containers.list(all=True, filters=SIGNERS) == []  # removed, with its files
+
+
+def test_a_signer_that_fails_leaves_no_tag_and_the_result_says_so(
+    docker_client: docker.DockerClient, open_registry: Registry, sample_app: Path, tmp_path: Path
+) -> None:
+    recorder = Recorder(open_registry, status=500)
+    repository = "keyless/refused"
+    with (
+        serve(recorder.answer) as back,
+        scratch_image(
+            docker_client,
+            tmp_path / "standin",
+            f'COPY signer.sh /signer.sh\nENV RECORDER={back.url}\nENTRYPOINT ["/bin/sh", "/signer.sh"]\n',
+            **{"signer.sh": STAND_IN},
+        ) as standin,
+        serve(github_oidc(jwt("repo:acme/app:ref:refs/tags/v1.4.2"))) as github,
+    ):
+        done = publish_keyless(open_registry, repository, sample_app, standin, github)
+
+    assert done.returncode == 1, explain(done)
+    assert recorder.handed, explain(done)
+    assert "1.4.2 was not signed (cosign (" in done.stderr and "exited with status 1" in done.stderr
+    assert "no tag was written" in done.stderr and "by digest only" in done.stderr
+    assert open_registry.tags(repository) == []
+    assert docker_client.containers.list(all=True, filters=SIGNERS) == []
+
+
+REAL_COSIGN = """\
+sub=$1
+shift
+exec /cosign "$sub" "--fulcio-url=$FULCIO" "--rekor-url=$REKOR" "$@"
+"""
+
+
+def test_the_real_cosign_asks_fulcio_for_a_certificate_with_our_token(
+    cosign: Path, docker_client: docker.DockerClient, open_registry: Registry, sample_app: Path, tmp_path: Path
+) -> None:
+    """cosign v3.1.3 as the signer image, its Fulcio and Rekor loopback recorders (its only change: the wrapper adds
+    their URLs): it asks Fulcio for a certificate with our token; the recorder refuses, so no tag appears."""
+    token = jwt("repo:acme/app:ref:refs/tags/v1.4.2")
+    repository = "keyless/cosign"
+    refuse: Answer = lambda *_: (500, b'{"code": 500, "message": "a recorder, not Fulcio"}')  # noqa: E731
+    with (
+        serve(refuse) as fulcio,
+        serve(refuse) as rekor,
+        scratch_image(
+            docker_client,
+            tmp_path / "cosign",
+            f"COPY cosign /cosign\nCOPY wrapper.sh /wrapper.sh\nENV FULCIO={fulcio.url} REKOR={rekor.url}\n"
+            'ENTRYPOINT ["/bin/sh", "/wrapper.sh"]\n',
+            cosign=cosign,
+            **{"wrapper.sh": REAL_COSIGN},
+        ) as image,
+        serve(github_oidc(token)) as github,
+    ):
+        done = publish_keyless(open_registry, repository, sample_app, image, github)
+
+    assert done.returncode == 1, explain(done)
+    assert fulcio.seen, explain(done)
+    for method, path, headers, body in fulcio.seen:
+        assert (method, path) == ("POST", "/api/v2/signingCert")
+        assert headers["Authorization"] == f"Bearer {token}"
+        assert "proofOfPossession" in json.loads(body)["publicKeyRequest"]
+    assert rekor.seen == []  # no certificate, so nothing to log
+    assert "Generating ephemeral keys..." in done.stderr  # cosign's own output, in the log
+    assert "was not signed (cosign (" in done.stderr and "exited with status 1" in done.stderr, explain(done)
+    assert open_registry.tags(repository) == []
+    assert token not in done.stdout + done.stderr
+    assert docker_client.containers.list(all=True, filters=SIGNERS) == []
