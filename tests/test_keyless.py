@@ -35,9 +35,12 @@ from image_tagger.demo.sampleapp import static_busybox
 from image_tagger.edges import keyless, oidc
 from image_tagger.edges.registry.session import RegistrySession
 from image_tagger.edges.signer import SigningKey
+from image_tagger.entry.action import secrets_of
 from image_tagger.model.errors import InputError, PublishError
 from image_tagger.model.imagename import ImageName
+from image_tagger.model.log import KeptLog, Log
 from image_tagger.model.registry import RegistryAuth
+from image_tagger.operations import signing
 from image_tagger.rules import signatures
 from image_tagger.rules.publishinputs import COSIGN_IMAGE
 
@@ -188,6 +191,61 @@ def test_the_signer_image_is_pulled_by_its_digest() -> None:
     assert keyless.pull_reference(COSIGN_IMAGE) == ("ghcr.io/sigstore/cosign/cosign", digest)
     assert keyless.pull_reference("127.0.0.1:5000/cosign") == ("127.0.0.1:5000/cosign", "latest")
     assert keyless.pull_reference("127.0.0.1:5000/cosign:v3") == ("127.0.0.1:5000/cosign", "v3")
+
+
+class Layers:
+    """A registry session's signature read-back, holding `layers` (the job's RegistryView, for this one call)."""
+
+    def __init__(self, layers: list[signatures.SignatureLayer]) -> None:
+        self.layers = layers
+
+    def __enter__(self) -> Layers:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        pass
+
+    def signature_layers(self, _: str) -> list[signatures.SignatureLayer]:
+        return self.layers
+
+
+class FinishedSigner(keyless.KeylessSigner):
+    """A signer whose cosign run ended well: what it left in the registry is up to the test."""
+
+    def sign(self, target: ImageName, digest: str, version: str, log: Log) -> None:
+        log.info(f"stand-in: signed {target.name}@{digest} for {version}")
+
+
+@pytest.mark.parametrize(
+    ("claims", "signed"),
+    [
+        (None, False),
+        (("127.0.0.1:5000/acme/app", DIGEST, "1.0.0"), False),  # another version's signature is not this one's
+        (("127.0.0.1:5000/acme/app", DIGEST, "1.4.2"), True),
+    ],
+)
+def test_no_tag_until_the_registry_holds_a_signature_for_the_version(claims: tuple | None, signed: bool) -> None:
+    image = ImageName("127.0.0.1:5000", "acme/app")
+    layers = [signatures.SignatureLayer(signatures.payload(*claims), "c2ln")] if claims else []
+    signer = FinishedSigner("stand-in", oidc.TokenEndpoint("http://127.0.0.1:9/x", BEARER), RegistryAuth())
+    log = KeptLog()
+    if signed:
+        assert signing.sign(lambda: Layers(layers), signer, image, DIGEST, "1.4.2", log) == signatures.digest_of(
+            layers[0].payload
+        )
+        assert log.lines[-1].endswith("for version 1.4.2 keyless (GitHub OIDC, Fulcio, Rekor)")
+        return
+    with pytest.raises(PublishError) as refused:
+        signing.sign(lambda: Layers(layers), signer, image, DIGEST, "1.4.2", log)
+    assert str(refused.value) == (
+        f"{image.ref('1.4.2')} was not signed (cosign finished, but the registry holds no signature of it for "
+        f"version 1.4.2); no tag was written: {image.name}@{DIGEST} is in the registry by digest only"
+    )
+
+
+def test_the_runner_s_token_request_bearer_is_redacted_in_the_action() -> None:
+    redact = secrets_of({oidc.TOKEN_ENV: BEARER, "INPUT_IMAGE": "acme/app"})
+    assert redact(f"GET /idtoken with {BEARER}") == "GET /idtoken with [redacted]"
 
 
 def test_keyless_without_the_permission_is_exit_2_before_anything(sample_app: Path) -> None:
