@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 FILES = "/image-tagger-signer"  # the folder of the token and the Docker config, inside the signer's container
 TOKEN_FILE = f"{FILES}/token"
 SIGN_DEADLINE = 300.0  # seconds for cosign's whole run: Fulcio, Rekor and the registry, with its own retries
-MAX_OUTPUT = 64 << 10  # the last bytes of cosign's output that reach the log
+MAX_LINES, MAX_OUTPUT = 200, 64 << 10  # the end of cosign's output that reaches the log
 HUB_CONFIG_KEY = "https://index.docker.io/v1/"  # the key Docker (and cosign's keychain) use for Docker Hub
 
 
@@ -103,13 +103,13 @@ class KeylessSigner:
         """cosign signs `target@digest` for `version`; PublishError when it cannot (its last output line says why)."""
         from image_tagger.edges import docker_ops
 
-        token = oidc.request_token(self.endpoint)
-        redact = Redactor()
-        redact.add_secret(token)
-        redact.add_login(self.credentials.username, self.credentials.password)
         client = docker_ops.connect()
         with log.group(f"Sign {target.name}@{digest} keyless ({self.image})"):
             local = self._ensure_image(client, log)
+            token = oidc.request_token(self.endpoint)  # after the pull: a token lives minutes
+            redact = Redactor()
+            redact.add_secret(token)
+            redact.add_login(self.credentials.username, self.credentials.password)
             files = signer_files(token, docker_config(target, self.credentials))
             status, output = run_signer(client, local, signer_arguments(target, digest, version), files)
             lines = [one_line(redact(line)) for line in output.splitlines() if line.strip()]
@@ -144,7 +144,7 @@ class KeylessSigner:
 def run_signer(client: docker.DockerClient, image: str, arguments: list[str], files: bytes) -> tuple[int, str]:
     """Create the signer's container (host network: it reaches what the runner reaches, loopback registries
     included; no capabilities), copy `files` in, run it to its end within SIGN_DEADLINE, and remove it; returns its
-    exit status and its output's last MAX_OUTPUT bytes."""
+    exit status and the end of its output."""
     from docker.errors import DockerException
 
     from image_tagger.edges.docker_ops import DAEMON_SILENT
@@ -169,7 +169,7 @@ def run_signer(client: docker.DockerClient, image: str, arguments: list[str], fi
             status = int(api.wait(container, timeout=SIGN_DEADLINE)["StatusCode"])
         except DAEMON_SILENT:
             raise PublishError(f"cosign did not finish within {SIGN_DEADLINE:g} s") from None
-        output = api.logs(container, stdout=True, stderr=True)[-MAX_OUTPUT:]
+        output = api.logs(container, stdout=True, stderr=True, tail=MAX_LINES)[-MAX_OUTPUT:]
     except DockerException as err:
         raise PublishError(f"the signer's container from {image} failed: {err}") from err
     finally:
