@@ -47,6 +47,9 @@ from image_tagger.rules.publishinputs import COSIGN_IMAGE
 DIGEST = "sha256:" + "ab" * 32
 
 
+# --- the token request (fast) ---
+
+
 def test_the_token_request_carries_the_bearer_and_audience_sigstore() -> None:
     token = jwt("repo:acme/app:ref:refs/tags/v1.4.2")
     with serve(github_oidc(token)) as github:
