@@ -51,8 +51,13 @@ class TokenEndpoint:
 def endpoint(env: Mapping[str, str]) -> TokenEndpoint:
     """The token endpoint from the runner's environment; InputError (exit 2) when the job may not ask for one."""
     url, bearer = env.get(URL_ENV, "").strip(), env.get(TOKEN_ENV, "").strip()
-    if not url or not bearer:
-        raise InputError(MISSING if not url else f"keyless-signing: {URL_ENV} is set but {TOKEN_ENV} is not; {MISSING}")
+    if not url:
+        raise InputError(MISSING)
+    if not bearer:
+        raise InputError(
+            f"keyless-signing: {URL_ENV} is set but {TOKEN_ENV} is not; accepted: both, as the runner sets them for "
+            "a job with `permissions: id-token: write`"
+        )
     from image_tagger.edges.registry.session import is_loopback_host
 
     parts = urlsplit(url)

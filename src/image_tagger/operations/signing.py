@@ -3,7 +3,8 @@ written, so no one who reads the registry ever sees a signed release's tag witho
 
 The key is opened first of all (a key that cannot be used is bad input, exit 2, before anything is built or
 pushed). A registry that refuses the signature stops the job before any tag: the result says so, and that the
-image is in the registry by digest only.
+image is in the registry by digest only. Keyless signing (edges/keyless.py: cosign, with the job's OIDC token) is
+refused as early when the job may not ask for a token, and its signature is read back before any tag.
 """
 
 from __future__ import annotations
@@ -41,7 +42,8 @@ def sign(
     version: str,
     log: Log,
 ) -> str:
-    """A signature of `digest` for `image:version`, unless the registry holds ours already; its payload's digest."""
+    """A signature of `digest` for `image:version`, unless the registry holds ours already (keyless: always a new
+    one, see sign_keyless); its payload's digest."""
     if isinstance(signer, KeylessSigner):
         return sign_keyless(registry_session, signer, image, digest, version, log)
     document = signatures.payload(image.name, digest, version)
