@@ -29,6 +29,7 @@ from support.github_runner import (
     parse_file_command,
     parse_workflow_commands,
 )
+from support.keyless import BEARER, SIGNERS, Recorder, github_oidc, jwt, runner_env, serve, stand_in_signer
 from support.receiver import closed_port_url, serve_receiver
 from support.registry import Registry, serve_registry
 
@@ -588,3 +589,52 @@ def test_two_runs_for_one_pull_request_commit_give_one_image_config(
         if runner.docker_host == probe("28").docker_host:  # 20.10's BuildKit predates SOURCE_DATE_EPOCH
             assert image.attrs["Created"].startswith("2025-11-24T16:00:00")
             assert json.loads(first.outputs["json"])["image_id"] == json.loads(second.outputs["json"])["image_id"]
+
+
+def test_keyless_signing_from_inside_the_action_container(
+    runner: GithubRunner, registry: Registry, sample_app: Path, tmp_path: Path
+) -> None:
+    """`keyless-signing` as the runner runs the action: the action, itself a container with no host path of its
+    own, starts the stand-in cosign (tests/support/keyless.py) through the mounted socket and copies its files in;
+    the runner's bearer for OIDC tokens is masked first, and neither it nor the token shows anywhere."""
+    token = jwt("repo:acme/keyless:ref:refs/tags/v1.4.2")
+    recorder = Recorder(registry)
+    ref = "refs/tags/v1.4.2"
+    sha = subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=sample_app, check=True, capture_output=True, text=True
+    ).stdout.strip()
+    inputs = {
+        "image": "acme/keyless",
+        "registry": registry.host,
+        "username": registry.username,
+        "password": registry.password,
+        "keyless-signing": "true",
+    }
+    with (
+        closing(docker.DockerClient(base_url=runner.docker_host)) as client,
+        stand_in_signer(client, tmp_path / "standin", recorder) as standin,
+        serve(github_oidc(token)) as github,
+    ):
+        step_env = {SETTLE_ENV: os.environ[SETTLE_ENV], **runner_env(github)}
+        run = runner.run(
+            sample_app.parents[1],
+            sample_app,
+            event=push_event(ref, sha),
+            ref=ref,
+            sha=sha,
+            inputs={**inputs, "signer-image": standin},
+            step_env=step_env,
+        )
+        leftovers = client.containers.list(all=True, filters=SIGNERS)
+
+    assert run.returncode == 0, explain(run)
+    assert json.loads(run.outputs["json"])["signed"] is True
+    login = base64.b64encode(f"{registry.username}:{registry.password}".encode()).decode()
+    assert recorder.handed["token"] == token
+    assert json.loads(recorder.handed["config"]) == {"auths": {registry.host: {"auth": login}}}
+    assert recorder.tags_while_signing == [] and "1.4.2" in registry.tags("acme/keyless")
+    assert BEARER in [command.message for command in run.named("add-mask")]
+    visible = "\n".join(line for line in run.stdout.splitlines() if "::add-mask::" not in line)
+    for text in (visible, run.stderr, json.dumps(run.outputs), run.summary):
+        assert token not in text and BEARER not in text and registry.password not in text
+    assert leftovers == []

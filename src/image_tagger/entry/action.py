@@ -20,7 +20,7 @@ from image_tagger.model.report import PublishReport
 from image_tagger.model.result import PublishResult
 from image_tagger.operations import publish
 from image_tagger.rules import inputs, report
-from image_tagger.rules.publishinputs import PUBLISH_INPUTS
+from image_tagger.rules.publishinputs import ID_TOKEN_REQUEST_ENV, PUBLISH_INPUTS
 from image_tagger.rules.redact import Redactor, one_line
 
 
@@ -51,9 +51,11 @@ class ActionsLog:
 
 
 def secrets_of(env: Mapping[str, str]) -> Redactor:
-    """Every input declared secret, from the raw inputs (so even a refused input is redacted)."""
+    """Every input declared secret, from the raw inputs (so even a refused input is redacted), and the runner's
+    bearer for OIDC tokens."""
     redactor = Redactor()
     redactor.add_inputs(PUBLISH_INPUTS, inputs.raw_inputs(env))
+    redactor.add_secret(env.get(ID_TOKEN_REQUEST_ENV, ""))
     return redactor
 
 

@@ -31,7 +31,7 @@ from image_tagger.model.inputspec import InputSpec, Kind
 from image_tagger.operations import publish
 from image_tagger.rules import inputs, report
 from image_tagger.rules.naming import plan_tags
-from image_tagger.rules.publishinputs import PASSWORD_ENV, PUBLISH_INPUTS
+from image_tagger.rules.publishinputs import ID_TOKEN_REQUEST_ENV, PASSWORD_ENV, PUBLISH_INPUTS
 from image_tagger.rules.redact import Redactor, guarded, one_line
 
 # Other spellings of an input's flag that still work.
@@ -287,6 +287,14 @@ def cmd_verify(args: argparse.Namespace) -> int:
     from image_tagger.edges.signer import load_public_key
     from image_tagger.operations.verify import verify
 
+    if args.certificate_identity is not None or args.certificate_oidc_issuer is not None:
+        raise InputError(
+            "--certificate-identity/--certificate-oidc-issuer: keyless signatures are checked against Sigstore's "
+            "trust root and transparency log, which image-tagger does not carry; verify them with cosign verify "
+            "--certificate-identity ... --certificate-oidc-issuer ...; accepted here: --key PUB"
+        )
+    if args.key is None:
+        raise InputError("verify needs --key; accepted: --key PUB, the signer's public key (PEM), e.g. cosign.pub")
     key = load_public_key(read_named_file(Path(args.key), f"--key {args.key}").encode(), args.key)
 
     def session_for(image: ImageName) -> RegistrySession:
@@ -366,7 +374,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("verify", help="is IMAGE:TAG signed by --key for that very version and repository (cosign)")
     p.add_argument("image", metavar="IMAGE:TAG", help="the release to check, e.g. ghcr.io/acme/app:1.4.2")
-    p.add_argument("--key", required=True, help="the signer's public key (PEM), e.g. cosign.pub")
+    p.add_argument("--key", help="the signer's public key (PEM), e.g. cosign.pub")
+    for flag in ("--certificate-identity", "--certificate-oidc-issuer"):
+        p.add_argument(flag, help="keyless (refused: needs Sigstore's trust root; use cosign verify)")
     p.set_defaults(run=cmd_verify)
 
     p = sub.add_parser("demo", help="the whole loop on one machine: tag -> image -> manifest commit -> running app")
@@ -385,6 +395,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     redactor = Redactor()
     redactor.add_inputs(PUBLISH_INPUTS, _env_secrets())
+    redactor.add_secret(os.environ.get(ID_TOKEN_REQUEST_ENV, ""))
     with guarded(redactor, "stdout", "stderr"):
         return _main(argv, redactor)
 

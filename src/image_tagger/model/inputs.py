@@ -57,6 +57,14 @@ class Signing:
 
 
 @dataclass(frozen=True)
+class Keyless:
+    """Keyless signing: cosign in `signer_image` signs with a certificate for the job's OIDC identity
+    (operations/signing.py hands it the token)."""
+
+    signer_image: str
+
+
+@dataclass(frozen=True)
 class PublishInputs:
     workspace: Path
     image: ImageName
@@ -67,3 +75,4 @@ class PublishInputs:
     overlay: Path | None
     receivers: tuple[Receiver, ...] = ()  # Flux generic-hmac Receivers (one per cluster) to notify after the push
     signing: Signing | None = None  # sign each pushed image (by digest) before its tag appears
+    keyless: Keyless | None = None  # or sign it keyless (never both)

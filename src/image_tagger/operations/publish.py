@@ -64,8 +64,8 @@ from image_tagger.rules.redact import one_line
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from image_tagger.edges.signer import SigningKey
     from image_tagger.fluxrules.automation import PolicyTarget
+    from image_tagger.operations.signing import Signer
 
 PUSH_ATTEMPTS = 4
 DEFAULT_RELEASE = ReleaseOptions()
@@ -410,7 +410,7 @@ def publish(
     provenance: Provenance,
     log: Log,
     settle: float,
-    signer: SigningKey | None = None,
+    signer: Signer | None = None,
 ) -> PublishResult:
     """Log in, check, build, push: raises PublishError (or InputError), and leaves the registry untouched on
     refusal; PushFailed carries what did reach the registry. With `signer`, the image goes up by digest and is
@@ -574,10 +574,14 @@ def run(given: PublishInputs, ctx: GitContext, edges: JobEdges, log: Log, settle
         from image_tagger.operations import signing  # cryptography and cosign's format: only for signed jobs
 
         signer = signing.open_signer(given.signing)
+    elif plan.push and given.keyless is not None:
+        from image_tagger.operations import signing
+
+        signer = signing.open_keyless(given.keyless, given.credentials, os.environ)
     if signer is not None and len(given.build.platforms) > 1:
         raise InputError(
-            "signing-key with several platforms: signing a multi-platform index is not supported yet; accepted: one "
-            "platform, or no signing-key"
+            f"{signer.name} with several platforms: signing a multi-platform index is not supported yet; accepted: "
+            "one platform, or no signing"
         )
     settle = release_settle(os.environ) if settle is None else settle
     log.info(f"{plan.kind} {ctx.ref} -> {', '.join(plan.refs)} (push: {str(plan.push).lower()})")

@@ -16,13 +16,13 @@ from pathlib import Path
 
 from image_tagger.model.errors import InputError
 from image_tagger.model.imagename import ImageName, parse_image
-from image_tagger.model.inputs import BuildOptions, PublishInputs, ReleaseOptions, Secret, Signing
+from image_tagger.model.inputs import BuildOptions, Keyless, PublishInputs, ReleaseOptions, Secret, Signing
 from image_tagger.model.inputspec import InputSpec
 from image_tagger.model.plan import NamingOptions
 from image_tagger.model.registry import RegistryAuth
 from image_tagger.model.states import Builder, PromoteMode, ProvenanceMode, PushMode
 from image_tagger.rules.naming import parse_choice, parse_major, parse_sha_length
-from image_tagger.rules.publishinputs import PUBLISH_INPUTS
+from image_tagger.rules.publishinputs import COSIGN_IMAGE, PUBLISH_INPUTS
 from image_tagger.rules.receivers import parse_receivers
 from image_tagger.rules.redact import is_one_line
 
@@ -31,6 +31,7 @@ _ARG_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _SECRET_ID = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 _PLATFORM = re.compile(r"[a-z0-9]+/[a-z0-9_]+(?:/[a-z0-9]+)?")
 _UNIX_SECONDS = re.compile(r"[0-9]{1,10}")  # ASCII digits only: str.isdigit() also admits "²"
+_IMAGE_REFERENCE = re.compile(r"[a-z0-9][A-Za-z0-9._/:-]{0,383}(?:@sha256:[0-9a-f]{64})?")  # name[:tag][@digest]
 _CACHE_TYPES = ("registry", "local", "inline", "gha")
 
 # Inputs whose meaning needs BuildKit; the legacy builder refuses them instead of ignoring them.
@@ -250,6 +251,7 @@ def parse(raw: Mapping[str, str], workspace: Path) -> PublishInputs:
         overlay=inside(workspace, "overlay", given["overlay"]) if given["overlay"] else None,
         receivers=parse_receivers(given["flux-receiver-url"], given["flux-receiver-secret"]),
         signing=parse_signing(given["signing-key"], given["signing-password"]),
+        keyless=parse_keyless(given),
     )
 
 
@@ -260,3 +262,18 @@ def parse_signing(key: str, password: str) -> Signing | None:
             raise InputError("signing-password is set but signing-key is empty; accepted: both, or neither")
         return None
     return Signing(key, password)
+
+
+def parse_keyless(given: Mapping[str, str]) -> Keyless | None:
+    """Keyless signing, which excludes a signing key: one signer per image, so a verifier knows what to expect."""
+    if not parse_bool("keyless-signing", given["keyless-signing"]):
+        return None
+    if given["signing-key"].strip():
+        raise InputError("signing-key and keyless-signing: true are both set; accepted: one of them")
+    image = given["signer-image"] or COSIGN_IMAGE
+    if not _IMAGE_REFERENCE.fullmatch(image):
+        raise InputError(
+            f"signer-image {image[:200]!r} is not an image reference; accepted: NAME[:TAG][@sha256:HEX], e.g. "
+            "ghcr.io/sigstore/cosign/cosign:v3.1.3"
+        )
+    return Keyless(image)

@@ -10,6 +10,12 @@ from image_tagger.model.states import Builder, PromoteMode, ProvenanceMode, Push
 PASSWORD_ENV = "IMAGE_TAGGER_PASSWORD"
 RECEIVER_ENV = "IMAGE_TAGGER_RECEIVER_SECRET"
 SIGNING_PASSWORD_ENV = "COSIGN_PASSWORD"  # cosign's own name for it
+# The runner's bearer for OIDC tokens (set with `permissions: id-token: write`): redacted like the inputs' secrets.
+ID_TOKEN_REQUEST_ENV = "ACTIONS_ID_TOKEN_REQUEST_TOKEN"
+# cosign v3.1.3's own image (a multi-platform index), pinned by digest: keyless signing runs it, and only then.
+COSIGN_IMAGE = (
+    "ghcr.io/sigstore/cosign/cosign:v3.1.3@sha256:9e5c2f2edc34351160407ca3416c61855bdf9403c3c5936e0f0be7fc261611b8"
+)
 
 PUBLISH_INPUTS = (
     InputSpec(
@@ -251,5 +257,24 @@ PUBLISH_INPUTS = (
         secret=Mask.LINES,
         cli=SIGNING_PASSWORD_ENV,
         env=SIGNING_PASSWORD_ENV,
+    ),
+    InputSpec(
+        "keyless-signing",
+        "Sign each pushed image keyless, with GitHub's OIDC token (the job needs permissions: id-token: write): "
+        "a short-lived Sigstore certificate for this workflow, logged in Rekor. true or false; not with signing-key.",
+        "sign keyless on GitHub (the job needs `permissions: id-token: write`): cosign, run from `signer-image`, "
+        "signs each pushed image by digest with a short-lived Fulcio certificate naming this workflow, logged in "
+        "Rekor, for its version and repository, and only then is it tagged; not with `signing-key` (exit 2); see "
+        "**Signed releases**",
+        default="false",
+        kind=Kind.BOOL,
+    ),
+    InputSpec(
+        "signer-image",
+        "The cosign image keyless-signing runs (pulled only by jobs that sign keyless). Default: cosign v3.1.3, "
+        "pinned by digest.",
+        "the cosign image `keyless-signing` runs beside the action, pulled only then (the default: "
+        f"`{COSIGN_IMAGE}`); name your own copy of it for runners that cannot reach ghcr.io",
+        empty="cosign v3.1.3, pinned",
     ),
 )
