@@ -19,7 +19,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from image_tagger.edges import context
 from image_tagger.edges.jobports import real_edges
@@ -33,6 +33,11 @@ from image_tagger.rules import inputs, report
 from image_tagger.rules.naming import plan_tags
 from image_tagger.rules.publishinputs import PASSWORD_ENV, PUBLISH_INPUTS
 from image_tagger.rules.redact import Redactor, guarded, one_line
+
+if TYPE_CHECKING:  # imported by the commands that use them (see WORLD_FAILURES)
+    from image_tagger.edges.registry.tags import RegistryTags
+    from image_tagger.fluxrules.automation import ImageRepo
+    from image_tagger.fluxrules.imageref import ImageRef
 
 # Other spellings of an input's flag that still work.
 _ALIASES = {"build-args": ("--build-arg",)}
@@ -177,7 +182,7 @@ def cmd_publish(args: argparse.Namespace) -> int:
     return 0
 
 
-def _policy_inputs(path: Path) -> tuple[dict[str, Any], Any]:
+def _policy_inputs(path: Path) -> tuple[dict[str, Any], ImageRepo | None]:
     """The ImagePolicy spec and the ImageRepository (an automation.ImageRepo) when the file also holds it."""
     from image_tagger.edges import manifests
     from image_tagger.fluxrules import automation
@@ -191,7 +196,7 @@ def _policy_inputs(path: Path) -> tuple[dict[str, Any], Any]:
 
 
 @contextmanager
-def _registry(args: argparse.Namespace) -> Iterator[Any]:
+def _registry(args: argparse.Namespace) -> Iterator[RegistryTags]:
     """The registry edge (tags, and a tag's digest as Flux reads it); the logins it read are redacted from then on,
     errors included."""
     from image_tagger.edges.registry.tags import RegistryTags
@@ -234,7 +239,7 @@ def cmd_select(args: argparse.Namespace) -> int:
     return 0
 
 
-def _with_digests(args: argparse.Namespace, root: Path, refs: dict[str, Any]) -> dict[str, Any]:
+def _with_digests(args: argparse.Namespace, root: Path, refs: dict[str, ImageRef]) -> dict[str, ImageRef]:
     """`--digest-reflection`: each assignment without a digest gets the one Flux would record. IfNotPresent keeps
     the digest the files' full-reference markers already hold for that name and tag (offline, they stand in for
     the ImagePolicy's status); otherwise, and with Always, the registry's."""
