@@ -330,7 +330,7 @@ class RegistrySession:
             raise self._status_error(reply)
         digest = reply.headers.get("Docker-Content-Digest", "").strip()
         if not _SHA256.fullmatch(digest):
-            raise self.fail(f"HEAD of manifest {reference}: no sha256 Docker-Content-Digest in the answer ({digest!r})")
+            raise self.fail(f"HEAD of manifest {reference}: no sha256 Docker-Content-Digest ({digest[:80]!r})")
         return digest
 
     def config_labels(self, manifest: Manifest) -> dict[str, str]:
