@@ -42,6 +42,9 @@ OBJECTS = [
     {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "app"}},
 ]
 TAGS = ["1.0.0", "1.4.2", "1.5.0-rc.1", "2.0.0", "main-3f2c1a9-1764110000", "main-0b1c2d3-1764200000", "debug-1.9.9"]
+DIGEST = "sha256:" + "4" * 64
+# The registry's digests, by image:tag: production reflects the digest of the release it selects.
+DIGESTS = {"docker.io/acme/app:1.4.2": DIGEST}
 
 
 def test_targets_join_policies_to_their_repository():
@@ -56,9 +59,14 @@ def test_targets_join_policies_to_their_repository():
 
 def test_predictions_follow_flux():
     predictions = automation.predict(
-        automation.find_targets(OBJECTS), automation.KnownTags({"docker.io/acme/app": TAGS})
+        automation.find_targets(OBJECTS), automation.KnownTags({"docker.io/acme/app": TAGS}, DIGESTS)
     )
     assert [p.as_dict()["selected"] for p in predictions] == ["1.4.2", "main-0b1c2d3-1764200000", None]
+    assert [p.digest for p in predictions] == [DIGEST, "", ""]  # only production reflects digests
+    assert [str(p.ref) for p in predictions[:2]] == [
+        f"docker.io/acme/app:1.4.2@{DIGEST}",
+        "docker.io/acme/app:main-0b1c2d3-1764200000",
+    ]
     assert "not in the overlay" in predictions[2].error
 
 
@@ -92,7 +100,7 @@ def test_objects_are_parsed_once_and_their_patterns_compiled_once(monkeypatch):
     at_parse = len(compiled)
     assert at_parse <= 6  # three filterTags patterns, the two exclusions, Flux's default (for the orphan) once
     for _ in range(20):
-        automation.predict(targets, automation.KnownTags({"docker.io/acme/app": TAGS}))
+        automation.predict(targets, automation.KnownTags({"docker.io/acme/app": TAGS}, DIGESTS))
         automation.outlook(targets, TAGS, "acme/app", "1.9.0")
     assert targets[0].spec.why_ignored("main-3f2c1a9-1") == "ignored: not a release version"
     assert len(compiled) == at_parse
@@ -185,12 +193,13 @@ def test_automation_applies_only_the_policies_its_selector_matches(tmp_path):
         }
         objects += [repo, pol, auto]
     tags = {"docker.io/acme/shop": ["1.1.0"], "docker.io/acme/cart": ["1.2.0"]}
-    predictions = automation.predict(automation.find_targets(objects), automation.KnownTags(tags))
+    digests = {"docker.io/acme/shop:1.1.0": DIGEST, "docker.io/acme/cart:1.2.0": "sha256:" + "c" * 64}
+    predictions = automation.predict(automation.find_targets(objects), automation.KnownTags(tags, digests))
     commits = automation.plan_commits(tmp_path, automation.find_automations(objects), predictions)
     changed = {c.automation.name: [(u.path, [change.new for change in u.changes]) for u in c.updates] for c in commits}
     assert changed == {
-        "shop": [("apps/shop.yaml", ["docker.io/acme/shop:1.1.0"])],
-        "cart": [("apps/cart.yaml", ["docker.io/acme/cart:1.2.0"])],
+        "shop": [("apps/shop.yaml", [f"docker.io/acme/shop:1.1.0@{DIGEST}"])],
+        "cart": [("apps/cart.yaml", ["docker.io/acme/cart:1.2.0@sha256:" + "c" * 64])],
     }
 
 
@@ -210,6 +219,9 @@ def test_commit_message_lists_each_change_once():
         ({"policy": {"semver": {"range": "not a range"}}}, "spec.policy.semver.range"),
         ({"policy": {"alphabetical": {"order": "sideways"}}}, "invalid order 'sideways'"),
         ({"filterTags": {"pattern": ".*", "extract": 5}}, "spec.filterTags.extract"),
+        ({"digestReflectionPolicy": "ifnotpresent"}, "spec.digestReflectionPolicy: 'ifnotpresent' is not accepted"),
+        ({"interval": "5m"}, "spec.interval is only accepted when spec.digestReflectionPolicy is set to 'Always'"),
+        ({"digestReflectionPolicy": "Always"}, "spec.interval must be set when spec.digestReflectionPolicy is set"),
     ],
 )
 def test_an_invalid_policy_in_an_overlay_is_an_error_naming_it(spec: dict, why: str):

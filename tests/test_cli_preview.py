@@ -78,6 +78,7 @@ def preview(overlay: Path, env: dict[str, str], *extra: str):
 def test_preview_selects_what_flux_will(
     cluster: str,
     form: str,
+    registry: Registry,
     image: str,
     consumer: Path,
     rendered: dict[str, list[dict[str, Any]]],
@@ -91,8 +92,16 @@ def test_preview_selects_what_flux_will(
     done = preview(overlay, credentials, "--json")
 
     assert done.returncode == 0, explain(done)
+    # Production reflects digests (IfNotPresent): the digest the registry names for the tag, as Flux reads it.
+    digest = registry.manifest_digest(REPOSITORY, EXPECTED[cluster]) if cluster == "production" else ""
     assert json.loads(done.stdout) == [
-        {"policy": f"flux-system/app-{cluster}", "image": image, "selected": EXPECTED[cluster], "error": None}
+        {
+            "policy": f"flux-system/app-{cluster}",
+            "image": image,
+            "selected": EXPECTED[cluster],
+            "digest": digest,
+            "error": None,
+        }
     ]
 
 
@@ -124,22 +133,35 @@ def test_unreachable_registry_is_named(
 MARKED_VALUE = re.compile(r"(?P<key>image: )(?P<value>\S+)(?P<rest> #.*)")
 
 
-def test_config_repo_shows_the_automation_commit(image: str, consumer: Path, credentials: dict[str, str]) -> None:
+def test_config_repo_shows_the_automation_commit(
+    registry: Registry, image: str, consumer: Path, credentials: dict[str, str]
+) -> None:
     marked = consumer / "apps" / "production" / "image.yaml"
     [old] = [line for line in marked.read_text().splitlines() if "app-production" in line]
-    new = MARKED_VALUE.sub(rf"\g<key>{image}:1.4.2\g<rest>", old)
+    pinned = f"{image}:1.4.2@{registry.manifest_digest(REPOSITORY, '1.4.2')}"  # production pins the digest
+    new = MARKED_VALUE.sub(rf"\g<key>{pinned}\g<rest>", old)
     before = marked.read_bytes()
 
     done = preview(consumer / "clusters" / "production", credentials, "--config-repo", str(consumer))
 
     assert done.returncode == 0, explain(done)
-    assert f"flux-system/app-production: {image}:1.4.2\n" in done.stdout
+    assert f"flux-system/app-production: {pinned}\n" in done.stdout
     assert "--- a/apps/production/image.yaml\n+++ b/apps/production/image.yaml\n" in done.stdout, explain(done)
     assert f"\n-{old}\n+{new}\n" in done.stdout, explain(done)
     # The commit message the automation's template renders for this change, before the diff.
     assert "    Update images (flux-system/app)\n" in done.stdout, explain(done)
-    assert ":1.4.2" in done.stdout.split("--- a/")[0].split("would commit 1 file(s)")[1], explain(done)
+    assert f" -> {pinned}" in done.stdout.split("--- a/")[0].split("would commit 1 file(s)")[1], explain(done)
     assert marked.read_bytes() == before  # a preview writes nothing
+    # Once the automation wrote it, IfNotPresent keeps that digest even if the tag now names other content.
+    recorded = f"{image}:1.4.2@sha256:{'e' * 64}"
+    marked.write_text(marked.read_text().replace(f"{image}:1.0.0", recorded))
+    try:
+        kept = preview(consumer / "clusters" / "production", credentials, "--config-repo", str(consumer))
+    finally:
+        marked.write_bytes(before)
+    assert kept.returncode == 0, explain(kept)
+    assert f"flux-system/app-production: {recorded}\n" in kept.stdout, explain(kept)
+    assert "automation flux-system/app (path ./apps/production): nothing to commit" in kept.stdout, explain(kept)
 
 
 def test_pull_secret_of_the_image_repository_is_used_like_flux_does(

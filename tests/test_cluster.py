@@ -22,6 +22,8 @@ from support.flux_cluster import RECONCILE_SECONDS, condition_ready, git, kubect
 from support.registry import push_tags
 
 from image_tagger.demo import cluster
+from image_tagger.fluxrules import commitmsg, setters
+from image_tagger.fluxrules.imageref import ImageRef
 
 REPO = Path(__file__).resolve().parents[1]
 TAGS = ["1.0.0", "1.1.0", "1.2.0", "1.2.1-rc.1", "2.0.0", "main-abc1234-1700000000", "main-def5678-1700000500"]
@@ -301,6 +303,143 @@ def test_preview_predicts_what_the_cluster_then_does(running: cluster.ClusterInf
     ):
         assert time.monotonic() < deadline, f"the Kustomization left the Deployment at {applied}"
         time.sleep(0.5)
+
+
+def pinned_objects(image: str) -> list[dict]:
+    """The release channel's shape (IfNotPresent, as flux/ ships it) and an Always twin, on their own image."""
+    repository = {
+        "apiVersion": "image.toolkit.fluxcd.io/v1",
+        "kind": "ImageRepository",
+        "metadata": {"name": "pinned", "namespace": "flux-system"},
+        "spec": {"image": image, "interval": "1m", "insecure": True, "provider": "generic"},
+    }
+    policies = []
+    for name, extra in (("pinned-v1", {}), ("pinned-always", {"interval": "10m"})):
+        reflection = "Always" if extra else "IfNotPresent"
+        spec = {"imageRepositoryRef": {"name": "pinned"}, "policy": {"semver": {"range": "1.x"}}}
+        policies.append(
+            {
+                "apiVersion": "image.toolkit.fluxcd.io/v1",
+                "kind": "ImagePolicy",
+                "metadata": {"name": name, "namespace": "flux-system"},
+                "spec": {**spec, "digestReflectionPolicy": reflection, **extra},
+            }
+        )
+    return [repository, *policies]
+
+
+def pinned_files(image: str, old_digest: str) -> dict[str, str]:
+    """Every marker form on a pinned policy: the full reference, and name, tag and digest on separate fields."""
+    return {
+        "deploy.yaml": (
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: pinned\n  namespace: default\nspec:\n"
+            "  template:\n    spec:\n      containers:\n        - name: app\n"
+            f'          image: {image}:1.0.0 # {{"$imagepolicy": "flux-system:pinned-v1"}}\n'
+        ),
+        "images.yaml": (
+            "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nimages:\n  - name: app\n"
+            f'    newName: {image} # {{"$imagepolicy": "flux-system:pinned-v1:name"}}\n'
+            '    newTag: 1.0.0 # {"$imagepolicy": "flux-system:pinned-v1:tag"}\n'
+            f'    digest: {old_digest} # {{"$imagepolicy": "flux-system:pinned-v1:digest"}}\n'
+        ),
+    }
+
+
+def test_a_pinned_policy_commits_what_image_tagger_update_writes_with_digests(
+    running: cluster.ClusterInfo, tmp_path: Path
+) -> None:
+    """digestReflectionPolicy: the real reflector records the digest `select` reads, the real automation commits
+    what `update --digest-reflection` writes (files and message, byte for byte), and when the tag moves to other
+    content IfNotPresent keeps the recorded digest while Always follows it."""
+    http = requests.Session()
+    image = f"{running.registry}/demo/pinned"
+    digests = {tag: push_tags(running.registry, "demo/pinned", [tag], http, {"v": tag}) for tag in ("1.0.0", "1.1.0")}
+    objects = pinned_objects(image)
+    kubectl(running, "apply", "--filename=-", stdin=yaml.safe_dump(objects[0]))
+    wait_for(running, "imagerepository", "pinned", condition_ready)
+    kubectl(running, "apply", "--filename=-", stdin=yaml.safe_dump_all(objects[1:]))
+    (tmp_path / "tags").write_text("1.0.0\n1.1.0\n")
+    (tmp_path / "policy.yaml").write_text(yaml.safe_dump(objects[1]))
+    selected = run_cli(
+        "select", f"--policy={tmp_path / 'policy.yaml'}", f"--tags={tmp_path / 'tags'}", f"--image={image}"
+    )
+    assert (selected.returncode, selected.stdout) == (0, f"1.1.0@{digests['1.1.0']}\n"), explain(selected)
+    for name in ("pinned-v1", "pinned-always"):
+        found = wait_for(running, "imagepolicy", name, condition_ready)
+        assert found["status"]["latestRef"] == {"name": image, "tag": "1.1.0", "digest": digests["1.1.0"]}
+
+    work = tmp_path / "config"
+    git("init", "--quiet", "--initial-branch=pinned", str(work))
+    (work / "apps").mkdir()
+    for name, text in pinned_files(image, digests["1.0.0"]).items():
+        (work / "apps" / name).write_text(text)
+    git("-C", str(work), "add", ".")
+    git("-C", str(work), "commit", "--quiet", "--message=first")
+    git("-C", str(work), "push", "--quiet", running.config_repository_url, "pinned")
+    head = git("-C", str(work), "rev-parse", "HEAD")
+    ref = ImageRef(image, "1.1.0", digests["1.1.0"])
+    changes = [c for u in setters.plan_updates(work / "apps", {"flux-system:pinned-v1": ref}) for c in u.changes]
+    message = commitmsg.render(PREVIEW_TEMPLATE, ("flux-system", "pinned"), changes)
+    assignment = f"--policy=flux-system:pinned-v1={image}:1.1.0"
+    predicted = run_cli("update", str(work / "apps"), assignment, "--digest-reflection=IfNotPresent")
+    assert (predicted.returncode, predicted.stdout) == (0, "deploy.yaml\nimages.yaml\n"), explain(predicted)
+
+    source = {
+        "apiVersion": "source.toolkit.fluxcd.io/v1",
+        "kind": "GitRepository",
+        "metadata": {"name": "pinned", "namespace": "flux-system"},
+        "spec": {"url": running.config_repository_url, "interval": "1m", "ref": {"branch": "pinned"}},
+    }
+    automation = {
+        "apiVersion": "image.toolkit.fluxcd.io/v1",
+        "kind": "ImageUpdateAutomation",
+        "metadata": {"name": "pinned", "namespace": "flux-system"},
+        "spec": {
+            "interval": "1m",
+            "sourceRef": {"kind": "GitRepository", "name": "pinned"},
+            "git": {
+                "checkout": {"ref": {"branch": "pinned"}},
+                "commit": {
+                    "author": {"name": "fluxcdbot", "email": "f@example.invalid"},
+                    "messageTemplate": PREVIEW_TEMPLATE,
+                },
+                "push": {"branch": "pinned"},
+            },
+            "update": {"path": "./apps", "strategy": "Setters"},
+        },
+    }
+    kubectl(running, "apply", "--filename=-", stdin=yaml.safe_dump(source))
+    wait_for(running, "gitrepository", "pinned", condition_ready)
+    kubectl(running, "apply", "--filename=-", stdin=yaml.safe_dump(automation))
+    deadline = time.monotonic() + RECONCILE_SECONDS
+    while (pushed := git("ls-remote", running.config_repository_url, "pinned").split()[0]) == head:
+        assert time.monotonic() < deadline, "the automation pushed nothing"
+        time.sleep(0.5)
+    git("-C", str(work), "fetch", "--quiet", running.config_repository_url, "pinned")
+    for name in ("deploy.yaml", "images.yaml"):
+        committed = git("-C", str(work), "show", f"{pushed}:apps/{name}", strip=False)
+        assert committed == (work / "apps" / name).read_text(), name
+    assert f"image: {ref} #" in (work / "apps" / "deploy.yaml").read_text()
+    theirs = git("-C", str(work), "cat-file", "commit", pushed, strip=False).split("\n\n", 1)[1]
+    # Two files changed: Flux lists .Changed.Changes in Go map order, so the lines, not their order, are compared.
+    assert theirs.split("\n")[0] == message.split("\n")[0], (theirs, message)
+    assert sorted(theirs.split("\n")) == sorted(message.split("\n")), (theirs, message)
+    assert f"-> {ref}\n" in theirs
+
+    moved = push_tags(running.registry, "demo/pinned", ["1.1.0"], http, {"v": "1.1.0", "moved": True})
+    stamps = {}
+    for name in ("pinned-v1", "pinned-always"):
+        stamps[name] = str(time.time_ns())
+        annotation = f"reconcile.fluxcd.io/requestedAt={stamps[name]}"
+        kubectl(running, "--namespace=flux-system", "annotate", "--overwrite", "imagepolicy", name, annotation)
+    handled = {
+        name: wait_for(running, "imagepolicy", name, lambda f, s=stamp: f["status"].get("lastHandledReconcileAt") == s)
+        for name, stamp in stamps.items()
+    }
+    assert handled["pinned-v1"]["status"]["latestRef"]["digest"] == digests["1.1.0"]  # IfNotPresent: kept
+    assert handled["pinned-always"]["status"]["latestRef"]["digest"] == moved  # Always: followed
+    kept = run_cli("update", str(work / "apps"), assignment, "--digest-reflection=IfNotPresent")
+    assert (kept.returncode, kept.stdout) == (0, ""), explain(kept)  # offline, the files hold the recorded digest
 
 
 def test_down_leaves_no_process(running: cluster.ClusterInfo) -> None:

@@ -19,6 +19,7 @@ import docker
 
 CLUSTER = Path(__file__).resolve().parents[1] / "cluster"
 IMAGE = r"127\.0\.0\.1:[0-9]+/demo/app"
+PINNED = r"@sha256:[0-9a-f]{64}"  # production runs name:tag@digest: its policy reflects digests
 # Every step in which an environment's image changes; "tag v2.0.0 (another major)" changes none.
 CHANGING = ("tag v1.0.0", "push to main", "tag v1.1.0", "second push to main", "tag v1.2.0", "push the fix to main")
 
@@ -45,9 +46,12 @@ def run_demo(docker_client: docker.DockerClient, *args: str, env: dict[str, str]
 def assert_scenario(result: dict[str, Any], out: str) -> dict[str, dict[str, Any]]:
     """What both cluster modes must end with, step by step; returns the steps by title."""
     production, staging = result["production"], result["staging"]
-    assert re.fullmatch(rf"{IMAGE}:1\.2\.1", production)
+    assert re.fullmatch(rf"{IMAGE}:1\.2\.1{PINNED}", production)
     assert re.fullmatch(rf"{IMAGE}:main-[0-9a-f]{{7}}-[0-9]+", staging)
     steps = {step["step"]: step for step in result["steps"]}
+    for step in steps.values():
+        assert step["production"] is None or re.fullmatch(rf"{IMAGE}:[0-9.]+{PINNED}", step["production"]), step
+        step["production"] = step["production"] and step["production"].split("@")[0]  # the tag, for the checks below
     assert steps["tag v1.0.0"]["production"].endswith(":1.0.0")
     assert steps["tag v1.0.0"]["staging"] is None
     first_main = steps["push to main"]["staging"]

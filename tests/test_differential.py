@@ -6,7 +6,8 @@ ImagePolicies per repository; every policy's status (latestRef, or Ready=False) 
 `scan_tags`' list. Update: generated files with setter markers (and Flux's own setter fixtures), committed
 by real ImageUpdateAutomations (one per folder, each pushing its own branch with its own messageTemplate),
 must equal, byte for byte, what `plan_updates` writes, and each commit message what `commitmsg.render` gives
-(order aside: see same_message).
+(order aside: see same_message). Some of those policies reflect digests (IfNotPresent, Always): their
+`latestRef.digest` must be the one our registry client reads, and their markers get `name:tag@digest`.
 
 The seed is printed; DIFFERENTIAL_SEED=<n> replays a run. A disagreement is a bug in our reproduction.
 """
@@ -28,6 +29,7 @@ from support.flux_cluster import git, kubectl, ready_status
 from support.registry import push_tags
 
 from image_tagger.demo import cluster
+from image_tagger.edges.registry.tags import RegistryTags
 from image_tagger.fluxrules import commitmsg, policy, setters
 from image_tagger.fluxrules.goports.goregex import GoRegexp
 from image_tagger.fluxrules.imageref import ImageRef
@@ -132,6 +134,9 @@ def policy_spec(rng: random.Random) -> dict:
     if rng.random() < (0.85 if kind != "semver" else 0.35):
         pattern, extract, _ = rng.choice(usable)
         spec["filterTags"] = {"pattern": pattern, **({"extract": extract} if extract else {})}
+    if rng.random() < 0.3:  # the digest recorded with the tag (production's IfNotPresent, or Always)
+        reflection = rng.choice(["IfNotPresent", "Always"])
+        spec |= {"digestReflectionPolicy": reflection, **({"interval": "10m"} if reflection == "Always" else {})}
     return spec
 
 
@@ -213,10 +218,14 @@ def test_image_policies_agree_with_select(
     apply(running, [image_policy(c.policy, SELECT_NS, c.repository, c.spec) for c in cases])
     status = settle(running, SELECT_NS, "imagepolicies", settled_policy)
     disagreements = []
+    registry = RegistryTags()
     for case in cases:
-        ours = predicted(case.spec, policy.scan_tags(case.tags, case.exclusions))
+        tag = predicted(case.spec, policy.scan_tags(case.tags, case.exclusions))
+        reflects = policy.parse_policy(case.spec).reflection != policy.NEVER
+        ours = (tag, registry.digest_of(case.image, tag) if tag and reflects else None)
         found = status[case.policy]["status"]
-        theirs = found["latestRef"]["tag"] if ready_status(status[case.policy]) == "True" else None
+        latest = found["latestRef"] if ready_status(status[case.policy]) == "True" else {}
+        theirs = (latest.get("tag"), latest.get("digest"))
         if ours != theirs:
             why = [c.get("message") for c in found.get("conditions", []) if c["type"] == "Ready"]
             disagreements.append(f"{case.policy}: ours {ours!r}, Flux {theirs!r} {why}: {case.describe()}")
@@ -246,7 +255,20 @@ UPDATE_POLICIES = {
     ),
     "num-asc": ("num", {"policy": {"numerical": {"order": "asc"}}}),
     "a-first": ("a", {"policy": {"alphabetical": {"order": "desc"}}}),
+    # Digest reflection: the release channel's IfNotPresent, and Always (which needs an interval).
+    "a-v1-pin": ("a", {"policy": {"semver": {"range": ">=1.0.0 <2.0.0"}}, "digestReflectionPolicy": "IfNotPresent"}),
+    "b-main-always": (
+        "b",
+        {
+            "policy": {"numerical": {}},
+            "filterTags": {"pattern": "^main-[a-f0-9]+-(?P<ts>[0-9]+)$", "extract": "$ts"},
+            "digestReflectionPolicy": "Always",
+            "interval": "10m",
+        },
+    ),
 }
+# Digests an old value may carry: made up, or (filled in once pushed) the registry's own for some tag.
+OLD_DIGESTS = ["sha256:" + "0" * 64, "sha256:" + "ab" * 32]
 AUTOMATIONS = 4
 FILES_PER_AUTOMATION = 30
 TEMPLATES: list[tuple[str, dict[str, str]]] = [
@@ -280,6 +302,12 @@ class Marker:
         image = UPDATE_POLICIES.get(self.policy, ("a", {}))[0]
         self.name = rng.choice([f"{registry}/upd/{image}", f"{registry}/upd/{image}", "old.example/app"])
         self.tag = rng.choice([*UPDATE_TAGS[image], "0.0.1"])
+        self.digest = rng.choice(OLD_DIGESTS)
+        self.pinned = rng.random() < 0.3  # the old full reference already carries a digest
+
+    @property
+    def ref(self) -> str:
+        return f"{self.name}:{self.tag}" + (f"@{self.digest}" if self.pinned else "")
 
     def comment(self, kind: str = "") -> str:
         return '# {"$imagepolicy": "' + self.key + (f":{kind}" if kind else "") + '"}'
@@ -289,7 +317,7 @@ def deployment_doc(rng: random.Random, registry: str, i: int) -> str:
     containers = ""
     for c in range(rng.randint(1, 3)):
         m = Marker(rng, registry)
-        containers += f"        - name: c{c}\n          image: {quoted(rng, f'{m.name}:{m.tag}')} {m.comment()}\n"
+        containers += f"        - name: c{c}\n          image: {quoted(rng, m.ref)} {m.comment()}\n"
         if rng.random() < 0.3:
             containers += "          ports:\n            - containerPort: 8080\n"
     return (
@@ -303,8 +331,17 @@ def helm_doc(rng: random.Random, registry: str, i: int) -> str:
     return (
         f"apiVersion: helm.toolkit.fluxcd.io/v2\nkind: HelmRelease\nmetadata:\n  name: app-{i}\n  namespace: default\n"
         f"spec:\n  interval: 5m\n  values:\n    image:\n      repository: {quoted(rng, m.name)} {m.comment('name')}\n"
-        f"      tag: {quoted(rng, m.tag)} {m.comment('tag')}\n      pullPolicy: IfNotPresent\n"
+        f"      tag: {quoted(rng, m.tag)} {m.comment('tag')}\n{digest_field(rng, m, '      ')}"
+        "      pullPolicy: IfNotPresent\n"
     )
+
+
+def digest_field(rng: random.Random, m: Marker, indent: str) -> str:
+    """Sometimes a `digest:` field with a `:digest` marker: an old digest, or an empty string (quoted: a value)."""
+    if rng.random() < 0.5:
+        return ""
+    value = rng.choice([m.digest, quoted(rng, m.digest), '""', "''"])
+    return f"{indent}digest: {value} {m.comment('digest')}\n"
 
 
 def kustomization_doc(rng: random.Random, registry: str, i: int) -> str:
@@ -312,7 +349,7 @@ def kustomization_doc(rng: random.Random, registry: str, i: int) -> str:
     for n in range(rng.randint(1, 2)):
         m = Marker(rng, registry)
         images += f"  - name: app{n}\n    newName: {quoted(rng, m.name)} {m.comment('name')}\n"
-        images += f"    newTag: {quoted(rng, m.tag)} {m.comment('tag')}\n"
+        images += f"    newTag: {quoted(rng, m.tag)} {m.comment('tag')}\n{digest_field(rng, m, '    ')}"
     return (
         "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n  - deploy.yaml\n"
         f"images:\n{images}"
@@ -329,9 +366,9 @@ def case_file(rng: random.Random, registry: str, i: int) -> str:
 FLUX_FIXTURE = (
     Path(__file__).parent / "fixtures/flux-setters/image-automation-controller/internal/update/testdata/setters"
 )
-# Flux's own TestUpdateWithSetters inputs, their policies renamed to ours (the digest one has an empty digest).
+# Flux's own TestUpdateWithSetters inputs, their policies renamed to ours (the digest one reflects digests).
 FIXTURE_POLICIES = {
-    "automation-ns:policy-with-digest": f"{UPDATE_NS}:b-main",
+    "automation-ns:policy-with-digest": f"{UPDATE_NS}:b-main-always",
     "automation-ns:policy": f"{UPDATE_NS}:a-v1",
     "automation-ns:unchanged": f"{UPDATE_NS}:num-asc",
 }
@@ -365,7 +402,8 @@ def test_automations_commit_what_update_writes(
     rng = random.Random(seed)
     http = requests.Session()
     for image, tags in UPDATE_TAGS.items():
-        push_tags(running.registry, f"upd/{image}", tags, http)
+        for tag in tags:  # each tag its own content, so each has a digest of its own
+            OLD_DIGESTS.append(push_tags(running.registry, f"upd/{image}", [tag], http, {"tag": tag, "image": image}))
     images = {image: f"{running.registry}/upd/{image}" for image in UPDATE_TAGS}
     apply(running, [namespace(UPDATE_NS)])
     apply(running, [image_repository(i, UPDATE_NS, ref, None) for i, ref in images.items()])
@@ -373,10 +411,15 @@ def test_automations_commit_what_update_writes(
     apply(running, [image_policy(name, UPDATE_NS, i, spec) for name, (i, spec) in UPDATE_POLICIES.items()])
     selected = settle(running, UPDATE_NS, "imagepolicies", settled_policy)
     refs = {}
+    registry = RegistryTags()
     for name, (image, spec) in UPDATE_POLICIES.items():
         tag = policy.select_tag(spec, policy.scan_tags(UPDATE_TAGS[image]))
-        assert selected[name]["status"]["latestRef"] == {"name": images[image], "tag": tag}
-        refs[f"{UPDATE_NS}:{name}"] = ImageRef(images[image], tag)
+        reflection = policy.parse_policy(spec).reflection
+        lookup = lambda image=image, tag=tag: registry.digest_of(images[image], tag)  # noqa: E731
+        ref = policy.latest_ref(reflection, ImageRef(images[image], tag), None, lookup)  # a first evaluation
+        expected = {"name": ref.name, "tag": ref.tag, **({"digest": ref.digest} if ref.digest else {})}
+        assert selected[name]["status"]["latestRef"] == expected, name
+        refs[f"{UPDATE_NS}:{name}"] = ref
 
     work = tmp_path / "config"
     git("init", "--quiet", "--initial-branch=main", str(work))

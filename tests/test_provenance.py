@@ -13,6 +13,9 @@ from support.cli import explain, run_cli
 from support.engines import EngineMissing, probe
 from support.registry import Registry
 
+from image_tagger.edges.registry.session import RegistrySession
+from image_tagger.model.imagename import parse_image
+
 INDEX = "application/vnd.oci.image.index.v1+json"
 ACCEPT = f"{INDEX}, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json"
 
@@ -56,6 +59,9 @@ def test_with_the_containerd_store_the_index_carries_slsa_provenance(open_regist
     attestation = manifest(open_registry, "provenance/app", kinds["attestation-manifest"]["digest"])
     predicates = {layer["annotations"]["in-toto.io/predicate-type"] for layer in attestation["layers"]}
     assert any(p.startswith("https://slsa.dev/provenance/") for p in predicates), predicates
+    # The digest Flux's digest reflection records for the release (production pins it): the index's, not its image's.
+    with RegistrySession(parse_image(f"{open_registry.host}/provenance/app")) as session:
+        assert session.head_digest(result["version"]) == result["digest"] != kinds["image"]["digest"]
     with engine.client() as client:  # what a kubelet does: pull by tag, get the image from the index
         pulled = client.images.pull(f"{open_registry.host}/provenance/app", tag=result["version"])
         assert pulled.attrs["Config"]["Labels"]["org.opencontainers.image.version"] == result["version"]

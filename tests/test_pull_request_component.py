@@ -167,7 +167,7 @@ def test_real_automation_pushes_to_its_own_branch_and_main_waits_for_the_merge(
             return found.stdout if found.returncode == 0 else None
 
         image_yaml = realclusters.wait("the automation's branch flux/app-production", proposed)
-        assert f"{world.image}:1.0.0 " in image_yaml
+        assert f"{world.image}:1.0.0@sha256:" in image_yaml  # production pins the release's digest
         author = git(world.config_bare, "log", "-1", "--format=%an", "flux/app-production")
         assert author == "fluxcdbot"
         # The gate holds: main is untouched and the cluster still runs what main says, a while after the commit.
@@ -181,5 +181,7 @@ def test_real_automation_pushes_to_its_own_branch_and_main_waits_for_the_merge(
         git(world.config, "push", "--quiet", "origin", "FETCH_HEAD:main")
         realclusters.wait(
             "the merged release in the production Deployment",
-            lambda: realclusters.container_image(production.api.get(production.deployment)) == f"{world.image}:1.0.0",
+            lambda: (realclusters.container_image(production.api.get(production.deployment)) or "").startswith(
+                f"{world.image}:1.0.0@sha256:"
+            ),
         )

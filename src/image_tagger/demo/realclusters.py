@@ -115,6 +115,11 @@ def latest_tag(found: dict[str, Any] | None) -> str | None:
     return latest.get("tag")
 
 
+def latest_digest(found: dict[str, Any] | None) -> str:
+    """The digest Flux recorded with the tag (production reflects digests), "" where it records none."""
+    return ((found or {}).get("status", {}).get("latestRef") or {}).get("digest", "")
+
+
 class Watch:
     """Polls every environment's Deployment image and ImagePolicy selection from the moment of a push, so the
     demo can say when each changed without the time it spends reading other objects counting against Flux."""
@@ -185,25 +190,27 @@ class RealClusters:
         _, objects = render_cluster(world, env.name)
         prediction = predict(objects, world.image, tags)
         count = self._scanned(env, objects, pushed=bool(new_tags))
-        selected = latest_tag(self._evaluated(env))
+        evaluated = self._evaluated(env)
+        selected, digest = latest_tag(evaluated), latest_digest(evaluated)
         say(
             f"  {env.name:<10} Flux: ImageRepository {env.repository.name} holds {count} tag(s) after its scan; "
-            f"ImagePolicy {env.policy.name} selects {selected or 'nothing'}"
+            f"ImagePolicy {env.policy.name} selects {selected or 'nothing'}{f' ({digest})' if digest else ''}"
         )
-        if selected != prediction.selected:
+        if (selected, digest) != (prediction.selected, prediction.digest):
             raise DemoError(
-                f"{env.name}: Flux's ImagePolicy {env.policy.name} selects {selected or 'nothing'}, "
-                f"image-tagger predicted {prediction.selected or 'nothing'} ({prediction.error or 'no error'})"
+                f"{env.name}: Flux's ImagePolicy {env.policy.name} selects {selected or 'nothing'} {digest}, "
+                f"image-tagger predicted {prediction.selected or 'nothing'} {prediction.digest} "
+                f"({prediction.error or 'no error'})"
             )
         indent(f"(image-tagger predicted {prediction.selected or 'nothing'} offline: the same)")
         for tag in new_tags:
             if tag != selected:
                 indent(f"Flux passes over {tag}: {prediction.target.spec.why_ignored(tag)}")
         before = world.serving.get(env.name)
-        if selected is None or f"{world.image}:{selected}" == before:
+        wanted = f"{world.image}:{selected}" + (f"@{digest}" if digest else "")  # what the marker receives
+        if selected is None or wanted == before:
             indent(f"Deployment {env.deployment.namespace}/{env.deployment.name} unchanged")
             return Followed(selected)
-        wanted = f"{world.image}:{selected}"
         selected_after = watch.arrival(env.name, "policy", selected)
         applied_after = watch.arrival(env.name, "deployment", wanted)
         path = the(objects, "ImageUpdateAutomation")["spec"]["update"]["path"].removeprefix("./")

@@ -15,6 +15,7 @@ import docker
 from image_tagger.demo import DemoError
 from image_tagger.edges import manifests
 from image_tagger.edges.gitcmd import git
+from image_tagger.edges.registry.tags import RegistryTags
 from image_tagger.fluxrules import automation
 
 ENVIRONMENTS = ("production", "staging")
@@ -94,6 +95,7 @@ def render_cluster(world: World, env: str) -> tuple[Path, list[dict[str, Any]]]:
 
 
 def predict(objects: list[dict[str, Any]], image: str, tags: list[str]) -> automation.Prediction:
-    """image-tagger's offline answer for the one policy of a cluster: what Flux will select from `tags`."""
-    (prediction,) = automation.predict(automation.find_targets(objects), automation.KnownTags({image: tags}))
+    """image-tagger's offline answer for the one policy of a cluster: what Flux will select from `tags`, and the digest
+    it records with it where the policy reflects digests (production), read from the registry as Flux reads it."""
+    (prediction,) = automation.predict(automation.find_targets(objects), RegistryTags(cache={image: list(tags)}))
     return prediction

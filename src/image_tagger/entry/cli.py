@@ -19,7 +19,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from image_tagger.edges import context
 from image_tagger.edges.jobports import real_edges
@@ -33,6 +33,11 @@ from image_tagger.rules import inputs, report
 from image_tagger.rules.naming import plan_tags
 from image_tagger.rules.publishinputs import ID_TOKEN_REQUEST_ENV, PASSWORD_ENV, PUBLISH_INPUTS
 from image_tagger.rules.redact import Redactor, guarded, one_line
+
+if TYPE_CHECKING:  # imported by the commands that use them (see WORLD_FAILURES)
+    from image_tagger.edges.registry.tags import RegistryTags
+    from image_tagger.fluxrules.automation import ImageRepo
+    from image_tagger.fluxrules.imageref import ImageRef
 
 # Other spellings of an input's flag that still work.
 _ALIASES = {"build-args": ("--build-arg",)}
@@ -177,8 +182,8 @@ def cmd_publish(args: argparse.Namespace) -> int:
     return 0
 
 
-def _policy_inputs(path: Path) -> tuple[dict[str, Any], list[str] | None]:
-    """The ImagePolicy spec and, when the file also holds the ImageRepository, its exclusion list."""
+def _policy_inputs(path: Path) -> tuple[dict[str, Any], ImageRepo | None]:
+    """The ImagePolicy spec and the ImageRepository (an automation.ImageRepo) when the file also holds it."""
     from image_tagger.edges import manifests
     from image_tagger.fluxrules import automation
 
@@ -187,21 +192,68 @@ def _policy_inputs(path: Path) -> tuple[dict[str, Any], list[str] | None]:
     if not isinstance(spec, dict) or "policy" not in spec:
         raise InputError(f"--policy {path}: no ImagePolicy with spec.policy; accepted: an ImagePolicy manifest")
     repo = next((automation.read_repository(d) for d in docs if d.get("kind") == "ImageRepository"), None)
-    return spec, (repo.exclusions or None) if repo else None
+    return spec, repo
+
+
+@contextmanager
+def _registry(args: argparse.Namespace) -> Iterator[RegistryTags]:
+    """The registry edge (tags, and a tag's digest as Flux reads it); the logins it read are redacted from then on,
+    errors included."""
+    from image_tagger.edges.registry.tags import RegistryTags
+
+    source = RegistryTags()
+    try:
+        yield source
+    finally:
+        for login in source.logins:
+            args.redactor.add_login(login.username, login.password)
 
 
 def cmd_select(args: argparse.Namespace) -> int:
     from image_tagger.fluxrules import policy
+    from image_tagger.fluxrules.imageref import ImageRef
 
-    spec, repo_exclusions = _policy_inputs(Path(args.policy))
+    spec, repo = _policy_inputs(Path(args.policy))
+    reflection = policy.parse_reflection(spec)
     lines = read_named_file(Path(args.tags), f"--tags {args.tags}").splitlines()
-    tags = policy.scan_tags([t.strip() for t in lines if t.strip()], args.exclude or repo_exclusions)
+    exclusions = args.exclude or (repo.exclusions or None if repo else None)
+    tags = policy.scan_tags([t.strip() for t in lines if t.strip()], exclusions)
+    image = args.image or (repo.image if repo else "")
     try:
-        print(policy.select_tag(spec, tags))
+        tag = policy.select_tag(spec, tags)
+        digest = ""
+        if reflection != policy.NEVER and image:
+            with _registry(args) as source:  # no status offline: looked up, as on the policy's first evaluation
+                digest = policy.latest_ref(
+                    reflection, ImageRef(image, tag), None, lambda: source.digest_of(image, tag)
+                ).digest
+        elif reflection != policy.NEVER:
+            print(
+                f"note: the policy reflects digests ({reflection}); with --image the digest is read too",
+                file=sys.stderr,
+            )
     except policy.PolicyFailure as err:
         print(f"image-tagger: {err}", file=sys.stderr)
         return 1
+    print(f"{tag}@{digest}" if digest else tag)
     return 0
+
+
+def _with_digests(args: argparse.Namespace, root: Path, refs: dict[str, ImageRef]) -> dict[str, ImageRef]:
+    """`--digest-reflection`: each assignment without a digest gets the one Flux would record. IfNotPresent keeps
+    the digest the files' full-reference markers already hold for that name and tag (offline, they stand in for
+    the ImagePolicy's status); otherwise, and with Always, the registry's."""
+    from image_tagger.fluxrules import policy, setters
+
+    reflection = args.digest_reflection
+    recorded = setters.recorded_digests(root, refs) if reflection == policy.IF_NOT_PRESENT else {}
+    found = {}
+    with _registry(args) as source:
+        for key, ref in refs.items():
+            previous = replace(ref, digest=recorded[key]) if key in recorded else None
+            lookup = lambda ref=ref: source.digest_of(ref.name, ref.tag)  # noqa: E731
+            found[key] = ref if ref.digest else policy.latest_ref(reflection, ref, previous, lookup)
+    return found
 
 
 def cmd_update(args: argparse.Namespace) -> int:
@@ -211,6 +263,8 @@ def cmd_update(args: argparse.Namespace) -> int:
     if not root.is_dir():
         raise InputError(f"PATH {root} is not a directory; accepted: the folder to update")
     refs = dict(imageref.parse_policy_assignment(text) for text in args.policy)
+    if args.digest_reflection:
+        refs = _with_digests(args, root, refs)
     notes: list[str] = []
     updates = setters.plan_updates(root, refs, notes)
     if not args.dry_run:
@@ -236,7 +290,6 @@ def _directory(flag: str, value: str, accepted: str) -> Path:
 
 def cmd_preview(args: argparse.Namespace) -> int:
     from image_tagger.edges import manifests
-    from image_tagger.edges.registry.tags import RegistryTags
     from image_tagger.fluxrules import automation
 
     config_repo = None
@@ -247,18 +300,17 @@ def cmd_preview(args: argparse.Namespace) -> int:
     if not targets:
         raise InputError(f"overlay {args.overlay} has no ImagePolicy; accepted: an overlay with Flux image objects")
     automations = automation.find_automations(objects) if config_repo else []  # bad input first, then the registry
-    source = RegistryTags()
-    try:
-        predictions = automation.predict(targets, source)
-    finally:  # the logins read from the Docker config or a Secret are redacted from here on, errors included
-        for login in source.logins:
-            args.redactor.add_login(login.username, login.password)
+    with _registry(args) as source:
+        selected = automation.select(targets, source)
+        # IfNotPresent keeps the digest the config repository's manifests already hold for the selected tag.
+        recorded = automation.recorded_digests(config_repo, automations, selected) if config_repo else {}
+        predictions = [automation.reflect(p, source, recorded) for p in selected]
     commits = automation.plan_commits(config_repo, automations, predictions) if config_repo else []
     if args.json:
         print(json.dumps([p.as_dict() for p in predictions]))
         return 0
     for p in predictions:  # tag names are the registry's: one line each, control characters escaped
-        line = f"{p.policy}: {p.image}:{p.selected}" if p.selected else f"{p.policy}: nothing selected ({p.error})"
+        line = f"{p.policy}: {p.ref}" if p.ref else f"{p.policy}: nothing selected ({p.error})"
         print(one_line(line))
     for commit in commits:
         auto, files = commit.automation, commit.updates
@@ -351,18 +403,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--policy", required=True, help="ImagePolicy manifest (YAML)")
     p.add_argument("--tags", required=True, help="file with one tag per line")
     p.add_argument("--exclude", action="append", help="exclusion regex (replaces the default ^.*\\.sig$)")
+    p.add_argument(
+        "--image",
+        help="the ImageRepository's spec.image (default: the one in --policy's file), for a policy that reflects "
+        "digests: its tag's digest is read from the registry and printed as TAG@DIGEST",
+    )
     p.set_defaults(run=cmd_select)
 
     p = sub.add_parser("update", help="apply Flux setter markers under PATH, as image automation does")
     p.add_argument("path", help="folder to update (the automation's update path)")
     p.add_argument("--policy", action="append", required=True, help="NS:NAME=IMAGE:TAG[@DIGEST], repeatable")
     p.add_argument("--dry-run", action="store_true", help="print a unified diff, write nothing")
+    p.add_argument(
+        "--digest-reflection",
+        choices=("IfNotPresent", "Always"),
+        help="the policies' digestReflectionPolicy: an assignment without @DIGEST gets the registry's digest of its "
+        "tag (IfNotPresent: the one the files already hold for that image and tag, if any)",
+    )
     p.set_defaults(run=cmd_update)
 
     p = sub.add_parser("preview", help="what Flux will select for an overlay's policies, from the real registry")
     p.add_argument("overlay", help="kustomize overlay, folder of manifests, or a rendered YAML file")
     p.add_argument("--config-repo", help="config repo checkout: also show what the image automation commits")
-    p.add_argument("--json", action="store_true", help="print a JSON list of {policy, image, selected}")
+    p.add_argument("--json", action="store_true", help="print a JSON list of {policy, image, selected, digest}")
     p.set_defaults(run=cmd_preview)
 
     p = sub.add_parser("rollback", help="roll back: the overlay's ImageRepository excludes TAG (--undo takes it back)")

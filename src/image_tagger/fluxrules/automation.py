@@ -68,11 +68,13 @@ class PolicyTarget:
 
 @dataclass(frozen=True)
 class Prediction:
-    """The tag Flux will store as the policy's `status.latestRef.tag`, or why there is none."""
+    """The tag (and digest, for a policy that reflects digests) Flux will store as the policy's `status.latestRef`,
+    or why there is none."""
 
     target: PolicyTarget
     selected: str | None
     error: str | None = None
+    digest: str = ""
 
     @property
     def policy(self) -> str:
@@ -82,8 +84,19 @@ class Prediction:
     def image(self) -> str | None:
         return self.target.image
 
+    @property
+    def ref(self) -> ImageRef | None:
+        """`status.latestRef`, whose string form (`name:tag[@digest]`) a full-reference marker receives."""
+        return ImageRef(self.image, self.selected, self.digest) if self.image and self.selected else None
+
     def as_dict(self) -> dict[str, Any]:
-        return {"policy": self.policy, "image": self.image, "selected": self.selected, "error": self.error}
+        return {
+            "policy": self.policy,
+            "image": self.image,
+            "selected": self.selected,
+            "digest": self.digest,
+            "error": self.error,
+        }
 
 
 @dataclass(frozen=True)
@@ -125,17 +138,25 @@ class Scanned(Protocol):
 
 
 class TagSource(Protocol):
+    """The registry as Flux reads it: an ImageRepository's tags, and (digest reflection) the digest of one tag,
+    None when it has no manifest."""
+
     def tags(self, target: Scanned) -> Sequence[str]: ...
+    def digest(self, target: Scanned, tag: str) -> str | None: ...
 
 
 @dataclass(frozen=True)
 class KnownTags:
-    """Tags given by image name (tests, the demo's registry answer, the action's own tag list)."""
+    """Tags given by image name (tests, the action's own tag list), and digests by `image:tag` where known."""
 
     by_image: Mapping[str, Sequence[str]]
+    by_ref: Mapping[str, str] = field(default_factory=dict)
 
     def tags(self, target: Scanned) -> Sequence[str]:
         return next((t for image, t in self.by_image.items() if same_repository(image, target.image or "")), ())
+
+    def digest(self, target: Scanned, tag: str) -> str | None:
+        return self.by_ref.get(f"{target.image}:{tag}")
 
 
 def _is(obj: Mapping[str, Any], kind: str) -> bool:
@@ -272,8 +293,59 @@ def predict_one(target: PolicyTarget, tags: Sequence[str]) -> Prediction:
     return Prediction(target, selected)
 
 
-def predict(targets: Sequence[PolicyTarget], source: TagSource) -> list[Prediction]:
+def reflect(prediction: Prediction, source: TagSource, recorded: Mapping[str, str] | None = None) -> Prediction:
+    """The digest Flux records with the selected tag (`digestReflectionPolicy`), read from `source` as Flux reads it.
+
+    Offline there is no previous `status.latestRef`; `recorded` (setter name -> digest) stands in for it: the digest
+    the manifests already hold for the selected name and tag (`recorded_digests`), which IfNotPresent keeps.
+    """
+    target, ref = prediction.target, prediction.ref
+    if ref is None or target.spec.reflection == policy.NEVER:
+        return prediction
+    known = (recorded or {}).get(target.setter)
+    previous = replace(ref, digest=known) if known else None
+    try:
+        latest = policy.latest_ref(target.spec.reflection, ref, previous, lambda: source.digest(target, ref.tag))
+    except policy.PolicyFailure as err:
+        return Prediction(target, None, str(err))
+    return replace(prediction, digest=latest.digest)
+
+
+def select(targets: Sequence[PolicyTarget], source: TagSource) -> list[Prediction]:
+    """The tag each policy selects, digests not yet looked up (see `reflect`)."""
     return [predict_one(target, source.tags(target)) for target in targets]
+
+
+def predict(
+    targets: Sequence[PolicyTarget], source: TagSource, recorded: Mapping[str, str] | None = None
+) -> list[Prediction]:
+    """What each policy's `status.latestRef` will be: the selected tag, and its digest where the policy reflects it."""
+    return [reflect(prediction, source, recorded) for prediction in select(targets, source)]
+
+
+def _update_root(config_repo: Path, auto: Automation) -> Path:
+    """The automation's update path inside the checkout; InputError where Flux's automation fails on it."""
+    repo = config_repo.resolve()
+    root = (repo / auto.path).resolve()
+    if not root.is_relative_to(repo):
+        raise InputError(f"automation {auto.key}: update.path {auto.path} leaves the repository")
+    if not root.is_dir():  # Flux's automation fails on it: no commit to predict
+        raise InputError(f"automation {auto.key}: update.path {auto.path} is not a folder of {config_repo}")
+    return root
+
+
+def _followed_refs(auto: Automation, predictions: Sequence[Prediction]) -> dict[str, ImageRef]:
+    return {p.target.setter: p.ref for p in predictions if p.ref is not None and auto.follows(p.target)}
+
+
+def recorded_digests(
+    config_repo: Path, automations: Sequence[Automation], predictions: Sequence[Prediction]
+) -> dict[str, str]:
+    """Per setter name, the digest the automations' manifests already hold for the selected name and tag."""
+    found: dict[str, str] = {}
+    for auto in automations:
+        found |= setters.recorded_digests(_update_root(config_repo, auto), _followed_refs(auto, predictions))
+    return found
 
 
 def plan_commits(
@@ -283,17 +355,8 @@ def plan_commits(
     repo = config_repo.resolve()
     commits = []
     for auto in automations:
-        refs = {
-            p.target.setter: ImageRef(p.image, p.selected)
-            for p in predictions
-            if p.selected and p.image and auto.follows(p.target)
-        }
-        root = (repo / auto.path).resolve()
-        if not root.is_relative_to(repo):
-            raise InputError(f"automation {auto.key}: update.path {auto.path} leaves the repository")
-        if not root.is_dir():  # Flux's automation fails on it: no commit to predict
-            raise InputError(f"automation {auto.key}: update.path {auto.path} is not a folder of {config_repo}")
-        updates = setters.plan_updates(root, refs)
+        root = _update_root(config_repo, auto)
+        updates = setters.plan_updates(root, _followed_refs(auto, predictions))
         prefix = root.relative_to(repo)
         updates = [replace(u, path=(prefix / u.path).as_posix()) for u in updates]
         changes = [change for update in updates for change in update.changes]

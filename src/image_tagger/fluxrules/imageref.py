@@ -17,7 +17,7 @@ _POLICY_NAME = re.compile(r"(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9
 _REGISTRY = re.compile(r"[A-Za-z0-9.-]+(:[0-9]+)?")
 _REPOSITORY = re.compile(r"[a-z0-9_./-]{2,255}")
 _TAG = re.compile(r"[A-Za-z0-9_.-]{1,128}")
-_DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
+DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 
 
 @dataclass(frozen=True)
@@ -44,7 +44,7 @@ def _ref_problem(ref: ImageRef) -> str | None:
         return f"bad repository {repository!r} (lowercase a-z 0-9 _ . / -)"
     if not _TAG.fullmatch(ref.tag):
         return f"bad tag {ref.tag!r}"
-    if ref.digest and not _DIGEST.fullmatch(ref.digest):
+    if ref.digest and not DIGEST.fullmatch(ref.digest):
         return f"bad digest {ref.digest!r}"
     return None
 

@@ -11,7 +11,7 @@ reads the dict again.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from typing import Any, Literal
@@ -26,9 +26,13 @@ from image_tagger.fluxrules.goports.mastersemver import (
     new_constraint,
     parse_version,
 )
+from image_tagger.fluxrules.imageref import ImageRef
 from image_tagger.model.errors import InvalidPolicy, PolicyFailure
 
 DEFAULT_EXCLUSIONS: tuple[str, ...] = (r"^.*\.sig$",)
+# spec.digestReflectionPolicy, the CRD's enum; Never (the default) records no digest.
+NEVER, IF_NOT_PRESENT, ALWAYS = "Never", "IfNotPresent", "Always"
+REFLECTIONS = (NEVER, IF_NOT_PRESENT, ALWAYS)
 _MAJOR_RANGE = re.compile(r"v?([0-9]+)(?:\.[xX*])*")
 
 
@@ -250,6 +254,7 @@ class PolicySpec:
 
     choice: Choice
     filter_tags: TagFilter | None = None
+    reflection: str = NEVER  # spec.digestReflectionPolicy
 
     def select(self, stored: Sequence[str]) -> str:
         """IRC applyPolicy: the tag (as stored, never the extracted value) the policy resolves to.
@@ -284,6 +289,28 @@ class PolicySpec:
         return "ignored: outside the policy's range"
 
 
+def latest_ref(reflection: str, ref: ImageRef, previous: ImageRef | None, lookup: Callable[[], str | None]) -> ImageRef:
+    """IRC updateImageRefs: `status.latestRef` once `ref` (name and selected tag) is chosen, given the one before.
+
+    Never: no digest. IfNotPresent: the previous digest while name and tag stay, else `lookup()` (the registry's
+    digest of name:tag). Always: `lookup()` every time. A lookup that finds no manifest (None) is Flux's "failed
+    fetching digest" (PolicyFailure): the policy keeps its old ref and is not Ready.
+    """
+    if reflection == NEVER:
+        return ImageRef(ref.name, ref.tag)
+    if (
+        reflection == IF_NOT_PRESENT
+        and previous
+        and previous.digest
+        and (previous.name, previous.tag) == (ref.name, ref.tag)
+    ):
+        return previous
+    digest = lookup()
+    if not digest:
+        raise PolicyFailure(f"failed fetching digest of {ref.name}:{ref.tag}: no manifest for the tag")
+    return ImageRef(ref.name, ref.tag, digest)
+
+
 def _latest(choice: Choice, candidates: Sequence[str]) -> str:
     if not candidates:
         raise PolicyFailure("no tag qualifies for this policy")  # Go: "version list argument cannot be empty"
@@ -296,10 +323,28 @@ def _spec_mapping(spec: Any) -> Mapping[str, Any]:
     return spec
 
 
+def parse_reflection(spec: Mapping[str, Any]) -> str:
+    """`spec.digestReflectionPolicy` and `spec.interval` as the CRD admits them (its enum and two CEL rules): the
+    API server refuses anything else, so Flux never acts on it."""
+    reflection = spec.get("digestReflectionPolicy")
+    if reflection is None:
+        reflection = NEVER
+    if reflection not in REFLECTIONS:
+        raise InvalidPolicy(
+            f"spec.digestReflectionPolicy: {reflection!r} is not accepted; accepted: Never, IfNotPresent, Always"
+        )
+    has_interval = spec.get("interval") is not None
+    if has_interval and reflection != ALWAYS:
+        raise InvalidPolicy("spec.interval is only accepted when spec.digestReflectionPolicy is set to 'Always'")
+    if reflection == ALWAYS and not has_interval:
+        raise InvalidPolicy("spec.interval must be set when spec.digestReflectionPolicy is set to 'Always'")
+    return reflection
+
+
 def parse_policy(spec: Any) -> PolicySpec:
     """Raise InvalidPolicy for whatever Flux would stall on (policy, then filterTags), else the typed spec."""
     spec = _spec_mapping(spec)
-    return PolicySpec(parse_choice(spec.get("policy")), parse_filter(spec.get("filterTags")))
+    return PolicySpec(parse_choice(spec.get("policy")), parse_filter(spec.get("filterTags")), parse_reflection(spec))
 
 
 def select_tag(spec: Any, tags: Sequence[str]) -> str:

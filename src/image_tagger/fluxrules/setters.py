@@ -23,7 +23,7 @@ from pathlib import Path
 
 from image_tagger.fluxrules import files, reformat, yamltree
 from image_tagger.fluxrules.goports.goyaml import BLOCK, emit, set_value, source_scalar
-from image_tagger.fluxrules.imageref import ImageRef, setter_values
+from image_tagger.fluxrules.imageref import DIGEST, ImageRef, setter_values
 from image_tagger.fluxrules.yamltree import Node, Source
 from image_tagger.model.errors import InputError
 
@@ -279,3 +279,20 @@ def plan_updates(root: Path, policies: Mapping[str, ImageRef], notes: list[str] 
 def write_updates(root: Path, updates: Sequence[FileUpdate]) -> None:
     """Write the planned files all or none, each atomically; ``files.FileError`` names the file that stopped it."""
     files.write_all(root, [(u.path, u.before.encode("utf-8"), u.after.encode("utf-8")) for u in updates])
+
+
+def recorded_digests(root: Path, policies: Mapping[str, ImageRef]) -> dict[str, str]:
+    """Per policy, the digest its full-reference markers under ``root`` already hold for the policy's name and tag.
+
+    Offline there is no ImagePolicy status; the manifests the automation last wrote are its record. A policy whose
+    markers disagree (or hold none) is left out: its digest has to be looked up.
+    """
+    bare = {key: ImageRef(ref.name, ref.tag) for key, ref in policies.items()}
+    found: dict[str, set[str]] = {}
+    for update in plan_updates(root, bare):
+        for change in update.changes:
+            ref = bare.get(change.setter)
+            prefix = f"{ref}@" if ref else ""
+            if ref and change.old.startswith(prefix) and DIGEST.fullmatch(change.old.removeprefix(prefix)):
+                found.setdefault(change.setter, set()).add(change.old.removeprefix(prefix))
+    return {key: digests.pop() for key, digests in found.items() if len(digests) == 1}

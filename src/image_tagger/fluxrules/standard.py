@@ -11,10 +11,12 @@ RELEASE_PATTERN = r"^(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)$"
 
 
 def release_policy(major: int) -> dict[str, Any]:
-    """Follow one major: every new M.x.y release, never M+1, never a prerelease or a branch build."""
+    """Follow one major: every new M.x.y release, never M+1, never a prerelease or a branch build; pinned to the
+    digest the release had when Flux selected it."""
     return {
         "policy": {"semver": {"range": f"{major}.x"}},  # Masterminds: >=M.0.0 <M+1.0.0, no prereleases
         "filterTags": {"pattern": RELEASE_PATTERN},
+        "digestReflectionPolicy": "IfNotPresent",
     }
 
 

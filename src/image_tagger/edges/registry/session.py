@@ -56,6 +56,17 @@ MANIFEST_MEDIA_TYPES = (
     "application/vnd.oci.image.index.v1+json",
 )
 INDEX_MEDIA_TYPES = frozenset(MANIFEST_MEDIA_TYPES[2:])
+# The Accept of go-containerregistry's remote.Head, with which Flux's image-reflector-controller reads a tag's digest:
+# schema 1, then image manifests, then indexes (Docker's, then OCI's), comma-joined. The registry answers with the
+# digest of what it stores under the tag: the index, where there is one.
+HEAD_ACCEPT = ",".join(
+    (
+        "application/vnd.docker.distribution.manifest.v1+json",
+        "application/vnd.docker.distribution.manifest.v1+prettyjws",
+        *MANIFEST_MEDIA_TYPES,
+    )
+)
+_SHA256 = re.compile(r"sha256:[0-9a-f]{64}")
 OCI_MANIFEST, OCI_INDEX = MANIFEST_MEDIA_TYPES[1], MANIFEST_MEDIA_TYPES[3]
 # The OCI image spec's empty descriptor: an artifact with nothing but annotations uses it as config and layer.
 EMPTY_BLOB = b"{}"
@@ -305,6 +316,22 @@ class RegistrySession:
             media_type = str(self._json(reply).get("mediaType") or media_type)
         digest = wanted[0] if wanted else _digest_of("sha256", reply.body)
         return Manifest(digest, media_type, reply.body, self.image.registry)
+
+    def head_digest(self, reference: str) -> str | None:
+        """The digest the registry names for a tag in a HEAD of its manifest, as Flux reflects it into an ImagePolicy
+        (`remote.Head`: its Accept, and the `Docker-Content-Digest` header, which must be a sha256 digest); None when
+        the registry has no manifest there (404)."""
+        reply = self._send(
+            "HEAD", f"{self.endpoint}/v2/{self.image.path}/manifests/{reference}", {"Accept": HEAD_ACCEPT}
+        )
+        if reply.status == 404:
+            return None
+        if reply.status != 200:
+            raise self._status_error(reply)
+        digest = reply.headers.get("Docker-Content-Digest", "").strip()
+        if not _SHA256.fullmatch(digest):
+            raise self.fail(f"HEAD of manifest {reference}: no sha256 Docker-Content-Digest ({digest[:80]!r})")
+        return digest
 
     def config_labels(self, manifest: Manifest) -> dict[str, str]:
         """The image config's Labels; for an index, those of its first linux image."""
