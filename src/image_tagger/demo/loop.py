@@ -1,9 +1,10 @@
 """`image-tagger demo`: the whole loop on one machine, with real parts wherever one can run.
 
 git tag/push (bare repos stand in for GitHub) -> the action's own code builds and pushes to a local
-registry and notifies Flux's Receivers -> the clusters scan, select, commit to the config repository and
-apply it -> the image the Deployment names runs as a container (the stand-in for a kubelet) and its page
-says which version each environment serves. The clusters are two real ones (`realclusters`, with
+registry, signed with a key made for the run, and notifies Flux's Receivers -> the clusters scan, select and
+commit to the config repository (production to a branch that the pull-request gate checks before the demo
+merges it) and apply it -> the image the Deployment names runs as a container (the stand-in for a kubelet)
+and its page says which version each environment serves. The clusters are two real ones (`realclusters`, with
 `--cluster-bin`: Flux's own controllers on kube-apiserver) or simulated (`simulated`: image-tagger's
 reproduction of Flux); the scenario, the repositories and the output are the same.
 """

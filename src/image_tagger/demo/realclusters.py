@@ -10,7 +10,9 @@ webhook would.
 
 Nothing here decides anything Flux decides. After each push the demo reads the clusters: the
 ImageRepository's scan, the ImagePolicy's selection (held against image-tagger's offline prediction: a
-difference fails the step), the Deployment's image, and the commit the automation pushed.
+difference fails the step), the commit the automation pushed, and the Deployment's image. Production's
+automation pushes to a branch of its own (flux/pull-request); the demo runs the gate on it (`gate`) and merges
+what passes, which is how a release reaches production's Deployment.
 """
 
 from __future__ import annotations

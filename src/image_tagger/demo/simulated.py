@@ -2,7 +2,8 @@
 
 No Kubernetes and no Flux: image-tagger's own reproduction of Flux's decisions plays both clusters. It
 scans the registry, selects with the rendered ImagePolicies, writes the setters, commits with the
-automation's message template and pushes to config.git, then runs the image the rendered overlay names.
+automation's message template and pushes to its push branch of config.git (production's goes through the
+pull-request gate, `gate`, as with the real clusters), then runs the image the config branch names.
 The Receiver is a stand-in that checks signatures as Flux does. The output says "simulated" throughout;
 `./dev demo` (the `realclusters` mode) shows Flux's own controllers doing the same.
 """
