@@ -18,7 +18,7 @@ from support.cli import assert_input_error, explain, run_cli
 from support.registry import Registry, basic_entry, write_docker_config
 
 from image_tagger.edges.registry.session import RegistrySession
-from image_tagger.edges.signer import load_public_key, load_signing_key
+from image_tagger.edges.signer import load_public_key, load_signing_key, new_key_pair
 from image_tagger.model.errors import InputError
 from image_tagger.model.imagename import ImageName
 from image_tagger.model.registry import RegistryAuth
@@ -74,6 +74,25 @@ def test_a_cosign_key_opens_with_its_password_and_only_with_it(keys: Path) -> No
         load_signing_key(text, PASSWORD + "!", "cosign.key")
     with pytest.raises(InputError, match=r"^cosign.pub: no ENCRYPTED SIGSTORE PRIVATE KEY block"):
         load_signing_key((keys / "cosign.pub").read_bytes(), PASSWORD, "cosign.pub")
+
+
+def test_a_key_pair_we_make_is_one_cosign_opens(cosign: Path, tmp_path: Path) -> None:
+    """The demo's throw-away key (new_key_pair) is cosign's own format: cosign opens it with the password and
+    derives the same public key; we open it too, and only with that password."""
+    text, public = new_key_pair(PASSWORD, "demo.pub")
+    (tmp_path / "demo.key").write_text(text)
+    done = run_cosign(cosign, "public-key", "--key", "demo.key", cwd=tmp_path, COSIGN_PASSWORD=PASSWORD)
+    assert done.returncode == 0, done.stderr
+    ours = public.key.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    assert (
+        load_public_key(done.stdout.encode(), "cosign's answer").key.public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+        == ours
+    )
+    assert public.verifies(b"payload", load_signing_key(text.encode(), PASSWORD, "demo.key").sign(b"payload"))
+    with pytest.raises(InputError, match=r"^demo.key: the password does not open this key"):
+        load_signing_key(text.encode(), PASSWORD + "!", "demo.key")
 
 
 def test_cosign_verifies_what_we_sign_with_its_version(cosign: Path, keys: Path, image: tuple[ImageName, str]) -> None:

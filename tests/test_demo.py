@@ -22,6 +22,9 @@ IMAGE = r"127\.0\.0\.1:[0-9]+/demo/app"
 PINNED = r"@sha256:[0-9a-f]{64}"  # production runs name:tag@digest: its policy reflects digests
 # Every step in which an environment's image changes; "tag v2.0.0 (another major)" changes none.
 CHANGING = ("tag v1.0.0", "push to main", "tag v1.1.0", "second push to main", "tag v1.2.0", "push the fix to main")
+# Production's releases: each reaches production only through the pull-request gate, signed and merged.
+RELEASED = {"tag v1.0.0": "1.0.0", "tag v1.1.0": "1.1.0", "tag v1.2.0": "1.2.0", "tag v1.2.1": "1.2.1"}
+STOLEN = "a release pushed by hand with a stolen registry password"
 
 
 def run_demo(docker_client: docker.DockerClient, *args: str, env: dict[str, str] | None = None) -> tuple[dict, str]:
@@ -77,7 +80,43 @@ def assert_scenario(result: dict[str, Any], out: str) -> dict[str, dict[str, Any
         assert steps[title]["applied_after_push_seconds"] < 60, steps[title]
     assert steps["tag v2.0.0 (another major)"]["applied_after_push_seconds"] is None
     assert steps["v1.2.0 turns out bad: roll back"]["applied_after_push_seconds"] is not None
+    assert_gate(steps, out)
     return steps
+
+
+def assert_gate(steps: dict[str, dict[str, Any]], out: str) -> None:
+    """Signed releases reach production through the gate and a merge; the hand-pushed one is refused there."""
+    for title, version in {**RELEASED, "v1.2.0 turns out bad: roll back": "1.1.0"}.items():
+        assert steps[title]["signed"] is not False, title
+        gate = steps[title]["gate"]["production"]
+        assert gate["merged"] is True, (title, gate)
+        assert re.fullmatch(
+            rf"{IMAGE}:{re.escape(version)}@sha256:[0-9a-f]{{64}}: signed by the demo's cosign\.pub "
+            rf"for version {re.escape(version)}",
+            gate["check"],
+        ), gate
+        assert steps[title]["production"].endswith(f":{version}"), title
+    for title in ("push to main", "second push to main", "push the fix to main", "tag v2.0.0 (another major)"):
+        assert steps[title]["gate"] is None, title  # staging commits straight to its branch; nothing to propose
+    assert out.count("merged #") == len(RELEASED) + 1  # + the rollback's proposal of 1.1.0
+    assert "the pull-request action's own run, verify-key = the demo's cosign.pub" in out
+
+    stolen, before = steps[STOLEN], steps["tag v1.2.1"]
+    assert re.fullmatch(rf"{IMAGE}:1\.3\.0@sha256:[0-9a-f]{{64}}", stolen["pushed"])
+    assert stolen["signed"] is False and stolen["promoted_from"] is None
+    refused = stolen["gate"]["production"]
+    assert refused["merged"] is False
+    digest = stolen["pushed"].rsplit("@", 1)[1]
+    assert refused["check"].endswith(f":1.3.0@{digest}: unsigned (no cosign signature for this digest)"), refused
+    # Production stays on the signed release; staging's policy passed over 1.3.0; nothing was applied.
+    assert stolen["production"] == before["production"] and stolen["production"].endswith(":1.2.1")
+    assert stolen["staging"] == before["staging"]
+    assert stolen["applied_after_push_seconds"] is None
+    assert stolen["selected_after_push_seconds"] is not None  # Flux did select it: the gate is what held
+    part = out[out.index(f"== {STOLEN}") :]
+    assert f"check FAILED: {refused['check']}" in part
+    assert "not merged: #" in part and "Do not merge: not signed as required." in part
+    assert "stands for one made with a stolen password" in part
 
 
 def test_simulated_demo_runs_the_scenario_and_says_it_is_simulated(docker_client: docker.DockerClient) -> None:
@@ -86,8 +125,8 @@ def test_simulated_demo_runs_the_scenario_and_says_it_is_simulated(docker_client
     assert "SIMULATED" in out.splitlines()[2]
     assert result["cluster"] == {"production": "simulated", "staging": "simulated"}
     # Commits were made with the automation's message template and pushed to the config repo.
-    assert out.count("Update images (flux-system/app)") == 8
-    assert out.count("Flux notified:") == 8  # the stand-in Receiver, once per push
+    assert out.count("Update images (flux-system/app)") == 9
+    assert out.count("Flux notified:") == 9  # the stand-in Receiver, once per push
 
 
 def pinned(folder: str, module: str) -> str:
@@ -132,8 +171,14 @@ def test_real_demo_runs_the_scenario_on_two_clusters_with_flux_deciding(
     pushes = sum(1 for step in result["steps"] if step["pushed"])
     assert out.count("Flux notified:") == 2 * pushes
     assert out.count("offline: the same)") == 2 * len(result["steps"])
-    assert out.count("image-automation-controller committed") == len(CHANGING) + 2  # + the rollback, + v1.2.1
-    assert out.count("fluxcdbot: Update images (flux-system/app)") == len(CHANGING) + 2
+    # + the rollback, v1.2.1 and the hand-pushed 1.3.0, which the automation proposes on its branch all the same
+    assert out.count("image-automation-controller committed") == len(CHANGING) + 3
+    assert out.count("fluxcdbot: Update images (flux-system/app)") == len(CHANGING) + 3
+    assert out.count("pushed to config.git over HTTP (flux/app-production)") == len(RELEASED) + 2
+    assert "Flux passes over 1.3.0: " in out  # staging's policy: not a main build
+    stolen = out[out.index(f"== {STOLEN}") :]
+    assert re.search(r"production Flux: .* ImagePolicy app-production selects 1\.3\.0", stolen)
+    assert "unchanged: nothing was merged" in stolen
     assert "(the stand-in for a kubelet)" in out
     # v2.0.0: the real controllers pass over another major; the rollback: they drop 1.2.0 for 1.1.0.
     assert "Flux passes over 2.0.0: ignored: other major" in out

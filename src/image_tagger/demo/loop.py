@@ -1,9 +1,10 @@
 """`image-tagger demo`: the whole loop on one machine, with real parts wherever one can run.
 
 git tag/push (bare repos stand in for GitHub) -> the action's own code builds and pushes to a local
-registry and notifies Flux's Receivers -> the clusters scan, select, commit to the config repository and
-apply it -> the image the Deployment names runs as a container (the stand-in for a kubelet) and its page
-says which version each environment serves. The clusters are two real ones (`realclusters`, with
+registry, signed with a key made for the run, and notifies Flux's Receivers -> the clusters scan, select and
+commit to the config repository (production to a branch that the pull-request gate checks before the demo
+merges it) and apply it -> the image the Deployment names runs as a container (the stand-in for a kubelet)
+and its page says which version each environment serves. The clusters are two real ones (`realclusters`, with
 `--cluster-bin`: Flux's own controllers on kube-apiserver) or simulated (`simulated`: image-tagger's
 reproduction of Flux); the scenario, the repositories and the output are the same.
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import json
 import re
+import secrets
 import shutil
 import sys
 import tempfile
@@ -25,22 +27,23 @@ from ruamel.yaml import YAML
 
 from image_tagger.demo import DemoError, githttp, localregistry, realclusters, sampleapp, simulated, source
 from image_tagger.demo.world import ENVIRONMENTS, UNRELEASED, Followed, World, fresh_config, say
-from image_tagger.edges import docker_ops, kustomize
+from image_tagger.edges import docker_ops, kustomize, notify
 from image_tagger.edges.context import commit_time_of
 from image_tagger.edges.gitcmd import git
 from image_tagger.edges.jobports import real_edges
 from image_tagger.edges.registry.session import list_tags
+from image_tagger.edges.signer import new_key_pair
 from image_tagger.model.errors import PublishError
 from image_tagger.model.git import GitContext
 from image_tagger.model.imagename import parse_image
-from image_tagger.model.inputs import BuildOptions, PublishInputs, ReleaseOptions
+from image_tagger.model.inputs import BuildOptions, PublishInputs, ReleaseOptions, Signing
 from image_tagger.model.log import KeptLog
 from image_tagger.model.plan import NamingOptions
 from image_tagger.model.receivers import Receiver
 from image_tagger.model.registry import RegistryAuth
 from image_tagger.model.report import PublishReport
 from image_tagger.model.result import PublishResult
-from image_tagger.model.states import TagState
+from image_tagger.model.states import Builder, TagState
 from image_tagger.operations import publish, rollback
 from image_tagger.rules.naming import plan_tags
 
@@ -86,6 +89,8 @@ def make_repos(world: World, checkout: Path | None, config_url: str) -> None:
     kustomize.point_consumer_at(world.config / "clusters", url, BASE_TAG)
     for kustomization in world.config.glob("clusters/*/kustomization.yaml"):  # README, "On a real cluster", step 4
         add_components(kustomization, [f"{url}/{name}?ref={BASE_TAG}" for name in RECEIVER_COMPONENTS])
+    # Production behind the pull-request gate (README, "Production safety"): listed after the channel.
+    add_components(world.config / "clusters/production/kustomization.yaml", [f"{url}/pull-request?ref={BASE_TAG}"])
     for path in world.config.rglob("*.yaml"):
         text = path.read_text()
         text = re.sub(rf"{re.escape(EXAMPLE_IMAGE)}:[\w.-]+", f"{world.image}:{UNRELEASED}", text)
@@ -146,7 +151,9 @@ def build_and_push(
     # The app's page shows the version it was built as: a build-arg, as a workflow passes a `tags` step's output.
     version = plan_tags(ctx, image, naming, now=world.clock).version
     build = BuildOptions(checkout, checkout / "Dockerfile", {"VERSION": version})
-    given = PublishInputs(checkout, image, naming, RegistryAuth(), build, ReleaseOptions(), None, tuple(receivers))
+    given = PublishInputs(
+        checkout, image, naming, RegistryAuth(), build, ReleaseOptions(), None, tuple(receivers), world.signing
+    )
     log = KeptLog()  # shown only when the step fails
     job = publish.run(given, ctx, real_edges(world.client), log)
     if job.failure is not None or job.result is None or job.pushed_at is None:
@@ -166,11 +173,13 @@ def outcome(world: World, title: str, followed: dict[str, Followed], **fields: A
     """A step's JSON: what was pushed, when the clusters selected and applied it, what each environment serves."""
     selected = [f.selected_after for f in followed.values() if f.selected_after is not None]
     applied = [f.applied_after for f in followed.values() if f.applied_after is not None]
+    gated = {env: f.gate.json() for env, f in followed.items() if f.gate is not None}
     return {
         "step": title,
         **fields,
         "selected_after_push_seconds": round(min(selected), 2) if selected else None,
         "applied_after_push_seconds": round(min(applied), 2) if applied else None,
+        "gate": gated or None,
         **{env: world.serving.get(env) for env in ENVIRONMENTS},
     }
 
@@ -186,6 +195,8 @@ def step(world: World, clusters: Clusters, title: str, ref: str) -> dict[str, An
         say(f"  action   promoted {result.promoted_from} to {pushed} (no build: the bytes staging ran)")
     else:
         say(f"  action   built and pushed {pushed}")
+    if result.signature:
+        say(f"  {'':<8} signed for version {job.plan.version} before the tag appeared (the demo's key)")
     pushed_at = time.monotonic() - (time.time() - pushed_wall)  # the job's wall clock, on the monotonic one
     for notification in job.notifications:  # the job notified every Receiver, side by side, as the action does
         say(f"  flux     {notification.detail}")
@@ -193,7 +204,9 @@ def step(world: World, clusters: Clusters, title: str, ref: str) -> dict[str, An
             raise DemoError(f"{title}: {notification.detail}")
     new_tags = [ref.rsplit(":", 1)[1] for ref in result.tags_in(TagState.PUSHED, TagState.PROMOTED)]
     followed = clusters.follow(world, registry_tags(world), pushed_at, new_tags)
-    report = outcome(world, title, followed, pushed=pushed, promoted_from=result.promoted_from)
+    report = outcome(
+        world, title, followed, pushed=pushed, promoted_from=result.promoted_from, signed=bool(result.signature)
+    )
     if report["applied_after_push_seconds"] is not None:
         say(
             f"  {'':<10} applied {report['applied_after_push_seconds']:.2f} s after the push (without the Receivers: "
@@ -214,7 +227,34 @@ def rollback_step(world: World, clusters: Clusters, title: str, tag: str) -> dic
     say(f"  operator image-tagger rollback clusters/production {tag}; committed and pushed to config.git")
     say(f"  {'':<10} {result.line.split('; ', 1)[-1]}")
     followed = clusters.follow(world, registry_tags(world), committed_at, [])
-    return outcome(world, title, followed, pushed=None)
+    return outcome(world, title, followed, pushed=None, signed=None)
+
+
+def stolen_password_step(world: World, clusters: Clusters, title: str, tag: str) -> dict[str, Any]:
+    """Someone with the registry's password builds the app and pushes `tag` by hand: no action, no signature.
+    The automation proposes it like any release; production's gate refuses it, staging's policy passes it over."""
+    say(f"\n== {title}")
+    image = parse_image(world.image)
+    ref = image.ref(tag)
+    log = KeptLog()
+    build = BuildOptions(world.app, world.app / "Dockerfile", {"VERSION": tag}, builder=Builder.LEGACY)
+    world.built.append(ref)
+    try:
+        docker_ops.build(world.client, build, ref, {}, log)
+        digest = docker_ops.push(world.client, image, tag, log)
+    except PublishError:
+        print("\n".join(log.lines[-30:]), file=sys.stderr)
+        raise
+    pushed_at = time.monotonic()
+    say(f"  someone  docker build -t {ref} && docker push {ref}: {digest}, no signature")
+    say(f"  {'':<8} (the demo's registry has no login: this push stands for one made with a stolen password)")
+    # The thief notifies no one; the demo asks the Receivers to rescan now, in place of the next scan.
+    payload = {"image": world.image, "tags": [tag], "digest": digest}
+    for receiver in clusters.receivers:
+        notification = notify.notify(receiver.url, receiver.secret, payload)
+        say(f"  flux     {notification.detail} (the demo's nudge: else the next scan, every {clusters.scan_interval})")
+    followed = clusters.follow(world, registry_tags(world), pushed_at, [tag])
+    return outcome(world, title, followed, pushed=f"{ref}@{digest}", promoted_from=None, signed=False)
 
 
 SCENARIO = (
@@ -227,7 +267,9 @@ SCENARIO = (
     ("v1.2.0 turns out bad: roll back", "rollback 1.2.0"),
     ("push the fix to main", "refs/heads/main"),
     ("tag v1.2.1", "refs/tags/v1.2.1"),
+    ("a release pushed by hand with a stolen registry password", "stolen 1.3.0"),
 )
+STEPS = {"rollback": rollback_step, "stolen": stolen_password_step}  # the other entries are pushes to app.git
 
 
 def run(checkout: Path | None = None, cluster_bin: Path | None = None) -> dict[str, Any]:
@@ -251,9 +293,14 @@ def run(checkout: Path | None = None, cluster_bin: Path | None = None) -> dict[s
         else:
             say("clusters   production and staging: two real clusters (kube-apiserver + Flux's five controllers)")
             clusters = stack.enter_context(realclusters.start(world, cluster_bin))
+        password = secrets.token_urlsafe(24)
+        key, world.public_key = new_key_pair(password, "the demo's cosign.pub")
+        world.signing = Signing(key, password, source="the demo's cosign.key")
+        say("signing    a throw-away cosign key pair (ECDSA P-256): every release is signed before its tag exists")
+        say("gate       production's automation pushes to flux/app-production; the pull-request gate checks it")
         steps = [
-            rollback_step(world, clusters, title, ref.split()[1])
-            if ref.startswith("rollback ")
+            STEPS[ref.split()[0]](world, clusters, title, ref.split()[1])
+            if " " in ref
             else step(world, clusters, title, ref)
             for title, ref in SCENARIO
         ]

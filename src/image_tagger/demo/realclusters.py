@@ -10,7 +10,9 @@ webhook would.
 
 Nothing here decides anything Flux decides. After each push the demo reads the clusters: the
 ImageRepository's scan, the ImagePolicy's selection (held against image-tagger's offline prediction: a
-difference fails the step), the Deployment's image, and the commit the automation pushed.
+difference fails the step), the commit the automation pushed, and the Deployment's image. Production's
+automation pushes to a branch of its own (flux/pull-request); the demo runs the gate on it (`gate`) and merges
+what passes, which is how a release reaches production's Deployment.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from image_tagger.demo import DemoError, cluster, kubelet, webhooks
+from image_tagger.demo import DemoError, cluster, gate, kubelet, webhooks
 from image_tagger.demo.kubeapi import KubeAPI, Ref
 from image_tagger.demo.world import (
     ENVIRONMENTS,
@@ -42,7 +44,7 @@ from image_tagger.demo.world import (
     the,
 )
 from image_tagger.edges import manifests
-from image_tagger.edges.gitcmd import git
+from image_tagger.edges.gitcmd import git, query
 from image_tagger.model.receivers import Receiver
 
 NAMESPACE = "flux-system"
@@ -212,10 +214,18 @@ class RealClusters:
             indent(f"Deployment {env.deployment.namespace}/{env.deployment.name} unchanged")
             return Followed(selected)
         selected_after = watch.arrival(env.name, "policy", selected)
+        iua = the(objects, "ImageUpdateAutomation")
+        path = iua["spec"]["update"]["path"].removeprefix("./")
+        branch = iua["spec"]["git"]["push"]["branch"]
+        wait(f"{env.name}: {wanted} on the automation's branch {branch}", lambda: proposes(world, branch, path, wanted))
+        commit = git(world.config_bare, "log", "-1", "--format=%h %an: %s", branch, "--", path)
+        indent(f"image-automation-controller committed {commit}, pushed to config.git over HTTP ({branch})")
+        # With flux/pull-request the automation proposes; the release reaches the cluster only through the gate.
+        gated = gate.review(world, iua) if gate.gated_branch(iua) else None
+        if gated and not gated.merged:
+            indent(f"Deployment {env.deployment.namespace}/{env.deployment.name} unchanged: nothing was merged")
+            return Followed(selected, selected_after, None, gated)
         applied_after = watch.arrival(env.name, "deployment", wanted)
-        path = the(objects, "ImageUpdateAutomation")["spec"]["update"]["path"].removeprefix("./")
-        commit = git(world.config_bare, "log", "-1", "--format=%h %an: %s", "main", "--", path)
-        indent(f"image-automation-controller committed {commit}, pushed to config.git over HTTP")
         indent(
             f"kustomize-controller applied it: Deployment {env.deployment.namespace}/{env.deployment.name} "
             f"carries {selected} {applied_after:.2f} s after the {'push' if new_tags else 'commit'}"
@@ -226,7 +236,7 @@ class RealClusters:
         kubelet.report_available(env.api, env.deployment, env.api.get(env.deployment) or {})
         indent(f"the demo ran {wanted} (the stand-in for a kubelet): page says 'version {version}'")
         world.serving[env.name] = wanted
-        return Followed(selected, selected_after, applied_after)
+        return Followed(selected, selected_after, applied_after, gated)
 
     def _scanned(self, env: Env, objects: list[dict[str, Any]], *, pushed: bool) -> int:
         """Until the ImageRepository has scanned since the push (the Receiver's request handled) or since the
@@ -257,6 +267,12 @@ class RealClusters:
             return found if found.get("status", {}).get("lastHandledReconcileAt") == stamp else None
 
         return wait(f"{env.name}: ImagePolicy {env.policy.name} evaluation", done)
+
+
+def proposes(world: World, branch: str, path: str, ref: str) -> bool:
+    """Whether `branch` of config.git exists and names `ref` (as `name:tag`, digest or not) under `path`."""
+    lines = query(world.config_bare, "grep", "-h", "-F", "-e", ref, branch, "--", path) or ""
+    return re.search(re.escape(ref) + r"(?![\w.-])", lines) is not None  # 1.3.0, not 1.3.0-rc.1
 
 
 def _start_env(name: str, world: World, state: Path, bin_dir: Path) -> Env:

@@ -2,7 +2,8 @@
 
 No Kubernetes and no Flux: image-tagger's own reproduction of Flux's decisions plays both clusters. It
 scans the registry, selects with the rendered ImagePolicies, writes the setters, commits with the
-automation's message template and pushes to config.git, then runs the image the rendered overlay names.
+automation's message template and pushes to its push branch of config.git (production's goes through the
+pull-request gate, `gate`, as with the real clusters), then runs the image the config branch names.
 The Receiver is a stand-in that checks signatures as Flux does. The output says "simulated" throughout;
 `./dev demo` (the `realclusters` mode) shows Flux's own controllers doing the same.
 """
@@ -12,9 +13,10 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
-from image_tagger.demo import kubelet, receiver
+from image_tagger.demo import gate, kubelet, receiver
 from image_tagger.demo.receiver import DemoReceiver
 from image_tagger.demo.world import (
     ENVIRONMENTS,
@@ -29,7 +31,7 @@ from image_tagger.demo.world import (
     the,
 )
 from image_tagger.edges import manifests
-from image_tagger.edges.gitcmd import git
+from image_tagger.edges.gitcmd import git, query
 from image_tagger.fluxrules import automation, setters
 from image_tagger.model.receivers import Receiver
 
@@ -51,39 +53,58 @@ class SimulatedClusters:
     def follow(self, world: World, tags: list[str], since: float, new_tags: list[str]) -> dict[str, Followed]:
         followed = {}
         for env in ENVIRONMENTS:
-            selected, commit = automate(world, env, tags)
+            selected, commit, iua = automate(world, env, tags)
             if not commit:
                 indent(f"serves {deploy(world, env)}")
                 followed[env] = Followed(selected)
                 continue
             selected_after = time.monotonic() - since
-            indent(f"commit {commit} (pushed to config.git)")
-            applied_after = time.monotonic() - since  # the simulated cluster applies the config repository as is
+            indent(f"commit {commit} (pushed to config.git, branch {iua['spec']['git']['push']['branch']})")
+            gated = gate.review(world, iua) if gate.gated_branch(iua) else None
+            # The simulated cluster applies the config branch as it stands: at once, unless the gate kept it out.
+            applied_after = time.monotonic() - since if gated is None or gated.merged else None
             indent(f"serves {deploy(world, env)}")
-            followed[env] = Followed(selected, selected_after, applied_after)
+            followed[env] = Followed(selected, selected_after, applied_after, gated)
         return followed
 
 
-def automate(world: World, env: str, tags: list[str]) -> tuple[str | None, str | None]:
-    """One simulated cluster's image automation: select, set, commit with its template, push to config.git."""
-    work, objects = render_cluster(world, env)
+def automate(world: World, env: str, tags: list[str]) -> tuple[str | None, str | None, dict[str, Any]]:
+    """One simulated cluster's image automation: select, set, commit with its template, push to its push branch.
+    Returns the selection, the commit (none when nothing changed) and the ImageUpdateAutomation."""
+    _, objects = render_cluster(world, env)
+    iua = the(objects, "ImageUpdateAutomation")
     prediction = predict(objects, world.image, tags)
     if prediction.selected is None:
         say(f"  {env:<10} policy {prediction.policy} selects nothing yet ({prediction.error})")
-        return None, None
+        return None, None, iua
     say(f"  {env:<10} policy {prediction.policy} selects {prediction.selected} (simulated)")
+    work = automation_tree(world, env, iua["spec"]["git"])
     (commit,) = automation.plan_commits(work, automation.find_automations(objects), [prediction])
     if not commit.updates:
         indent("manifests already there")
-        return prediction.selected, None
+        return prediction.selected, None, iua
     setters.write_updates(work.resolve(), commit.updates)
-    spec = the(objects, "ImageUpdateAutomation")["spec"]
+    spec = iua["spec"]
     author = spec["git"]["commit"]["author"]
     git(work, "add", "--all")
     identity = (author.get("name", "fluxcdbot"), author["email"])
     git(work, "commit", "--quiet", "-m", commit.message, when=world.tick(), identity=identity)
     git(work, "push", "--quiet", "origin", f"HEAD:{spec['git']['push']['branch']}")
-    return prediction.selected, f"{git(work, 'rev-parse', '--short', 'HEAD')} {commit.message.splitlines()[0]}"
+    return prediction.selected, f"{git(work, 'rev-parse', '--short', 'HEAD')} {commit.message.splitlines()[0]}", iua
+
+
+def automation_tree(world: World, env: str, spec: dict[str, Any]) -> Path:
+    """The tree the automation writes to: its push branch as config.git has it, when that exists (Flux's
+    image-automation-controller switches to it: a proposal not merged yet stays under the next one), else the
+    branch it checks out."""
+    work = world.root / "automation-push" / env
+    if not work.exists():
+        git(world.root, "clone", "--quiet", str(world.config_bare), str(work))
+    git(work, "fetch", "--quiet", "--prune", "origin")
+    push, checkout = spec["push"]["branch"], spec["checkout"]["ref"]["branch"]
+    start = push if query(work, "rev-parse", "--verify", "--quiet", f"origin/{push}") else checkout
+    git(work, "checkout", "--quiet", "-B", push, f"origin/{start}")
+    return work
 
 
 def deploy(world: World, env: str) -> str:

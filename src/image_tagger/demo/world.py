@@ -16,7 +16,9 @@ from image_tagger.demo import DemoError
 from image_tagger.edges import manifests
 from image_tagger.edges.gitcmd import git
 from image_tagger.edges.registry.tags import RegistryTags
+from image_tagger.edges.signer import PublicKey
 from image_tagger.fluxrules import automation
+from image_tagger.model.inputs import Signing
 
 ENVIRONMENTS = ("production", "staging")
 UNRELEASED = "0.0.0"  # the tag the config repository starts with: no release of the image exists yet
@@ -34,6 +36,9 @@ class World:
     image: str = ""
     serving: dict[str, str] = field(default_factory=dict)  # environment -> the image reference it runs
     built: list[str] = field(default_factory=list)
+    signing: Signing | None = None  # the demo's throw-away cosign key: every release it publishes is signed
+    public_key: PublicKey | None = None  # what the pull-request gate verifies against
+    pull_requests: list[PullRequest] = field(default_factory=list)  # on the stand-in for GitHub (demo.gate)
 
     def tick(self) -> int:
         self.clock += 60
@@ -54,12 +59,37 @@ class World:
 
 
 @dataclass
+class PullRequest:
+    """A pull request on the demo's stand-in for GitHub: the automation's branch proposed into the config branch."""
+
+    number: int
+    head: str
+    base: str
+    title: str
+    body: str
+    merged: bool = False
+
+
+@dataclass(frozen=True)
+class Gated:
+    """What the pull-request gate made of the automation's proposal: merged, or left open and why."""
+
+    number: int
+    merged: bool
+    check: str  # the gate's line per image, joined with "; "
+
+    def json(self) -> dict[str, Any]:
+        return {"pull_request": self.number, "merged": self.merged, "check": self.check}
+
+
+@dataclass
 class Followed:
     """What one environment did after a push or a config commit: Flux's choice and when it arrived."""
 
     selected: str | None  # the tag the environment's policy selects afterwards
     selected_after: float | None = None  # seconds from the push to that selection, when it changed
     applied_after: float | None = None  # seconds from the push to the Deployment (or config) carrying it
+    gate: Gated | None = None  # production's pull-request gate, when the automation proposed a change
 
 
 def say(text: str = "") -> None:

@@ -155,3 +155,27 @@ def load_public_key(text: bytes, name: str) -> PublicKey:
         return PublicKey(name, load_pem_public_key(text))
     except (ValueError, TypeError):
         raise InputError(f"{name}: its PUBLIC KEY block is not a key; accepted: a PEM public key") from None
+
+
+def new_key_pair(password: str, name: str) -> tuple[str, PublicKey]:
+    """A fresh ECDSA P-256 key as cosign generate-key-pair writes it (scrypt N=32768 r=8 p=1, NaCl secretbox,
+    PKCS #8 inside), and its public key: for the demo, which signs with a key that lives only as long as it runs."""
+    import os
+
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
+    from nacl.secret import SecretBox
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    der = key.private_bytes(Encoding.DER, PrivateFormat.PKCS8, NoEncryption())
+    salt, nonce = os.urandom(32), os.urandom(SecretBox.NONCE_SIZE)
+    secret = hashlib.scrypt(password.encode(), salt=salt, n=32768, r=8, p=1, maxmem=64 << 20, dklen=32)
+    sealed = {
+        "kdf": {"name": "scrypt", "params": {"N": 32768, "r": 8, "p": 1}, "salt": base64.b64encode(salt).decode()},
+        "cipher": {"name": "nacl/secretbox", "nonce": base64.b64encode(nonce).decode()},
+        "ciphertext": base64.b64encode(SecretBox(secret).encrypt(der, nonce).ciphertext).decode(),
+    }
+    encoded = base64.b64encode(json.dumps(sealed).encode()).decode()
+    body = "".join(f"{encoded[i : i + 64]}\n" for i in range(0, len(encoded), 64))  # PEM's line length, as Go's
+    text = f"-----BEGIN {ENCRYPTED_TYPES[0]}-----\n{body}-----END {ENCRYPTED_TYPES[0]}-----\n"
+    return text, PublicKey(name, key.public_key())

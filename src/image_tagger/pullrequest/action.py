@@ -16,8 +16,10 @@ import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 from image_tagger.edges.context import read_event
+from image_tagger.edges.httpbounds import Deadline
 from image_tagger.edges.registry.session import RegistrySession
 from image_tagger.edges.runnerio import Runner
 from image_tagger.edges.signer import PublicKey, load_public_key
@@ -146,7 +148,18 @@ class Result:
         return [verdict for verdict in self.verdicts.values() if not verdict.ok]
 
 
-def run(inputs: Inputs, github: GitHub) -> Result:
+class PullRequests(Protocol):
+    """Where `run` reads the base branch and opens the pull request: GitHub (`github.GitHub`), or the demo's local
+    stand-in for it over a bare repository (`demo.gate`)."""
+
+    deadline: Deadline
+
+    def base_files(self, base: str, paths: list[str], local: dict[str, bytes]) -> dict[str, bytes]: ...
+
+    def open_or_update(self, head: str, base: str, title: str, body: str, labels: list[str]) -> Outcome: ...
+
+
+def run(inputs: Inputs, github: PullRequests) -> Result:
     """Compare the marked images of the checkout (the head) with the base branch, then open or update the PR."""
     folder = (inputs.workspace / inputs.path).resolve()
     prefix = folder.relative_to(inputs.workspace).as_posix()
@@ -176,7 +189,7 @@ def run(inputs: Inputs, github: GitHub) -> Result:
 
 
 def gate(
-    changes: list[ImageChange], inputs: Inputs, credentials: dict[str, RegistryAuth], github: GitHub
+    changes: list[ImageChange], inputs: Inputs, credentials: dict[str, RegistryAuth], github: PullRequests
 ) -> dict[int, Verdict]:
     """Each changed image's verdict: a signature by verify-key for the digest it will run, its tag and repository.
     A registry that cannot answer is a refusal too: the check fails closed."""
