@@ -43,6 +43,11 @@ def git(cwd: Path, *args: str, when: int | None = None, identity: tuple[str, str
     return done.stdout.strip()
 
 
+def query(path: Path, *args: str) -> str | None:
+    """One read-only question to the user's own checkout; None when git cannot answer (see `queries`)."""
+    return queries(path, args)[0]
+
+
 def queries(path: Path, *questions: tuple[str, ...]) -> list[str | None]:
     """Read-only questions to the user's own checkout (their config applies), each answer None when git cannot
     give it. They run side by side: git's start-up, not its work, is most of each answer's time."""
