@@ -678,10 +678,20 @@ def test_a_rerun_of_a_signed_release_adds_no_second_signature(world: World) -> N
     assert len(world.registry.signatures[first.result.digest]) == 1
 
 
-def test_signing_a_multi_platform_index_is_refused_up_front(world: World) -> None:
-    with pytest.raises(InputError, match="several platforms"):
-        world.run("refs/tags/v1.4.2", signing=TEST_KEY, platforms=("linux/amd64", "linux/arm64"))
-    assert world.daemon.builds == []
+def test_a_signed_multi_platform_image_with_provenance_goes_up_by_digest(world: World) -> None:
+    """The build is asked for every platform and the provenance, and to leave the image for the upload (on the
+    containerd store: the index BuildKit exports); the digest uploaded, the index's, is the one signed."""
+    world.daemon.containerd_store = True
+    platforms = ("linux/amd64", "linux/arm64")
+
+    job = world.run("refs/tags/v1.4.2", signing=TEST_KEY, platforms=platforms)
+
+    assert job.exit_code == 0 and job.result is not None
+    [build] = world.daemon.builds
+    assert build.by_digest and build.options.platforms == platforms and build.provenance == "min"
+    assert world.daemon.pushes == [] and job.result.digest in world.registry.by_digest
+    assert signed_for(world, job.result.digest, "1.4.2")
+    assert job.result.provenance.startswith("SLSA provenance, mode=min")
 
 
 @pytest.mark.parametrize(
@@ -706,11 +716,20 @@ def test_provenance_follows_the_repository_s_visibility_and_the_daemon(
     assert f"Provenance: {job.result.provenance}" in report.job_summary(job, job.result)
 
 
-def test_no_provenance_is_asked_of_the_legacy_builder_or_for_a_signed_image(world: World) -> None:
-    world.daemon.containerd_store = True
-    legacy = world.run("refs/heads/main", builder=Builder.LEGACY)
+@pytest.mark.parametrize(("store", "mode", "words"), [(True, "min", "SLSA provenance"), (False, None, "classic image")])
+def test_a_signed_image_carries_provenance_where_the_store_holds_it(
+    world: World, store: bool, mode: str | None, words: str
+) -> None:
+    world.daemon.containerd_store = store
     signed = world.run("refs/tags/v1.4.2", signing=TEST_KEY, release=ReleaseOptions(promote=PromoteMode.NEVER))
 
-    assert [build.provenance for build in world.daemon.builds] == [None, None]
+    assert [build.provenance for build in world.daemon.builds] == [mode]
+    assert words in signed.result.provenance
+
+
+def test_no_provenance_is_asked_of_the_legacy_builder(world: World) -> None:
+    world.daemon.containerd_store = True
+    legacy = world.run("refs/heads/main", builder=Builder.LEGACY)
+
+    assert [build.provenance for build in world.daemon.builds] == [None]
     assert "legacy builder makes no attestations" in legacy.result.provenance
-    assert "signed image goes up from the daemon's copy" in signed.result.provenance

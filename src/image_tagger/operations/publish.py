@@ -44,7 +44,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
-from image_tagger.model.errors import BuildError, InputError, PublishError, PushStalled
+from image_tagger.model.errors import BuildError, PublishError, PushStalled
 from image_tagger.model.git import GitContext
 from image_tagger.model.imagename import ImageName
 from image_tagger.model.inputs import PublishInputs, ReleaseOptions
@@ -454,7 +454,7 @@ def publish(
     if created_from == NO_COMMIT_TIME:
         log.info(f"created: {created_from}, so a rebuild of this commit gives another image config")
     options = given.build
-    mode, attested = attestation.wanted(options.provenance, provenance.private, options.builder, signer is not None)
+    mode, attested = attestation.wanted(options.provenance, provenance.private, options.builder)
     if mode is not None and not edges.daemon.attestations():
         mode, attested = None, attestation.NO_STORE
     request = BuildRequest(
@@ -467,6 +467,7 @@ def publish(
         credentials,
         login.stop if login else None,
         mode,
+        by_digest=signer is not None,
     )
     built: dict[str, Any] = {"labels": labels, "created_from": created_from, "provenance": attested}
     if buildkit_pushes:
@@ -574,11 +575,6 @@ def run(given: PublishInputs, ctx: GitContext, edges: JobEdges, log: Log, settle
         from image_tagger.operations import signing  # cryptography and cosign's format: only for signed jobs
 
         signer = signing.open_signer(given.signing)
-    if signer is not None and len(given.build.platforms) > 1:
-        raise InputError(
-            "signing-key with several platforms: signing a multi-platform index is not supported yet; accepted: one "
-            "platform, or no signing-key"
-        )
     settle = release_settle(os.environ) if settle is None else settle
     log.info(f"{plan.kind} {ctx.ref} -> {', '.join(plan.refs)} (push: {str(plan.push).lower()})")
     provenance = Provenance(ctx.sha, ctx.source_url, ctx.commit_time, ctx.commit_time_from, ctx.private)

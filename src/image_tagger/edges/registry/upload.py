@@ -1,11 +1,13 @@
-"""An image from the Docker daemon into a registry by digest, with no tag: what a signed release needs, because its
-tag may only appear once the signature is there, and neither the daemon nor BuildKit's docker driver can push
-without a tag.
+"""An image into a registry by digest, with no tag: what a signed release needs, because its tag may only appear once
+the signature is there, and neither the daemon nor BuildKit's docker driver can push without a tag.
 
-The daemon hands the image over as `docker save` does (its config and each layer as a tar); layers that arrive
-uncompressed are gzipped here (fixed header, no timestamp, so one layer always gives one digest), in parallel,
-and every blob is uploaded unless the repository has it. The manifest goes last, by digest: a Docker v2 manifest,
-as the daemon's own push would write it.
+Two sources. On the containerd image store BuildKit exports the image as an OCI layout (`--output type=oci`): the
+index with every platform and the provenance attestation, layers already compressed by BuildKit; each blob and
+manifest goes up by digest, the index last (`upload_layout`). The classic store can export no OCI layout, so its
+image comes from the daemon as `docker save` hands it over (one platform, no attestation: the classic store holds
+none): layers that arrive uncompressed are gzipped here (fixed header, no timestamp, so one layer always gives one
+digest), each uploaded as soon as it is gzipped, and a Docker v2 manifest goes last, as the daemon's own push would
+write it (`unpack`, `upload`). Blobs the repository has already are not sent again.
 """
 
 from __future__ import annotations
@@ -15,15 +17,17 @@ import gzip
 import hashlib
 import io
 import json
+import re
 import shutil
 import tarfile
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import IO, Any
 
-from image_tagger.edges.registry.session import Manifest, RegistrySession
+from image_tagger.edges.registry.session import INDEX_MEDIA_TYPES, MANIFEST_MEDIA_TYPES, Manifest, RegistrySession
 from image_tagger.model.errors import PublishError
 
 DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
@@ -32,6 +36,8 @@ GZIP_LAYER = "application/vnd.docker.image.rootfs.diff.tar.gzip"
 GZIP_MAGIC = b"\x1f\x8b"
 GZIP_LEVEL = 6  # what the daemon's and BuildKit's pushes use
 CHUNK = 1 << 20
+MAX_MANIFEST = 4 << 20  # an index or manifest is a few KB
+SHA256 = re.compile(r"sha256:[0-9a-f]{64}")
 
 
 @dataclass(frozen=True)
@@ -85,11 +91,24 @@ def unpack(saved: Iterable[bytes], folder: Path) -> tuple[Path, list[Path]]:
     return config, layers
 
 
+def _put(session_for: Callable[[], RegistrySession], blob: Blob) -> Blob:
+    with session_for() as session:  # a session per blob: each has its own deadline
+        session.put_blob(blob.opener(), blob.digest)
+    return blob
+
+
+def _put_manifest(session_for: Callable[[], RegistrySession], manifest: Manifest) -> None:
+    with session_for() as session:
+        session.put_manifest(manifest.digest, manifest)  # by digest: no tag
+
+
 def upload(config: Path, layers: list[Path], session_for: Callable[[], RegistrySession]) -> Manifest:
-    """Upload the image's blobs, then its manifest by digest (no tag); the manifest as stored."""
+    """Upload the image's blobs, each layer as soon as it is gzipped, then its manifest by digest (no tag); the
+    manifest as stored."""
     with ThreadPoolExecutor(max_workers=4) as pool:  # zlib and the sockets release the GIL
-        packed = list(pool.map(_compressed, layers))
-    config_blob = _hashed(config)
+        config_put = pool.submit(_put, session_for, _hashed(config))
+        packed = list(pool.map(lambda layer: _put(session_for, _compressed(layer)), layers))
+        config_blob = config_put.result()
     manifest = {
         "schemaVersion": 2,
         "mediaType": DOCKER_MANIFEST,
@@ -97,17 +116,71 @@ def upload(config: Path, layers: list[Path], session_for: Callable[[], RegistryS
         "layers": [{"mediaType": GZIP_LAYER, "size": blob.size, "digest": blob.digest} for blob in packed],
     }
     body = json.dumps(manifest, indent=3).encode()
-    digest = "sha256:" + hashlib.sha256(body).hexdigest()
+    stored = Manifest("sha256:" + hashlib.sha256(body).hexdigest(), DOCKER_MANIFEST, body)
+    _put_manifest(session_for, stored)
+    return stored
 
-    def put(blob: Blob) -> None:
-        with session_for() as session:  # a session per blob: each has its own deadline
-            session.put_blob(blob.opener(), blob.digest)
 
+def upload_layout(archive: Path, session_for: Callable[[], RegistrySession]) -> Manifest:
+    """Upload the image BuildKit exported as an OCI layout archive (`--output type=oci`) by digest, with no tag:
+    every blob, then each image and attestation manifest, the index last; the index (or, for one platform without
+    attestations, the manifest) as stored. The archive is unpacked beside itself and removed."""
+    folder = archive.with_name(archive.name + ".d")
+    with tarfile.open(archive) as layout:
+        layout.extractall(folder, filter="data")
+    archive.unlink()
+    try:
+        [top] = json.loads((folder / "index.json").read_text())["manifests"]
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise PublishError(
+            f"the exported image has no usable index.json, or more than one image in it ({err})"
+        ) from None
+    blobs: dict[str, Blob] = {}
+    manifests: dict[str, Manifest] = {}  # children before the index that lists them
+    _walk(folder, top, blobs, manifests)
+    *children, index = manifests.values()
     with ThreadPoolExecutor(max_workers=4) as pool:
-        list(pool.map(put, [config_blob, *packed]))
-    with session_for() as session:
-        session.put_manifest(digest, Manifest(digest, DOCKER_MANIFEST, body, session.image.registry))
-    return Manifest(digest, DOCKER_MANIFEST, body)
+        list(pool.map(partial(_put, session_for), blobs.values()))
+        images = [m for m in children if not m.is_index]
+        list(pool.map(partial(_put_manifest, session_for), images))
+    for nested in (m for m in children if m.is_index):  # BuildKit nests none; in order, should one come
+        _put_manifest(session_for, nested)
+    _put_manifest(session_for, index)
+    return index
+
+
+def _walk(folder: Path, descriptor: Any, blobs: dict[str, Blob], manifests: dict[str, Manifest]) -> None:
+    """Collect the blobs and manifests `descriptor` reaches in the layout at `folder`, children first."""
+    try:
+        digest, media_type = descriptor["digest"], descriptor["mediaType"]
+        path = _layout_blob(folder, digest)
+        if path.stat().st_size > MAX_MANIFEST:
+            raise ValueError(f"manifest {digest} is larger than {MAX_MANIFEST} bytes")
+        body = path.read_bytes()
+        if "sha256:" + hashlib.sha256(body).hexdigest() != digest:
+            raise ValueError(f"{digest} does not match its bytes")
+        parsed = json.loads(body)
+        if media_type in INDEX_MEDIA_TYPES:
+            for child in parsed["manifests"]:
+                _walk(folder, child, blobs, manifests)
+        elif media_type in MANIFEST_MEDIA_TYPES:
+            for entry in (parsed["config"], *parsed["layers"]):
+                blobs[entry["digest"]] = Blob(_layout_blob(folder, entry["digest"]), entry["digest"], entry["size"])
+        else:
+            raise ValueError(f"a {str(media_type)[:80]!r} is neither an image manifest nor an index")
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise PublishError(f"the exported image's OCI layout is not usable ({err})") from None
+    manifests[digest] = Manifest(digest, media_type, body)
+
+
+def _layout_blob(folder: Path, digest: Any) -> Path:
+    """Where the layout keeps `digest`, a sha256 digest (anything else is not one of BuildKit's)."""
+    if not isinstance(digest, str) or not SHA256.fullmatch(digest):
+        raise ValueError(f"{str(digest)[:80]!r} is not a sha256 digest")
+    path = folder / "blobs" / "sha256" / digest.removeprefix("sha256:")
+    if not path.is_file():
+        raise ValueError(f"blob {digest} is missing")
+    return path
 
 
 class _Stream(io.RawIOBase):
