@@ -140,8 +140,8 @@ PUBLISH_INPUTS = (
         "or false. Needs a daemon with the containerd image store; otherwise the summary says none was attached.",
         "an SLSA provenance attestation in the image's index, as docker/build-push-action makes it: `auto` is "
         "`mode=max` for public repositories (the event's `repository.private`) and `min` for private or unknown "
-        "ones. It needs a builder that stores attestations (Engine 28 with the containerd image store); elsewhere, "
-        "with `builder: legacy` and for signed images, the summary and `json` say plainly that there is none. "
+        "ones. It needs a builder that stores attestations (Engine 28 with the containerd image store; signed images "
+        "keep it too); elsewhere and with `builder: legacy`, the summary and `json` say plainly that there is none. "
         "Flux and kubelets pull the same image from the index",
         default=ProvenanceMode.AUTO,
         kind=Kind.CHOICE,
