@@ -238,7 +238,7 @@ def test_a_signed_release_is_never_visible_unsigned_and_cosign_verifies_it(
         assert result["provenance"].startswith("none: this daemon's classic image store cannot hold attestations")
 
 
-def test_a_wrong_signing_password_is_exit_2_before_anything_is_built(
+def test_a_wrong_signing_password_is_exit_2_before_anything_is_pushed(
     keys: Path, open_registry: Registry, sample_app: Path
 ) -> None:
     name = ImageName(open_registry.host, "cosign/refused")

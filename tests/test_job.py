@@ -24,7 +24,7 @@ from image_tagger.model.errors import InputError, NotPushed, PublishError
 from image_tagger.model.git import GitContext
 from image_tagger.model.imagename import ImageName, parse_image
 from image_tagger.model.inputs import BuildOptions, PublishInputs, ReleaseOptions, Signing
-from image_tagger.model.log import KeptLog, Log
+from image_tagger.model.log import HeldLog, KeptLog, Log
 from image_tagger.model.plan import NamingOptions
 from image_tagger.model.ports import BuildRequest, JobEdges
 from image_tagger.model.receivers import Notification, Receiver
@@ -652,10 +652,40 @@ def test_a_registry_that_refuses_the_signature_gets_no_tag(world: World) -> None
         (Signing("not a key", "x"), "no ENCRYPTED SIGSTORE PRIVATE KEY block"),
     ],
 )
-def test_a_key_that_cannot_be_used_is_exit_2_before_anything(world: World, signing: Signing, why: str) -> None:
+def test_a_key_that_cannot_be_used_is_exit_2_before_anything_is_pushed(
+    world: World, signing: Signing, why: str
+) -> None:
+    """The key is opened beside the build (its scrypt takes tenths of a second): one that cannot be used stops it."""
     with pytest.raises(InputError, match=why):
         world.run("refs/tags/v1.4.2", signing=signing)
-    assert world.daemon.builds == [] and world.registry.manifests == {} and world.registry.by_digest == {}
+    [build] = world.daemon.builds
+    assert build.stop is not None and build.stop.is_set()
+    assert world.registry.manifests == {} and world.registry.by_digest == {} and world.registry.signatures == {}
+    assert world.log.lines == []  # bad input is its one line: the log held back meanwhile is never shown
+
+
+def test_the_held_log_shows_its_lines_and_groups_in_order_once_released() -> None:
+    kept = KeptLog()
+    held = HeldLog(kept)
+    held.info("plan")
+    with held.group("Build"):
+        held.info("step 1")
+        assert kept.lines == []
+        held.release()  # from the key's thread, in the middle of the build's group
+        held.info("step 2")
+    held.info("pushed")
+    assert kept.lines == ["plan", "== Build", "step 1", "step 2", "pushed"]
+
+
+def test_a_signed_branch_build_checks_the_login_beside_the_build(world: World) -> None:
+    world.daemon.login_error = PublishError("login to registry.test as 'ci-bot' failed: unauthorized")
+
+    job = world.run("refs/heads/main", signing=TEST_KEY)
+
+    assert job.exit_code == 1 and job.failure is not None and "login to registry.test" in job.failure.message
+    [build] = world.daemon.builds
+    assert build.stop is not None and build.stop.is_set()  # the refused login stopped the build
+    assert world.registry.by_digest == {} and world.registry.manifests == {} and world.registry.signatures == {}
 
 
 def test_a_promoted_release_is_signed_for_its_own_version_before_its_tag(world: World) -> None:

@@ -240,7 +240,8 @@ PUBLISH_INPUTS = (
         "pushed image is then signed by digest, for its version and repository, before its tag appears.",
         "a cosign private key (the text of `cosign.key`, from a secret): each pushed image is signed by digest, in "
         "cosign's format, for its version and repository, and only then tagged; a promoted release is signed for "
-        "its own version. A key that cannot be used is refused, exit 2, before the build; see **Signed releases**",
+        "its own version. A key that cannot be used is refused, exit 2, before anything is pushed (it is opened beside "
+        "the build, which it stops); see **Signed releases**",
         secret=Mask.LINES,
         cli="--signing-key FILE",
     ),
