@@ -102,8 +102,12 @@ class DockerDaemon:
     def _buildkit(
         self, request: BuildRequest, refs: list[str], log: Log, push: bool = False, layout: Path | None = None
     ) -> str:
-        if push or layout:  # the read-back or the upload needs the registry client: it loads while BuildKit builds
-            threading.Thread(target=importlib.import_module, args=(REGISTRY_MODULE,), daemon=True).start()
+        # What comes after the build loads while BuildKit builds: the registry client for the read-back or the
+        # upload, and the Docker SDK (some 0.15 s of imports) that saves the daemon's copy for an upload from it.
+        after = [REGISTRY_MODULE] if push or request.by_digest else []
+        after += ["docker"] if request.by_digest and layout is None else []
+        for module in after:
+            threading.Thread(target=importlib.import_module, args=(module,), daemon=True).start()
         # BuildKit stamps the image config and layer history with SOURCE_DATE_EPOCH; an explicit build-arg wins.
         build_args = {"SOURCE_DATE_EPOCH": str(request.source_date_epoch), **request.options.build_args}
         return buildkit.build(

@@ -34,7 +34,10 @@ DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
 DOCKER_CONFIG = "application/vnd.docker.container.image.v1+json"
 GZIP_LAYER = "application/vnd.docker.image.rootfs.diff.tar.gzip"
 GZIP_MAGIC = b"\x1f\x8b"
-GZIP_LEVEL = 6  # what the daemon's and BuildKit's pushes use
+# The fastest level: gzip is on a signed job's critical path (the daemon's own push remembers which compressed blob
+# each layer had, so it compresses a base layer once; we cannot), and level 1 is some 2.5x faster than 6 for ~6 %
+# more bytes. The bytes are ours alone either way (Go's gzip and zlib differ at every level).
+GZIP_LEVEL = 1
 CHUNK = 1 << 20
 MAX_MANIFEST = 4 << 20  # an index or manifest is a few KB
 SHA256 = re.compile(r"sha256:[0-9a-f]{64}")
