@@ -31,10 +31,12 @@ def test_an_image_goes_up_by_digest_and_comes_back_the_same(
     folder.mkdir()
 
     config, layers = unpack(docker_client.api.get_image(image.id), folder)
-    stored = upload(config, layers, lambda: RegistrySession(name, RegistryAuth()))
+    digests: list[str] = []  # what runs beside the upload (the signature) gets the manifest's digest
+    stored = upload(config, layers, lambda: RegistrySession(name, RegistryAuth()), digests.append)
     again = upload(config, layers, lambda: RegistrySession(name, RegistryAuth()))  # blobs there: only the manifest
 
     assert again == stored and open_registry.tags("upload/app") == []  # by digest only: no tag
+    assert digests == [stored.digest]
     manifest = open_registry.manifest("upload/app", stored.digest)
     assert manifest["config"]["digest"] == image.id
     assert {layer["mediaType"] for layer in manifest["layers"]} == {GZIP_LAYER}
@@ -60,12 +62,14 @@ def test_a_multi_platform_index_with_provenance_goes_up_by_digest_from_buildkit_
         daemon = DockerDaemon(client)
         image_id = daemon.build(request, KeptLog())
         try:
-            stored = daemon.upload(build_ref, name, RegistryAuth())
+            digests: list[str] = []
+            stored = daemon.upload(build_ref, name, RegistryAuth(), digests.append)
         finally:
             daemon.untag(build_ref)
         assert client.images.list(name=name.name) == []  # nothing of it in the daemon
 
         assert stored.digest == image_id and stored.is_index and open_registry.tags("upload/index") == []
+        assert digests == [stored.digest]
         index = open_registry.manifest("upload/index", stored.digest)
         kinds = [entry.get("annotations", {}).get("vnd.docker.reference.type", "image") for entry in index["manifests"]]
         platforms = {entry["platform"]["architecture"] for entry in index["manifests"]}

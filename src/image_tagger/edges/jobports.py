@@ -133,11 +133,16 @@ class DockerDaemon:
 
         docker_ops.untag(self.client, ref)
 
-    def upload(self, ref: str, image: ImageName, credentials: RegistryAuth) -> StoredManifest:
+    def upload(
+        self, ref: str, image: ImageName, credentials: RegistryAuth, beside: Callable[[str], object] | None = None
+    ) -> StoredManifest:
         from image_tagger.edges.registry import upload
 
+        def session() -> RegistryView:
+            return registry_session(image, credentials)
+
         if ref in self._layouts:
-            return upload.upload_layout(self._layouts[ref] / LAYOUT, lambda: registry_session(image, credentials))
+            return upload.upload_layout(self._layouts[ref] / LAYOUT, session, beside)
         from docker.errors import DockerException
 
         with tempfile.TemporaryDirectory(prefix="image-tagger-upload-") as folder:
@@ -145,7 +150,7 @@ class DockerDaemon:
                 config, layers = upload.unpack(self.client.api.get_image(ref), Path(folder))
             except DockerException as err:
                 raise PublishError(f"the daemon did not hand over {ref}: {err}") from err
-            return upload.upload(config, layers, lambda: registry_session(image, credentials))
+            return upload.upload(config, layers, session, beside)
 
 
 LAYOUT = "image.oci.tar"  # BuildKit's OCI layout archive, in the build's own folder

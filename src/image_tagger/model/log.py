@@ -41,11 +41,7 @@ class HeldLog:
         self._open: list[AbstractContextManager[None]] = []  # the groups entered on `log`, innermost last
 
     def info(self, text: str) -> None:
-        with self._lock:
-            if self._held is None:
-                self._log.info(text)
-            else:
-                self._held.append(("info", text))
+        self._event("info", text)
 
     @contextmanager
     def group(self, title: str) -> Iterator[None]:

@@ -85,7 +85,8 @@ class Daemon(Protocol):
     containerd image store: as an OCI layout with every platform and attestation, kept for `upload`); returns the
     image id (the index digest for an index).
     `upload` puts a built image in the registry by digest, with no tag (a signed image is tagged only once
-    its signature is there), and returns its manifest (or index) as stored.
+    its signature is there), and returns its manifest (or index) as stored; `beside(digest)` runs as soon as the
+    digest is known, while the blobs still go up (the signature), and its error is raised after the upload's.
     `push` puts one tag of the request's image in the registry and returns the image id it pushed: BuildKit
     builds and pushes in one go (a push again after a failed one rebuilds from cache), the legacy builder's
     image (built first) is tagged from `build_ref` and pushed by the daemon. A failed build step raises
@@ -102,7 +103,9 @@ class Daemon(Protocol):
 
     def untag(self, ref: str) -> None: ...  # drops what `build` left under `ref`; never fails the job
 
-    def upload(self, ref: str, image: ImageName, credentials: RegistryAuth) -> Any: ...  # by digest: a StoredManifest
+    def upload(  # by digest: a StoredManifest
+        self, ref: str, image: ImageName, credentials: RegistryAuth, beside: Callable[[str], object] | None = None
+    ) -> Any: ...
 
 
 Notifier = Callable[[Sequence[Receiver], PublishResult, Callable[[str], None]], list[Notification]]

@@ -494,17 +494,17 @@ def publish(
         if not plan.push:
             log.info(f"Built {', '.join(plan.refs)} (not pushed)")
             return PublishResult(plan, image_id, None, {tag: TagState.BUILT for tag in plan.tag_names}, **built)
-        if key is not None:  # by digest first, then the signature, then the tags
+        if key is not None:  # by digest, signed as soon as the digest is known, and only then the tags
             checked_beside()
             if login is not None:
                 log.info(f"Logged in to {plan.image.registry} as {credentials.username}")
             if guard is not None:
                 releases.already_published(guard.holder(), guard.revision, guard.overwrite)  # taken: nothing goes up
-            manifest = edges.daemon.upload(build_ref, plan.image, credentials)
+            signed: list[str] = []
+            manifest = edges.daemon.upload(build_ref, plan.image, credentials, lambda d: signed.append(sign(d)))
             log.info(f"{plan.image.name}@{manifest.digest}: uploaded by digest, no tag yet")
-            signed = sign(manifest.digest)
             done = copy_tags(registry_session, plan, manifest, TagState.PUSHED, log, guard, **built)
-            return replace(done, image_id=image_id, signature=signed)
+            return replace(done, image_id=image_id, signature=signed[0])
 
         def push_one(tag: str) -> str:
             return push_verified(edges, registry_session, request, tag, log)[1].digest

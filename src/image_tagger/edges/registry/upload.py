@@ -21,7 +21,7 @@ import re
 import shutil
 import tarfile
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -105,29 +105,37 @@ def _put_manifest(session_for: Callable[[], RegistrySession], manifest: Manifest
         session.put_manifest(manifest.digest, manifest)  # by digest: no tag
 
 
-def upload(config: Path, layers: list[Path], session_for: Callable[[], RegistrySession]) -> Manifest:
+def upload(
+    config: Path,
+    layers: list[Path],
+    session_for: Callable[[], RegistrySession],
+    beside: Callable[[str], object] | None = None,
+) -> Manifest:
     """Upload the image's blobs, each layer as soon as it is gzipped, then its manifest by digest (no tag); the
-    manifest as stored."""
+    manifest as stored. `beside(digest)` runs as soon as the digest is known, while blobs still go up."""
     with ThreadPoolExecutor(max_workers=4) as pool:  # zlib and the sockets release the GIL
         config_put = pool.submit(_put, session_for, _hashed(config))
-        packed = list(pool.map(lambda layer: _put(session_for, _compressed(layer)), layers))
-        config_blob = config_put.result()
-    manifest = {
-        "schemaVersion": 2,
-        "mediaType": DOCKER_MANIFEST,
-        "config": {"mediaType": DOCKER_CONFIG, "size": config_blob.size, "digest": config_blob.digest},
-        "layers": [{"mediaType": GZIP_LAYER, "size": blob.size, "digest": blob.digest} for blob in packed],
-    }
-    body = json.dumps(manifest, indent=3).encode()
-    stored = Manifest("sha256:" + hashlib.sha256(body).hexdigest(), DOCKER_MANIFEST, body)
-    _put_manifest(session_for, stored)
-    return stored
+        gzipped = [pool.submit(_compressed, layer) for layer in layers]
+        puts = [pool.submit(_put, session_for, layer.result()) for layer in gzipped]  # in turn, as each is gzipped
+        config_blob, packed = config_put.result(), [layer.result() for layer in gzipped]
+        manifest = {
+            "schemaVersion": 2,
+            "mediaType": DOCKER_MANIFEST,
+            "config": {"mediaType": DOCKER_CONFIG, "size": config_blob.size, "digest": config_blob.digest},
+            "layers": [{"mediaType": GZIP_LAYER, "size": blob.size, "digest": blob.digest} for blob in packed],
+        }
+        body = json.dumps(manifest, indent=3).encode()
+        stored = Manifest("sha256:" + hashlib.sha256(body).hexdigest(), DOCKER_MANIFEST, body)
+        return _finish(pool, puts, [stored], session_for, beside)
 
 
-def upload_layout(archive: Path, session_for: Callable[[], RegistrySession]) -> Manifest:
+def upload_layout(
+    archive: Path, session_for: Callable[[], RegistrySession], beside: Callable[[str], object] | None = None
+) -> Manifest:
     """Upload the image BuildKit exported as an OCI layout archive (`--output type=oci`) by digest, with no tag:
     every blob, then each image and attestation manifest, the index last; the index (or, for one platform without
-    attestations, the manifest) as stored. The archive is unpacked beside itself and removed."""
+    attestations, the manifest) as stored. The archive is unpacked beside itself and removed. `beside(digest)`
+    runs while the blobs go up."""
     folder = archive.with_name(archive.name + ".d")
     with tarfile.open(archive) as layout:
         layout.extractall(folder, filter="data")
@@ -135,21 +143,37 @@ def upload_layout(archive: Path, session_for: Callable[[], RegistrySession]) -> 
     try:
         [top] = json.loads((folder / "index.json").read_text())["manifests"]
     except (OSError, ValueError, KeyError, TypeError) as err:
-        raise PublishError(
-            f"the exported image has no usable index.json, or more than one image in it ({err})"
-        ) from None
+        raise PublishError(f"the exported image has no usable index.json with one image in it ({err})") from None
     blobs: dict[str, Blob] = {}
     manifests: dict[str, Manifest] = {}  # children before the index that lists them
     _walk(folder, top, blobs, manifests)
-    *children, index = manifests.values()
     with ThreadPoolExecutor(max_workers=4) as pool:
-        list(pool.map(partial(_put, session_for), blobs.values()))
-        images = [m for m in children if not m.is_index]
-        list(pool.map(partial(_put_manifest, session_for), images))
-    for nested in (m for m in children if m.is_index):  # BuildKit nests none; in order, should one come
+        puts = [pool.submit(_put, session_for, blob) for blob in blobs.values()]
+        return _finish(pool, puts, list(manifests.values()), session_for, beside)
+
+
+def _finish(
+    pool: ThreadPoolExecutor,
+    puts: list[Future[Blob]],
+    manifests: list[Manifest],
+    session_for: Callable[[], RegistrySession],
+    beside: Callable[[str], object] | None,
+) -> Manifest:
+    """Run `beside` with the last manifest's digest while the blob `puts` end, then put the manifests, children
+    first (image manifests side by side, any index in order, the last one last); the last one. An upload's error
+    comes first; then `beside`'s."""
+    *children, top = manifests
+    aside = pool.submit(beside, top.digest) if beside is not None else None
+    for put in puts:
+        put.result()
+    images = [manifest for manifest in children if not manifest.is_index]
+    list(pool.map(partial(_put_manifest, session_for), images))
+    for nested in (manifest for manifest in children if manifest.is_index):  # BuildKit nests none
         _put_manifest(session_for, nested)
-    _put_manifest(session_for, index)
-    return index
+    _put_manifest(session_for, top)
+    if aside is not None:
+        aside.result()
+    return top
 
 
 def _walk(folder: Path, descriptor: Any, blobs: dict[str, Blob], manifests: dict[str, Manifest]) -> None:
