@@ -627,11 +627,11 @@ def run(given: PublishInputs, ctx: GitContext, edges: JobEdges, log: Log, settle
 def open_beside(given: Signing, log: Log) -> tuple[Beside[SigningKey | None], Log]:
     """The signing key, opened in a thread, and the job's log, held back until it opened (a key that cannot be used
     is bad input: one line, exit 2, and nothing else shown)."""
-    from image_tagger.operations import signing  # cryptography and cosign's format: only for signed jobs
-
     held = HeldLog(log)
 
     def opened() -> SigningKey | None:
+        from image_tagger.operations import signing  # cryptography and cosign's format: only for signed jobs
+
         signer = signing.open_signer(given)
         held.release()
         return signer
