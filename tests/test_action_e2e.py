@@ -35,7 +35,12 @@ from support.registry import Registry, serve_registry
 
 from image_tagger.demo import sampleapp
 from image_tagger.edges import gitcmd
+from image_tagger.edges.registry.session import RegistrySession
+from image_tagger.edges.signer import load_public_key
+from image_tagger.model.imagename import ImageName
+from image_tagger.model.registry import RegistryAuth
 from image_tagger.operations.publish import SETTLE_ENV
+from image_tagger.operations.verify import verify
 
 REPO = Path(__file__).resolve().parents[1]
 IMAGE = "acme/app"
@@ -638,3 +643,34 @@ def test_keyless_signing_from_inside_the_action_container(
     for text in (visible, run.stderr, json.dumps(run.outputs), run.summary):
         assert token not in text and BEARER not in text and registry.password not in text
     assert leftovers == []
+
+
+COSIGN = REPO / "tests" / "fixtures" / "cosign"  # a cosign v3.1.3 key pair, for tests only
+COSIGN_PASSWORD = "test-only: never a real key"
+
+
+def test_a_signed_release_is_signed_before_its_tag_and_a_key_that_does_not_open_is_one_error(
+    runner: GithubRunner, registry: Registry, sample_app: Path
+) -> None:
+    """In the released image: a wrong signing-password is exit 2 and one error, the build it ran beside shown not
+    at all and nothing pushed; the right one signs the release for its version (libsodium's scrypt in the image)."""
+    key = (COSIGN / "cosign.key").read_text()
+    refused = run_push(
+        runner, registry, sample_app, "refs/tags/v6.0.1", **{"signing-key": key, "signing-password": "not it"}
+    )
+    assert refused.returncode == 2, explain(refused)
+    [error] = refused.named("error")
+    assert error.properties["title"] == "Invalid input", explain(refused)
+    assert error.message.startswith("signing-key: the password does not open this key"), error.message
+    assert not refused.named("group") and "6.0.1" not in registry.tags(IMAGE), explain(refused)
+
+    signed = run_push(
+        runner, registry, sample_app, "refs/tags/v6.0.1", **{"signing-key": key, "signing-password": COSIGN_PASSWORD}
+    )
+    assert signed.returncode == 0, explain(signed)
+    assert json.loads(signed.outputs["json"])["signed"] is True
+    assert len(signed.named("group")) == len(signed.named("endgroup")) > 0  # the held log's groups, whole
+    name = ImageName(registry.host, IMAGE)
+    public = load_public_key((COSIGN / "cosign.pub").read_bytes(), "cosign.pub")
+    verdict = verify(name.ref("6.0.1"), public, lambda _: RegistrySession(name, RegistryAuth(*registry.auth)))
+    assert verdict.ok, verdict.line

@@ -1,6 +1,6 @@
 """Our signatures against cosign's own client (tools/cosign, v3 from the Go module proxy), on a loopback registry
 with no transparency log: a key cosign made opens here; what we sign, cosign verifies (its annotation check
-included); what cosign signs, our `verify` reads."""
+included), a signed multi-platform index with its provenance too; what cosign signs, our `verify` reads."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from support.cli import assert_input_error, explain, run_cli
+from support.engines import Engine
 from support.registry import Registry, basic_entry, write_docker_config
 
 from image_tagger.edges.registry.session import RegistrySession
@@ -176,12 +177,28 @@ def test_the_cli_verifies_on_an_authenticated_registry_and_says_why_not(
         assert registry.password not in done.stdout + done.stderr
 
 
+# What the engine builds for a signed release: on the classic store one platform, no provenance (said plainly); on
+# the containerd store an index of two platforms with their SLSA provenance, as an unsigned publish would push it.
+SIGNED_RELEASES = {
+    "engine20": (),
+    "engine28_containerd": ("--platforms", "linux/amd64,linux/arm64", "--provenance", "max"),
+}
+
+
+@pytest.mark.parametrize("engine_fixture", sorted(SIGNED_RELEASES))
 def test_a_signed_release_is_never_visible_unsigned_and_cosign_verifies_it(
-    cosign: Path, keys: Path, open_registry: Registry, sample_app: Path, tmp_path: Path
+    cosign: Path,
+    keys: Path,
+    open_registry: Registry,
+    sample_app: Path,
+    engine_fixture: str,
+    request: pytest.FixtureRequest,
 ) -> None:
-    """`publish --signing-key` on the real daemon and registry, while another thread polls the tag list: whenever
-    the release tag is there, so is its signature. cosign verifies the release with the version annotation."""
-    repository = "cosign/release"
+    """`publish --signing-key` on a real daemon and registry, while another thread polls the tag list: whenever
+    the release tag is there, so is its signature, of the digest the tag names (the index, on the containerd store,
+    with both platforms and the provenance inside). cosign verifies the release with the version annotation."""
+    engine: Engine = request.getfixturevalue(engine_fixture)
+    repository = f"cosign/release-{engine.name}"
     name = ImageName(open_registry.host, repository)
     public = load_public_key((keys / "cosign.pub").read_bytes(), "cosign.pub")
     stop, unsigned_sightings, sightings = threading.Event(), [], []
@@ -201,7 +218,8 @@ def test_a_signed_release_is_never_visible_unsigned_and_cosign_verifies_it(
         done = run_cli(
             *("publish", "--json", "--image", name.name, "--workspace", str(sample_app)),
             *("--ref", "refs/tags/v1.4.2", "--floating-tags", "--signing-key", str(keys / "cosign.key")),
-            env={"COSIGN_PASSWORD": PASSWORD},
+            *SIGNED_RELEASES[engine_fixture],
+            env={"COSIGN_PASSWORD": PASSWORD, "DOCKER_HOST": engine.docker_host},
             timeout=300,
         )
         time.sleep(0.2)
@@ -214,14 +232,32 @@ def test_a_signed_release_is_never_visible_unsigned_and_cosign_verifies_it(
     assert result["signed"] is True and result["outcome"] == "pushed"
     assert sightings and unsigned_sightings == []
     assert PASSWORD not in done.stdout + done.stderr
+    assert result["digest"] == open_registry.manifest_digest(repository, "1.4.2")  # the tag's digest is the signed one
     reference = f"{name.name}@{result['digest']}"
     verified = cosign_verify(cosign, keys, reference, "-a", "version=1.4.2", "-a", f"repository={name.name}")
     assert verified.returncode == 0, verified.stdout + verified.stderr
+    by_tag = cosign_verify(cosign, keys, name.ref("1.4.2"), "-a", "version=1.4.2")  # cosign resolves the tag itself
+    assert by_tag.returncode == 0 and result["digest"] in by_tag.stdout, by_tag.stdout + by_tag.stderr
+    ours = run_cli("verify", name.ref("1.4.2"), "--key", str(keys / "cosign.pub"))
+    assert ours.returncode == 0 and f"@{result['digest']}: signed by" in ours.stdout, explain(ours)
     floating = verify(name.ref("1.4"), public, lambda _: RegistrySession(name, RegistryAuth()))
     assert not floating.ok and "signed for version '1.4.2', not '1.4'" in floating.line  # verify exact versions
+    stored = open_registry.manifest(repository, "1.4.2")
+    if engine.containerd_store:
+        entries = stored["manifests"]
+        images = {e["platform"]["architecture"] for e in entries if e["platform"]["os"] != "unknown"}
+        attestations = [e for e in entries if e.get("annotations", {}).get("vnd.docker.reference.type")]
+        assert images == {"amd64", "arm64"} and len(attestations) == 2, stored
+        layers = open_registry.manifest(repository, attestations[0]["digest"])["layers"]
+        predicates = {layer["annotations"]["in-toto.io/predicate-type"] for layer in layers}
+        assert any(p.startswith("https://slsa.dev/provenance/") for p in predicates), predicates
+        assert result["provenance"] == "SLSA provenance, mode=max"
+    else:
+        assert "manifests" not in stored
+        assert result["provenance"].startswith("none: this daemon's classic image store cannot hold attestations")
 
 
-def test_a_wrong_signing_password_is_exit_2_before_anything_is_built(
+def test_a_wrong_signing_password_is_exit_2_before_anything_is_pushed(
     keys: Path, open_registry: Registry, sample_app: Path
 ) -> None:
     name = ImageName(open_registry.host, "cosign/refused")

@@ -24,7 +24,7 @@ from image_tagger.model.errors import InputError, NotPushed, PublishError
 from image_tagger.model.git import GitContext
 from image_tagger.model.imagename import ImageName, parse_image
 from image_tagger.model.inputs import BuildOptions, PublishInputs, ReleaseOptions, Signing
-from image_tagger.model.log import KeptLog, Log
+from image_tagger.model.log import HeldLog, KeptLog, Log
 from image_tagger.model.plan import NamingOptions
 from image_tagger.model.ports import BuildRequest, JobEdges
 from image_tagger.model.receivers import Notification, Receiver
@@ -190,9 +190,13 @@ class Daemon:
     def untag(self, ref: str) -> None:
         self.images.pop(ref, None)
 
-    def upload(self, ref: str, image: ImageName, credentials: RegistryAuth) -> Manifest:
+    def upload(
+        self, ref: str, image: ImageName, credentials: RegistryAuth, beside: Callable[[str], object] | None = None
+    ) -> Manifest:
         manifest = self.images[ref]
         self.registry.by_digest[manifest.digest] = manifest
+        if beside is not None:  # the real one runs it while the blobs go up; its error comes after the upload's
+            beside(manifest.digest)
         return manifest
 
 
@@ -652,10 +656,40 @@ def test_a_registry_that_refuses_the_signature_gets_no_tag(world: World) -> None
         (Signing("not a key", "x"), "no ENCRYPTED SIGSTORE PRIVATE KEY block"),
     ],
 )
-def test_a_key_that_cannot_be_used_is_exit_2_before_anything(world: World, signing: Signing, why: str) -> None:
+def test_a_key_that_cannot_be_used_is_exit_2_before_anything_is_pushed(
+    world: World, signing: Signing, why: str
+) -> None:
+    """The key is opened beside the build (its scrypt takes tenths of a second): one that cannot be used stops it."""
     with pytest.raises(InputError, match=why):
         world.run("refs/tags/v1.4.2", signing=signing)
-    assert world.daemon.builds == [] and world.registry.manifests == {} and world.registry.by_digest == {}
+    [build] = world.daemon.builds
+    assert build.stop is not None and build.stop.is_set()
+    assert world.registry.manifests == {} and world.registry.by_digest == {} and world.registry.signatures == {}
+    assert world.log.lines == []  # bad input is its one line: the log held back meanwhile is never shown
+
+
+def test_the_held_log_shows_its_lines_and_groups_in_order_once_released() -> None:
+    kept = KeptLog()
+    held = HeldLog(kept)
+    held.info("plan")
+    with held.group("Build"):
+        held.info("step 1")
+        assert kept.lines == []
+        held.release()  # from the key's thread, in the middle of the build's group
+        held.info("step 2")
+    held.info("pushed")
+    assert kept.lines == ["plan", "== Build", "step 1", "step 2", "pushed"]
+
+
+def test_a_signed_branch_build_checks_the_login_beside_the_build(world: World) -> None:
+    world.daemon.login_error = PublishError("login to registry.test as 'ci-bot' failed: unauthorized")
+
+    job = world.run("refs/heads/main", signing=TEST_KEY)
+
+    assert job.exit_code == 1 and job.failure is not None and "login to registry.test" in job.failure.message
+    [build] = world.daemon.builds
+    assert build.stop is not None and build.stop.is_set()  # the refused login stopped the build
+    assert world.registry.by_digest == {} and world.registry.manifests == {} and world.registry.signatures == {}
 
 
 def test_a_promoted_release_is_signed_for_its_own_version_before_its_tag(world: World) -> None:
@@ -678,10 +712,20 @@ def test_a_rerun_of_a_signed_release_adds_no_second_signature(world: World) -> N
     assert len(world.registry.signatures[first.result.digest]) == 1
 
 
-def test_signing_a_multi_platform_index_is_refused_up_front(world: World) -> None:
-    with pytest.raises(InputError, match="several platforms"):
-        world.run("refs/tags/v1.4.2", signing=TEST_KEY, platforms=("linux/amd64", "linux/arm64"))
-    assert world.daemon.builds == []
+def test_a_signed_multi_platform_image_with_provenance_goes_up_by_digest(world: World) -> None:
+    """The build is asked for every platform and the provenance, and to leave the image for the upload (on the
+    containerd store: the index BuildKit exports); the digest uploaded, the index's, is the one signed."""
+    world.daemon.containerd_store = True
+    platforms = ("linux/amd64", "linux/arm64")
+
+    job = world.run("refs/tags/v1.4.2", signing=TEST_KEY, platforms=platforms)
+
+    assert job.exit_code == 0 and job.result is not None
+    [build] = world.daemon.builds
+    assert build.by_digest and build.options.platforms == platforms and build.provenance == "min"
+    assert world.daemon.pushes == [] and job.result.digest in world.registry.by_digest
+    assert signed_for(world, job.result.digest, "1.4.2")
+    assert job.result.provenance.startswith("SLSA provenance, mode=min")
 
 
 @pytest.mark.parametrize(
@@ -706,11 +750,20 @@ def test_provenance_follows_the_repository_s_visibility_and_the_daemon(
     assert f"Provenance: {job.result.provenance}" in report.job_summary(job, job.result)
 
 
-def test_no_provenance_is_asked_of_the_legacy_builder_or_for_a_signed_image(world: World) -> None:
-    world.daemon.containerd_store = True
-    legacy = world.run("refs/heads/main", builder=Builder.LEGACY)
+@pytest.mark.parametrize(("store", "mode", "words"), [(True, "min", "SLSA provenance"), (False, None, "classic image")])
+def test_a_signed_image_carries_provenance_where_the_store_holds_it(
+    world: World, store: bool, mode: str | None, words: str
+) -> None:
+    world.daemon.containerd_store = store
     signed = world.run("refs/tags/v1.4.2", signing=TEST_KEY, release=ReleaseOptions(promote=PromoteMode.NEVER))
 
-    assert [build.provenance for build in world.daemon.builds] == [None, None]
+    assert [build.provenance for build in world.daemon.builds] == [mode]
+    assert words in signed.result.provenance
+
+
+def test_no_provenance_is_asked_of_the_legacy_builder(world: World) -> None:
+    world.daemon.containerd_store = True
+    legacy = world.run("refs/heads/main", builder=Builder.LEGACY)
+
+    assert [build.provenance for build in world.daemon.builds] == [None]
     assert "legacy builder makes no attestations" in legacy.result.provenance
-    assert "signed image goes up from the daemon's copy" in signed.result.provenance

@@ -1,17 +1,25 @@
 """An image from a real daemon into a real registry by digest, with no tag (issue 18: a signed release's tag comes
-last): the daemon's pull of that digest gives back the very image that was built."""
+last): the daemon's copy (`docker save`, the classic store), or BuildKit's OCI layout with every platform and the
+provenance (the containerd store); the daemon's pull of that digest gives back the very image that was built."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import docker
+import pytest
+from support.engines import Engine
 from support.registry import Registry
 
+from image_tagger.edges.jobports import DockerDaemon
 from image_tagger.edges.registry.session import RegistrySession
 from image_tagger.edges.registry.upload import GZIP_LAYER, unpack, upload
 from image_tagger.model.imagename import parse_image
+from image_tagger.model.inputs import BuildOptions
+from image_tagger.model.log import KeptLog
+from image_tagger.model.ports import BuildRequest
 from image_tagger.model.registry import RegistryAuth
+from image_tagger.rules.releases import VERSION
 
 
 def test_an_image_goes_up_by_digest_and_comes_back_the_same(
@@ -23,13 +31,50 @@ def test_an_image_goes_up_by_digest_and_comes_back_the_same(
     folder.mkdir()
 
     config, layers = unpack(docker_client.api.get_image(image.id), folder)
-    stored = upload(config, layers, lambda: RegistrySession(name, RegistryAuth()))
+    digests: list[str] = []  # what runs beside the upload (the signature) gets the manifest's digest
+    stored = upload(config, layers, lambda: RegistrySession(name, RegistryAuth()), digests.append)
     again = upload(config, layers, lambda: RegistrySession(name, RegistryAuth()))  # blobs there: only the manifest
 
     assert again == stored and open_registry.tags("upload/app") == []  # by digest only: no tag
+    assert digests == [stored.digest]
     manifest = open_registry.manifest("upload/app", stored.digest)
     assert manifest["config"]["digest"] == image.id
     assert {layer["mediaType"] for layer in manifest["layers"]} == {GZIP_LAYER}
     pulled = docker_client.images.pull(f"{name.name}@{stored.digest}")
     assert pulled.id == image.id
     docker_client.images.remove(f"{name.name}@{stored.digest}", force=True)
+
+
+def test_a_multi_platform_index_with_provenance_goes_up_by_digest_from_buildkit_s_oci_layout(
+    engine28_containerd: Engine, open_registry: Registry, sample_app: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On the containerd store a build for the upload leaves BuildKit's OCI layout, not an image in the daemon;
+    uploaded, the registry holds the index by digest only, with both platforms and their provenance, and a pull of
+    it by digest gives the image back."""
+    name = parse_image(f"{open_registry.host}/upload/index")
+    options = BuildOptions(sample_app, sample_app / "Dockerfile", platforms=("linux/amd64", "linux/arm64"))
+    build_ref = name.ref("image-tagger-build-upload")
+    request = BuildRequest(
+        options, name, ("1.0.0",), build_ref, {VERSION: "1.0.0"}, 0, RegistryAuth(), provenance="max", by_digest=True
+    )
+    monkeypatch.setenv("DOCKER_HOST", engine28_containerd.docker_host)  # buildx's daemon too
+    with engine28_containerd.client() as client:
+        daemon = DockerDaemon(client)
+        image_id = daemon.build(request, KeptLog())
+        try:
+            digests: list[str] = []
+            stored = daemon.upload(build_ref, name, RegistryAuth(), digests.append)
+        finally:
+            daemon.untag(build_ref)
+        assert client.images.list(name=name.name) == []  # nothing of it in the daemon
+
+        assert stored.digest == image_id and stored.is_index and open_registry.tags("upload/index") == []
+        assert digests == [stored.digest]
+        index = open_registry.manifest("upload/index", stored.digest)
+        kinds = [entry.get("annotations", {}).get("vnd.docker.reference.type", "image") for entry in index["manifests"]]
+        platforms = {entry["platform"]["architecture"] for entry in index["manifests"]}
+        assert sorted(kinds) == ["attestation-manifest"] * 2 + ["image"] * 2 and platforms >= {"amd64", "arm64"}
+        # The registry took each manifest only once its blobs were there; a kubelet's pull by digest gets the image.
+        pulled = client.images.pull(f"{name.name}@{stored.digest}")
+        assert pulled.labels == {VERSION: "1.0.0"}
+        client.images.remove(f"{name.name}@{stored.digest}", force=True)

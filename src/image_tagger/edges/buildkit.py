@@ -5,8 +5,11 @@ which buildx brings; it is what docker/build-push-action users already rely on. 
 pushes one tag itself (`--output type=image,name=…,push=true`, what `docker buildx build --push` does:
 on the daemon's default builder the daemon uploads it, on the containerd image store BuildKit does), so
 no image is loaded and pushed in a second step; a build that does not push is loaded into the daemon
-(`--load`). This module needs no Docker SDK: only a check that the image store can hold what the
-options ask for talks to the daemon, through `containerd_store` handed in.
+(`--load`). A build whose image goes to the registry by digest (a signed one; the docker driver cannot push by
+digest) writes, on the containerd image store, an OCI layout archive (`--output type=oci`): the index with every
+platform and the attestations, for the registry client to upload; the classic store exports no OCI layout, so
+there it is loaded. This module needs no Docker SDK: only a check that the image store can hold what the options
+ask for talks to the daemon, through `containerd_store` handed in.
 
 Nothing secret touches a file or an argument list, and each process holds only what it needs: build
 secrets go to buildx alone, as the environment variables its `--secret id=…,env=…` flags name; the
@@ -93,14 +96,18 @@ def buildx_argv(
     iidfile: Path,
     push: bool = False,
     provenance: str | None = None,
+    layout: Path | None = None,
 ) -> list[str]:
     """The buildx command line; secret values are referenced by environment variable name only.
 
-    With `push`, BuildKit pushes `refs` (plain http to a loopback registry, as everywhere in image-tagger);
-    without, the image is loaded into the daemon under them.
+    With `push`, BuildKit pushes `refs` (plain http to a loopback registry, as everywhere in image-tagger); with
+    `layout`, it writes the image as an OCI layout archive there, named `refs[0]` as a push would name it (the
+    provenance's subjects); otherwise the image is loaded into the daemon under `refs`.
     """
     argv = [buildx, "build", "--progress=rawjson", "--iidfile", str(iidfile), "--file", str(options.dockerfile)]
-    if push:
+    if layout is not None:
+        argv += ["--output", f"type=oci,dest={layout},name={refs[0]}"]
+    elif push:
         insecure = ",registry.insecure=true" if all(plain_http(ref.split("/", 1)[0]) for ref in refs) else ""
         argv += ["--output", f"type=image,name={','.join(refs)},push=true{insecure}"]
     else:
@@ -206,8 +213,10 @@ def build(
     push: bool = False,
     stop: threading.Event | None = None,
     provenance: str | None = None,
+    layout: Path | None = None,
 ) -> str:
-    """Build, and push `refs` (`push`) or load them into the daemon; returns the image id.
+    """Build, and push `refs` (`push`), write an OCI layout archive to `layout`, or load them into the daemon;
+    returns the image id (the index digest for an index).
 
     Raises BuildError on a failed step (or when `stop` ended buildx), NotPushed when the image was built but
     its push failed.
@@ -227,7 +236,7 @@ def build(
         config.mkdir()
         write_config(config, image, socket_path)
         iidfile = tmp / "iid"
-        argv = buildx_argv(buildx, options, refs, labels, build_args, iidfile, push, provenance)
+        argv = buildx_argv(buildx, options, refs, labels, build_args, iidfile, push, provenance, layout)
         env = buildx_env(options, config)
         # A push waits on the registry as long as it takes; built, buildx silent past the daemon timeout: stalled.
         silent_limit = daemon_timeout() if push else None

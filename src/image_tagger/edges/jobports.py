@@ -8,6 +8,8 @@ few daemon questions; none of it delays the build's start (issue 17)."""
 from __future__ import annotations
 
 import importlib
+import shutil
+import tempfile
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -33,6 +35,7 @@ class DockerDaemon:
     def __init__(self, client: docker.DockerClient | None = None) -> None:
         self._client = client
         self._built: dict[str, str] = {}  # image ids of the legacy builder's builds, by build_ref
+        self._layouts: dict[str, Path] = {}  # folders of the OCI layouts exported for `upload`, by build_ref
         self._containerd: bool | None = None
 
     @property
@@ -75,6 +78,13 @@ class DockerDaemon:
             docker_ops.tag(self.client, request.build_ref, request.image, request.tags)
             self._built[request.build_ref] = image_id
             return image_id
+        if request.by_digest and self.containerd_store():  # every platform and attestation, in an OCI layout
+            folder = self._layouts[request.build_ref] = Path(tempfile.mkdtemp(prefix="image-tagger-layout-"))
+            try:
+                return self._buildkit(request, [request.image.ref(request.tags[0])], log, layout=folder / LAYOUT)
+            except BaseException:
+                self.untag(request.build_ref)
+                raise
         return self._buildkit(request, [*(request.image.ref(tag) for tag in request.tags), request.build_ref], log)
 
     def push(self, request: BuildRequest, tag: str, log: Log) -> str:
@@ -89,9 +99,15 @@ class DockerDaemon:
             raise PushStalled(str(err), self._built[request.build_ref]) from err
         return self._built[request.build_ref]
 
-    def _buildkit(self, request: BuildRequest, refs: list[str], log: Log, push: bool = False) -> str:
-        if push:  # the read-back after the push needs the registry client: its imports load while BuildKit builds
-            threading.Thread(target=importlib.import_module, args=(REGISTRY_MODULE,), daemon=True).start()
+    def _buildkit(
+        self, request: BuildRequest, refs: list[str], log: Log, push: bool = False, layout: Path | None = None
+    ) -> str:
+        # What comes after the build loads while BuildKit builds: the registry client for the read-back or the
+        # upload, and the Docker SDK (some 0.15 s of imports) that saves the daemon's copy for an upload from it.
+        after = [REGISTRY_MODULE] if push or request.by_digest else []
+        after += ["docker"] if request.by_digest and layout is None else []
+        for module in after:
+            threading.Thread(target=importlib.import_module, args=(module,), daemon=True).start()
         # BuildKit stamps the image config and layer history with SOURCE_DATE_EPOCH; an explicit build-arg wins.
         build_args = {"SOURCE_DATE_EPOCH": str(request.source_date_epoch), **request.options.build_args}
         return buildkit.build(
@@ -106,27 +122,38 @@ class DockerDaemon:
             push=push,
             stop=request.stop,
             provenance=request.provenance,
+            layout=layout,
         )
 
     def untag(self, ref: str) -> None:
+        if ref in self._layouts:  # nothing of it in the daemon
+            shutil.rmtree(self._layouts.pop(ref), ignore_errors=True)
+            return
         from image_tagger.edges import docker_ops
 
         docker_ops.untag(self.client, ref)
 
-    def upload(self, ref: str, image: ImageName, credentials: RegistryAuth) -> StoredManifest:
-        import tempfile
-
-        from docker.errors import DockerException
-
+    def upload(
+        self, ref: str, image: ImageName, credentials: RegistryAuth, beside: Callable[[str], object] | None = None
+    ) -> StoredManifest:
         from image_tagger.edges.registry import upload
+
+        def session() -> RegistryView:
+            return registry_session(image, credentials)
+
+        if ref in self._layouts:
+            return upload.upload_layout(self._layouts[ref] / LAYOUT, session, beside)
+        from docker.errors import DockerException
 
         with tempfile.TemporaryDirectory(prefix="image-tagger-upload-") as folder:
             try:
                 config, layers = upload.unpack(self.client.api.get_image(ref), Path(folder))
             except DockerException as err:
                 raise PublishError(f"the daemon did not hand over {ref}: {err}") from err
-            return upload.upload(config, layers, lambda: registry_session(image, credentials))
+            return upload.upload(config, layers, session, beside)
 
+
+LAYOUT = "image.oci.tar"  # BuildKit's OCI layout archive, in the build's own folder
 
 # The registry session and the notifier are imported on first use: a branch build opens no registry session
 # before its build, and most jobs name no Receiver, so neither adds to the start-up before the build (issue 17).

@@ -75,14 +75,18 @@ class BuildRequest:
     credentials: RegistryAuth
     stop: threading.Event | None = field(default=None, compare=False)
     provenance: str | None = None  # SLSA provenance mode for BuildKit (max, min), when the builder stores it
+    by_digest: bool = False  # the image goes to the registry by Daemon.upload (a signed one), not by a tag push
 
 
 class Daemon(Protocol):
     """The Docker daemon (and BuildKit through it); each call raises PublishError on failure.
 
-    `build` leaves the image in the daemon under the request's tags and `build_ref`; returns the image id.
+    `build` leaves the image in the daemon under the request's tags and `build_ref` (a request `by_digest` on the
+    containerd image store: as an OCI layout with every platform and attestation, kept for `upload`); returns the
+    image id (the index digest for an index).
     `upload` puts a built image in the registry by digest, with no tag (a signed image is tagged only once
-    its signature is there), and returns its manifest as stored.
+    its signature is there), and returns its manifest (or index) as stored; `beside(digest)` runs as soon as the
+    digest is known, while the blobs still go up (the signature), and its error is raised after the upload's.
     `push` puts one tag of the request's image in the registry and returns the image id it pushed: BuildKit
     builds and pushes in one go (a push again after a failed one rebuilds from cache), the legacy builder's
     image (built first) is tagged from `build_ref` and pushed by the daemon. A failed build step raises
@@ -97,9 +101,11 @@ class Daemon(Protocol):
 
     def push(self, request: BuildRequest, tag: str, log: Log) -> str: ...
 
-    def untag(self, ref: str) -> None: ...  # never fails the job
+    def untag(self, ref: str) -> None: ...  # drops what `build` left under `ref`; never fails the job
 
-    def upload(self, ref: str, image: ImageName, credentials: RegistryAuth) -> Any: ...  # by digest: a StoredManifest
+    def upload(  # by digest: a StoredManifest
+        self, ref: str, image: ImageName, credentials: RegistryAuth, beside: Callable[[str], object] | None = None
+    ) -> Any: ...
 
 
 Notifier = Callable[[Sequence[Receiver], PublishResult, Callable[[str], None]], list[Notification]]

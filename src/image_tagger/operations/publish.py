@@ -5,9 +5,10 @@ and the git context, and renders the PublishReport it returns. The outside world
 ports (model.ports), so the decisions below also run on fakes, without a daemon or a network.
 
 Everything that can be refused is checked before the first byte goes to a registry: a release tag that another
-commit holds before anything is built; the login before the build, or, when BuildKit builds and pushes a branch
-image in one go (as `docker buildx build --push`), beside it: a refused login stops the build at once, and the
-registry refuses its push anyway. Each pushed tag is then read back from the registry and must be the image this
+commit holds before anything is built; the login before the build, or, when BuildKit builds a branch image (and
+pushes it in one go, as `docker buildx build --push`, unless it is signed), beside it: a refused login stops the
+build at once, and the registry refuses its push anyway; a signing key is opened beside the build too, and one
+that cannot be used stops it (exit 2). Each pushed tag is then read back from the registry and must be the image this
 run built, so a concurrent run's image is never reported as ours; a release's floating tags are registry-side
 copies of the release tag's manifest read back. The result says per tag what happened, also when a later tag
 fails.
@@ -42,15 +43,15 @@ import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
-from image_tagger.model.errors import BuildError, InputError, PublishError, PushStalled
+from image_tagger.model.errors import BuildError, PublishError, PushStalled
 from image_tagger.model.git import GitContext
 from image_tagger.model.imagename import ImageName
-from image_tagger.model.inputs import PublishInputs, ReleaseOptions
-from image_tagger.model.log import Log
+from image_tagger.model.inputs import PublishInputs, ReleaseOptions, Signing
+from image_tagger.model.log import HeldLog, Log
 from image_tagger.model.plan import TagPlan
-from image_tagger.model.ports import BuildRequest, Daemon, JobEdges, RegistryView, StoredManifest
+from image_tagger.model.ports import BuildRequest, JobEdges, RegistryView, StoredManifest
 from image_tagger.model.registry import RegistryAuth
 from image_tagger.model.report import Failure, PublishReport
 from image_tagger.model.result import Provenance, PublishResult, PushFailed
@@ -67,6 +68,7 @@ if TYPE_CHECKING:
     from image_tagger.fluxrules.automation import PolicyTarget
     from image_tagger.operations.signing import Signer
 
+T = TypeVar("T")
 PUSH_ATTEMPTS = 4
 DEFAULT_RELEASE = ReleaseOptions()
 PUSH_BACKOFF = 2.0  # seconds, doubled per attempt
@@ -410,12 +412,13 @@ def publish(
     provenance: Provenance,
     log: Log,
     settle: float,
-    signer: Signer | None = None,
+    key: Beside[Signer | None] | None = None,
 ) -> PublishResult:
     """Log in, check, build, push: raises PublishError (or InputError), and leaves the registry untouched on
-    refusal; PushFailed carries what did reach the registry. With `signer`, the image goes up by digest and is
-    signed for its version before any tag is written."""
+    refusal; PushFailed carries what did reach the registry. With `key` (being opened beside the build), the image
+    goes up by digest and is signed for its version before any tag is written."""
     credentials = given.credentials
+    stop = key.stop if key is not None else threading.Event()  # set when a check beside the build fails
 
     def registry_session(deadline: float | None = None) -> RegistryView:
         """One session per phase: each has its own deadline, and a build in between may take long."""
@@ -424,6 +427,8 @@ def publish(
     def sign(digest: str) -> str:
         from image_tagger.operations import signing
 
+        assert key is not None
+        signer = key.wait()
         assert signer is not None
         return signing.sign(registry_session, signer, plan.image, digest, plan.version, log)
 
@@ -432,17 +437,18 @@ def publish(
         guard = ReleaseGuard(
             registry_session, plan, provenance.revision, given.release.overwrite, settle, log, edges.sleep
         )
-    buildkit_pushes = plan.push and given.build.builder != Builder.LEGACY and signer is None
-    login = None
+    buildkit = given.build.builder != Builder.LEGACY
+    buildkit_pushes = plan.push and buildkit and key is None
+    login: Beside[None] | None = None
     if plan.push and credentials.username:
-        if buildkit_pushes and guard is None:  # nothing to read from the registry first: check beside the build
-            login = LoginCheck(edges.daemon, plan.image, credentials)
+        if buildkit and guard is None:  # nothing to read from the registry first: check beside the build
+            login = Beside(lambda: edges.daemon.login(plan.image, credentials), stop, "login-check")
         else:
             edges.daemon.login(plan.image, credentials)
             log.info(f"Logged in to {plan.image.registry} as {credentials.username}")
     if guard is not None:
         done = release_without_build(
-            registry_session, plan, provenance, given.release, log, guard, sign if signer else None
+            registry_session, plan, provenance, given.release, log, guard, sign if key else None
         )
         if done is not None:
             return done
@@ -454,7 +460,7 @@ def publish(
     if created_from == NO_COMMIT_TIME:
         log.info(f"created: {created_from}, so a rebuild of this commit gives another image config")
     options = given.build
-    mode, attested = attestation.wanted(options.provenance, provenance.private, options.builder, signer is not None)
+    mode, attested = attestation.wanted(options.provenance, provenance.private, options.builder)
     if mode is not None and not edges.daemon.attestations():
         mode, attested = None, attestation.NO_STORE
     request = BuildRequest(
@@ -465,25 +471,40 @@ def publish(
         labels,
         int(created.timestamp()),
         credentials,
-        login.stop if login else None,
+        stop if login or key else None,
         mode,
+        by_digest=key is not None,
     )
     built: dict[str, Any] = {"labels": labels, "created_from": created_from, "provenance": attested}
     if buildkit_pushes:
         return buildkit_push(edges, registry_session, request, plan, guard, login, log, **built)
-    image_id = edges.daemon.build(request, log)
+
+    def checked_beside() -> None:
+        """The key's and the login's verdicts, once they are in: a refusal is the job's answer."""
+        for check in (key, login):
+            if check is not None:
+                check.wait()
+
+    try:
+        image_id = edges.daemon.build(request, log)
+    except PublishError:
+        checked_beside()  # one that failed stopped the build: that is the reason to give
+        raise
     try:
         if not plan.push:
             log.info(f"Built {', '.join(plan.refs)} (not pushed)")
             return PublishResult(plan, image_id, None, {tag: TagState.BUILT for tag in plan.tag_names}, **built)
-        if signer is not None:  # by digest first, then the signature, then the tags
+        if key is not None:  # by digest, signed as soon as the digest is known, and only then the tags
+            checked_beside()
+            if login is not None:
+                log.info(f"Logged in to {plan.image.registry} as {credentials.username}")
             if guard is not None:
                 releases.already_published(guard.holder(), guard.revision, guard.overwrite)  # taken: nothing goes up
-            manifest = edges.daemon.upload(build_ref, plan.image, credentials)
+            signed: list[str] = []
+            manifest = edges.daemon.upload(build_ref, plan.image, credentials, lambda d: signed.append(sign(d)))
             log.info(f"{plan.image.name}@{manifest.digest}: uploaded by digest, no tag yet")
-            signed = sign(manifest.digest)
             done = copy_tags(registry_session, plan, manifest, TagState.PUSHED, log, guard, **built)
-            return replace(done, image_id=image_id, signature=signed)
+            return replace(done, image_id=image_id, signature=signed[0])
 
         def push_one(tag: str) -> str:
             return push_verified(edges, registry_session, request, tag, log)[1].digest
@@ -499,7 +520,7 @@ def buildkit_push(
     request: BuildRequest,
     plan: TagPlan,
     guard: ReleaseGuard | None,
-    login: LoginCheck | None,
+    login: Beside[None] | None,
     log: Log,
     **built: Any,
 ) -> PublishResult:
@@ -520,91 +541,107 @@ def buildkit_push(
         result = push_tags(PublishResult(plan, "", None, **built), push_one, guard)
     except PushFailed as err:
         if login is not None:
-            login.refused()
+            login.wait()
         raise PushFailed(str(err), with_image(err.result)) from err
     except PublishError:
         if login is not None:
-            login.refused()  # a refused login stopped the build: that is the reason to give
+            login.wait()  # a refused login stopped the build: that is the reason to give
         raise
     if login is not None:
         try:
-            login.refused()
+            login.wait()
         except PublishError as err:  # the registry took the push with these credentials: the check misjudged
             return with_image(replace(result, warnings=(*result.warnings, f"the login check failed: {err}")))
         log.info(f"Logged in to {plan.image.registry} as {request.credentials.username}")
     return with_image(result)
 
 
-class LoginCheck:
-    """The login, checked in a thread beside a build that pushes: `stop` is set the moment the registry refuses it,
-    so the build ends early, and the build's own start waits for no Docker SDK import, daemon or registry."""
+class Beside(Generic[T]):
+    """Work in a thread beside the build (the login check, opening the signing key, whose scrypt alone takes a few
+    tenths of a second): `stop` is set the moment it fails, so the build ends early, and the build's own start waits
+    for none of it (no Docker SDK import, daemon, registry or key derivation)."""
 
-    def __init__(self, daemon: Daemon, image: ImageName, credentials: RegistryAuth) -> None:
-        self.stop = threading.Event()
+    def __init__(self, work: Callable[[], T], stop: threading.Event, name: str) -> None:
+        self.stop = stop
+        self._value: T | None = None
         self._error: Exception | None = None
-        self._thread = threading.Thread(
-            target=self._check, args=(daemon, image, credentials), name="login-check", daemon=True
-        )
+        self._thread = threading.Thread(target=self._run, args=(work,), name=name, daemon=True)
         self._thread.start()
 
-    def _check(self, daemon: Daemon, image: ImageName, credentials: RegistryAuth) -> None:
+    def _run(self, work: Callable[[], T]) -> None:
         try:
-            daemon.login(image, credentials)
-        except Exception as err:  # noqa: BLE001 - handed to the job's thread by refused()
+            self._value = work()
+        except Exception as err:  # noqa: BLE001 - handed to the job's thread by wait()
             self._error = err
             self.stop.set()
 
-    def refused(self) -> None:
-        """Wait for the check; raise its error when the login was refused."""
+    def wait(self) -> T:
+        """Wait for the work; its value, or its error raised here."""
         self._thread.join()
         if self._error is not None:
             raise self._error
+        return self._value  # type: ignore[return-value]
 
 
 def run(given: PublishInputs, ctx: GitContext, edges: JobEdges, log: Log, settle: float | None = None) -> PublishReport:
     """The whole job for one git event; the one report says what happened, also when it failed.
 
-    Raises InputError only, before anything is built or pushed (bad input: exit code 2). `settle` is the
-    release settle interval, by default RELEASE_SETTLE_SECONDS or $IMAGE_TAGGER_RELEASE_SETTLE.
+    Raises InputError only, before anything is pushed (bad input: exit code 2), and before anything is shown: before
+    anything is built, but for a signing key that cannot be used. That one is found out beside the build (cosign's
+    scrypt takes a few tenths of a second), which it stops, and the job's log is held back until the key opened.
+    `settle` is the release settle interval, by default RELEASE_SETTLE_SECONDS or $IMAGE_TAGGER_RELEASE_SETTLE.
     """
     plan = plan_tags(ctx, given.image, given.naming, now=int(edges.clock()))
     targets = overlay_targets(given.overlay) if given.overlay else []
-    signer = None
+    key = None
     if plan.push and given.signing is not None:
-        from image_tagger.operations import signing  # cryptography and cosign's format: only for signed jobs
-
-        signer = signing.open_signer(given.signing)
+        key, log = open_beside(given.signing, log)
     elif plan.push and given.keyless is not None:
         from image_tagger.operations import signing
 
-        signer = signing.open_keyless(given.keyless, given.credentials, os.environ)
-    if signer is not None and len(given.build.platforms) > 1:
-        raise InputError(
-            f"{signer.name} with several platforms: signing a multi-platform index is not supported yet; accepted: "
-            "one platform, or no signing"
-        )
-    settle = release_settle(os.environ) if settle is None else settle
-    log.info(f"{plan.kind} {ctx.ref} -> {', '.join(plan.refs)} (push: {str(plan.push).lower()})")
-    provenance = Provenance(ctx.sha, ctx.source_url, ctx.commit_time, ctx.commit_time_from, ctx.private)
-    failure = None
+        signer = signing.open_keyless(given.keyless, given.credentials, os.environ)  # no token endpoint: exit 2 here
+        key = Beside(lambda: signer, threading.Event(), "keyless-signing")
     try:
-        result = publish(edges, plan, given, provenance, log, settle, signer)
-    except PushFailed as err:
-        result, failure = err.result, Failure(str(err))
-    except BuildError as err:
-        title = f"Build failed: {err.step}" if err.step else "Build failed"
-        return PublishReport(plan, None, failure=Failure(str(err), title))
-    except PublishError as err:
-        return PublishReport(plan, None, failure=Failure(str(err)))
-    verdicts = tuple(report.flux_verdicts(plan, given.naming.major_version))
-    if not result.available:
-        return PublishReport(plan, result, verdicts, failure=failure)
-    pushed_at = edges.clock()
-    forecast, warnings = overlay_outlook(edges, targets, plan, given.credentials) if targets else ((), ())
-    warnings = (*result.warnings, *warnings)
-    # The release tag is in the registry: every cluster's Flux may rescan now.
-    notifications = tuple(edges.notify(given.receivers, result, log.info))
-    return PublishReport(plan, result, verdicts, forecast, notifications, warnings, failure, pushed_at)
+        settle = release_settle(os.environ) if settle is None else settle
+        log.info(f"{plan.kind} {ctx.ref} -> {', '.join(plan.refs)} (push: {str(plan.push).lower()})")
+        provenance = Provenance(ctx.sha, ctx.source_url, ctx.commit_time, ctx.commit_time_from, ctx.private)
+        failure = None
+        try:
+            result = publish(edges, plan, given, provenance, log, settle, key)
+        except PushFailed as err:
+            result, failure = err.result, Failure(str(err))
+        except BuildError as err:
+            title = f"Build failed: {err.step}" if err.step else "Build failed"
+            return PublishReport(plan, None, failure=Failure(str(err), title))
+        except PublishError as err:
+            return PublishReport(plan, None, failure=Failure(str(err)))
+        verdicts = tuple(report.flux_verdicts(plan, given.naming.major_version))
+        if not result.available:
+            return PublishReport(plan, result, verdicts, failure=failure)
+        pushed_at = edges.clock()
+        forecast, warnings = overlay_outlook(edges, targets, plan, given.credentials) if targets else ((), ())
+        warnings = (*result.warnings, *warnings)
+        # The release tag is in the registry: every cluster's Flux may rescan now.
+        notifications = tuple(edges.notify(given.receivers, result, log.info))
+        return PublishReport(plan, result, verdicts, forecast, notifications, warnings, failure, pushed_at)
+    finally:
+        if key is not None:
+            key.wait()  # a key that cannot be used is the answer (InputError), whatever else the job met
+
+
+def open_beside(given: Signing, log: Log) -> tuple[Beside[Signer | None], Log]:
+    """The signing key, opened in a thread, and the job's log, held back until it opened (a key that cannot be used
+    is bad input: one line, exit 2, and nothing else shown)."""
+    held = HeldLog(log)
+
+    def opened() -> Signer | None:
+        from image_tagger.operations import signing  # cryptography and cosign's format: only for signed jobs
+
+        signer = signing.open_signer(given)
+        held.release()
+        return signer
+
+    return Beside(opened, threading.Event(), "signing-key"), held
 
 
 def overlay_targets(overlay: Path) -> list[PolicyTarget]:

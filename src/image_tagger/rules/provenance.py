@@ -15,14 +15,12 @@ NO_STORE = (
 )
 
 
-def wanted(choice: ProvenanceMode, private: bool | None, builder: Builder, signed: bool) -> tuple[str | None, str]:
+def wanted(choice: ProvenanceMode, private: bool | None, builder: Builder) -> tuple[str | None, str]:
     """The mode to ask for (None: none) and what the summary says of it, before asking the daemon."""
     if choice == ProvenanceMode.FALSE:
         return None, "none (provenance: false)"
     if builder == Builder.LEGACY:
         return None, "none: the legacy builder makes no attestations"
-    if signed:
-        return None, "none: a signed image goes up from the daemon's copy, which holds no attestation yet"
     if choice in (ProvenanceMode.MAX, ProvenanceMode.MIN):
         return str(choice), f"SLSA provenance, mode={choice}"
     mode = "max" if private is False else "min"

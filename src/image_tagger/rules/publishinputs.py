@@ -146,8 +146,8 @@ PUBLISH_INPUTS = (
         "or false. Needs a daemon with the containerd image store; otherwise the summary says none was attached.",
         "an SLSA provenance attestation in the image's index, as docker/build-push-action makes it: `auto` is "
         "`mode=max` for public repositories (the event's `repository.private`) and `min` for private or unknown "
-        "ones. It needs a builder that stores attestations (Engine 28 with the containerd image store); elsewhere, "
-        "with `builder: legacy` and for signed images, the summary and `json` say plainly that there is none. "
+        "ones. It needs a builder that stores attestations (Engine 28 with the containerd image store; signed images "
+        "keep it too); elsewhere and with `builder: legacy`, the summary and `json` say plainly that there is none. "
         "Flux and kubelets pull the same image from the index",
         default=ProvenanceMode.AUTO,
         kind=Kind.CHOICE,
@@ -246,7 +246,8 @@ PUBLISH_INPUTS = (
         "pushed image is then signed by digest, for its version and repository, before its tag appears.",
         "a cosign private key (the text of `cosign.key`, from a secret): each pushed image is signed by digest, in "
         "cosign's format, for its version and repository, and only then tagged; a promoted release is signed for "
-        "its own version. A key that cannot be used is refused, exit 2, before the build; see **Signed releases**",
+        "its own version. A key that cannot be used is refused, exit 2, before anything is pushed (it is opened beside "
+        "the build, which it stops); see **Signed releases**",
         secret=Mask.LINES,
         cli="--signing-key FILE",
     ),
