@@ -165,12 +165,13 @@ def new_key_pair(password: str, name: str) -> tuple[str, PublicKey]:
 
     from cryptography.hazmat.primitives.asymmetric import ec
     from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
+    from nacl.bindings import crypto_pwhash_scryptsalsa208sha256_ll as scrypt
     from nacl.secret import SecretBox
 
     key = ec.generate_private_key(ec.SECP256R1())
     der = key.private_bytes(Encoding.DER, PrivateFormat.PKCS8, NoEncryption())
     salt, nonce = os.urandom(32), os.urandom(SecretBox.NONCE_SIZE)
-    secret = hashlib.scrypt(password.encode(), salt=salt, n=32768, r=8, p=1, maxmem=64 << 20, dklen=32)
+    secret = scrypt(password.encode(), salt, 32768, 8, 1, dklen=32, maxmem=64 << 20)
     sealed = {
         "kdf": {"name": "scrypt", "params": {"N": 32768, "r": 8, "p": 1}, "salt": base64.b64encode(salt).decode()},
         "cipher": {"name": "nacl/secretbox", "nonce": base64.b64encode(nonce).decode()},
