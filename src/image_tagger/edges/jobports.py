@@ -90,8 +90,10 @@ class DockerDaemon:
         return self._built[request.build_ref]
 
     def _buildkit(self, request: BuildRequest, refs: list[str], log: Log, push: bool = False) -> str:
-        if push:  # the read-back after the push needs the registry client: its imports load while BuildKit builds
-            threading.Thread(target=importlib.import_module, args=(REGISTRY_MODULE,), daemon=True).start()
+        # What the job needs after the build loads while BuildKit builds: the registry client for the read-back
+        # after a push, the report and the clean-up of the build's folder (issue 17).
+        after = (REGISTRY_MODULE, *AFTER_BUILD) if push else AFTER_BUILD
+        threading.Thread(target=_import_all, args=(after,), daemon=True).start()
         # BuildKit stamps the image config and layer history with SOURCE_DATE_EPOCH; an explicit build-arg wins.
         build_args = {"SOURCE_DATE_EPOCH": str(request.source_date_epoch), **request.options.build_args}
         return buildkit.build(
@@ -133,6 +135,12 @@ class DockerDaemon:
 
 
 REGISTRY_MODULE = "image_tagger.edges.registry.session"
+AFTER_BUILD = ("image_tagger.model.report", "image_tagger.rules.report", "shutil")
+
+
+def _import_all(modules: Sequence[str]) -> None:
+    for name in modules:
+        importlib.import_module(name)
 
 
 def registry_session(image: ImageName, credentials: RegistryAuth, deadline: float | None = None) -> RegistryView:
