@@ -13,7 +13,6 @@ from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from image_tagger.edges.gitobjects import read_commit
 from image_tagger.model.errors import InputError
@@ -153,6 +152,8 @@ def from_github(env: Mapping[str, str], event: Mapping[str, Any]) -> GitContext:
 
 def source_url(remote: str | None) -> str | None:
     """A browsable https URL for `org.opencontainers.image.source`, never with credentials in it."""
+    from urllib.parse import urlsplit  # a local checkout's remote: a workflow run never needs it (issue 17)
+
     if not remote:
         return None
     if m := re.fullmatch(_SCP_REMOTE, remote):
