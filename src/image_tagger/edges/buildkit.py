@@ -235,8 +235,10 @@ def build(
     push: bool = False,
     stop: threading.Event | None = None,
     provenance: str | None = None,
+    started: Callable[[], None] | None = None,
 ) -> str:
-    """Build, and push `refs` (`push`) or load them into the daemon; returns the image id.
+    """Build, and push `refs` (`push`) or load them into the daemon; returns the image id. `started` is called
+    once buildx runs: work beside the build starts then, not before it (issue 17).
 
     Raises BuildError on a failed step (or when `stop` ended buildx), NotPushed when the image was built but
     its push failed.
@@ -272,6 +274,8 @@ def build(
             from image_tagger.edges.buildlog import BuildProgress, split_stream  # while buildx starts (issue 17)
 
             progress = BuildProgress()
+            if started is not None:
+                started()
             if stop is not None or push:
                 threading.Thread(target=_watch, args=(proc, stop, stalled), name="buildx-watch", daemon=True).start()
             assert proc.stdout is not None

@@ -93,7 +93,6 @@ class DockerDaemon:
         # What the job needs after the build loads while BuildKit builds: the registry client for the read-back
         # after a push, the report and the clean-up of the build's folder (issue 17).
         after = (REGISTRY_MODULE, *AFTER_BUILD) if push else AFTER_BUILD
-        threading.Thread(target=_import_all, args=(after,), daemon=True).start()
         # BuildKit stamps the image config and layer history with SOURCE_DATE_EPOCH; an explicit build-arg wins.
         build_args = {"SOURCE_DATE_EPOCH": str(request.source_date_epoch), **request.options.build_args}
         return buildkit.build(
@@ -108,6 +107,7 @@ class DockerDaemon:
             push=push,
             stop=request.stop,
             provenance=request.provenance,
+            started=lambda: threading.Thread(target=_import_all, args=(after,), daemon=True).start(),
         )
 
     def untag(self, ref: str) -> None:
