@@ -64,7 +64,7 @@ def on_path(name: str) -> str | None:
 
 def private_folder() -> Path:
     """A new folder only this user may enter (0700) in the temporary directory tempfile.mkdtemp would use."""
-    name = f"image-tagger-buildx-{os.urandom(8).hex()}"
+    name = f"image-tagger-buildx-{os.urandom(6).hex()}"
     roots = [os.environ.get(key) for key in ("TMPDIR", "TEMP", "TMP")]
     for root in filter(None, [*roots, *TEMP_ROOTS, os.curdir]):
         try:
