@@ -116,5 +116,5 @@ def test_image_starts_from_byte_code(action_image: str) -> None:
     )
     assert done.returncode == 0, done.stderr
     compiled = [line for line in done.stderr.splitlines() if line.startswith("# code object from ")]
-    assert len(compiled) > 100
+    assert len(compiled) > 80  # the start-up's modules (96 since issue 17 left some to after the build), not a few
     assert all(line.endswith(".pyc'") for line in compiled), [x for x in compiled if not x.endswith(".pyc'")]

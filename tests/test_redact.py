@@ -10,7 +10,16 @@ from urllib.parse import quote, quote_plus
 from hypothesis import given
 from hypothesis import strategies as st
 
-from image_tagger.rules.redact import REDACTED, Redactor, SafeStream, escape_controls, is_one_line, one_line, safe_lines
+from image_tagger.rules.redact import (
+    REDACTED,
+    Redactor,
+    SafeStream,
+    escape_controls,
+    is_one_line,
+    one_line,
+    safe_lines,
+    url_forms,
+)
 
 # What a user name or password may hold: anything on one line (printable, unicode, `%`, `:`, quotes, `=`).
 one_line_text = st.text(st.characters(blacklist_categories=("Cc", "Zl", "Zp", "Cs")), min_size=1, max_size=24)
@@ -49,6 +58,12 @@ def test_each_line_of_a_build_secret_is_redacted_on_its_own(lines: list[str], no
     for line in lines:
         assert hidden(line, redactor(f"{noise}{line}{noise}"))
         assert hidden(quote_plus(line), redactor(f"{noise} {quote_plus(line)} {noise}"))
+
+
+@given(st.text(st.characters(blacklist_categories=("Cs",))))
+def test_url_forms_are_urllibs_quote_and_quote_plus(value: str) -> None:
+    """The redactor's own percent-encoding (urllib.parse stays out of the start-up) writes exactly urllib's forms."""
+    assert url_forms(value) == (quote(value, safe=""), quote_plus(value))
 
 
 def test_a_pasted_secret_line_and_a_multi_line_value() -> None:

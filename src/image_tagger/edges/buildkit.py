@@ -24,10 +24,8 @@ import contextlib
 import json
 import os
 import shlex
-import shutil
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -35,7 +33,6 @@ from pathlib import Path
 from typing import IO
 
 from image_tagger.edges import credhelper, credrelay
-from image_tagger.edges.buildlog import BuildProgress, split_stream
 from image_tagger.edges.childenv import DOCKER, child_env
 from image_tagger.edges.daemonwait import TIMEOUT_ENV, daemon_timeout
 from image_tagger.model.errors import BuildError, NotPushed, PublishError, PushStalled
@@ -54,11 +51,43 @@ PLUGIN_DIRS = (
     "/usr/libexec/docker/cli-plugins",
 )
 STOP_POLL = 0.05  # seconds between looks at the job's stop signal and at a silent push while buildx runs
+# Where tempfile.gettempdir looks, in its order, after $TMPDIR, $TEMP and $TMP (then the working directory).
+TEMP_ROOTS = ("/tmp", "/var/tmp", "/usr/tmp")
+
+
+def on_path(name: str) -> str | None:
+    """`name` in the first PATH folder that has it executable, as shutil.which finds it: shutil (with the
+    compression modules it imports) and tempfile cost some 3 ms before the build (issue 17)."""
+    for folder in os.environ.get("PATH", os.defpath).split(os.pathsep):
+        candidate = os.path.join(folder, name)
+        if os.access(candidate, os.X_OK) and not os.path.isdir(candidate):
+            return candidate
+    return None
+
+
+def private_folder() -> Path:
+    """A new folder only this user may enter (0700) in the temporary directory tempfile.mkdtemp would use."""
+    name = f"image-tagger-buildx-{os.urandom(6).hex()}"
+    roots = [os.environ.get(key) for key in ("TMPDIR", "TEMP", "TMP")]
+    for root in filter(None, [*roots, *TEMP_ROOTS, os.curdir]):
+        try:
+            os.mkdir(os.path.join(root, name), 0o700)
+        except OSError:
+            continue
+        return Path(os.path.abspath(root), name)
+    raise PublishError(f"no writable temporary folder for the build ({', '.join(TEMP_ROOTS)}, $TMPDIR)")
+
+
+def remove_folder(folder: Path) -> None:
+    """The private folder and what buildx left in its Docker config (shutil imported here: after the build)."""
+    import shutil
+
+    shutil.rmtree(folder)
 
 
 def find_buildx() -> str:
     """The buildx binary: $IMAGE_TAGGER_BUILDX, `docker-buildx` on PATH, or the docker CLI's plugin folders."""
-    candidates = [os.environ.get(BUILDX_ENV, ""), shutil.which("docker-buildx") or ""]
+    candidates = [os.environ.get(BUILDX_ENV, ""), on_path("docker-buildx") or ""]
     candidates += [str(Path(d).expanduser() / "docker-buildx") for d in PLUGIN_DIRS]
     for candidate in candidates:
         if candidate and os.access(candidate, os.X_OK):
@@ -176,7 +205,7 @@ def write_config(config: Path, image: ImageName, socket_path: Path | None) -> No
     assignments = " ".join(shlex.quote(f"{key}={value}") for key, value in clean.items())
     helper.write_text(
         "#!/bin/sh\n"
-        f"exec {shlex.quote(shutil.which('env') or '/usr/bin/env')} -i {assignments} "
+        f"exec {shlex.quote(on_path('env') or '/usr/bin/env')} -i {assignments} "
         f'{shlex.quote(sys.executable)} -S -m {credrelay.__name__} "$@"\n'
     )
     helper.chmod(0o700)
@@ -214,19 +243,21 @@ def build(
     stop: threading.Event | None = None,
     provenance: str | None = None,
     layout: Path | None = None,
+    started: Callable[[], None] | None = None,
 ) -> str:
     """Build, and push `refs` (`push`), write an OCI layout archive to `layout`, or load them into the daemon;
-    returns the image id (the index digest for an index).
+    returns the image id (the index digest for an index). `started` is called once buildx runs: work beside the
+    build starts then, not before it (issue 17).
 
     Raises BuildError on a failed step (or when `stop` ended buildx), NotPushed when the image was built but
     its push failed.
     """
     buildx = find_buildx()
     check_daemon(options, containerd_store)
-    progress = BuildProgress()
     other: list[str] = []
     with contextlib.ExitStack() as stack:
-        tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="image-tagger-buildx-")))  # 0700
+        tmp = private_folder()
+        stack.callback(remove_folder, tmp)
         socket_path = None
         if credentials.username:
             serving = credhelper.serve(tmp, image.registry, credentials.username, credentials.password)
@@ -249,6 +280,11 @@ def build(
         with subprocess.Popen(
             argv, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
         ) as proc:
+            from image_tagger.edges.buildlog import BuildProgress, split_stream  # while buildx starts (issue 17)
+
+            progress = BuildProgress()
+            if started is not None:
+                started()
             if stop is not None or push:
                 threading.Thread(target=_watch, args=(proc, stop, stalled), name="buildx-watch", daemon=True).start()
             assert proc.stdout is not None

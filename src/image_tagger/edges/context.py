@@ -13,16 +13,15 @@ from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
-from image_tagger.edges.gitcmd import queries
 from image_tagger.edges.gitobjects import read_commit
 from image_tagger.model.errors import InputError
 from image_tagger.model.git import GitContext
 from image_tagger.rules import jsonlimits
 
-_SCP_REMOTE = re.compile(r"(?:[^@/]+@)?([^:/]+):(?!//)(.+)")  # git@github.com:org/repo.git
-_VERSION_TAG = re.compile(r"(?:^|/)v?[0-9]+\.[0-9]+\.[0-9]+")
+# A local checkout's patterns, compiled on first use: a workflow run never needs them (issue 17).
+_SCP_REMOTE = r"(?:[^@/]+@)?([^:/]+):(?!//)(.+)"  # git@github.com:org/repo.git
+_VERSION_TAG = r"(?:^|/)v?[0-9]+\.[0-9]+\.[0-9]+"
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 MAX_EVENT_BYTES = 25 << 20  # GitHub caps webhook payloads at 25 MB
 ACCEPTED_REF = "a git ref such as refs/tags/v1.2.3 or refs/heads/main"
@@ -153,9 +152,11 @@ def from_github(env: Mapping[str, str], event: Mapping[str, Any]) -> GitContext:
 
 def source_url(remote: str | None) -> str | None:
     """A browsable https URL for `org.opencontainers.image.source`, never with credentials in it."""
+    from urllib.parse import urlsplit  # a local checkout's remote: a workflow run never needs it (issue 17)
+
     if not remote:
         return None
-    if m := _SCP_REMOTE.fullmatch(remote):
+    if m := re.fullmatch(_SCP_REMOTE, remote):
         host, path = m.group(1), m.group(2)
     else:
         parts = urlsplit(remote)
@@ -168,11 +169,13 @@ def source_url(remote: str | None) -> str | None:
 
 def _release_tag(tags: str | None) -> str | None:
     """A tag on HEAD that reads like a version (`v1.2.3`, `app/v1.2.3`); other tags do not make releases."""
-    return next((t for t in sorted((tags or "").splitlines(), reverse=True) if _VERSION_TAG.search(t)), None)
+    return next((t for t in sorted((tags or "").splitlines(), reverse=True) if re.search(_VERSION_TAG, t)), None)
 
 
 def from_local_git(path: Path) -> GitContext:
     """Context of a local checkout: a version tag on HEAD makes a release, else the current branch."""
+    from image_tagger.edges.gitcmd import queries  # git itself: a workflow run reads the event instead
+
     sha, tags, branch, remote = queries(
         path,
         ("rev-parse", "HEAD"),

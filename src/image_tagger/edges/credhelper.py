@@ -14,7 +14,7 @@ credrelay.py.
 from __future__ import annotations
 
 import json
-import socketserver
+import socket
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -44,42 +44,65 @@ def registry_of(server: str) -> str | None:
 SHUTDOWN_POLL = 0.02  # seconds
 
 
-class _Answers(socketserver.StreamRequestHandler):
-    timeout = ANSWER_TIMEOUT
+def _question(conn: socket.socket) -> str:
+    """The server URL the helper asks for: its first line, at most MAX_MESSAGE bytes (it sends one and waits)."""
+    received = b""
+    while b"\n" not in received and len(received) < MAX_MESSAGE:
+        chunk = conn.recv(MAX_MESSAGE - len(received))
+        if not chunk:
+            break
+        received += chunk
+    return received.split(b"\n", 1)[0].decode(errors="replace").strip()
 
-    def handle(self) -> None:
-        server: _CredentialServer = self.server  # type: ignore[assignment]
+
+def _answer(conn: socket.socket, registry: str, username: str, password: str) -> None:
+    """One question: the credential when the helper asks for `registry`, else an empty answer."""
+    with conn:
+        conn.settimeout(ANSWER_TIMEOUT)
         try:
-            asked = self.rfile.readline(MAX_MESSAGE).decode(errors="replace").strip()
+            asked = _question(conn)
+            known = registry_of(asked) == registry
+            answer = {"ServerURL": asked, "Username": username, "Secret": password} if known else {}
+            conn.sendall(json.dumps(answer).encode())
         except OSError:
             return
-        known = registry_of(asked) == server.registry
-        answer = {"ServerURL": asked, "Username": server.username, "Secret": server.password} if known else {}
-        self.wfile.write(json.dumps(answer).encode())
 
 
-class _CredentialServer(socketserver.ThreadingUnixStreamServer):
-    daemon_threads = True
-
-    def __init__(self, path: Path, registry: str, username: str, password: str) -> None:
-        super().__init__(str(path), _Answers)
-        self.registry, self.username, self.password = registry, username, password
+def _accept(listener: socket.socket, stop: threading.Event, *credential: str) -> None:
+    """Each question in a thread of its own, until `stop`; the listener's timeout is the poll."""
+    while not stop.is_set():
+        try:
+            conn, _ = listener.accept()
+        except TimeoutError:
+            continue
+        except OSError:
+            return
+        threading.Thread(target=_answer, args=(conn, *credential), daemon=True).start()
 
 
 @contextmanager
 def serve(folder: Path, registry: str, username: str, password: str) -> Iterator[Path]:
-    """Answer the helper for `registry` alone, over a socket in `folder` (which must be 0700), until the block ends."""
+    """Answer the helper for `registry` alone, over a socket in `folder` (which must be 0700), until the block ends.
+
+    A plain accept loop, not socketserver: that module and its imports cost before every build (issue 17)."""
     if folder.stat().st_mode & 0o077:
         raise PermissionError(f"{folder} is open to other users; the credential socket needs a private folder")
     path = folder / "credentials.sock"
-    server = _CredentialServer(path, registry, username, password)
-    # shutdown() waits for the serve loop's next poll: at the default 0.5 s, up to half a second of every
-    # build with a login went on waiting for it (bench_publish, issue 17); a short poll costs nothing.
-    thread = threading.Thread(target=server.serve_forever, args=(SHUTDOWN_POLL,), name="credential-socket", daemon=True)
-    thread.start()
-    try:
-        yield path
-    finally:
-        server.shutdown()
-        server.server_close()
-        path.unlink(missing_ok=True)
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as listener:
+        listener.bind(str(path))
+        try:
+            listener.listen()
+            # The end waits for the loop's next poll: at socketserver's default 0.5 s, up to half a second of every
+            # build with a login went on waiting for it (bench_publish, issue 17); a short poll costs nothing.
+            listener.settimeout(SHUTDOWN_POLL)
+            stop = threading.Event()
+            args = (listener, stop, registry, username, password)
+            thread = threading.Thread(target=_accept, args=args, name="credential-socket", daemon=True)
+            thread.start()
+            try:
+                yield path
+            finally:
+                stop.set()
+                thread.join()
+        finally:
+            path.unlink(missing_ok=True)

@@ -16,6 +16,8 @@ _REVISION = re.compile(r"HEAD|[0-9a-f]{4,64}")
 
 @dataclass(frozen=True)
 class CommitFacts:
+    """The commit's own facts that a tag and the image's times depend on."""
+
     sha: str
     time: int  # the committer time, as `git log --format=%ct` prints it
     parents: tuple[str, ...]

@@ -102,12 +102,12 @@ class DockerDaemon:
     def _buildkit(
         self, request: BuildRequest, refs: list[str], log: Log, push: bool = False, layout: Path | None = None
     ) -> str:
-        # What comes after the build loads while BuildKit builds: the registry client for the read-back or the
-        # upload, and the Docker SDK (some 0.15 s of imports) that saves the daemon's copy for an upload from it.
+        # What the job needs after the build loads while BuildKit builds: the registry client for the read-back or
+        # the upload, the Docker SDK (some 0.15 s of imports) that saves the daemon's copy for an upload from it, the
+        # report and the clean-up of the build's folder (issue 17).
         after = [REGISTRY_MODULE] if push or request.by_digest else []
         after += ["docker"] if request.by_digest and layout is None else []
-        for module in after:
-            threading.Thread(target=importlib.import_module, args=(module,), daemon=True).start()
+        after += AFTER_BUILD
         # BuildKit stamps the image config and layer history with SOURCE_DATE_EPOCH; an explicit build-arg wins.
         build_args = {"SOURCE_DATE_EPOCH": str(request.source_date_epoch), **request.options.build_args}
         return buildkit.build(
@@ -123,6 +123,7 @@ class DockerDaemon:
             stop=request.stop,
             provenance=request.provenance,
             layout=layout,
+            started=lambda: threading.Thread(target=_import_all, args=(after,), daemon=True).start(),
         )
 
     def untag(self, ref: str) -> None:
@@ -160,6 +161,12 @@ LAYOUT = "image.oci.tar"  # BuildKit's OCI layout archive, in the build's own fo
 
 
 REGISTRY_MODULE = "image_tagger.edges.registry.session"
+AFTER_BUILD = ("image_tagger.model.report", "image_tagger.rules.report", "shutil")
+
+
+def _import_all(modules: Sequence[str]) -> None:
+    for name in modules:
+        importlib.import_module(name)
 
 
 def registry_session(image: ImageName, credentials: RegistryAuth, deadline: float | None = None) -> RegistryView:

@@ -19,6 +19,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from image_tagger.fluxrules.regular import file_kind, read_regular
 from image_tagger.model.errors import FileError, InputError
 
 MAX_FILE_BYTES = 1024 * 1024  # 1 MiB: a bigger manifest is not hand-written, and parsing it takes seconds per MiB
@@ -49,16 +50,6 @@ def _entries(directory: str) -> list[os.DirEntry]:
         return sorted(entries, key=lambda e: os.fsencode(e.name))
 
 
-def _kind(mode: int) -> str:
-    if stat.S_ISFIFO(mode):
-        return "a FIFO"
-    if stat.S_ISSOCK(mode):
-        return "a socket"
-    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
-        return "a device"
-    return "a directory" if stat.S_ISDIR(mode) else "not a regular file"
-
-
 def walk(root: Path, notes: list[str]) -> Iterator[Candidate]:
     """Manifest-named regular files under the resolved ``root`` in ``filepath.Walk`` order; skips go to ``notes``."""
     stack = [(iter(_entries(str(root))), 0)]
@@ -81,7 +72,7 @@ def walk(root: Path, notes: list[str]) -> Iterator[Candidate]:
             mode = entry.stat(follow_symlinks=False).st_mode
             candidate = Candidate(rel, Path(entry.path)) if stat.S_ISREG(mode) else None
             if candidate is None:
-                notes.append(f"skipped {rel}: {_kind(mode)}, not a regular file")
+                notes.append(f"skipped {rel}: {file_kind(mode)}, not a regular file")
         else:
             candidate = None
         if candidate is not None:
@@ -104,24 +95,9 @@ def _symlink(root: Path, rel: str, entry: os.DirEntry, notes: list[str]) -> Cand
         notes.append(f"skipped {rel}: a symlink to {real}, outside PATH (never read or written)")
         return None
     if not stat.S_ISREG(mode):
-        notes.append(f"skipped {rel}: a symlink to {_kind(mode)}, not a regular file")
+        notes.append(f"skipped {rel}: a symlink to {file_kind(mode)}, not a regular file")
         return None
     return Candidate(rel, real)
-
-
-def read_regular(path: Path, limit: int, follow_symlinks: bool = False) -> tuple[bytes | None, str]:
-    """(bytes, "") of a regular file of at most ``limit`` bytes, else (None, why not); never blocks on a FIFO."""
-    flags = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | (0 if follow_symlinks else os.O_NOFOLLOW)
-    fd = os.open(path, flags)
-    with open(fd, "rb") as file:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            return None, f"{_kind(info.st_mode)}, not a regular file"
-        data = file.read(limit + 1) if info.st_size <= limit else b""
-    if info.st_size > limit or len(data) > limit:
-        size = max(info.st_size, len(data))
-        return None, f"{size} bytes, over the {limit}-byte limit (not parsed)"
-    return data, ""
 
 
 def read_named_file(path: Path, source: str, limit: int = MAX_NAMED_FILE_BYTES) -> str:
@@ -133,7 +109,7 @@ def read_named_file(path: Path, source: str, limit: int = MAX_NAMED_FILE_BYTES) 
         if stat.S_ISREG(mode):
             data, why = read_regular(path, limit, follow_symlinks=True)
         else:
-            data, why = None, f"{_kind(mode)}, not a regular file"
+            data, why = None, f"{file_kind(mode)}, not a regular file"
     except OSError as err:
         raise InputError(f"{source}: cannot be read ({_why(err)}); {accepted}") from None
     if data is None:
@@ -175,7 +151,7 @@ def _check(root: Path, rel: str, before: bytes | None, after: bytes | None) -> _
     if not real.is_relative_to(root):
         raise FileError(f"{rel}: leads to {real}, outside {root}; refusing to write there")
     if not stat.S_ISREG(info.st_mode):
-        raise FileError(f"{rel}: {_kind(info.st_mode)}, not a regular file; refusing to write it")
+        raise FileError(f"{rel}: {file_kind(info.st_mode)}, not a regular file; refusing to write it")
     try:
         current, _ = read_regular(real, len(before))
     except OSError as error:

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class GitContext:
+    """What was pushed and when, with where each fact came from."""
+
     event: str
     ref: str
     sha: str

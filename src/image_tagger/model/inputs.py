@@ -66,6 +66,8 @@ class Keyless:
 
 @dataclass(frozen=True)
 class PublishInputs:
+    """Everything one publish was asked to do, checked and typed."""
+
     workspace: Path
     image: ImageName
     naming: NamingOptions

@@ -10,6 +10,8 @@ from image_tagger.model.states import PlanKind, PushMode
 
 @dataclass(frozen=True)
 class NamingOptions:
+    """The naming inputs: how the tag plan is built from the git event."""
+
     tag_prefix: str = ""
     major_version: int | None = None
     sha_length: int = 7

@@ -53,11 +53,10 @@ from image_tagger.model.log import HeldLog, Log
 from image_tagger.model.plan import TagPlan
 from image_tagger.model.ports import BuildRequest, JobEdges, RegistryView, StoredManifest
 from image_tagger.model.registry import RegistryAuth
-from image_tagger.model.report import Failure, PublishReport
 from image_tagger.model.result import Provenance, PublishResult, PushFailed
 from image_tagger.model.states import Builder, PlanKind, PromoteMode, TagState
 from image_tagger.rules import provenance as attestation
-from image_tagger.rules import releases, report
+from image_tagger.rules import releases
 from image_tagger.rules.inputs import parse_seconds
 from image_tagger.rules.naming import plan_tags
 from image_tagger.rules.redact import one_line
@@ -66,6 +65,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from image_tagger.fluxrules.automation import PolicyTarget
+    from image_tagger.model.report import PublishReport
     from image_tagger.operations.signing import Signer
 
 T = TypeVar("T")
@@ -78,11 +78,11 @@ RELEASE_SETTLE_SECONDS = 10.0
 MAX_SETTLE_SECONDS = 600.0
 SETTLE_ENV = "IMAGE_TAGGER_RELEASE_SETTLE"
 # How the daemon words registry trouble worth another try (its push stream carries text only, so a
-# registry's Retry-After does not reach us: the backoff stands in for it).
-_TRANSIENT = re.compile(
+# registry's Retry-After does not reach us: the backoff stands in for it). Compiled on first use, after a failed
+# push, not before every build (issue 17).
+_TRANSIENT = (
     r"\b(?:50[0-4]|429)\b|toomanyrequests|unavailable|timeout|timed out|\bEOF\b|connection reset|"
-    r"connection refused|broken pipe|did not answer in time",
-    re.IGNORECASE,
+    r"connection refused|broken pipe|did not answer in time"
 )
 
 # Seconds a registry-side copy of a tag may take, its retries included: a registry that keeps refusing the
@@ -214,7 +214,7 @@ def failure_message(result: PublishResult) -> str:
 
 
 def is_transient(err: Exception) -> bool:
-    return bool(_TRANSIENT.search(str(err)))
+    return bool(re.search(_TRANSIENT, str(err), re.IGNORECASE))
 
 
 def verify(session: RegistryView, image: ImageName, tag: str, image_id: str) -> StoredManifest:
@@ -602,31 +602,53 @@ def run(given: PublishInputs, ctx: GitContext, edges: JobEdges, log: Log, settle
         signer = signing.open_keyless(given.keyless, given.credentials, os.environ)  # no token endpoint: exit 2 here
         key = Beside(lambda: signer, threading.Event(), "keyless-signing")
     try:
-        settle = release_settle(os.environ) if settle is None else settle
-        log.info(f"{plan.kind} {ctx.ref} -> {', '.join(plan.refs)} (push: {str(plan.push).lower()})")
-        provenance = Provenance(ctx.sha, ctx.source_url, ctx.commit_time, ctx.commit_time_from, ctx.private)
-        failure = None
-        try:
-            result = publish(edges, plan, given, provenance, log, settle, key)
-        except PushFailed as err:
-            result, failure = err.result, Failure(str(err))
-        except BuildError as err:
-            title = f"Build failed: {err.step}" if err.step else "Build failed"
-            return PublishReport(plan, None, failure=Failure(str(err), title))
-        except PublishError as err:
-            return PublishReport(plan, None, failure=Failure(str(err)))
-        verdicts = tuple(report.flux_verdicts(plan, given.naming.major_version))
-        if not result.available:
-            return PublishReport(plan, result, verdicts, failure=failure)
-        pushed_at = edges.clock()
-        forecast, warnings = overlay_outlook(edges, targets, plan, given.credentials) if targets else ((), ())
-        warnings = (*result.warnings, *warnings)
-        # The release tag is in the registry: every cluster's Flux may rescan now.
-        notifications = tuple(edges.notify(given.receivers, result, log.info))
-        return PublishReport(plan, result, verdicts, forecast, notifications, warnings, failure, pushed_at)
+        return _job(edges, plan, given, ctx, log, settle, key, targets)
     finally:
         if key is not None:
             key.wait()  # a key that cannot be used is the answer (InputError), whatever else the job met
+
+
+def _job(
+    edges: JobEdges,
+    plan: TagPlan,
+    given: PublishInputs,
+    ctx: GitContext,
+    log: Log,
+    settle: float | None,
+    key: Beside[Signer | None] | None,
+    targets: list[PolicyTarget],
+) -> PublishReport:
+    """`run` once the signer is on its way: publish, then Flux's outlook and the notifications, in one report."""
+    settle = release_settle(os.environ) if settle is None else settle
+    log.info(f"{plan.kind} {ctx.ref} -> {', '.join(plan.refs)} (push: {str(plan.push).lower()})")
+    provenance = Provenance(ctx.sha, ctx.source_url, ctx.commit_time, ctx.commit_time_from, ctx.private)
+    failed: PublishError | None = None
+    try:
+        result: PublishResult | None = publish(edges, plan, given, provenance, log, settle, key)
+    except PushFailed as err:
+        result, failed = err.result, err
+    except PublishError as err:
+        result, failed = None, err
+    # The report's types and Flux's verdicts: imported after the build (issue 17), loaded beside it (edges/jobports).
+    from image_tagger.model.report import Failure, PublishReport
+    from image_tagger.rules import report
+
+    failure = None
+    if isinstance(failed, BuildError):
+        failure = Failure(str(failed), f"Build failed: {failed.step}" if failed.step else "Build failed")
+    elif failed is not None:
+        failure = Failure(str(failed))
+    if result is None:
+        return PublishReport(plan, None, failure=failure)
+    verdicts = tuple(report.flux_verdicts(plan, given.naming.major_version))
+    if not result.available:
+        return PublishReport(plan, result, verdicts, failure=failure)
+    pushed_at = edges.clock()
+    forecast, warnings = overlay_outlook(edges, targets, plan, given.credentials) if targets else ((), ())
+    warnings = (*result.warnings, *warnings)
+    # The release tag is in the registry: every cluster's Flux may rescan now.
+    notifications = tuple(edges.notify(given.receivers, result, log.info))
+    return PublishReport(plan, result, verdicts, forecast, notifications, warnings, failure, pushed_at)
 
 
 def open_beside(given: Signing, log: Log) -> tuple[Beside[Signer | None], Log]:

@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from image_tagger.fluxrules import files
+from image_tagger.fluxrules.regular import read_regular
 from image_tagger.model.errors import JSONError
 
 MAX_DEPTH = 100  # nested arrays and objects; webhook events, manifests and API answers use about ten
@@ -53,7 +53,7 @@ def _deeper_than(value: Any, limit: int) -> bool:
 
 def load_file(path: Path, max_bytes: int) -> Any:
     """A JSON file: a regular file (a FIFO is never opened) of at most `max_bytes`; OSError if it cannot be opened."""
-    data, why = files.read_regular(path.resolve(), max_bytes)  # a symlinked file is read where it leads
+    data, why = read_regular(path.resolve(), max_bytes)  # a symlinked file is read where it leads
     if data is None:
         raise JSONError(why)
     return loads(data, max_bytes)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from urllib.parse import urlsplit
 
 from image_tagger.model.errors import InputError
 from image_tagger.model.receivers import Receiver
@@ -17,6 +16,8 @@ _UNSAFE = re.compile(r"[\s\x00-\x1f\x7f]")
 def parse_receiver_url(text: str, name: str = "flux-receiver-url") -> str:
     """An http(s) URL without credentials, query or fragment; refusals never echo the URL (it may hold a password)
     but call it `name`: the input, or with several URLs its line."""
+    from urllib.parse import urlsplit  # only for a job that names a Receiver (issue 17)
+
     url = text.strip()
     accepted = "accepted: https://<host>[:port]<status.webhookPath of the Receiver>"
     if not url:

@@ -21,7 +21,6 @@ import sys
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import TextIO
-from urllib.parse import quote, quote_plus
 
 from image_tagger.model.inputspec import InputSpec, Mask
 
@@ -31,6 +30,15 @@ _SECRET_WORDS_RE = re.compile(r"(?i)\b(basic|bearer)\s+[A-Za-z0-9+/=._~-]{4,}")
 _CONTROL_RE = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
 _NAMED = {"\n": "\\n", "\r": "\\r", "\x1b": "\\x1b"}
 COMMAND_STARTS = ("::", "##[")
+# What urllib.parse.quote never escapes. Our own two lines instead of urllib.parse, which with ipaddress costs some
+# 2 ms before every build (issue 17); tests/test_redact.py holds url_forms to urllib's answers.
+_UNRESERVED = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-~")
+
+
+def url_forms(value: str) -> tuple[str, str]:
+    """`value` as urllib.parse's quote(value, safe="") and quote_plus(value) write it (UTF-8, `%XX`)."""
+    quoted = "".join(chr(byte) if byte in _UNRESERVED else f"%{byte:02X}" for byte in value.encode())
+    return quoted, quoted.replace("%20", "+")  # a "%" itself is "%25": "%20" can only be a space
 
 
 class Redactor:
@@ -43,7 +51,7 @@ class Redactor:
         """A secret value: each non-blank line on its own (as the runner masks), also URL- and JSON-escaped."""
         for line in value.splitlines():
             if line.strip():
-                self._add(line.strip(), quote(line.strip(), safe=""), quote_plus(line.strip()))
+                self._add(line.strip(), *url_forms(line.strip()))
 
     def add_build_secrets(self, text: str) -> None:
         """Build secrets as given (`id=value` per line): each value; a line that is not `id=value` may be a
@@ -62,7 +70,7 @@ class Redactor:
             return
         pair = f"{username}:{password}"
         encoded = [base64.b64encode(pair.encode()).decode(), base64.urlsafe_b64encode(pair.encode()).decode()]
-        self._add(pair, quote(pair, safe=""), quote_plus(pair), *encoded, *(e.rstrip("=") for e in encoded))
+        self._add(pair, *url_forms(pair), *encoded, *(e.rstrip("=") for e in encoded))
 
     def add_inputs(self, specs: tuple[InputSpec, ...], raw: Mapping[str, str]) -> None:
         """Every input declared secret, from the raw inputs as given (so even a refused value is redacted)."""

@@ -21,8 +21,9 @@ VERSION = "org.opencontainers.image.version"
 # image's manifest): the image, its labels and its digest stay the branch build's.
 RELEASE_ARTIFACT = "application/vnd.flux-ci-cd.release.v1+json"
 # `<branch>-<sha>-<unix-seconds>` as the naming contract writes branch builds (pull requests are `pr-…`).
-_PULL_REQUEST = re.compile(r"pr-[0-9]+")
-_BRANCH_BUILD = re.compile(r"(?P<branch>[a-z0-9_.-]+)-(?P<sha>[0-9a-f]{4,40})-(?P<ts>[0-9]{1,10})")
+# Compiled on first use (a release that may promote), not before every build (issue 17).
+_PULL_REQUEST = r"pr-[0-9]+"
+_BRANCH_BUILD = r"(?P<branch>[a-z0-9_.-]+)-(?P<sha>[0-9a-f]{4,40})-(?P<ts>[0-9]{1,10})"
 
 
 @dataclass(frozen=True)
@@ -70,8 +71,8 @@ def branch_build_candidates(tags: Iterable[str], sha: str) -> list[str]:
     """Branch-build tags whose short sha is a prefix of `sha`, newest timestamp first (labels decide later)."""
     found = []
     for tag in tags:
-        match = _BRANCH_BUILD.fullmatch(tag)
-        if match and not _PULL_REQUEST.fullmatch(match["branch"]) and sha.lower().startswith(match["sha"]):
+        match = re.fullmatch(_BRANCH_BUILD, tag)
+        if match and not re.fullmatch(_PULL_REQUEST, match["branch"]) and sha.lower().startswith(match["sha"]):
             found.append((int(match["ts"]), tag))
     return [tag for _, tag in sorted(found, reverse=True)]
 
