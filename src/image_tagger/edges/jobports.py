@@ -8,8 +8,6 @@ few daemon questions; none of it delays the build's start (issue 17)."""
 from __future__ import annotations
 
 import importlib
-import shutil
-import tempfile
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -79,7 +77,7 @@ class DockerDaemon:
             self._built[request.build_ref] = image_id
             return image_id
         if request.by_digest and self.containerd_store():  # every platform and attestation, in an OCI layout
-            folder = self._layouts[request.build_ref] = Path(tempfile.mkdtemp(prefix="image-tagger-layout-"))
+            folder = self._layouts[request.build_ref] = buildkit.private_folder()
             try:
                 return self._buildkit(request, [request.image.ref(request.tags[0])], log, layout=folder / LAYOUT)
             except BaseException:
@@ -128,6 +126,8 @@ class DockerDaemon:
 
     def untag(self, ref: str) -> None:
         if ref in self._layouts:  # nothing of it in the daemon
+            import shutil  # after the build (issue 17)
+
             shutil.rmtree(self._layouts.pop(ref), ignore_errors=True)
             return
         from image_tagger.edges import docker_ops
@@ -144,6 +144,8 @@ class DockerDaemon:
 
         if ref in self._layouts:
             return upload.upload_layout(self._layouts[ref] / LAYOUT, session, beside)
+        import tempfile
+
         from docker.errors import DockerException
 
         with tempfile.TemporaryDirectory(prefix="image-tagger-upload-") as folder:
