@@ -1,6 +1,8 @@
-"""What the Docker daemon's image store can hold, asked before a build without the Docker SDK: over a Unix socket
-(the runner mounts /var/run/docker.sock), one `GET /info` with the standard library; any other DOCKER_HOST (tcp,
-TLS, ssh) through the SDK. The SDK costs some 60 ms of imports before the build; this costs a few."""
+"""The two questions a BuildKit job asks the Docker daemon around its build, without the Docker SDK: what its image
+store can hold (`GET /info`) and whether the registry takes the login (`POST /auth`, as `docker login` asks), over
+a Unix socket (the runner mounts /var/run/docker.sock) with the standard library; any other DOCKER_HOST (tcp, TLS,
+ssh) goes through the SDK. The SDK costs some 60 ms of imports before the build, and about 0.15 s in the login
+check's thread beside it, where it competes with the build's start for the interpreter; this costs a few."""
 
 from __future__ import annotations
 
@@ -25,28 +27,51 @@ def socket_path(env: Mapping[str, str] = os.environ) -> str | None:
 
 
 def info_over_socket(path: str) -> dict[str, Any]:
-    """`GET /info` over the socket, HTTP/1.0 so the daemon closes when done; bounded in time and size."""
+    """`GET /info` over the socket."""
+    status, answer = _ask(path, b"GET /info HTTP/1.0\r\nHost: docker\r\n\r\n", "/info")
+    if status != b"200":
+        raise PublishError(f"Docker daemon at {path}: /info answered {status[:80]!r}")
+    return answer
+
+
+def login_over_socket(path: str, registry: str | None, username: str, password: str) -> None:
+    """`POST /auth` over the socket: the daemon asks the registry (Docker Hub when `registry` is None)."""
+    fields = {"username": username, "password": password, **({"serveraddress": registry} if registry else {})}
+    body = json.dumps(fields).encode()
+    head = f"POST /auth HTTP/1.0\r\nHost: docker\r\nContent-Type: application/json\r\nContent-Length: {len(body)}"
+    status, answer = _ask(path, head.encode() + b"\r\n\r\n" + body, "/auth")
+    if status != b"200":
+        said = answer.get("message") if isinstance(answer.get("message"), str) else status.decode(errors="replace")
+        raise PublishError(f"login to {registry or 'docker.io'} as {username!r} failed: {said}")
+
+
+def _ask(path: str, request: bytes, endpoint: str) -> tuple[bytes, dict[str, Any]]:
+    """One request over the socket, HTTP/1.0 so the daemon closes when done; bounded in time and size. Its status
+    code and JSON body ({} when the body is not an object)."""
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
         conn.settimeout(daemon_timeout())
         try:
             conn.connect(path)
-            conn.sendall(b"GET /info HTTP/1.0\r\nHost: docker\r\n\r\n")
+            conn.sendall(request)
             received = b""
             while chunk := conn.recv(65536):
                 received += chunk
                 if len(received) > MAX_INFO:
-                    raise PublishError(f"Docker daemon at {path}: its /info answer is over {MAX_INFO} bytes")
+                    raise PublishError(f"Docker daemon at {path}: its {endpoint} answer is over {MAX_INFO} bytes")
         except OSError as err:
             raise PublishError(f"Docker daemon not reachable at {path}: {err.strerror or err}") from err
     head, _, body = received.partition(b"\r\n\r\n")
-    status = head.split(b"\r\n", 1)[0]
-    if not status.startswith(b"HTTP/") or status.split(b" ", 2)[1:2] != [b"200"]:
-        raise PublishError(f"Docker daemon at {path}: /info answered {status[:80]!r}")
+    status_line = head.split(b"\r\n", 1)[0]
+    if not status_line.startswith(b"HTTP/"):
+        raise PublishError(f"Docker daemon at {path}: {endpoint} answered {status_line[:80]!r}")
+    status = (status_line.split(b" ", 2)[1:2] or [b""])[0]
     try:
         parsed = json.loads(body)
     except ValueError as err:
-        raise PublishError(f"Docker daemon at {path}: /info is not JSON ({err})") from err
-    return parsed if isinstance(parsed, dict) else {}
+        if status == b"200":
+            raise PublishError(f"Docker daemon at {path}: {endpoint} is not JSON ({err})") from err
+        parsed = {}
+    return status, parsed if isinstance(parsed, dict) else {}
 
 
 def has_containerd_store(info: Mapping[str, Any]) -> bool:

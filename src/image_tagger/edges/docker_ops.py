@@ -21,6 +21,7 @@ from image_tagger.model.errors import PublishError, PushStalled
 from image_tagger.model.imagename import ImageName
 from image_tagger.model.inputs import BuildOptions
 from image_tagger.model.log import Log
+from image_tagger.model.registry import RegistryAuth
 
 _PUSHED_DIGEST = re.compile(r"digest: (sha256:[0-9a-f]{64})")
 
@@ -121,12 +122,16 @@ def untag(client: docker.DockerClient, ref: str) -> None:
         client.api.remove_image(ref, noprune=True)
 
 
-def push(client: docker.DockerClient, image: ImageName, tag_name: str, log: Log) -> str:
-    """Push one tag; returns the registry's manifest digest reported at the end of the push."""
+def push(
+    client: docker.DockerClient, image: ImageName, tag_name: str, log: Log, credentials: RegistryAuth | None = None
+) -> str:
+    """Push one tag, with `credentials` when given (the job's own, not whatever the client logged in with);
+    returns the registry's manifest digest reported at the end of the push."""
     digest = None
+    auth = {"username": credentials.username, "password": credentials.password} if credentials else None
     with log.group(f"Push {image.ref(tag_name)}"):
         try:
-            stream = client.api.push(image.name, tag=tag_name, stream=True, decode=True)
+            stream = client.api.push(image.name, tag=tag_name, stream=True, decode=True, auth_config=auth)
             for chunk in _stream_errors(stream, log):
                 # The classic store reports the digest in `aux`; the containerd store only in the status line.
                 said = _PUSHED_DIGEST.search(str(chunk.get("status") or ""))

@@ -63,6 +63,11 @@ class DockerDaemon:
         return self.containerd_store()
 
     def login(self, image: ImageName, credentials: RegistryAuth) -> None:
+        path = daemoninfo.socket_path() if self._client is None else None
+        registry = None if image.is_docker_hub else image.registry
+        if path is not None:
+            daemoninfo.login_over_socket(path, registry, credentials.username, credentials.password)
+            return
         from image_tagger.edges import docker_ops
 
         docker_ops.login(self.client, image, credentials.username, credentials.password)
@@ -91,8 +96,9 @@ class DockerDaemon:
         from image_tagger.edges import docker_ops
 
         docker_ops.tag(self.client, request.build_ref, request.image, (tag,))  # from our own tag: see publish
+        credentials = request.credentials if request.credentials.username else None
         try:
-            docker_ops.push(self.client, request.image, tag, log)
+            docker_ops.push(self.client, request.image, tag, log, credentials)
         except PushStalled as err:  # name what was built, for the read-back
             raise PushStalled(str(err), self._built[request.build_ref]) from err
         return self._built[request.build_ref]
