@@ -20,8 +20,8 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from image_tagger.edges.keylessverify import ISSUER_OID, LEGACY_ISSUER_OID, canonical
 from image_tagger.edges.signer import SigningKey
 from image_tagger.rules import signatures
+from support.keyless import ISSUER as GITHUB_ISSUER  # the issuer of GitHub's OIDC tokens
 
-GITHUB_ISSUER = "https://token.actions.githubusercontent.com"
 WORKFLOW = "https://github.com/acme/app/.github/workflows/release.yml@refs/tags/v1.4.2"
 
 

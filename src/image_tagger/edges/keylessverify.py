@@ -24,12 +24,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from image_tagger.edges.signer import PublicKey
-from image_tagger.fluxrules.goports.goregex import GoRegexError, GoRegexp
 from image_tagger.model.errors import InputError
 from image_tagger.rules import signatures
+
+if TYPE_CHECKING:  # RE2 is loaded only for a regexp identity
+    from image_tagger.fluxrules.goports.goregex import GoRegexp
 
 PUBLIC_GOOD = Path(__file__).with_name("sigstore_trusted_root.json")
 ACCEPTED_ROOT = "a Sigstore trusted_root.json (Fulcio certificate chains and Rekor keys)"
@@ -138,6 +140,8 @@ def identity(exact: str | None, pattern: str | None, issuer: str | None, flags: 
             f"{identity_flag} or {regexp_flag}: give one of them; accepted: the certificate's identity, "
             "e.g. https://github.com/OWNER/REPO/.github/workflows/release.yml@refs/tags/v1.4.2"
         )
+    from image_tagger.fluxrules.goports.goregex import GoRegexError, GoRegexp
+
     try:
         compiled = GoRegexp(pattern) if pattern else None
     except GoRegexError as err:
