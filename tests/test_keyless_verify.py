@@ -145,8 +145,12 @@ def test_a_bundle_for_another_signature_payload_or_certificate_is_refused(sigsto
     twin = sigstore.sign(document)  # same payload, another key and certificate
     spliced = signatures.SignatureLayer(document, good.signature, good.certificate, good.chain, twin.bundle)
     assert who.problem(spliced) == "its Rekor entry logs another signature"
-    forged = signatures.SignatureLayer(document, good.signature, good.certificate, good.chain, "{}")
-    assert who.problem(forged) == "no transparency-log proof (its Rekor bundle does not read)"
+    far = {"body": "e30=", "integratedTime": 10**30, "logIndex": 1, "logID": sigstore.rekor.log_id}
+    for text in ("{}", "[" * 5000, '{"Payload": []}', json.dumps({"SignedEntryTimestamp": "", "Payload": far})):
+        forged = signatures.SignatureLayer(document, good.signature, good.certificate, good.chain, text)
+        assert who.problem(forged) == "no transparency-log proof (its Rekor bundle does not read)"
+    not_pem = signatures.SignatureLayer(document, good.signature, "-----BEGIN CERTIFICATE-----\nAAAA\n")
+    assert who.problem(not_pem) == "its certificate is not a PEM certificate with a key we know"
     assert who.problem(signatures.SignatureLayer(document, twin.signature, good.certificate)) == (
         "its signature is not by its certificate's key"
     )

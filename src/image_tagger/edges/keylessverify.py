@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from image_tagger.edges.signer import PublicKey
 from image_tagger.model.errors import InputError
-from image_tagger.rules import signatures
+from image_tagger.rules import jsonlimits, signatures
 
 if TYPE_CHECKING:  # RE2 is loaded only for a regexp identity
     from image_tagger.fluxrules.goports.goregex import GoRegexp
@@ -36,6 +36,7 @@ if TYPE_CHECKING:  # RE2 is loaded only for a regexp identity
 PUBLIC_GOOD = Path(__file__).with_name("sigstore_trusted_root.json")
 ACCEPTED_ROOT = "a Sigstore trusted_root.json (Fulcio certificate chains and Rekor keys)"
 MAX_ROOT = 1 << 20
+MAX_BUNDLE = 64 << 10  # a bundle is a few kilobytes: an entry, a certificate, a signature
 ISSUER_OID, LEGACY_ISSUER_OID = "1.3.6.1.4.1.57264.1.8", "1.3.6.1.4.1.57264.1.1"  # Fulcio's OIDC issuer extensions
 
 
@@ -86,7 +87,7 @@ def load_trust_root(text: bytes, name: str) -> TrustRoot:
     if len(text) > MAX_ROOT:
         raise _root_error(name, f"larger than {MAX_ROOT} bytes")
     try:
-        document = json.loads(text)
+        document = jsonlimits.loads(text, MAX_ROOT)
         authorities, logs = [], {}
         for authority in document.get("certificateAuthorities") or []:
             chain = tuple(
@@ -121,6 +122,10 @@ class Identity:
     issuer: str
     exact: str = ""
     pattern: GoRegexp | None = None
+
+    def names(self, name: str) -> bool:
+        """Whether one of the certificate's identities, `name`, is the one wanted."""
+        return self.pattern.matches(name) if self.pattern else name == self.exact
 
     def __str__(self) -> str:
         who = self.exact or f"an identity matching {self.pattern.pattern if self.pattern else ''!r}"
@@ -189,52 +194,49 @@ def _names(cert: Any) -> list[str]:
 
 @dataclass(frozen=True)
 class LogEntry:
-    """A Rekor bundle as cosign annotates it, read: the SET, the signed fields, and the entry's body."""
+    """A Rekor bundle as cosign annotates it, read: the SET, the fields it signs, the entry's body, and when the log
+    integrated the entry."""
 
     timestamp: bytes
     signed: dict[str, object]
     body: dict[str, Any]
-
-    @property
-    def integrated(self) -> datetime:
-        return datetime.fromtimestamp(int(self.signed["integratedTime"]), UTC)  # type: ignore[call-overload]
+    integrated: datetime
 
 
 def read_bundle(text: str) -> LogEntry | None:
     """cosign's `dev.sigstore.cosign/bundle`: {"SignedEntryTimestamp": b64, "Payload": {"body": b64 entry JSON,
     "integratedTime", "logIndex", "logID": hex}}; None when it is not one."""
     try:
-        bundle = json.loads(text)
+        bundle = jsonlimits.loads(text, MAX_BUNDLE)
         fields = bundle["Payload"]
         signed = {key: fields[key] for key in ("body", "integratedTime", "logIndex", "logID")}
-        if not all(
-            isinstance(signed[key], int) and not isinstance(signed[key], bool) for key in ("integratedTime", "logIndex")
-        ):
+        numbers = [signed["integratedTime"], signed["logIndex"]]
+        if not all(type(number) is int for number in numbers) or not isinstance(signed["logID"], str):
             return None
-        if not isinstance(signed["logID"], str):
-            return None
-        body = json.loads(base64.b64decode(signed["body"], validate=True))
+        body = jsonlimits.loads(base64.b64decode(signed["body"], validate=True), MAX_BUNDLE)
         timestamp = base64.b64decode(bundle["SignedEntryTimestamp"], validate=True)
-    except (ValueError, KeyError, TypeError, binascii.Error):
+        integrated = datetime.fromtimestamp(numbers[0], UTC)
+    except (ValueError, KeyError, TypeError, OverflowError, OSError, binascii.Error):
         return None
-    return LogEntry(timestamp, signed, body) if isinstance(body, dict) else None
+    return LogEntry(timestamp, signed, body, integrated) if isinstance(body, dict) else None
 
 
 def _entry_problem(body: Mapping[str, Any], layer: signatures.SignatureLayer, cert_der: bytes) -> str | None:
     """Why the logged entry (a hashedrekord) is not this signature: payload hash, signature and certificate."""
     from cryptography import x509
 
+    if body.get("kind") != "hashedrekord":
+        return f"its Rekor entry is a {str(body.get('kind'))[:40]!r}, not a hashedrekord"
     try:
-        if body.get("kind") != "hashedrekord":
-            return f"its Rekor entry is a {str(body.get('kind'))[:40]!r}, not a hashedrekord"
         spec = body["spec"]
-        hashed, signature = spec["data"]["hash"], spec["signature"]
-        logged_cert = x509.load_pem_x509_certificate(base64.b64decode(signature["publicKey"]["content"]))
+        hashed = (spec["data"]["hash"]["algorithm"], spec["data"]["hash"]["value"])
+        logged_signature = spec["signature"]["content"]
+        logged_cert = x509.load_pem_x509_certificate(base64.b64decode(spec["signature"]["publicKey"]["content"]))
     except (KeyError, TypeError, ValueError, binascii.Error):
         return "its Rekor entry does not read as a hashedrekord"
-    if (hashed.get("algorithm"), hashed.get("value")) != ("sha256", hashlib.sha256(layer.payload).hexdigest()):
+    if hashed != ("sha256", hashlib.sha256(layer.payload).hexdigest()):
         return "its Rekor entry logs another payload"
-    if signature.get("content") != layer.signature:
+    if logged_signature != layer.signature:
         return "its Rekor entry logs another signature"
     if logged_cert.public_bytes(_der()) != cert_der:
         return "its Rekor entry logs another certificate"
@@ -261,7 +263,7 @@ class KeylessCheck:
     def problem(self, layer: signatures.SignatureLayer) -> str | None:
         """Why `layer` does not vouch for this identity (one phrase); None when it does."""
         from cryptography import x509
-        from cryptography.exceptions import InvalidSignature
+        from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
         from cryptography.hazmat.primitives import hashes
         from cryptography.hazmat.primitives.asymmetric import ec
 
@@ -269,9 +271,10 @@ class KeylessCheck:
             return "a key's signature, not a keyless one (no certificate)"
         try:
             cert = x509.load_pem_x509_certificate(layer.certificate.encode())
-        except ValueError:
-            return "its certificate is not a PEM certificate"
-        if not PublicKey("certificate", cert.public_key()).verifies(layer.payload, layer.signature):
+            certified = PublicKey("certificate", cert.public_key())
+        except (ValueError, UnsupportedAlgorithm):
+            return "its certificate is not a PEM certificate with a key we know"
+        if not certified.verifies(layer.payload, layer.signature):
             return "its signature is not by its certificate's key"
         if not layer.bundle:
             return "no transparency-log proof (no Rekor bundle)"
@@ -289,6 +292,13 @@ class KeylessCheck:
         if problem := _entry_problem(entry.body, layer, cert.public_bytes(_der())):
             return problem
         logged = entry.integrated
+        try:
+            return self._certificate_problem(cert, logged, valid)
+        except ValueError as err:  # an extension that does not parse, found as cryptography reads it
+            return f"untrusted: its certificate does not read ({str(err)[:120]})"
+
+    def _certificate_problem(self, cert: Any, logged: datetime, valid: Window) -> str | None:
+        """Why `cert`, logged at `logged` by a log valid in `valid`, is not this identity's, trusted then."""
         if not valid.holds(logged):
             return f"logged at {logged:%Y-%m-%dT%H:%M:%SZ}, outside the trusted Rekor key's validity"
         if not cert.not_valid_before_utc <= logged <= cert.not_valid_after_utc:
@@ -299,9 +309,7 @@ class KeylessCheck:
         if (untrusted := self._chain_problem(cert, logged)) is not None:
             return untrusted
         names, issuer = _names(cert), _issuer(cert)
-        if self.who.exact and self.who.exact not in names:
-            return f"signed by another identity ({', '.join(names)[:200] or 'none named'})"
-        if self.who.pattern and not any(self.who.pattern.matches(name) for name in names):
+        if not any(self.who.names(name) for name in names):
             return f"signed by another identity ({', '.join(names)[:200] or 'none named'})"
         if issuer != self.who.issuer:
             return f"signed through another issuer ({str(issuer)[:120]})"
