@@ -222,6 +222,7 @@ def test_a_trust_root_that_is_not_one_is_exit_2_naming_the_file(tmp_path: Path) 
         ),
         (("--key", "cosign.pub", "--certificate-identity", WORKFLOW), "--key and --certificate-identity"),
         ((), "verify needs --key PUB"),
+        (("--key", "cosign.pub", "--trusted-root", "root.json"), "--trusted-root is for keyless verification"),
     ],
 )
 def test_the_cli_refuses_incomplete_keyless_flags_with_exit_2(flags: tuple[str, ...], said: str) -> None:

@@ -154,6 +154,15 @@ def identity(exact: str | None, pattern: str | None, issuer: str | None, flags: 
     return Identity(issuer, exact or "", compiled)
 
 
+def keyless_check(
+    values: tuple[str | None, str | None, str | None], names: tuple[str, str, str], root: tuple[bytes, str] | None
+) -> KeylessCheck:
+    """The check the identity flags or inputs `names` ask for with `values`, under the trust root `root` (its text
+    and name), else the pinned public-good one; InputError (exit 2) for either when it is not usable."""
+    who = identity(*values, names)
+    return KeylessCheck(who, load_trust_root(*root) if root else public_good())
+
+
 def canonical(document: Mapping[str, object]) -> bytes:
     """RFC 8785 canonical JSON for Rekor's entry payload (strings and integers: sorted keys, no spaces, UTF-8)."""
     return json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()

@@ -368,6 +368,8 @@ def _verify_signer(args: argparse.Namespace) -> PublicKey | KeylessCheck:
         raise InputError(
             "--key and --certificate-identity/--certificate-oidc-issuer are both set; accepted: one of them"
         )
+    if args.trusted_root is not None and not keyless:
+        raise InputError("--trusted-root is for keyless verification; accepted with --certificate-identity")
     if args.key is not None:
         return load_public_key(read_named_file(Path(args.key), f"--key {args.key}").encode(), args.key)
     if not keyless:
@@ -375,11 +377,13 @@ def _verify_signer(args: argparse.Namespace) -> PublicKey | KeylessCheck:
             "verify needs --key PUB (the signer's public key, e.g. cosign.pub), or --certificate-identity ID and "
             "--certificate-oidc-issuer ISSUER (keyless)"
         )
-    who = keylessverify.identity(*flags, KEYLESS_FLAGS)
-    if args.trusted_root is None:
-        return keylessverify.KeylessCheck(who, keylessverify.public_good())
-    text = read_named_file(Path(args.trusted_root), f"--trusted-root {args.trusted_root}").encode()
-    return keylessverify.KeylessCheck(who, keylessverify.load_trust_root(text, args.trusted_root))
+    root = None
+    if args.trusted_root is not None:
+        root = (
+            read_named_file(Path(args.trusted_root), f"--trusted-root {args.trusted_root}").encode(),
+            args.trusted_root,
+        )
+    return keylessverify.keyless_check(flags, KEYLESS_FLAGS, root)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

@@ -127,20 +127,18 @@ KEYLESS_INPUTS = ("verify-certificate-identity", "verify-certificate-identity-re
 def _gate_signer(given: Mapping[str, str]) -> Signer | None:
     """The gate's signer: verify-key's public key, or the keyless identity under verify-trusted-root (else the
     pinned public-good root); neither: no gate. Both, or half an identity: exit 2."""
-    keyless = [given[name].strip() or None for name in KEYLESS_INPUTS]
-    if given["verify-key"].strip() and any(keyless):
+    identity, regexp, issuer = (given[name].strip() or None for name in KEYLESS_INPUTS)
+    keyless, root = any((identity, regexp, issuer)), given["verify-trusted-root"].strip()
+    if given["verify-key"].strip() and keyless:
         raise InputError("verify-key and verify-certificate-* are both set; accepted: one of them")
+    if root and not keyless:
+        raise InputError("verify-trusted-root is set without verify-certificate-identity; accepted: both, or none")
     if given["verify-key"].strip():
         return load_public_key(given["verify-key"].encode(), "verify-key")
-    if not any(keyless):
-        if given["verify-trusted-root"].strip():
-            raise InputError("verify-trusted-root is set without verify-certificate-identity; accepted: both, or none")
+    if not keyless:
         return None
-    who = keylessverify.identity(*keyless, KEYLESS_INPUTS)
-    if not given["verify-trusted-root"].strip():
-        return keylessverify.KeylessCheck(who, keylessverify.public_good())
-    root = keylessverify.load_trust_root(given["verify-trusted-root"].encode(), "verify-trusted-root")
-    return keylessverify.KeylessCheck(who, root)
+    trusted = (root.encode(), "verify-trusted-root") if root else None
+    return keylessverify.keyless_check((identity, regexp, issuer), KEYLESS_INPUTS, trusted)
 
 
 def _deadline(text: str) -> float:
