@@ -7,14 +7,17 @@ these signatures with the same trust root, so the format is cosign's."""
 
 from __future__ import annotations
 
+import base64
 import json
 import re
+import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID
 from support.cli import assert_input_error, explain, run_cli
@@ -302,3 +305,69 @@ def test_cosign_verifies_our_test_keyless_signature_with_the_same_trust_root(
         cwd=trust.parent,
     )
     assert other.returncode != 0, other.stdout
+
+
+def sigstore_go_testdata() -> Path:
+    """sigstore-go's module, the version the pinned cosign is built with (tools/cosign/go.mod), from the Go module
+    cache (fetched from the Go module proxy when missing): its test bundles are real public-good signatures."""
+    tools = Path(__file__).resolve().parents[1]
+    done = subprocess.run(
+        ["bash", "-c", ". cluster/env.sh && cd tools/cosign && go mod download -json github.com/sigstore/sigstore-go"],
+        cwd=tools,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, explain(done)
+    return Path(json.loads(done.stdout)["Dir"]) / "pkg" / "testing" / "data" / "bundles"
+
+
+@pytest.mark.parametrize(
+    ("bundle", "identity", "issuer"),
+    [
+        (
+            "sigstore.js@2.0.0-provenance.sigstore.json",
+            "https://github.com/sigstore/sigstore-js/.github/workflows/release.yml@refs/heads/main",
+            GITHUB_ISSUER,
+        ),
+        ("dsse.sigstore.json", "brian@dehamer.com", "https://github.com/login/oauth"),
+    ],
+)
+def test_real_public_good_signatures_check_against_the_pinned_trust_root(
+    cosign: Path, bundle: str, identity: str, issuer: str
+) -> None:
+    """Two real public-good keyless signatures (sigstore-go's test bundles, read from the Go module cache the
+    cosign build fills, not copied here): their Rekor SETs verify with the pinned Rekor key over our canonical JSON,
+    a changed field does not, and their Fulcio certificates chain to the pinned Fulcio CA at their integration time
+    and name their identity and issuer as cosign reads them. (DSSE entries, not cosign's hashedrekord: the
+    entry-to-layer match is covered above.)"""
+    document = json.loads((sigstore_go_testdata() / bundle).read_text())
+    material = document["verificationMaterial"]
+    logged = material["tlogEntries"][0]
+    text = json.dumps(
+        {
+            "SignedEntryTimestamp": logged["inclusionPromise"]["signedEntryTimestamp"],
+            "Payload": {
+                "body": logged["canonicalizedBody"],
+                "integratedTime": int(logged["integratedTime"]),
+                "logIndex": int(logged["logIndex"]),
+                "logID": base64.b64decode(logged["logId"]["keyId"]).hex(),
+            },
+        }
+    )
+    entry = keylessverify.read_bundle(text)
+    assert entry is not None
+    public_good = keylessverify.KeylessCheck(keylessverify.Identity(issuer, identity), keylessverify.public_good())
+    assert public_good.log_problem(entry) is None
+    moved = keylessverify.read_bundle(text.replace(logged["integratedTime"], str(int(logged["integratedTime"]) + 1)))
+    assert moved is not None and "does not verify with the trusted Rekor key" in (public_good.log_problem(moved) or "")
+    certificate = material.get("certificate") or material["x509CertificateChain"]["certificates"][0]
+    cert = x509.load_der_x509_certificate(base64.b64decode(certificate["rawBytes"]))
+    assert public_good.chain_problem(cert, entry.integrated) is None
+    assert keylessverify.certificate_names(cert) == [identity]
+    assert keylessverify.certificate_issuer(cert) == issuer
+    with_test_root = keylessverify.KeylessCheck(
+        public_good.who, keylessverify.load_trust_root(LocalSigstore().trusted_root(), "test root")
+    )
+    assert with_test_root.log_problem(entry) and with_test_root.chain_problem(cert, entry.integrated)

@@ -168,7 +168,7 @@ def canonical(document: Mapping[str, object]) -> bytes:
     return json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
-def _issuer(cert: Any) -> str | None:
+def certificate_issuer(cert: Any) -> str | None:
     """The OIDC issuer Fulcio wrote: its DER UTF8String extension, else the legacy raw one."""
     from cryptography import x509
 
@@ -190,7 +190,7 @@ def _issuer(cert: Any) -> str | None:
     return None
 
 
-def _names(cert: Any) -> list[str]:
+def certificate_names(cert: Any) -> list[str]:
     """The certificate's identities: its SAN URIs and email addresses."""
     from cryptography import x509
 
@@ -272,9 +272,7 @@ class KeylessCheck:
     def problem(self, layer: signatures.SignatureLayer) -> str | None:
         """Why `layer` does not vouch for this identity (one phrase); None when it does."""
         from cryptography import x509
-        from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
-        from cryptography.hazmat.primitives import hashes
-        from cryptography.hazmat.primitives.asymmetric import ec
+        from cryptography.exceptions import UnsupportedAlgorithm
 
         if not layer.certificate:
             return "a key's signature, not a keyless one (no certificate)"
@@ -290,21 +288,28 @@ class KeylessCheck:
         entry = read_bundle(layer.bundle)
         if entry is None:
             return "no transparency-log proof (its Rekor bundle does not read)"
+        if problem := self.log_problem(entry) or _entry_problem(entry.body, layer, cert.public_bytes(_der())):
+            return problem
+        try:
+            return self._certificate_problem(cert, entry.integrated, self.root.logs[str(entry.signed["logID"])][1])
+        except ValueError as err:  # an extension that does not parse, found as cryptography reads it
+            return f"untrusted: its certificate does not read ({str(err)[:120]})"
+
+    def log_problem(self, entry: LogEntry) -> str | None:
+        """Why `entry` is no proof from a trusted log: its log is not in the trust root, or its SET (ECDSA over the
+        canonical JSON of body, integratedTime, logIndex and logID, as Rekor signs it) does not verify."""
+        from cryptography.exceptions import InvalidSignature
+        from cryptography.hazmat.primitives import hashes
+        from cryptography.hazmat.primitives.asymmetric import ec
+
         log = self.root.logs.get(str(entry.signed["logID"]))
         if log is None:
             return "no transparency-log proof (its Rekor bundle is from a log the trust root does not hold)"
-        key, valid = log
         try:
-            key.verify(entry.timestamp, canonical(entry.signed), ec.ECDSA(hashes.SHA256()))
+            log[0].verify(entry.timestamp, canonical(entry.signed), ec.ECDSA(hashes.SHA256()))
         except InvalidSignature:
             return "no transparency-log proof (its Rekor bundle's signature does not verify with the trusted Rekor key)"
-        if problem := _entry_problem(entry.body, layer, cert.public_bytes(_der())):
-            return problem
-        logged = entry.integrated
-        try:
-            return self._certificate_problem(cert, logged, valid)
-        except ValueError as err:  # an extension that does not parse, found as cryptography reads it
-            return f"untrusted: its certificate does not read ({str(err)[:120]})"
+        return None
 
     def _certificate_problem(self, cert: Any, logged: datetime, valid: Window) -> str | None:
         """Why `cert`, logged at `logged` by a log valid in `valid`, is not this identity's, trusted then."""
@@ -315,16 +320,16 @@ class KeylessCheck:
                 f"logged at {logged:%Y-%m-%dT%H:%M:%SZ}, outside its certificate's validity "
                 f"({cert.not_valid_before_utc:%Y-%m-%dT%H:%M:%SZ} to {cert.not_valid_after_utc:%Y-%m-%dT%H:%M:%SZ})"
             )
-        if (untrusted := self._chain_problem(cert, logged)) is not None:
+        if (untrusted := self.chain_problem(cert, logged)) is not None:
             return untrusted
-        names, issuer = _names(cert), _issuer(cert)
+        names, issuer = certificate_names(cert), certificate_issuer(cert)
         if not any(self.who.names(name) for name in names):
             return f"signed by another identity ({', '.join(names)[:200] or 'none named'})"
         if issuer != self.who.issuer:
             return f"signed through another issuer ({str(issuer)[:120]})"
         return None
 
-    def _chain_problem(self, cert: Any, moment: datetime) -> str | None:
+    def chain_problem(self, cert: Any, moment: datetime) -> str | None:
         """Why `cert` does not chain, at `moment`, to a Fulcio CA of the trust root valid then, for code signing."""
         from cryptography import x509
         from cryptography.x509.oid import ExtendedKeyUsageOID
