@@ -6,7 +6,8 @@ issued it, and a Rekor bundle: the log's signed entry timestamp (SET) over the e
 log ID. A signature vouches for that identity only when the signature is the certificate's, the SET verifies with a
 trusted Rekor key and its entry names this very payload, signature and certificate, the log took it while the
 certificate was valid, and the certificate chains to a trusted Fulcio root at that time. The SCT Fulcio embeds in
-its certificates is not checked: the Rekor entry is the transparency proof checked here.
+its certificates is not checked: the Rekor entry is the transparency proof checked here. `cryptography` (already in
+the image for key signatures) does it all; the `sigstore` library would add some 40 MB to a full action image.
 
 The trust root is data, in the format of Sigstore's `trusted_root.json`: by default `sigstore_trusted_root.json`
 beside this file, the public-good instance's Rekor key and Fulcio certificate chains (taken from the
