@@ -19,7 +19,6 @@ import pytest
 from support.cli import assert_input_error, explain, run_cli
 from support.keyless import (
     BEARER,
-    ISSUER,
     SIGNERS,
     Answer,
     Recorder,
@@ -196,15 +195,6 @@ def test_a_key_and_keyless_together_are_exit_2(sample_app: Path, tmp_path: Path)
     assert_input_error(done, "signing-key and keyless-signing: true are both set; accepted: one of them")
     bad = run_cli("publish", "--image", "acme/app", "--keyless-signing", "--signer-image", "Not An Image")
     assert_input_error(bad, "signer-image 'Not An Image' is not an image reference")
-
-
-def test_verify_refuses_keyless_flags_and_says_to_use_cosign() -> None:
-    done = run_cli(
-        *("verify", "ghcr.io/acme/app:1.4.2", "--certificate-identity", "https://github.com/acme/app/x"),
-        *("--certificate-oidc-issuer", ISSUER),
-    )
-    assert_input_error(done, "--certificate-identity", "Sigstore's trust root", "cosign verify", "--key PUB")
-    assert_input_error(run_cli("verify", "ghcr.io/acme/app:1.4.2"), "verify needs --key")
 
 
 # --- the stand-in signer and the real cosign, on the daemon and a registry ---

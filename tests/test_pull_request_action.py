@@ -21,6 +21,7 @@ from ruamel.yaml import YAML
 from support.github_api import GitHubAPI
 from support.github_runner import PIN_SCRIPT, GithubRunner, run_module_as_step
 from support.registry import OCI_MANIFEST_TYPE, Registry, push_tags
+from support.sigstore import GITHUB_ISSUER, WORKFLOW, LocalSigstore
 
 from image_tagger.edges.registry.session import RegistrySession
 from image_tagger.edges.signer import SigningKey
@@ -36,6 +37,8 @@ BRANCH = "flux/app-production"
 INPUTS = (
     *("github-token", "path", "base", "branch", "labels"),
     *("registry", "registry-username", "registry-password", "verify-key", "timeout-seconds"),
+    *("verify-certificate-identity", "verify-certificate-identity-regexp", "verify-certificate-oidc-issuer"),
+    "verify-trusted-root",
 )
 REVISIONS = {tag: hashlib.sha1(tag.encode()).hexdigest() for tag in ("1.4.1", "1.4.2", "1.4.3", "2.0.0", "2.1.0")}
 
@@ -266,6 +269,19 @@ def test_bad_token_is_one_line_and_exit_1(
         ({"base": BRANCH}, "", "both"),
         ({"github-token": ""}, "", "github-token is empty"),
         ({}, "refs/tags/v1.0.0", "is not a branch"),
+        ({"verify-certificate-identity": WORKFLOW}, "", "verify-certificate-oidc-issuer is needed for keyless"),
+        ({"verify-certificate-oidc-issuer": GITHUB_ISSUER}, "", "verify-certificate-identity or verify-certificate-"),
+        ({"verify-key": "x", "verify-certificate-identity": WORKFLOW}, "", "verify-key and verify-certificate-*"),
+        ({"verify-trusted-root": "{}"}, "", "verify-trusted-root is set without verify-certificate-identity"),
+        (
+            {
+                "verify-certificate-identity": WORKFLOW,
+                "verify-certificate-oidc-issuer": "i",
+                "verify-trusted-root": "{",
+            },
+            "",
+            "verify-trusted-root: not a trusted_root.json",
+        ),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(
@@ -422,3 +438,40 @@ def test_the_gate_passes_a_signed_release_and_refuses_an_unsigned_one(
     [error] = refused["errors"]
     assert error.properties.get("title") == "Not signed as required" and "1.4.3" in error.message
     assert refused["outputs"]["operation"] == "updated"  # the pull request itself is up to date
+
+
+def test_the_gate_requires_keyless_signatures_by_the_release_workflow(
+    config_repo: Path, api: GitHubAPI, registry: Registry, images: dict[str, str], tmp_path: Path
+) -> None:
+    """Keyless gate (a test Sigstore's trust root as verify-trusted-root): 1.4.2, signed keyless by the release
+    workflow of its tag, passes; 1.4.3, signed keyless by a pull request's workflow of the same repository, fails,
+    and the pull request says whose signature it carries. (After the verify-key test: it leaves 1.4.3 signed.)"""
+    sigstore = LocalSigstore()
+    name = parse_image(f"{registry.host}/acme/app")
+    pull_request_workflow = "https://github.com/acme/app/.github/workflows/ci.yml@refs/pull/7/merge"
+    with RegistrySession(name, RegistryAuth(registry.username, registry.password)) as session:
+        for tag, identity in (("1.4.2", WORKFLOW), ("1.4.3", pull_request_workflow)):
+            digest = images[f"app:{tag}"]
+            session.put_signature(digest, sigstore.sign(signatures.payload(name.name, digest, tag), identity))
+    gate = {
+        "verify-certificate-identity-regexp": r"^https://github\.com/acme/app/\.github/workflows/release\.yml@refs/tags/v",
+        "verify-certificate-oidc-issuer": GITHUB_ISSUER,
+        "verify-trusted-root": sigstore.trusted_root().decode(),
+    }
+
+    release_app(config_repo, tmp_path, registry, "1.4.2")
+    passed = run_action(checkout(config_repo, tmp_path / "work" / "ws"), api, registry, gate)
+    assert passed["returncode"] == 0, passed["stdout"] + passed["stderr"]
+    assert (
+        f"- signature: signed: {name.name}:1.4.2@{images['app:1.4.2']}: signed by an identity matching"
+        in (api.pulls[OWNER_REPO][0]["body"])
+    )
+
+    release_app(config_repo, tmp_path, registry, "1.4.3")
+    refused = run_action(checkout(config_repo, tmp_path / "work" / "ws"), api, registry, gate)
+    assert refused["returncode"] == 1, refused["stdout"] + refused["stderr"]
+    body = api.pulls[OWNER_REPO][0]["body"]
+    assert "**Do not merge: not signed as required.**" in body
+    assert f"signed by another identity ({pull_request_workflow})" in body
+    [error] = refused["errors"]
+    assert error.properties.get("title") == "Not signed as required" and "1.4.3" in error.message

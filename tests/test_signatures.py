@@ -51,8 +51,8 @@ def test_the_signature_image_lists_each_payload_as_a_layer_with_its_signature() 
     assert parsed["config"]["digest"] == signatures.digest_of(config)
     assert [layer["digest"] for layer in parsed["layers"]] == json.loads(config)["rootfs"]["diff_ids"]
     assert signatures.listed_signatures(parsed) == [
-        (signatures.digest_of(b'{"a":1}'), 7, "c2ln"),
-        (signatures.digest_of(b'{"b":2}'), 7, "c2lnMg=="),
+        (signatures.digest_of(b'{"a":1}'), 7, {signatures.SIGNATURE_ANNOTATION: "c2ln"}),
+        (signatures.digest_of(b'{"b":2}'), 7, {signatures.SIGNATURE_ANNOTATION: "c2lnMg=="}),
     ]
     parsed["layers"][0]["size"] = signatures.MAX_PAYLOAD + 1  # not a payload of ours: never fetched
     parsed["layers"][1]["mediaType"] = "application/vnd.oci.image.layer.v1.tar"

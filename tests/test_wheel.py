@@ -44,6 +44,7 @@ def test_the_wheel_carries_the_base_and_the_example(wheel: Path) -> None:
         assert shipped
         assert {f"image_tagger/demo/{packaged}/{name}" for name in shipped} <= names
     assert "image_tagger/demo/loop.py" in names
+    assert "image_tagger/edges/sigstore_trusted_root.json" in names  # keyless verify's pinned trust root
 
 
 def test_the_demo_runs_from_an_installed_wheel_anywhere(wheel: Path, tmp_path: Path) -> None:

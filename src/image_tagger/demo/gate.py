@@ -90,7 +90,7 @@ def review(world: World, automation: dict[str, Any]) -> Gated:
         repository="demo/config",
         api_url="",
         workspace=workspace,
-        verify_key=world.public_key,
+        signer=world.public_key,
     )
     try:
         result = run(inputs, LocalPullRequests(world))

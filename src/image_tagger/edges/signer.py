@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from image_tagger.model.errors import InputError
+from image_tagger.rules.signatures import SignatureLayer
 
 ENCRYPTED_TYPES = ("ENCRYPTED SIGSTORE PRIVATE KEY", "ENCRYPTED COSIGN PRIVATE KEY")
 _PEM = re.compile(rb"-----BEGIN ([A-Z ]+)-----\r?\n(.+?)\r?\n-----END \1-----", re.DOTALL)
@@ -144,6 +145,10 @@ class PublicKey:
         except (InvalidSignature, binascii.Error, ValueError):
             return False
         return True
+
+    def problem(self, layer: SignatureLayer) -> str | None:
+        """Why `layer` is not this key's signature; None when it is (operations/verify.py asks every signer so)."""
+        return None if self.verifies(layer.payload, layer.signature) else "another key's signature"
 
 
 def load_public_key(text: bytes, name: str) -> PublicKey:

@@ -35,7 +35,9 @@ from image_tagger.rules.publishinputs import ID_TOKEN_REQUEST_ENV, PASSWORD_ENV,
 from image_tagger.rules.redact import Redactor, guarded, one_line
 
 if TYPE_CHECKING:  # imported by the commands that use them (see WORLD_FAILURES)
+    from image_tagger.edges.keylessverify import KeylessCheck
     from image_tagger.edges.registry.tags import RegistryTags
+    from image_tagger.edges.signer import PublicKey
     from image_tagger.fluxrules.automation import ImageRepo
     from image_tagger.fluxrules.imageref import ImageRef
 
@@ -333,30 +335,55 @@ def cmd_rollback(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    """Exit 0 only for a tag whose digest carries a signature by the key, for that version and repository."""
+    """Exit 0 only for a tag whose digest carries a signature by the key (or the keyless identity), for that version
+    and repository."""
     from image_tagger.edges.registry.credentials import credentials_for
     from image_tagger.edges.registry.session import RegistrySession
-    from image_tagger.edges.signer import load_public_key
     from image_tagger.operations.verify import verify
 
-    if args.certificate_identity is not None or args.certificate_oidc_issuer is not None:
-        raise InputError(
-            "--certificate-identity/--certificate-oidc-issuer: keyless signatures are checked against Sigstore's "
-            "trust root and transparency log, which image-tagger does not carry; verify them with cosign verify "
-            "--certificate-identity ... --certificate-oidc-issuer ...; accepted here: --key PUB"
-        )
-    if args.key is None:
-        raise InputError("verify needs --key; accepted: --key PUB, the signer's public key (PEM), e.g. cosign.pub")
-    key = load_public_key(read_named_file(Path(args.key), f"--key {args.key}").encode(), args.key)
+    signer = _verify_signer(args)
 
     def session_for(image: ImageName) -> RegistrySession:
         login = credentials_for(image.registry)  # the Docker config's, as `docker pull` would use
         args.redactor.add_login(login.username, login.password)
         return RegistrySession(image, login)
 
-    verdict = verify(args.image, key, session_for)
+    verdict = verify(args.image, signer, session_for)
     print(one_line(verdict.line), file=sys.stdout if verdict.ok else sys.stderr)
     return 0 if verdict.ok else 1
+
+
+KEYLESS_FLAGS = ("--certificate-identity", "--certificate-identity-regexp", "--certificate-oidc-issuer")
+
+
+def _verify_signer(args: argparse.Namespace) -> PublicKey | KeylessCheck:
+    """--key's public key, or the keyless identity under Sigstore's trust root (--trusted-root's, else the pinned
+    public-good one); one of the two, exit 2 otherwise."""
+    from image_tagger.edges import keylessverify
+    from image_tagger.edges.signer import load_public_key
+
+    flags = (args.certificate_identity, args.certificate_identity_regexp, args.certificate_oidc_issuer)
+    keyless = any(value is not None for value in flags)
+    if args.key is not None and keyless:
+        raise InputError(
+            "--key and --certificate-identity/--certificate-oidc-issuer are both set; accepted: one of them"
+        )
+    if args.trusted_root is not None and not keyless:
+        raise InputError("--trusted-root is for keyless verification; accepted with --certificate-identity")
+    if args.key is not None:
+        return load_public_key(read_named_file(Path(args.key), f"--key {args.key}").encode(), args.key)
+    if not keyless:
+        raise InputError(
+            "verify needs --key PUB (the signer's public key, e.g. cosign.pub), or --certificate-identity ID and "
+            "--certificate-oidc-issuer ISSUER (keyless)"
+        )
+    root = None
+    if args.trusted_root is not None:
+        root = (
+            read_named_file(Path(args.trusted_root), f"--trusted-root {args.trusted_root}").encode(),
+            args.trusted_root,
+        )
+    return keylessverify.keyless_check(flags, KEYLESS_FLAGS, root)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -435,11 +462,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--undo", action="store_true", help="remove the exclusion of TAG again")
     p.set_defaults(run=cmd_rollback)
 
-    p = sub.add_parser("verify", help="is IMAGE:TAG signed by --key for that very version and repository (cosign)")
+    p = sub.add_parser(
+        "verify", help="is IMAGE:TAG signed by --key (or a keyless identity) for that very version and repository"
+    )
     p.add_argument("image", metavar="IMAGE:TAG", help="the release to check, e.g. ghcr.io/acme/app:1.4.2")
     p.add_argument("--key", help="the signer's public key (PEM), e.g. cosign.pub")
-    for flag in ("--certificate-identity", "--certificate-oidc-issuer"):
-        p.add_argument(flag, help="keyless (refused: needs Sigstore's trust root; use cosign verify)")
+    p.add_argument(
+        "--certificate-identity",
+        help="keyless: the signer's identity in its Fulcio certificate, e.g. "
+        "https://github.com/OWNER/REPO/.github/workflows/release.yml@refs/tags/v1.4.2",
+    )
+    p.add_argument("--certificate-identity-regexp", help="keyless: a Go regexp the identity must match (as cosign's)")
+    p.add_argument(
+        "--certificate-oidc-issuer", help="keyless: the OIDC issuer, e.g. https://token.actions.githubusercontent.com"
+    )
+    p.add_argument(
+        "--trusted-root",
+        metavar="FILE",
+        help="keyless: a Sigstore trusted_root.json to trust instead of the pinned public-good Fulcio and Rekor",
+    )
     p.set_defaults(run=cmd_verify)
 
     p = sub.add_parser("demo", help="the whole loop on one machine: tag -> image -> manifest commit -> running app")

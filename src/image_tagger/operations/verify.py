@@ -1,5 +1,6 @@
-"""`image-tagger verify IMAGE:TAG --key PUB`: does the registry's image for that tag carry a signature by that key,
-made for that very version and repository?
+"""`image-tagger verify IMAGE:TAG --key PUB` (or keyless: `--certificate-identity ID --certificate-oidc-issuer
+ISSUER`): does the registry's image for that tag carry a signature by that signer, made for that very version and
+repository?
 
 Checked against the digest the tag names now (an index's own digest, for multi-platform images), never against
 the tag alone: a registry that swaps content, or someone who pushes an old signed image under a newer tag, is
@@ -13,6 +14,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Protocol
 
+from image_tagger.edges.keylessverify import KeylessCheck
 from image_tagger.edges.signer import PublicKey
 from image_tagger.model.errors import InputError
 from image_tagger.model.imagename import ImageName, parse_image
@@ -25,6 +27,9 @@ class SignedRepository(Protocol):
     def manifest(self, reference: str) -> object | None: ...
 
     def signature_layers(self, digest: str) -> list[signatures.SignatureLayer]: ...
+
+
+Signer = PublicKey | KeylessCheck  # each says why a signature layer is not its own (`problem`), and its `name`
 
 
 @dataclass(frozen=True)
@@ -43,11 +48,12 @@ def split_reference(reference: str) -> tuple[ImageName, str]:
 
 def verify(
     reference: str,
-    key: PublicKey,
+    signer: Signer,
     session_for: Callable[[ImageName], AbstractContextManager[SignedRepository]],
     digest: str = "",
 ) -> Verdict:
-    """The verdict on `reference`: ok only with a signature by `key` for this digest, version and repository.
+    """The verdict on `reference`: ok only with a signature by `signer` for this digest, version and repository (the
+    same claims for a key's signature and a keyless one).
 
     `digest` pins the image (a manifest written `name:tag@digest` runs that digest, whatever the tag names now);
     without it, the digest the tag names in the registry is checked."""
@@ -61,15 +67,16 @@ def verify(
         layers = session.signature_layers(digest)
     if not layers:
         return Verdict(False, f"{image.ref(tag)}@{digest}: unsigned (no cosign signature for this digest)")
-    problems = []
+    problems, others = [], []
     for layer in layers:
-        if not key.verifies(layer.payload, layer.signature):
+        if (other := signer.problem(layer)) is not None:
+            others.append(other)
             continue
         problem = signatures.claim_problem(layer.payload, digest, image.name, tag)
         if problem is None:
-            return Verdict(True, f"{image.ref(tag)}@{digest}: signed by {key.name} for version {tag}")
+            return Verdict(True, f"{image.ref(tag)}@{digest}: signed by {signer.name} for version {tag}")
         problems.append(problem)
     if problems:
-        return Verdict(False, f"{image.ref(tag)}@{digest}: signed by {key.name}, but {problems[0]}")
-    count = len(layers)
-    return Verdict(False, f"{image.ref(tag)}@{digest}: {count} signature(s), none by {key.name}")
+        return Verdict(False, f"{image.ref(tag)}@{digest}: signed by {signer.name}, but {problems[0]}")
+    why = "; ".join(dict.fromkeys(others))
+    return Verdict(False, f"{image.ref(tag)}@{digest}: {len(layers)} signature(s), none by {signer.name}: {why}")

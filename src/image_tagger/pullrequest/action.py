@@ -18,15 +18,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from image_tagger.edges import keylessverify
 from image_tagger.edges.context import read_event
 from image_tagger.edges.httpbounds import Deadline
 from image_tagger.edges.registry.session import RegistrySession
 from image_tagger.edges.runnerio import Runner
-from image_tagger.edges.signer import PublicKey, load_public_key
+from image_tagger.edges.signer import load_public_key
 from image_tagger.model.errors import InputError, PublishError, exit_code
 from image_tagger.model.imagename import ImageName, normalise_registry
 from image_tagger.model.registry import RegistryAuth
-from image_tagger.operations.verify import Verdict, verify
+from image_tagger.operations.verify import Signer, Verdict, verify
 from image_tagger.pullrequest import render
 from image_tagger.pullrequest.changes import ImageChange, image_changes
 from image_tagger.pullrequest.facts import DEADLINE as LOOKUP_DEADLINE
@@ -56,7 +57,7 @@ class Inputs:
     api_url: str
     workspace: Path
     deadline: float = DEADLINE
-    verify_key: PublicKey | None = None  # the gate: every changed image signed by it
+    signer: Signer | None = None  # the gate: every changed image signed by it (a key, or a keyless identity)
 
 
 def read_inputs(env: Mapping[str, str]) -> Inputs:
@@ -102,7 +103,7 @@ def read_inputs(env: Mapping[str, str]) -> Inputs:
         raise InputError(f"registry: {error}") from None
     api_url = (env.get("GITHUB_API_URL") or "https://api.github.com").rstrip("/")
     deadline = _deadline(given["timeout-seconds"])
-    key = load_public_key(given["verify-key"].encode(), "verify-key") if given["verify-key"].strip() else None
+    signer = _gate_signer(given)
     return Inputs(
         token.strip(),
         path,
@@ -116,8 +117,28 @@ def read_inputs(env: Mapping[str, str]) -> Inputs:
         api_url,
         workspace,
         deadline,
-        key,
+        signer,
     )
+
+
+KEYLESS_INPUTS = ("verify-certificate-identity", "verify-certificate-identity-regexp", "verify-certificate-oidc-issuer")
+
+
+def _gate_signer(given: Mapping[str, str]) -> Signer | None:
+    """The gate's signer: verify-key's public key, or the keyless identity under verify-trusted-root (else the
+    pinned public-good root); neither: no gate. Both, or half an identity: exit 2."""
+    identity, regexp, issuer = (given[name].strip() or None for name in KEYLESS_INPUTS)
+    keyless, root = any((identity, regexp, issuer)), given["verify-trusted-root"].strip()
+    if given["verify-key"].strip() and keyless:
+        raise InputError("verify-key and verify-certificate-* are both set; accepted: one of them")
+    if root and not keyless:
+        raise InputError("verify-trusted-root is set without verify-certificate-identity; accepted: both, or none")
+    if given["verify-key"].strip():
+        return load_public_key(given["verify-key"].encode(), "verify-key")
+    if not keyless:
+        return None
+    trusted = (root.encode(), "verify-trusted-root") if root else None
+    return keylessverify.keyless_check((identity, regexp, issuer), KEYLESS_INPUTS, trusted)
 
 
 def _deadline(text: str) -> float:
@@ -141,7 +162,7 @@ class Result:
     title: str
     body: str
     outcome: Outcome | None
-    verdicts: dict[int, Verdict] = field(default_factory=dict)  # the gate's, per change, when verify-key is set
+    verdicts: dict[int, Verdict] = field(default_factory=dict)  # the gate's, per change, when the gate is on
 
     @property
     def refused(self) -> list[Verdict]:
@@ -182,7 +203,7 @@ def run(inputs: Inputs, github: PullRequests) -> Result:
     for index, change in enumerate(changes):
         for side, ref in (("old", change.old), ("new", change.new)):  # within the run's one deadline
             facts[(index, side)] = lookup(ref, credentials, min(LOOKUP_DEADLINE, github.deadline.remaining()))
-    verdicts = gate(changes, inputs, credentials, github) if inputs.verify_key else {}
+    verdicts = gate(changes, inputs, credentials, github) if inputs.signer else {}
     title, body = render.title(changes), render.body(changes, facts, inputs.branch, inputs.base, verdicts)
     outcome = github.open_or_update(inputs.branch, inputs.base, title, body, inputs.labels)
     return Result(changes, facts, title, body, outcome, verdicts)
@@ -191,9 +212,10 @@ def run(inputs: Inputs, github: PullRequests) -> Result:
 def gate(
     changes: list[ImageChange], inputs: Inputs, credentials: dict[str, RegistryAuth], github: PullRequests
 ) -> dict[int, Verdict]:
-    """Each changed image's verdict: a signature by verify-key for the digest it will run, its tag and repository.
+    """Each changed image's verdict: a signature by verify-key (or the keyless identity) for the digest it will run,
+    its tag and repository.
     A registry that cannot answer is a refusal too: the check fails closed."""
-    assert inputs.verify_key is not None
+    assert inputs.signer is not None
 
     def opened(image: ImageName) -> RegistrySession:
         auth = credentials.get(image.registry)  # an account only ever goes to the registry it is for
@@ -203,7 +225,7 @@ def gate(
     for index, change in enumerate(changes):
         reference = f"{change.new.name}:{change.new.tag}"
         try:
-            verdicts[index] = verify(reference, inputs.verify_key, opened, change.new.digest)
+            verdicts[index] = verify(reference, inputs.signer, opened, change.new.digest)
         except (InputError, PublishError) as error:
             verdicts[index] = Verdict(False, f"{reference}: not verified ({error})")
     return verdicts

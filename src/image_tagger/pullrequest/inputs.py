@@ -68,6 +68,38 @@ PULL_REQUEST_INPUTS = (
         kind=Kind.LINES,
     ),
     InputSpec(
+        "verify-certificate-identity",
+        "Optional, keyless: the identity every changed image's Fulcio certificate must name, e.g. "
+        "https://github.com/OWNER/REPO/.github/workflows/release.yml@refs/tags/v1.4.2. Needs the OIDC issuer.",
+        "keyless instead of `verify-key`: every changed image must carry a cosign keyless signature for its digest, "
+        "version and repository whose certificate names this identity (a SAN URI or email) and "
+        "`verify-certificate-oidc-issuer`, chains to Fulcio's root and is logged in Rekor (as `image-tagger verify "
+        "--certificate-identity`); otherwise the pull request says why and the step fails. Empty: no keyless check",
+    ),
+    InputSpec(
+        "verify-certificate-identity-regexp",
+        "Optional, keyless: a Go regular expression the certificate's identity must match, instead of an exact "
+        "identity, e.g. ^https://github.com/OWNER/REPO/.github/workflows/release.yml@refs/tags/v",
+        "as `verify-certificate-identity`, matched as cosign's `--certificate-identity-regexp` (Go syntax, "
+        "unanchored): the release workflow of every tag, "
+        "`^https://github\\.com/OWNER/REPO/\\.github/workflows/release\\.yml@refs/tags/v`",
+    ),
+    InputSpec(
+        "verify-certificate-oidc-issuer",
+        "The OIDC issuer keyless certificates must name, e.g. https://token.actions.githubusercontent.com.",
+        "the issuer the certificate must name (Fulcio's issuer extension), with either identity input",
+    ),
+    InputSpec(
+        "verify-trusted-root",
+        "Optional: a Sigstore trusted_root.json (its text) to check keyless signatures against. Empty: the "
+        "public-good Fulcio and Rekor, pinned in the action.",
+        "the text of a `trusted_root.json` (a private Sigstore's Fulcio chains and Rekor keys) for the keyless "
+        "check; empty: Sigstore's public-good instance, pinned in the action (see **Signed releases** in the "
+        "main README)",
+        empty="the pinned public-good root",
+        kind=Kind.LINES,
+    ),
+    InputSpec(
         "timeout-seconds",
         "Deadline for all GitHub and registry calls of the run together (connect, answers, retries), 1-3600.",
         "one deadline, 1 to 3600 s, for every GitHub and registry call of the run together (connect, answer, "

@@ -18,6 +18,10 @@ from dataclasses import dataclass
 
 PAYLOAD_MEDIA_TYPE = "application/vnd.dev.cosign.simplesigning.v1+json"
 SIGNATURE_ANNOTATION = "dev.cosignproject.cosign/signature"
+# A keyless signature's certificate (PEM), its issuing chain (PEM) and the Rekor bundle (JSON), as cosign annotates.
+CERTIFICATE_ANNOTATION = "dev.sigstore.cosign/certificate"
+CHAIN_ANNOTATION = "dev.sigstore.cosign/chain"
+BUNDLE_ANNOTATION = "dev.sigstore.cosign/bundle"
 PAYLOAD_TYPE = "cosign container image signature"
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
@@ -50,17 +54,37 @@ def payload(repository: str, digest: str, version: str) -> bytes:
 
 @dataclass(frozen=True)
 class SignatureLayer:
-    """One signature: the payload's bytes and the base64 signature over them."""
+    """One signature: the payload's bytes and the base64 signature over them; a keyless one also carries its
+    certificate, chain and Rekor bundle (empty for a key's signature)."""
 
     payload: bytes
     signature: str
+    certificate: str = ""
+    chain: str = ""
+    bundle: str = ""
+
+    @classmethod
+    def read(cls, payload: bytes, annotations: Mapping[str, str]) -> SignatureLayer:
+        """The layer of `payload` with the annotations listed_signatures found beside it."""
+        return cls(
+            payload,
+            annotations[SIGNATURE_ANNOTATION],
+            annotations.get(CERTIFICATE_ANNOTATION, ""),
+            annotations.get(CHAIN_ANNOTATION, ""),
+            annotations.get(BUNDLE_ANNOTATION, ""),
+        )
 
     def descriptor(self) -> dict[str, object]:
+        keyless = {
+            CERTIFICATE_ANNOTATION: self.certificate,
+            CHAIN_ANNOTATION: self.chain,
+            BUNDLE_ANNOTATION: self.bundle,
+        }
         return {
             "mediaType": PAYLOAD_MEDIA_TYPE,
             "size": len(self.payload),
             "digest": digest_of(self.payload),
-            "annotations": {SIGNATURE_ANNOTATION: self.signature},
+            "annotations": {SIGNATURE_ANNOTATION: self.signature, **{k: v for k, v in keyless.items() if v}},
         }
 
 
@@ -83,17 +107,23 @@ def signature_image(layers: Sequence[SignatureLayer]) -> tuple[bytes, bytes]:
     return json.dumps(manifest, separators=(",", ":"), sort_keys=True).encode(), config_bytes
 
 
-def listed_signatures(manifest: Mapping[str, object]) -> list[tuple[str, int, str]]:
-    """(payload digest, size, base64 signature) of each signature layer of a signature image; others are skipped."""
+def listed_signatures(manifest: Mapping[str, object]) -> list[tuple[str, int, dict[str, str]]]:
+    """(payload digest, size, string annotations) of each signature layer of a signature image, the base64
+    signature among the annotations; others are skipped."""
     found = []
     for layer in manifest.get("layers") or []:
         if not isinstance(layer, dict) or layer.get("mediaType") != PAYLOAD_MEDIA_TYPE:
             continue
         annotations = layer.get("annotations") or {}
-        signature = annotations.get(SIGNATURE_ANNOTATION) if isinstance(annotations, dict) else None
+        strings = {k: v for k, v in annotations.items() if isinstance(v, str)} if isinstance(annotations, dict) else {}
         digest, size = layer.get("digest"), layer.get("size")
-        if isinstance(digest, str) and isinstance(size, int) and isinstance(signature, str) and 0 < size <= MAX_PAYLOAD:
-            found.append((digest, size, signature))
+        if (
+            isinstance(digest, str)
+            and isinstance(size, int)
+            and SIGNATURE_ANNOTATION in strings
+            and 0 < size <= MAX_PAYLOAD
+        ):
+            found.append((digest, size, strings))
     return found
 
 

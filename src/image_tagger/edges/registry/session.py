@@ -382,8 +382,8 @@ class RegistrySession:
         if found is None:
             return []
         return [
-            signatures.SignatureLayer(self.blob(layer, "signature payload"), signature)
-            for layer, _, signature in signatures.listed_signatures(found.json())
+            signatures.SignatureLayer.read(self.blob(layer, "signature payload"), annotations)
+            for layer, _, annotations in signatures.listed_signatures(found.json())
         ]
 
     def put_signature(self, digest: str, layer: signatures.SignatureLayer) -> str:
