@@ -131,26 +131,30 @@ def test_source_controller_fetches_a_push_to_the_git_server(
     assert fetched["status"]["artifact"]["revision"] == f"main@sha1:{head}"
 
 
+def automation_manifest(name: str, branch: str, path: str, template: str | None = None) -> dict:
+    """An ImageUpdateAutomation of GitRepository `name`: checks out and pushes `branch`, updates `path`."""
+    commit: dict = {"author": {"name": "fluxcdbot", "email": "fluxcdbot@users.noreply.github.com"}}
+    if template is not None:
+        commit["messageTemplate"] = template
+    return {
+        "apiVersion": "image.toolkit.fluxcd.io/v1",
+        "kind": "ImageUpdateAutomation",
+        "metadata": {"name": name, "namespace": "flux-system"},
+        "spec": {
+            "interval": "1m",
+            "sourceRef": {"kind": "GitRepository", "name": name},
+            "git": {"checkout": {"ref": {"branch": branch}}, "commit": commit, "push": {"branch": branch}},
+            "update": {"path": path, "strategy": "Setters"},
+        },
+    }
+
+
 def test_the_automation_pushes_what_image_tagger_update_writes(
     running: cluster.ClusterInfo, config_checkout: Path
 ) -> None:
     """Needs app-v1 (selected above) and the GitRepository `config`: the real automation commits over HTTP."""
     head = git("-C", str(config_checkout), "rev-parse", "HEAD")
-    automation = {
-        "apiVersion": "image.toolkit.fluxcd.io/v1",
-        "kind": "ImageUpdateAutomation",
-        "metadata": {"name": "config", "namespace": "flux-system"},
-        "spec": {
-            "interval": "1m",
-            "sourceRef": {"kind": "GitRepository", "name": "config"},
-            "git": {
-                "checkout": {"ref": {"branch": "main"}},
-                "commit": {"author": {"name": "fluxcdbot", "email": "fluxcdbot@users.noreply.github.com"}},
-                "push": {"branch": "main"},
-            },
-            "update": {"path": "./apps", "strategy": "Setters"},
-        },
-    }
+    automation = automation_manifest("config", "main", "./apps")
     kubectl(running, "apply", "--filename=-", stdin=yaml.safe_dump(automation))
     deadline = time.monotonic() + RECONCILE_SECONDS
     while (pushed := git("ls-remote", running.config_repository_url, "main").split()[0]) == head:
@@ -187,24 +191,7 @@ def preview_repository(registry: str) -> dict[str, str]:
             "metadata": {"name": "preview-v1", "namespace": "flux-system"},
             "spec": {"imageRepositoryRef": {"name": "preview"}, "policy": {"semver": {"range": "1.x"}}},
         },
-        {
-            "apiVersion": "image.toolkit.fluxcd.io/v1",
-            "kind": "ImageUpdateAutomation",
-            "metadata": {"name": "preview", "namespace": "flux-system"},
-            "spec": {
-                "interval": "1m",
-                "sourceRef": {"kind": "GitRepository", "name": "preview"},
-                "git": {
-                    "checkout": {"ref": {"branch": "preview"}},
-                    "commit": {
-                        "author": {"name": "fluxcdbot", "email": "f@example.invalid"},
-                        "messageTemplate": PREVIEW_TEMPLATE,
-                    },
-                    "push": {"branch": "preview"},
-                },
-                "update": {"path": "./apps/preview", "strategy": "Setters"},
-            },
-        },
+        automation_manifest("preview", "preview", "./apps/preview", PREVIEW_TEMPLATE),
     ]
     return {
         "clusters/preview/image-automation.yaml": yaml.safe_dump_all(flux),
@@ -390,24 +377,7 @@ def test_a_pinned_policy_commits_what_image_tagger_update_writes_with_digests(
         "metadata": {"name": "pinned", "namespace": "flux-system"},
         "spec": {"url": running.config_repository_url, "interval": "1m", "ref": {"branch": "pinned"}},
     }
-    automation = {
-        "apiVersion": "image.toolkit.fluxcd.io/v1",
-        "kind": "ImageUpdateAutomation",
-        "metadata": {"name": "pinned", "namespace": "flux-system"},
-        "spec": {
-            "interval": "1m",
-            "sourceRef": {"kind": "GitRepository", "name": "pinned"},
-            "git": {
-                "checkout": {"ref": {"branch": "pinned"}},
-                "commit": {
-                    "author": {"name": "fluxcdbot", "email": "f@example.invalid"},
-                    "messageTemplate": PREVIEW_TEMPLATE,
-                },
-                "push": {"branch": "pinned"},
-            },
-            "update": {"path": "./apps", "strategy": "Setters"},
-        },
-    }
+    automation = automation_manifest("pinned", "pinned", "./apps", PREVIEW_TEMPLATE)
     kubectl(running, "apply", "--filename=-", stdin=yaml.safe_dump(source))
     wait_for(running, "gitrepository", "pinned", condition_ready)
     kubectl(running, "apply", "--filename=-", stdin=yaml.safe_dump(automation))
