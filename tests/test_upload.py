@@ -14,6 +14,7 @@ from support.registry import Registry
 from image_tagger.edges.jobports import DockerDaemon
 from image_tagger.edges.registry.session import RegistrySession
 from image_tagger.edges.registry.upload import GZIP_LAYER, unpack, upload
+from image_tagger.model.errors import PublishError
 from image_tagger.model.imagename import parse_image
 from image_tagger.model.inputs import BuildOptions
 from image_tagger.model.log import KeptLog
@@ -78,3 +79,29 @@ def test_a_multi_platform_index_with_provenance_goes_up_by_digest_from_buildkit_
         pulled = client.images.pull(f"{name.name}@{stored.digest}")
         assert pulled.labels == {VERSION: "1.0.0"}
         client.images.remove(f"{name.name}@{stored.digest}", force=True)
+
+
+def test_the_classic_store_s_copy_comes_over_the_socket_without_the_sdk(
+    engine28: Engine, open_registry: Registry, sample_app: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With no client handed in, a signed job on the classic store asks the daemon's socket itself for the image it
+    loaded (`docker save`) and for the drop of its tag, as the Docker SDK would; a tag the daemon does not have is
+    one line saying so."""
+    name = parse_image(f"{open_registry.host}/upload/socket")
+    with engine28.client() as client:
+        image, _ = client.images.build(path=str(sample_app), rm=True)
+        build_ref, kept = name.ref("image-tagger-build-socket"), name.ref("1.0.0")
+        image.tag(build_ref)
+        image.tag(kept)
+        monkeypatch.setenv("DOCKER_HOST", engine28.docker_host)
+        daemon = DockerDaemon()
+        stored = daemon.upload(build_ref, name, RegistryAuth())
+        daemon.untag(build_ref)
+
+        assert open_registry.manifest("upload/socket", stored.digest)["config"]["digest"] == image.id
+        assert client.images.get(image.id).tags == [kept]  # only that tag is gone
+        missing = rf"^the daemon did not hand over {build_ref}: reference does not exist$"
+        with pytest.raises(PublishError, match=missing):
+            daemon.upload(build_ref, name, RegistryAuth())
+        daemon.untag(build_ref)  # gone already: not the job's failure
+        client.images.remove(kept)

@@ -7,7 +7,7 @@ manifest goes up by digest, the index last (`upload_layout`). The classic store 
 image comes from the daemon as `docker save` hands it over (one platform, no attestation: the classic store holds
 none): layers that arrive uncompressed are gzipped here (fixed header, no timestamp, so one layer always gives one
 digest), each uploaded as soon as it is gzipped, and a Docker v2 manifest goes last, as the daemon's own push would
-write it (`unpack`, `upload`). Blobs the repository has already are not sent again.
+write it (`unpack`, `upload`). Blobs the repository has already are not sent again, but for small ones (ASK_FIRST).
 """
 
 from __future__ import annotations
@@ -40,6 +40,10 @@ GZIP_MAGIC = b"\x1f\x8b"
 GZIP_LEVEL = 1
 CHUNK = 1 << 20
 MAX_MANIFEST = 4 << 20  # an index or manifest is a few KB
+# Blobs up to this size go up without a HEAD asking whether the repository has them: such blobs are mostly new (the
+# image config names the commit; attestations; the small layers a commit changes), so the HEAD would mostly add a
+# request, and sending one again costs two small ones. A larger blob goes up only when the HEAD finds it missing.
+ASK_FIRST = 64 << 10
 SHA256 = re.compile(r"sha256:[0-9a-f]{64}")
 
 
@@ -96,7 +100,7 @@ def unpack(saved: Iterable[bytes], folder: Path) -> tuple[Path, list[Path]]:
 
 def _put(session_for: Callable[[], RegistrySession], blob: Blob) -> Blob:
     with session_for() as session:  # a session per blob: each has its own deadline
-        session.put_blob(blob.opener(), blob.digest)
+        session.put_blob(blob.opener(), blob.digest, check=blob.size > ASK_FIRST)
     return blob
 
 
@@ -161,18 +165,19 @@ def _finish(
 ) -> Manifest:
     """Run `beside` with the last manifest's digest while the blob `puts` end, then put the manifests, children
     first (image manifests side by side, any index in order, the last one last); the last one. An upload's error
-    comes first; then `beside`'s."""
+    comes first; then `beside`'s. `beside` has a thread of its own: it does not queue behind the blobs."""
     *children, top = manifests
-    aside = pool.submit(beside, top.digest) if beside is not None else None
-    for put in puts:
-        put.result()
-    images = [manifest for manifest in children if not manifest.is_index]
-    list(pool.map(partial(_put_manifest, session_for), images))
-    for nested in (manifest for manifest in children if manifest.is_index):  # BuildKit nests none
-        _put_manifest(session_for, nested)
-    _put_manifest(session_for, top)
-    if aside is not None:
-        aside.result()
+    with ThreadPoolExecutor(max_workers=1) as own:
+        aside = own.submit(beside, top.digest) if beside is not None else None
+        for put in puts:
+            put.result()
+        images = [manifest for manifest in children if not manifest.is_index]
+        list(pool.map(partial(_put_manifest, session_for), images))
+        for nested in (manifest for manifest in children if manifest.is_index):  # BuildKit nests none
+            _put_manifest(session_for, nested)
+        _put_manifest(session_for, top)
+        if aside is not None:
+            aside.result()
     return top
 
 
