@@ -13,13 +13,14 @@ write it (`unpack`, `upload`). Blobs the repository has already are not sent aga
 from __future__ import annotations
 
 import contextlib
-import gzip
 import hashlib
 import io
 import json
 import re
-import shutil
+import struct
 import tarfile
+import zlib
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -38,6 +39,10 @@ GZIP_MAGIC = b"\x1f\x8b"
 # each layer had, so it compresses a base layer once; we cannot), and level 1 is some 2.5x faster than 6 for ~6 %
 # more bytes. The bytes are ours alone either way (Go's gzip and zlib differ at every level).
 GZIP_LEVEL = 1
+# A layer is deflated in pieces of this size, two side by side (zlib releases the GIL), as pigz does: a 2 MB layer
+# takes half the time on two cores. The gzip header has no name and no time (xfl 4: fastest; OS 255: unknown).
+PIECE = 1 << 20
+GZIP_HEADER = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x04\xff"
 CHUNK = 1 << 20
 MAX_MANIFEST = 4 << 20  # an index or manifest is a few KB
 # Blobs up to this size go up without a HEAD asking whether the repository has them: such blobs are mostly new (the
@@ -66,18 +71,40 @@ def _hashed(path: Path) -> Blob:
 
 
 def _compressed(layer: Path) -> Blob:
-    """The layer as the registry gets it: as it is when already gzipped, else gzipped without a timestamp."""
+    """The layer as the registry gets it: as it is when already gzipped, else gzipped without a timestamp, its pieces
+    deflated side by side (PIECE) and written in order, hashed as they are written."""
     with layer.open("rb") as source:
         if source.read(2) == GZIP_MAGIC:
             return _hashed(layer)
     target = layer.with_name(layer.name + ".gz")
-    with (
-        layer.open("rb") as source,
-        target.open("wb") as raw,
-        gzip.GzipFile(filename="", mode="wb", fileobj=raw, compresslevel=GZIP_LEVEL, mtime=0) as packed,
-    ):
-        shutil.copyfileobj(source, packed, CHUNK)
-    return _hashed(target)
+    digest, crc, size = hashlib.sha256(), 0, 0
+
+    def write(out: IO[bytes], data: bytes) -> None:
+        digest.update(data)
+        out.write(data)
+
+    with layer.open("rb") as source, target.open("wb") as out, ThreadPoolExecutor(max_workers=2) as deflaters:
+        write(out, GZIP_HEADER)
+        pending: deque[Future[bytes]] = deque()
+        piece = source.read(PIECE)
+        while True:
+            following = source.read(PIECE)
+            crc, size = zlib.crc32(piece, crc), size + len(piece)
+            pending.append(deflaters.submit(_deflate, piece, not following))
+            while len(pending) > 2 or (pending and not following):  # two in flight: memory stays bounded
+                write(out, pending.popleft().result())
+            if not following:
+                break
+            piece = following
+        write(out, struct.pack("<II", crc, size & 0xFFFFFFFF))
+    return Blob(target, "sha256:" + digest.hexdigest(), target.stat().st_size)
+
+
+def _deflate(piece: bytes, last: bool) -> bytes:
+    """One piece of a deflate stream: raw deflate, ended on a byte boundary (a full flush, so the next piece starts
+    afresh: the output depends on the bytes alone) or, for the last piece, by the final block."""
+    packer = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, -zlib.MAX_WBITS)
+    return packer.compress(piece) + packer.flush(zlib.Z_FINISH if last else zlib.Z_FULL_FLUSH)
 
 
 def unpack(saved: Iterable[bytes], folder: Path) -> tuple[Path, list[Path]]:
