@@ -178,7 +178,9 @@ def upload_layout(
     blobs: dict[str, Blob] = {}
     manifests: dict[str, Manifest] = {}  # children before the index that lists them
     _walk(folder, top, blobs, manifests)
-    with ThreadPoolExecutor(max_workers=4) as pool:
+    # All of an image's blobs at once (one platform with provenance has six): a second wave of requests cost
+    # 0.03-0.07 s on the loopback registry (signed vs unsigned: x1.10-1.12 with four at a time, x1.02-1.08 with eight).
+    with ThreadPoolExecutor(max_workers=8) as pool:
         puts = [pool.submit(_put, session_for, blob) for blob in blobs.values()]
         return _finish(pool, puts, list(manifests.values()), session_for, beside)
 
