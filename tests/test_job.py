@@ -98,7 +98,7 @@ class Registry:
     def signature_layers(self, digest: str) -> list[SignatureLayer]:
         return list(self.signatures.get(digest, []))
 
-    def put_signature(self, digest: str, layer: SignatureLayer) -> str:
+    def put_signature(self, digest: str, layer: SignatureLayer, existing: list[SignatureLayer] | None = None) -> str:
         if self.signature_error:
             raise self.signature_error
         self.signatures.setdefault(digest, []).append(layer)

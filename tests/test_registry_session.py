@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import re
 import time
 from collections.abc import Iterator
 
@@ -18,6 +19,7 @@ import requests
 from support.faultproxy import FaultProxy, fault_proxy
 from support.registry import Registry, push_tags
 
+from image_tagger.edges.jobports import registry_opener
 from image_tagger.edges.registry.session import (
     MANIFEST_MEDIA_TYPES,
     MAX_BODY,
@@ -29,6 +31,7 @@ from image_tagger.edges.registry.session import (
 from image_tagger.model.errors import PublishError
 from image_tagger.model.imagename import parse_image
 from image_tagger.model.registry import RegistryAuth
+from image_tagger.rules import signatures
 
 REPOSITORY = "session/app"
 TAGS = ["1.0.0", "1.1.0", "latest"]
@@ -357,3 +360,57 @@ def test_seed_helper_still_matches(registry: Registry) -> None:
     http.auth = registry.auth
     push_tags(registry.host, REPOSITORY, ["seeded-again"], http)
     assert "seeded-again" in list_tags(f"{registry.host}/{REPOSITORY}", account(registry))
+
+
+# --- the requests of a signed upload ------------------------------------------------------------------
+
+
+def asked(proxy: FaultProxy) -> list[tuple[str, str, bool]]:
+    """Each request the proxy saw: method, path (an upload's id left out), and whether it carried Authorization."""
+    return [
+        (s.method, re.sub(r"/uploads/[^?]+.*", "/uploads/…", s.path), s.header("Authorization") is not None)
+        for s in proxy.seen
+    ]
+
+
+def test_the_job_s_sessions_share_the_registry_s_handshake(registry: Registry, proxy: FaultProxy) -> None:
+    """Each session has its own deadline, but only the first learns how the registry authorizes (its 401, here from
+    `authorize`, ahead of an upload): the job's other sessions with that repository and account send their first
+    request authorized. Another account has a handshake of its own."""
+    opener = registry_opener()
+    image = parse_image(f"{proxy.host}/{REPOSITORY}")
+    with opener(image, account(registry)) as first:
+        first.authorize()
+    with opener(image, account(registry)) as second:
+        assert second.manifest("1.0.0") is not None
+    assert asked(proxy) == [
+        ("GET", "/v2/", False),
+        ("GET", "/v2/", True),
+        ("GET", f"/v2/{REPOSITORY}/manifests/1.0.0", True),
+    ]
+    proxy.seen.clear()
+    with pytest.raises(PublishError), opener(image, RegistryAuth(registry.username, "wrong")) as other:
+        other.manifest("1.0.0")
+    assert asked(proxy)[0] == ("GET", f"/v2/{REPOSITORY}/manifests/1.0.0", False)
+
+
+def test_a_signature_goes_up_beside_the_ones_just_read_with_no_lookup_of_its_own(
+    registry: Registry, proxy: FaultProxy
+) -> None:
+    """Given the signatures it read, `put_signature` asks nothing more: its two blobs (new bytes: no HEAD) side by
+    side, then the signature image; the ones there are kept."""
+    image = parse_image(f"{proxy.host}/signatures/app")
+    subject = "sha256:" + hashlib.sha256(b"the image").hexdigest()
+    first, second = (signatures.SignatureLayer(f'{{"n":{n}}}'.encode(), f"c2lnbmF0dXJl{n}") for n in (1, 2))
+    opener = registry_opener()
+    with opener(image, account(registry)) as session:
+        session.put_signature(subject, first)
+        existing = session.signature_layers(subject)
+        proxy.seen.clear()
+        session.put_signature(subject, second, existing)
+    blobs = [("POST", "/v2/signatures/app/blobs/uploads/", True), ("PUT", "/v2/signatures/app/blobs/uploads/…", True)]
+    *uploads, last = asked(proxy)
+    assert sorted(uploads) == sorted(blobs * 2)
+    assert last == ("PUT", f"/v2/signatures/app/manifests/{signatures.signature_tag(subject)}", True)
+    with opener(image, account(registry)) as session:
+        assert session.signature_layers(subject) == [first, second]

@@ -4,6 +4,10 @@ provenance (the containerd store); the daemon's pull of that digest gives back t
 
 from __future__ import annotations
 
+import gzip
+import hashlib
+import io
+import random
 from pathlib import Path
 
 import docker
@@ -13,7 +17,8 @@ from support.registry import Registry
 
 from image_tagger.edges.jobports import DockerDaemon
 from image_tagger.edges.registry.session import RegistrySession
-from image_tagger.edges.registry.upload import GZIP_LAYER, unpack, upload
+from image_tagger.edges.registry.upload import GZIP_LAYER, PIECE, _compressed, unpack, upload
+from image_tagger.model.errors import PublishError
 from image_tagger.model.imagename import parse_image
 from image_tagger.model.inputs import BuildOptions
 from image_tagger.model.log import KeptLog
@@ -78,3 +83,49 @@ def test_a_multi_platform_index_with_provenance_goes_up_by_digest_from_buildkit_
         pulled = client.images.pull(f"{name.name}@{stored.digest}")
         assert pulled.labels == {VERSION: "1.0.0"}
         client.images.remove(f"{name.name}@{stored.digest}", force=True)
+
+
+def test_the_classic_store_s_copy_comes_over_the_socket_without_the_sdk(
+    engine28: Engine, open_registry: Registry, sample_app: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With no client handed in, a signed job on the classic store asks the daemon's socket itself for the image it
+    loaded (`docker save`) and for the drop of its tag, as the Docker SDK would; a tag the daemon does not have is
+    one line saying so."""
+    name = parse_image(f"{open_registry.host}/upload/socket")
+    with engine28.client() as client:
+        image, _ = client.images.build(path=str(sample_app), rm=True)
+        build_ref, kept = name.ref("image-tagger-build-socket"), name.ref("1.0.0")
+        image.tag(build_ref)
+        image.tag(kept)
+        monkeypatch.setenv("DOCKER_HOST", engine28.docker_host)
+        daemon = DockerDaemon()
+        stored = daemon.upload(build_ref, name, RegistryAuth())
+        daemon.untag(build_ref)
+
+        assert open_registry.manifest("upload/socket", stored.digest)["config"]["digest"] == image.id
+        assert client.images.get(image.id).tags == [kept]  # only that tag is gone
+        missing = rf"^the daemon did not hand over {build_ref}: reference does not exist$"
+        with pytest.raises(PublishError, match=missing):
+            daemon.upload(build_ref, name, RegistryAuth())
+        daemon.untag(build_ref)  # gone already: not the job's failure
+        client.images.remove(kept)
+
+
+def test_a_layer_is_gzipped_in_pieces_side_by_side_into_one_gzip_stream(tmp_path: Path) -> None:
+    """Pieces deflated side by side make one gzip stream of the layer, the same bytes every time (one layer, one
+    digest), hashed as written; a layer that is gzipped already goes as it is."""
+    data = bytes(range(256)) * 4096 + random.Random(18).randbytes(PIECE) + b"x" * 300_000  # three pieces
+    layer = tmp_path / "layer.tar"
+    layer.write_bytes(data)
+
+    first = _compressed(layer)
+    again = _compressed(layer)
+
+    packed = first.path.read_bytes()
+    header = io.BytesIO()
+    with gzip.GzipFile(filename="", mode="wb", fileobj=header, compresslevel=1, mtime=0):  # what it was before
+        pass
+    assert gzip.decompress(packed) == data and packed[:10] == header.getvalue()[:10]
+    assert first == again and first.digest == "sha256:" + hashlib.sha256(packed).hexdigest()
+    assert first.size == len(packed) < len(data)
+    assert _compressed(first.path).path == first.path  # gzipped already

@@ -7,9 +7,11 @@ few daemon questions; none of it delays the build's start (issue 17)."""
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -17,7 +19,7 @@ from image_tagger.edges import buildkit, daemoninfo
 from image_tagger.model.errors import PublishError, PushStalled
 from image_tagger.model.imagename import ImageName
 from image_tagger.model.log import Log
-from image_tagger.model.ports import BuildRequest, JobEdges, RegistryView, StoredManifest
+from image_tagger.model.ports import BuildRequest, JobEdges, RegistryOpener, RegistryView, StoredManifest
 from image_tagger.model.receivers import Notification, Receiver
 from image_tagger.model.registry import RegistryAuth
 from image_tagger.model.result import PublishResult
@@ -26,12 +28,15 @@ from image_tagger.model.states import Builder
 if TYPE_CHECKING:
     import docker
 
+    from image_tagger.edges.registry.session import Handshake
+
 
 class DockerDaemon:
     """The Daemon port: connects on first use, so a run refused before any build needs no daemon."""
 
-    def __init__(self, client: docker.DockerClient | None = None) -> None:
+    def __init__(self, client: docker.DockerClient | None = None, registry: RegistryOpener | None = None) -> None:
         self._client = client
+        self._registry = registry or registry_opener()  # the job's, for `upload`
         self._built: dict[str, str] = {}  # image ids of the legacy builder's builds, by build_ref
         self._layouts: dict[str, Path] = {}  # folders of the OCI layouts exported for `upload`, by build_ref
         self._containerd: bool | None = None
@@ -47,7 +52,7 @@ class DockerDaemon:
     def containerd_store(self) -> bool:
         """Whether the daemon keeps images in containerd (multi-platform images, cache export, attestations)."""
         if self._containerd is None:
-            path = daemoninfo.socket_path() if self._client is None else None
+            path = self._socket()
             if path is not None:
                 self._containerd = daemoninfo.has_containerd_store(daemoninfo.info_over_socket(path))
             else:
@@ -62,8 +67,13 @@ class DockerDaemon:
     def attestations(self) -> bool:
         return self.containerd_store()
 
+    def _socket(self) -> str | None:
+        """The daemon's Unix socket, where the standard library asks it without the Docker SDK (unless a client
+        was handed in)."""
+        return daemoninfo.socket_path() if self._client is None else None
+
     def login(self, image: ImageName, credentials: RegistryAuth) -> None:
-        path = daemoninfo.socket_path() if self._client is None else None
+        path = self._socket()
         registry = None if image.is_docker_hub else image.registry
         if path is not None:
             daemoninfo.login_over_socket(path, registry, credentials.username, credentials.password)
@@ -110,8 +120,10 @@ class DockerDaemon:
         # the upload, the Docker SDK (some 0.15 s of imports) that saves the daemon's copy for an upload from it, the
         # report and the clean-up of the build's folder (issue 17).
         after = [REGISTRY_MODULE] if push or request.by_digest else []
-        after += ["docker"] if request.by_digest and layout is None else []
+        after += ["docker"] if request.by_digest and layout is None and self._socket() is None else []
         after += AFTER_BUILD
+        # An upload by digest then learns how the registry authorizes it, so none of its sessions waits for a 401.
+        ready = partial(self._authorize, request.image, request.credentials) if request.by_digest else None
         # BuildKit stamps the image config and layer history with SOURCE_DATE_EPOCH; an explicit build-arg wins.
         build_args = {"SOURCE_DATE_EPOCH": str(request.source_date_epoch), **request.options.build_args}
         return buildkit.build(
@@ -127,14 +139,23 @@ class DockerDaemon:
             stop=request.stop,
             provenance=request.provenance,
             layout=layout,
-            started=lambda: threading.Thread(target=_import_all, args=(after,), daemon=True).start(),
+            started=lambda: threading.Thread(target=_prepare, args=(after, ready), daemon=True).start(),
         )
+
+    def _authorize(self, image: ImageName, credentials: RegistryAuth) -> None:
+        """The registry's handshake for an upload, ahead of it; what fails here the upload meets and reports."""
+        with contextlib.suppress(PublishError), self._registry(image, credentials, AUTHORIZE_DEADLINE) as session:
+            session.authorize()
 
     def untag(self, ref: str) -> None:
         if ref in self._layouts:  # nothing of it in the daemon
             import shutil  # after the build (issue 17)
 
             shutil.rmtree(self._layouts.pop(ref), ignore_errors=True)
+            return
+        path = self._socket()
+        if path is not None:
+            daemoninfo.untag_over_socket(path, ref)
             return
         from image_tagger.edges import docker_ops
 
@@ -146,20 +167,28 @@ class DockerDaemon:
         from image_tagger.edges.registry import upload
 
         def session() -> RegistryView:
-            return registry_session(image, credentials)
+            return self._registry(image, credentials)
 
         if ref in self._layouts:
             return upload.upload_layout(self._layouts[ref] / LAYOUT, session, beside)
         import tempfile
 
+        with tempfile.TemporaryDirectory(prefix="image-tagger-upload-") as folder:
+            config, layers = upload.unpack(self._saved(ref), Path(folder))
+            return upload.upload(config, layers, session, beside)
+
+    def _saved(self, ref: str) -> Iterator[bytes]:
+        """The daemon's copy of `ref`, as `docker save` streams it."""
+        path = self._socket()
+        if path is not None:
+            yield from daemoninfo.save_over_socket(path, ref)
+            return
         from docker.errors import DockerException
 
-        with tempfile.TemporaryDirectory(prefix="image-tagger-upload-") as folder:
-            try:
-                config, layers = upload.unpack(self.client.api.get_image(ref), Path(folder))
-            except DockerException as err:
-                raise PublishError(f"the daemon did not hand over {ref}: {err}") from err
-            return upload.upload(config, layers, session, beside)
+        try:
+            yield from self.client.api.get_image(ref)
+        except DockerException as err:
+            raise PublishError(f"the daemon did not hand over {ref}: {err}") from err
 
 
 LAYOUT = "image.oci.tar"  # BuildKit's OCI layout archive, in the build's own folder
@@ -172,15 +201,28 @@ REGISTRY_MODULE = "image_tagger.edges.registry.session"
 AFTER_BUILD = ("image_tagger.model.report", "image_tagger.rules.report", "shutil")
 
 
-def _import_all(modules: Sequence[str]) -> None:
+AUTHORIZE_DEADLINE = 10.0  # seconds for the handshake ahead of an upload
+
+
+def _prepare(modules: Sequence[str], then: Callable[[], None] | None) -> None:
     for name in modules:
         importlib.import_module(name)
+    if then is not None:
+        then()
 
 
-def registry_session(image: ImageName, credentials: RegistryAuth, deadline: float | None = None) -> RegistryView:
-    from image_tagger.edges.registry.session import DEFAULT_DEADLINE, RegistrySession
+def registry_opener() -> RegistryOpener:
+    """One job's registry sessions: each with its own deadline, all sharing what the registry said about
+    authorization per repository and account (a session's first request needs no 401 of its own)."""
+    handshakes: dict[tuple[str, str, RegistryAuth], Handshake] = {}
 
-    return RegistrySession(image, credentials, deadline=deadline or DEFAULT_DEADLINE)
+    def registry_session(image: ImageName, credentials: RegistryAuth, deadline: float | None = None) -> RegistryView:
+        from image_tagger.edges.registry.session import DEFAULT_DEADLINE, Handshake, RegistrySession
+
+        handshake = handshakes.setdefault((image.registry, image.path, credentials), Handshake())
+        return RegistrySession(image, credentials, deadline=deadline or DEFAULT_DEADLINE, handshake=handshake)
+
+    return registry_session
 
 
 def announce_all(
@@ -195,4 +237,5 @@ def announce_all(
 
 def real_edges(client: docker.DockerClient | None = None) -> JobEdges:
     """The edges every entry point publishes with (the demo hands in its own daemon client)."""
-    return JobEdges(daemon=DockerDaemon(client), registry=registry_session, notify=announce_all)
+    registry = registry_opener()
+    return JobEdges(daemon=DockerDaemon(client, registry), registry=registry, notify=announce_all)

@@ -50,7 +50,9 @@ class RegistryView(Protocol):
 
     def signature_layers(self, digest: str) -> list[Any]: ...  # rules.signatures.SignatureLayer
 
-    def put_signature(self, digest: str, layer: Any) -> str: ...
+    def put_signature(self, digest: str, layer: Any, existing: list[Any] | None = None) -> str: ...
+
+    def authorize(self) -> None: ...  # the registry's handshake for an upload, ahead of it
 
 
 class RegistryOpener(Protocol):

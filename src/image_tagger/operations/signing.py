@@ -50,11 +50,11 @@ def sign(
     public = signer.public()
     try:
         with registry_session() as session:
+            existing = session.signature_layers(digest)
             if not any(
-                layer.payload == document and public.verifies(layer.payload, layer.signature)
-                for layer in session.signature_layers(digest)
+                layer.payload == document and public.verifies(layer.payload, layer.signature) for layer in existing
             ):
-                session.put_signature(digest, signatures.SignatureLayer(document, signer.sign(document)))
+                session.put_signature(digest, signatures.SignatureLayer(document, signer.sign(document)), existing)
     except PublishError as err:
         raise not_signed(image, digest, version, err) from err
     log.info(f"{image.ref(version)}: signed {digest} for version {version} with {signer.name}")

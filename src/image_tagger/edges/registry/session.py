@@ -20,6 +20,7 @@ import re
 import socket
 import time
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC
 from email.utils import parsedate_to_datetime
@@ -195,6 +196,17 @@ class _Reply:
         return None
 
 
+@dataclass
+class Handshake:
+    """What a registry said about authorization (its last challenge, the bearer tokens got per scope), shared by the
+    sessions one job opens with one repository and one account: each session has its own deadline, but only the
+    first needs the 401 that names the scheme (a signed publish opens some ten), and an expired token is asked for
+    again on the next 401 as before."""
+
+    challenge: str = ""
+    tokens: dict[str, str] = field(default_factory=dict)
+
+
 class _Transient(Exception):
     """A failure worth another attempt (5xx, 429, dropped or stalled connection)."""
 
@@ -238,6 +250,7 @@ class RegistrySession:
         clock: Callable[[], float] = time.monotonic,
         jitter: Callable[[], float] = random.random,
         http: requests.Session | None = None,
+        handshake: Handshake | None = None,
     ) -> None:
         self.image = parse_image(image) if isinstance(image, str) else image
         self.auth = auth or RegistryAuth()
@@ -254,8 +267,8 @@ class RegistrySession:
         self.endpoint = registry_endpoint(self.image.registry)
         self._origin = _origin(self.endpoint)
         self._started = clock()
-        self._challenge = ""
-        self._tokens: dict[str, str] = {}
+        self._handshake = handshake or Handshake()
+        self._tokens = self._handshake.tokens
         self._last = ""
 
     def __enter__(self) -> RegistrySession:
@@ -386,13 +399,22 @@ class RegistrySession:
             for layer, _, annotations in signatures.listed_signatures(found.json())
         ]
 
-    def put_signature(self, digest: str, layer: signatures.SignatureLayer) -> str:
-        """Add one signature of the manifest `digest` to its signature image, keeping the ones there; the
-        signature image's digest. Blobs first, the manifest last, as cosign does."""
-        kept = [existing for existing in self.signature_layers(digest) if existing != layer]
+    def put_signature(
+        self, digest: str, layer: signatures.SignatureLayer, existing: list[signatures.SignatureLayer] | None = None
+    ) -> str:
+        """Add one signature of the manifest `digest` to its signature image, keeping the ones there (`existing`, as
+        the caller just read them with `signature_layers`; read here when not given); the signature image's digest.
+        Blobs first, side by side, the manifest last, as cosign does. Both blobs are new bytes (a fresh signature,
+        and a config that lists it), so no HEAD asks whether the repository has them."""
+        found = self.signature_layers(digest) if existing is None else existing
+        kept = [other for other in found if other != layer]
         manifest, config = signatures.signature_image([*kept, layer])
-        self.put_blob(layer.payload, signatures.digest_of(layer.payload))
-        self.put_blob(config, signatures.digest_of(config))
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            list(
+                pool.map(
+                    lambda blob: self.put_blob(blob, signatures.digest_of(blob), check=False), (layer.payload, config)
+                )
+            )
         self._put(f"manifests/{signatures.signature_tag(digest)}", signatures.OCI_MANIFEST, manifest)
         return signatures.digest_of(manifest)
 
@@ -439,11 +461,19 @@ class RegistrySession:
         index = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [*entries, entry]}
         self._put(f"manifests/{tag}", OCI_INDEX, json.dumps(index, separators=(",", ":")).encode())
 
-    def put_blob(self, body: Body, digest: str) -> None:
+    def authorize(self) -> None:
+        """Learn how the registry authorizes an upload to this repository (its challenge; a bearer token to pull and
+        push) from `GET /v2/`, the distribution API's version check, ahead of the upload: sessions that share this
+        one's Handshake then send their first request authorized."""
+        reply = self._send("GET", f"{self.endpoint}/v2/", {}, scope="pull,push")
+        if reply.status != 200:
+            raise self._status_error(reply)
+
+    def put_blob(self, body: Body, digest: str, *, check: bool = True) -> None:
         """A blob in one monolithic upload (bytes, or a file opened afresh per attempt), unless the repository has
-        it already."""
+        it already (a HEAD asks first; `check=False` skips it for bytes that are surely new)."""
         base = f"{self.endpoint}/v2/{self.image.path}/blobs/"
-        if self._send("HEAD", base + digest, {}, scope="pull,push").status == 200:
+        if check and self._send("HEAD", base + digest, {}, scope="pull,push").status == 200:
             return
         started = self._send("POST", base + "uploads/", {"Content-Length": "0"}, b"", scope="pull,push")
         location = started.headers.get("Location", "")
@@ -554,7 +584,7 @@ class RegistrySession:
                 continue
             if reply.status == 401 and home and not negotiated:
                 negotiated = True
-                self._challenge = reply.headers.get("WWW-Authenticate", "")
+                self._handshake.challenge = reply.headers.get("WWW-Authenticate", "")
                 self._tokens.pop(scope, None)
                 if not self._authorization(scope):
                     raise self._refused()
@@ -570,9 +600,9 @@ class RegistrySession:
 
     def _authorization(self, scope: str) -> str:
         """The Authorization for the registry's origin, from the last challenge; "" before any."""
-        if not self._challenge:
+        if not self._handshake.challenge:
             return ""
-        scheme, params = parse_challenge(self._challenge)
+        scheme, params = parse_challenge(self._handshake.challenge)
         if scheme == "basic":
             if not self.auth.username:
                 return ""

@@ -7,19 +7,20 @@ manifest goes up by digest, the index last (`upload_layout`). The classic store 
 image comes from the daemon as `docker save` hands it over (one platform, no attestation: the classic store holds
 none): layers that arrive uncompressed are gzipped here (fixed header, no timestamp, so one layer always gives one
 digest), each uploaded as soon as it is gzipped, and a Docker v2 manifest goes last, as the daemon's own push would
-write it (`unpack`, `upload`). Blobs the repository has already are not sent again.
+write it (`unpack`, `upload`). Blobs the repository has already are not sent again, but for small ones (ASK_FIRST).
 """
 
 from __future__ import annotations
 
 import contextlib
-import gzip
 import hashlib
 import io
 import json
 import re
-import shutil
+import struct
 import tarfile
+import zlib
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -38,8 +39,16 @@ GZIP_MAGIC = b"\x1f\x8b"
 # each layer had, so it compresses a base layer once; we cannot), and level 1 is some 2.5x faster than 6 for ~6 %
 # more bytes. The bytes are ours alone either way (Go's gzip and zlib differ at every level).
 GZIP_LEVEL = 1
+# A layer is deflated in pieces of this size, two side by side (zlib releases the GIL), as pigz does: a 2 MB layer
+# takes half the time on two cores. The gzip header has no name and no time (xfl 4: fastest; OS 255: unknown).
+PIECE = 1 << 20
+GZIP_HEADER = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x04\xff"
 CHUNK = 1 << 20
 MAX_MANIFEST = 4 << 20  # an index or manifest is a few KB
+# Blobs up to this size go up without a HEAD asking whether the repository has them: such blobs are mostly new (the
+# image config names the commit; attestations; the small layers a commit changes), so the HEAD would mostly add a
+# request, and sending one again costs two small ones. A larger blob goes up only when the HEAD finds it missing.
+ASK_FIRST = 64 << 10
 SHA256 = re.compile(r"sha256:[0-9a-f]{64}")
 
 
@@ -62,18 +71,40 @@ def _hashed(path: Path) -> Blob:
 
 
 def _compressed(layer: Path) -> Blob:
-    """The layer as the registry gets it: as it is when already gzipped, else gzipped without a timestamp."""
+    """The layer as the registry gets it: as it is when already gzipped, else gzipped without a timestamp, its pieces
+    deflated side by side (PIECE) and written in order, hashed as they are written."""
     with layer.open("rb") as source:
         if source.read(2) == GZIP_MAGIC:
             return _hashed(layer)
     target = layer.with_name(layer.name + ".gz")
-    with (
-        layer.open("rb") as source,
-        target.open("wb") as raw,
-        gzip.GzipFile(filename="", mode="wb", fileobj=raw, compresslevel=GZIP_LEVEL, mtime=0) as packed,
-    ):
-        shutil.copyfileobj(source, packed, CHUNK)
-    return _hashed(target)
+    digest, crc, size = hashlib.sha256(), 0, 0
+
+    def write(out: IO[bytes], data: bytes) -> None:
+        digest.update(data)
+        out.write(data)
+
+    with layer.open("rb") as source, target.open("wb") as out, ThreadPoolExecutor(max_workers=2) as deflaters:
+        write(out, GZIP_HEADER)
+        pending: deque[Future[bytes]] = deque()
+        piece = source.read(PIECE)
+        while True:
+            following = source.read(PIECE)
+            crc, size = zlib.crc32(piece, crc), size + len(piece)
+            pending.append(deflaters.submit(_deflate, piece, not following))
+            while len(pending) > 2 or (pending and not following):  # two in flight: memory stays bounded
+                write(out, pending.popleft().result())
+            if not following:
+                break
+            piece = following
+        write(out, struct.pack("<II", crc, size & 0xFFFFFFFF))
+    return Blob(target, "sha256:" + digest.hexdigest(), target.stat().st_size)
+
+
+def _deflate(piece: bytes, last: bool) -> bytes:
+    """One piece of a deflate stream: raw deflate, ended on a byte boundary (a full flush, so the next piece starts
+    afresh: the output depends on the bytes alone) or, for the last piece, by the final block."""
+    packer = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, -zlib.MAX_WBITS)
+    return packer.compress(piece) + packer.flush(zlib.Z_FINISH if last else zlib.Z_FULL_FLUSH)
 
 
 def unpack(saved: Iterable[bytes], folder: Path) -> tuple[Path, list[Path]]:
@@ -96,7 +127,7 @@ def unpack(saved: Iterable[bytes], folder: Path) -> tuple[Path, list[Path]]:
 
 def _put(session_for: Callable[[], RegistrySession], blob: Blob) -> Blob:
     with session_for() as session:  # a session per blob: each has its own deadline
-        session.put_blob(blob.opener(), blob.digest)
+        session.put_blob(blob.opener(), blob.digest, check=blob.size > ASK_FIRST)
     return blob
 
 
@@ -147,7 +178,9 @@ def upload_layout(
     blobs: dict[str, Blob] = {}
     manifests: dict[str, Manifest] = {}  # children before the index that lists them
     _walk(folder, top, blobs, manifests)
-    with ThreadPoolExecutor(max_workers=4) as pool:
+    # All of an image's blobs at once (one platform with provenance has six): a second wave of requests cost
+    # 0.03-0.07 s on the loopback registry (signed vs unsigned: x1.10-1.12 with four at a time, x1.02-1.08 with eight).
+    with ThreadPoolExecutor(max_workers=8) as pool:
         puts = [pool.submit(_put, session_for, blob) for blob in blobs.values()]
         return _finish(pool, puts, list(manifests.values()), session_for, beside)
 
@@ -161,18 +194,19 @@ def _finish(
 ) -> Manifest:
     """Run `beside` with the last manifest's digest while the blob `puts` end, then put the manifests, children
     first (image manifests side by side, any index in order, the last one last); the last one. An upload's error
-    comes first; then `beside`'s."""
+    comes first; then `beside`'s. `beside` has a thread of its own: it does not queue behind the blobs."""
     *children, top = manifests
-    aside = pool.submit(beside, top.digest) if beside is not None else None
-    for put in puts:
-        put.result()
-    images = [manifest for manifest in children if not manifest.is_index]
-    list(pool.map(partial(_put_manifest, session_for), images))
-    for nested in (manifest for manifest in children if manifest.is_index):  # BuildKit nests none
-        _put_manifest(session_for, nested)
-    _put_manifest(session_for, top)
-    if aside is not None:
-        aside.result()
+    with ThreadPoolExecutor(max_workers=1) as own:
+        aside = own.submit(beside, top.digest) if beside is not None else None
+        for put in puts:
+            put.result()
+        images = [manifest for manifest in children if not manifest.is_index]
+        list(pool.map(partial(_put_manifest, session_for), images))
+        for nested in (manifest for manifest in children if manifest.is_index):  # BuildKit nests none
+            _put_manifest(session_for, nested)
+        _put_manifest(session_for, top)
+        if aside is not None:
+            aside.result()
     return top
 
 
