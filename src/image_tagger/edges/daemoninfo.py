@@ -53,25 +53,19 @@ def save_over_socket(path: str, ref: str) -> Iterator[bytes]:
     """`GET /images/<ref>/get` over the socket, what `docker save` asks: the image's tar as the daemon streams it (each
     read bounded by the daemon timeout, as the SDK bounds it), for an upload by digest from the classic store."""
     request = f"GET /images/{ref}/get HTTP/1.0\r\nHost: docker\r\n\r\n".encode()  # a reference's characters: no escapes
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
-        conn.settimeout(daemon_timeout())
-        try:
-            conn.connect(path)
-            conn.sendall(request)
-            received = b""
-            while b"\r\n\r\n" not in received and len(received) <= MAX_INFO and (chunk := conn.recv(65536)):
-                received += chunk
-            status, body = _status(path, received, "/images/get")
-            if status != b"200":
-                while len(body) <= MAX_INFO and (chunk := conn.recv(65536)):
-                    body += chunk
-                raise PublishError(f"the daemon did not hand over {ref}: {_message(body) or status.decode()}")
-            if body:
-                yield body
-            while chunk := conn.recv(CHUNK):
-                yield chunk
-        except OSError as err:
-            raise PublishError(f"Docker daemon not reachable at {path}: {err.strerror or err}") from err
+    with _sent(path, request) as conn:
+        received = b""
+        while b"\r\n\r\n" not in received and len(received) <= MAX_INFO and (chunk := conn.recv(65536)):
+            received += chunk
+        status, body = _status(path, received, "/images/get")
+        if status != b"200":
+            while len(body) <= MAX_INFO and (chunk := conn.recv(65536)):
+                body += chunk
+            raise PublishError(f"the daemon did not hand over {ref}: {_message(body) or status.decode()}")
+        if body:
+            yield body
+        while chunk := conn.recv(CHUNK):
+            yield chunk
 
 
 def untag_over_socket(path: str, ref: str) -> None:
@@ -85,18 +79,12 @@ def untag_over_socket(path: str, ref: str) -> None:
 def _ask(path: str, request: bytes, endpoint: str) -> tuple[bytes, dict[str, Any]]:
     """One request over the socket, HTTP/1.0 so the daemon closes when done; bounded in time and size. Its status
     code and JSON body ({} when the body is not an object)."""
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
-        conn.settimeout(daemon_timeout())
-        try:
-            conn.connect(path)
-            conn.sendall(request)
-            received = b""
-            while chunk := conn.recv(65536):
-                received += chunk
-                if len(received) > MAX_INFO:
-                    raise PublishError(f"Docker daemon at {path}: its {endpoint} answer is over {MAX_INFO} bytes")
-        except OSError as err:
-            raise PublishError(f"Docker daemon not reachable at {path}: {err.strerror or err}") from err
+    with _sent(path, request) as conn:
+        received = b""
+        while chunk := conn.recv(65536):
+            received += chunk
+            if len(received) > MAX_INFO:
+                raise PublishError(f"Docker daemon at {path}: its {endpoint} answer is over {MAX_INFO} bytes")
     status, body = _status(path, received, endpoint)
     try:
         parsed = json.loads(body)
@@ -105,6 +93,20 @@ def _ask(path: str, request: bytes, endpoint: str) -> tuple[bytes, dict[str, Any
             raise PublishError(f"Docker daemon at {path}: {endpoint} is not JSON ({err})") from err
         parsed = {}
     return status, parsed if isinstance(parsed, dict) else {}
+
+
+@contextlib.contextmanager
+def _sent(path: str, request: bytes) -> Iterator[socket.socket]:
+    """A connection to the daemon's socket with `request` sent, each wait bounded by the daemon timeout; the network's
+    failures, also while the answer is read, become one PublishError."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
+        conn.settimeout(daemon_timeout())
+        try:
+            conn.connect(path)
+            conn.sendall(request)
+            yield conn
+        except OSError as err:
+            raise PublishError(f"Docker daemon not reachable at {path}: {err.strerror or err}") from err
 
 
 def _status(path: str, received: bytes, endpoint: str) -> tuple[bytes, bytes]:
