@@ -1,4 +1,4 @@
-"""BuildKit's rawjson progress rendered for a job log, and the in-memory credential helper buildx calls.
+"""BuildKit's rawjson progress rendered for a job log.
 
 The records follow buildx's `--progress=rawjson` shape (a SolveStatus per line: vertexes with digest,
 name, started/completed/cached/error; logs with the vertex, base64 data); the real stream is exercised
@@ -9,13 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
-import subprocess
-import sys
-from pathlib import Path
 
-import pytest
-
-from image_tagger.edges import credhelper, credrelay
 from image_tagger.edges.buildlog import TAIL_LINES, BuildProgress, split_stream
 
 T0, T1 = "2026-12-01T00:00:00.000000000Z", "2026-12-01T00:00:01.500000000Z"
@@ -74,41 +68,6 @@ def test_a_failure_names_the_step_its_error_and_its_last_lines_not_a_cancelled_s
     assert len(progress.failure.tail) == TAIL_LINES
     assert "#1 ERROR: exit code: 3" in lines and "#2 ERROR: context canceled" in lines
     assert str(progress.failure).startswith("step [test 2/2] RUN ./check failed: exit code: 3\nlast output:\n")
-
-
-def run_helper(action: str, server: str, socket_path: Path) -> subprocess.CompletedProcess[str]:
-    """The helper program as its script runs it: an empty environment but for its package's folder and its socket,
-    no site packages."""
-    env = {credrelay.SOCKET_ENV: str(socket_path), "PYTHONPATH": str(Path(credrelay.__file__).parents[2])}
-    return subprocess.run(
-        [sys.executable, "-S", "-m", credrelay.__name__, action],
-        input=server,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-
-
-def test_the_credential_helper_answers_only_for_its_registry(tmp_path: Path) -> None:
-    private = tmp_path / "private"
-    private.mkdir(mode=0o700)
-    with credhelper.serve(private, "127.0.0.1:5000", "ci-bot", "pa55") as local_socket:
-        local = run_helper("get", "127.0.0.1:5000", local_socket)
-        other = run_helper("get", "ghcr.io", local_socket)
-        assert run_helper("store", "{}", local_socket).returncode == 0
-        assert run_helper("delete-everything", "", local_socket).returncode == 2
-    with credhelper.serve(private, "docker.io", "hub-user", "hub-token") as hub_socket:
-        hub = run_helper("get", "https://index.docker.io/v1/", hub_socket)
-
-    assert (local.returncode, json.loads(local.stdout)["Secret"]) == (0, "pa55")
-    assert json.loads(hub.stdout)["Username"] == "hub-user"
-    assert other.returncode == 1 and "pa55" not in other.stdout + other.stderr
-    gone = run_helper("get", "127.0.0.1:5000", local_socket)  # the build is over: nobody answers
-    assert gone.returncode == 1 and "did not answer" in gone.stdout
-    (tmp_path / "open").mkdir(mode=0o755)
-    with pytest.raises(PermissionError, match="private folder"), credhelper.serve(tmp_path / "open", "a", "b", "c"):
-        pass
 
 
 def test_the_stream_splits_compact_and_pretty_printed_records_and_plain_lines() -> None:

@@ -1,3 +1,3 @@
-from image_tagger.entry.cli import main
+from image_tagger.entry.cli import console
 
-raise SystemExit(main())
+console()

@@ -1,4 +1,5 @@
-"""What each process a run starts holds in its environment: `/proc/<pid>/environ` of every descendant.
+"""What each process a run starts holds in its environment: `/proc/<pid>/environ` of every descendant, and
+what its file descriptors point at.
 
 A sampler thread walks /proc (this kernel has no `/proc/<pid>/task/*/children`) every millisecond or
 so, follows parent pids from the run's own pid, and keeps every distinct (command line, environment) a
@@ -23,6 +24,7 @@ class Sample:
     pid: int
     argv: tuple[str, ...]
     environ: tuple[tuple[str, str], ...]
+    fds: tuple[str, ...] = ()  # what its open file descriptors point at (`memfd:NAME (deleted)` for a memfd)
 
     @property
     def env(self) -> dict[str, str]:
@@ -39,6 +41,20 @@ def _read(path: str) -> bytes | None:
             return fh.read()
     except OSError:
         return None
+
+
+def _open_files(pid: int) -> tuple[str, ...]:
+    try:
+        names = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return ()
+    targets = []
+    for name in names:
+        try:
+            targets.append(os.readlink(f"/proc/{pid}/fd/{name}"))
+        except OSError:
+            continue
+    return tuple(sorted(targets))
 
 
 def _parse_environ(raw: bytes) -> tuple[tuple[str, str], ...]:
@@ -85,9 +101,10 @@ class EnvironSampler(threading.Thread):
             for pid in self._descendants():
                 before = _read(f"/proc/{pid}/cmdline")
                 environ = _read(f"/proc/{pid}/environ")
+                fds = _open_files(pid)
                 if before and environ is not None and _read(f"/proc/{pid}/cmdline") == before:  # no exec between
                     argv = tuple(part.decode(errors="replace") for part in before.split(b"\0") if part)
-                    self.samples.add(Sample(pid, argv, _parse_environ(environ)))
+                    self.samples.add(Sample(pid, argv, _parse_environ(environ), fds))
             self._halt.wait(0.001)
 
     def stop(self) -> set[Sample]:

@@ -13,7 +13,7 @@ ask for talks to the daemon, through `containerd_store` handed in.
 
 Nothing secret touches a file or an argument list, and each process holds only what it needs: build
 secrets go to buildx alone, as the environment variables its `--secret id=…,env=…` flags name; the
-registry credential goes to the credential helper alone, over a private socket (`credhelper`); the
+registry credential goes to the credential helper alone, from this process's memory (`credhelper`); the
 temporary Docker config only names that helper.
 """
 
@@ -23,9 +23,7 @@ import codecs
 import contextlib
 import json
 import os
-import shlex
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -33,7 +31,7 @@ from pathlib import Path
 from typing import IO
 
 from image_tagger.edges import credhelper, credrelay
-from image_tagger.edges.childenv import DOCKER, child_env
+from image_tagger.edges.childenv import DOCKER, child_env, on_path
 from image_tagger.edges.daemonwait import TIMEOUT_ENV, daemon_timeout
 from image_tagger.model.errors import BuildError, NotPushed, PublishError, PushStalled
 from image_tagger.model.imagename import ImageName, plain_http
@@ -53,16 +51,6 @@ PLUGIN_DIRS = (
 STOP_POLL = 0.05  # seconds between looks at the job's stop signal and at a silent push while buildx runs
 # Where tempfile.gettempdir looks, in its order, after $TMPDIR, $TEMP and $TMP (then the working directory).
 TEMP_ROOTS = ("/tmp", "/var/tmp", "/usr/tmp")
-
-
-def on_path(name: str) -> str | None:
-    """`name` in the first PATH folder that has it executable, as shutil.which finds it: shutil (with the
-    compression modules it imports) and tempfile cost some 3 ms before the build (issue 17)."""
-    for folder in os.environ.get("PATH", os.defpath).split(os.pathsep):
-        candidate = os.path.join(folder, name)
-        if os.access(candidate, os.X_OK) and not os.path.isdir(candidate):
-            return candidate
-    return None
 
 
 def private_folder() -> Path:
@@ -173,7 +161,7 @@ def secret_env(index: int) -> str:
 def buildx_env(options: BuildOptions, config: Path) -> dict[str, str]:
     """buildx's environment: the allowlist (childenv), our Docker config and helper, the build secrets.
 
-    No registry credential: the helper fetches it from our socket (credhelper), so nothing buildx starts
+    No registry credential: the helper reads it from this process (credhelper), so nothing buildx starts
     inherits it. Attestations would turn every image into an index with an extra `unknown/unknown`
     manifest; the classic image store cannot hold them and Flux does not read them.
     """
@@ -187,28 +175,18 @@ def buildx_env(options: BuildOptions, config: Path) -> dict[str, str]:
     return child_env(*DOCKER, "BUILDX_BUILDER", "BUILDX_CONFIG", values=values)
 
 
-def write_config(config: Path, image: ImageName, socket_path: Path | None) -> None:
-    """A Docker config that routes our registry to our helper, and the helper; neither holds a secret.
-
-    The helper script starts from an empty environment (`env -i`): buildx starts it with its own, which
-    holds the build secrets. It gets only where its package is and where to ask (`socket_path`).
-    """
-    keys = credhelper.config_keys(image.registry) if socket_path is not None else ()
+def write_config(config: Path, image: ImageName, helper: str | None) -> None:
+    """A Docker config that routes our registry to our credential helper (`helper`: its script), and the helper;
+    neither holds a secret (credhelper)."""
+    keys = credhelper.config_keys(image.registry) if helper is not None else ()
     (config / "config.json").write_text(json.dumps({"credHelpers": dict.fromkeys(keys, credrelay.NAME)}))
-    if socket_path is None:
+    if helper is None:
         return
     bin_dir = config / "bin"
     bin_dir.mkdir()
-    helper = bin_dir / f"docker-credential-{credrelay.NAME}"
-    # -S: no site packages, only the folder our package is in (the relay needs nothing else).
-    clean = {"PYTHONPATH": str(Path(credrelay.__file__).parents[2]), credrelay.SOCKET_ENV: str(socket_path)}
-    assignments = " ".join(shlex.quote(f"{key}={value}") for key, value in clean.items())
-    helper.write_text(
-        "#!/bin/sh\n"
-        f"exec {shlex.quote(on_path('env') or '/usr/bin/env')} -i {assignments} "
-        f'{shlex.quote(sys.executable)} -S -m {credrelay.__name__} "$@"\n'
-    )
-    helper.chmod(0o700)
+    script = bin_dir / f"docker-credential-{credrelay.NAME}"
+    script.write_text(helper)
+    script.chmod(0o700)
 
 
 def _decoded(pipe: IO[bytes]) -> Iterator[str]:
@@ -258,14 +236,14 @@ def build(
     with contextlib.ExitStack() as stack:
         tmp = private_folder()
         stack.callback(remove_folder, tmp)
-        socket_path = None
+        helper = None
         if credentials.username:
-            serving = credhelper.serve(tmp, image.registry, credentials.username, credentials.password)
-            socket_path = stack.enter_context(serving)
+            providing = credhelper.provide(tmp, image.registry, credentials.username, credentials.password)
+            helper = stack.enter_context(providing)
         stack.enter_context(log.group(f"Build {refs[0]}"))
         config = tmp / "docker-config"
         config.mkdir()
-        write_config(config, image, socket_path)
+        write_config(config, image, helper)
         iidfile = tmp / "iid"
         argv = buildx_argv(buildx, options, refs, labels, build_args, iidfile, push, provenance, layout)
         env = buildx_env(options, config)

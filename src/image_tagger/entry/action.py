@@ -15,7 +15,6 @@ import gc
 gc.disable()
 
 import os
-import sys
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -141,4 +140,6 @@ def _step(runner: Runner) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from image_tagger.entry import leave
+
+    leave(main())

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from image_tagger.edges import context
 from image_tagger.edges.jobports import real_edges
+from image_tagger.entry import leave
 from image_tagger.fluxrules.files import read_named_file
 from image_tagger.model.errors import InputError, PublishError, exit_code
 from image_tagger.model.git import GitContext
@@ -502,6 +503,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     redactor.add_secret(os.environ.get(ID_TOKEN_REQUEST_ENV, ""))
     with guarded(redactor, "stdout", "stderr"):
         return _main(argv, redactor)
+
+
+def console() -> NoReturn:
+    """The `image-tagger` command (main() is the same for callers in a process that goes on)."""
+    leave(main())
 
 
 def _main(argv: Sequence[str] | None, redactor: Redactor) -> int:
