@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from support.cli import assert_input_error, run_cli
 
-from image_tagger.edges.context import TEST_MERGE, commit_time_of, from_local_git, resolve, source_url
+from image_tagger.edges.context import IN_CHECKOUT, TEST_MERGE, commit_time_of, from_local_git, resolve, source_url
 from image_tagger.model.errors import InputError
 
 
@@ -52,6 +53,22 @@ def test_only_version_tags_make_a_local_release(repo: Path):
     git(repo, "tag", "app/v1.2.0")
     ctx = from_local_git(repo)
     assert (ctx.ref, ctx.source_url) == ("refs/tags/app/v1.2.0", "https://example.com/acme/app")
+
+
+def test_a_local_checkout_s_commit_time_comes_from_git_with_its_sha_and_no_object_reader(repo: Path):
+    """The CLI asks git anyway: the time comes with the sha, and dulwich (some 16 ms to load) stays out of the way;
+    a user's log.showSignature does not get in the way of the answer."""
+    git(repo, "config", "log.showSignature", "true")
+    git(repo, "commit", "-q", "--allow-empty", "-m", "two", env={"GIT_COMMITTER_DATE": "1700000000 +0200"})
+    probe = (
+        "import sys; from pathlib import Path; from image_tagger.edges.context import resolve; "
+        f"ctx = resolve({{}}, {{}}, Path({str(repo)!r})); "
+        "print(ctx.sha, ctx.commit_time, ctx.commit_time_from, 'dulwich' in sys.modules, sep='|')"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert done.stdout.strip().split("|") == [git(repo, "rev-parse", "HEAD"), "1700000000", IN_CHECKOUT, "False"]
+    other = git(repo, "rev-parse", "HEAD~1")
+    assert resolve({"sha": other}, {}, repo).commit_time == int(git(repo, "show", "-s", "--format=%ct", other))
 
 
 def test_detached_head_without_a_version_tag_asks_for_the_ref(repo: Path):
