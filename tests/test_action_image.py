@@ -16,7 +16,8 @@ from support.github_runner import GithubRunner
 
 REPO = Path(__file__).resolve().parents[1]
 PROBE = """
-import importlib.util, json, shutil, subprocess
+import importlib.util, json, shutil, subprocess, zlib
+from isal import isal_zlib
 import image_tagger.entry.action  # the entrypoints' modules import cleanly
 import image_tagger.pullrequest.action
 buildx = shutil.which("docker-buildx")
@@ -26,6 +27,7 @@ print(json.dumps({
     "modules": {m: importlib.util.find_spec(m) is not None for m in ("github", "nacl", "jwt", "cryptography")},
     "image_tagger": image_tagger.entry.action.__file__,
     "demo": importlib.util.find_spec("image_tagger.demo") is not None,
+    "isal_gzip": zlib.decompress(isal_zlib.compress(b"layer" * 99, 1, 31), 31) == b"layer" * 99,
 }))
 """
 
@@ -73,6 +75,7 @@ def test_image_holds_the_locked_packages(action_image: str, python_base_image: s
 
     assert found["modules"] == {"github": True, "nacl": True, "jwt": True, "cryptography": True}
     assert found["demo"] is False  # the demo runs on a developer's machine, never in the action
+    assert found["isal_gzip"] is True  # ISA-L's library (the layers' gzip) loads in the slimmed image
     # Exactly the lock on top of what the base brings; the project itself is on PYTHONPATH, not pip-installed.
     assert distributions(action_image) - distributions(python_base_image) == locked_names()
 
