@@ -414,3 +414,43 @@ def test_a_signature_goes_up_beside_the_ones_just_read_with_no_lookup_of_its_own
     assert last == ("PUT", f"/v2/signatures/app/manifests/{signatures.signature_tag(subject)}", True)
     with opener(image, account(registry)) as session:
         assert session.signature_layers(subject) == [first, second]
+
+
+def test_blobs_go_up_in_one_request_each_through_uploads_started_ahead(registry: Registry, proxy: FaultProxy) -> None:
+    """`open_uploads` starts uploads for the sessions sharing its handshake: each blob then takes one PUT, not a POST
+    and a PUT; one the registry no longer knows is replaced by a fresh upload; those left over are ended."""
+    opener = registry_opener()
+    image = parse_image(f"{proxy.host}/ahead/app")
+    blobs = [f"blob {n}".encode() for n in range(4)]
+    with opener(image, account(registry)) as opening:
+        opening.authorize()
+        opening.open_uploads(3)
+    proxy.seen.clear()
+    with opener(image, account(registry)) as first, opener(image, account(registry)) as second:
+        first.put_blob(blobs[0], signatures.digest_of(blobs[0]), check=False)
+        second.put_blob(blobs[1], signatures.digest_of(blobs[1]), check=False)
+    assert asked(proxy) == [("PUT", "/v2/ahead/app/blobs/uploads/…", True)] * 2
+    with opener(image, account(registry)) as session:
+        [stale] = list(session._handshake.uploads)  # noqa: SLF001 - the one left, ended behind the session's back
+        assert requests.delete(stale, auth=registry.auth, timeout=10).status_code == 204
+        proxy.seen.clear()
+        session.put_blob(blobs[2], signatures.digest_of(blobs[2]), check=False)
+    assert asked(proxy) == [
+        ("PUT", "/v2/ahead/app/blobs/uploads/…", True),  # 404: the registry no longer knows it
+        ("POST", "/v2/ahead/app/blobs/uploads/", True),
+        ("PUT", "/v2/ahead/app/blobs/uploads/…", True),
+    ]
+    with opener(image, account(registry)) as opening:
+        opening.open_uploads(2)
+    proxy.seen.clear()
+    with opener(image, account(registry)) as session:
+        session.put_blob(blobs[3], signatures.digest_of(blobs[3]), check=False)
+        session.cancel_uploads()
+        session.cancel_uploads()  # nothing left: nothing asked
+    assert asked(proxy) == [
+        ("PUT", "/v2/ahead/app/blobs/uploads/…", True),
+        ("DELETE", "/v2/ahead/app/blobs/uploads/…", True),
+    ]
+    for blob in blobs:
+        url = f"http://{registry.host}/v2/ahead/app/blobs/{signatures.digest_of(blob)}"
+        assert requests.get(url, auth=registry.auth, timeout=10).content == blob

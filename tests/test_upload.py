@@ -17,7 +17,7 @@ from support.registry import Registry
 
 from image_tagger.edges.jobports import DockerDaemon
 from image_tagger.edges.registry.session import RegistrySession
-from image_tagger.edges.registry.upload import GZIP_LAYER, PIECE, _compressed, unpack, upload
+from image_tagger.edges.registry.upload import GZIP_LAYER, PIECE, _compressed, upload_saved
 from image_tagger.model.errors import PublishError
 from image_tagger.model.imagename import parse_image
 from image_tagger.model.inputs import BuildOptions
@@ -32,15 +32,21 @@ def test_an_image_goes_up_by_digest_and_comes_back_the_same(
 ) -> None:
     image, _ = docker_client.images.build(path=str(sample_app), rm=True)
     name = parse_image(f"{open_registry.host}/upload/app")
-    folder = tmp_path / "saved"
+    folder, again_folder = tmp_path / "saved", tmp_path / "again"
     folder.mkdir()
+    again_folder.mkdir()
 
-    config, layers = unpack(docker_client.api.get_image(image.id), folder)
+    def session() -> RegistrySession:
+        return RegistrySession(name, RegistryAuth())
+
     digests: list[str] = []  # what runs beside the upload (the signature) gets the manifest's digest
-    stored = upload(config, layers, lambda: RegistrySession(name, RegistryAuth()), digests.append)
-    again = upload(config, layers, lambda: RegistrySession(name, RegistryAuth()))  # blobs there: only the manifest
+    stored = upload_saved(docker_client.api.get_image(image.id), folder, session, digests.append)
+    again = upload_saved(docker_client.api.get_image(image.id), again_folder, session)  # blobs there: the manifest
 
     assert again == stored and open_registry.tags("upload/app") == []  # by digest only: no tag
+    written = [path for path in folder.rglob("*") if path.is_file()]
+    tars = [path for path in written if path.read_bytes()[257:262] == b"ustar"]
+    assert tars == [] and any(path.suffix == ".gz" for path in written)  # gzipped on the way in, never kept as tars
     assert digests == [stored.digest]
     manifest = open_registry.manifest("upload/app", stored.digest)
     assert manifest["config"]["digest"] == image.id

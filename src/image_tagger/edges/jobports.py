@@ -172,10 +172,22 @@ class DockerDaemon:
         if ref in self._layouts:
             return upload.upload_layout(self._layouts[ref] / LAYOUT, session, beside)
         import tempfile
+        from concurrent.futures import ThreadPoolExecutor
 
-        with tempfile.TemporaryDirectory(prefix="image-tagger-upload-") as folder:
-            config, layers = upload.unpack(self._saved(ref), Path(folder))
-            return upload.upload(config, layers, session, beside)
+        # The uploads start while the daemon's copy streams in and is gzipped: its config, a layer and the signature's
+        # two blobs then go up in one request each. Any left unused are ended, whatever happened.
+        with (
+            ThreadPoolExecutor(max_workers=1) as ahead,
+            tempfile.TemporaryDirectory(prefix="image-tagger-upload-") as folder,
+        ):
+            opened = ahead.submit(_open_uploads, session, UPLOADS_AHEAD)
+            try:
+                return upload.upload_saved(self._saved(ref), Path(folder), session, beside)
+            finally:
+                with contextlib.suppress(Exception):  # a failed start only means the uploads start one by one
+                    opened.result()
+                with contextlib.suppress(PublishError), session() as leftover:
+                    leftover.cancel_uploads()
 
     def _saved(self, ref: str) -> Iterator[bytes]:
         """The daemon's copy of `ref`, as `docker save` streams it."""
@@ -192,6 +204,13 @@ class DockerDaemon:
 
 
 LAYOUT = "image.oci.tar"  # BuildKit's OCI layout archive, in the build's own folder
+UPLOADS_AHEAD = 4  # a signed classic-store image: its config, a commit's new layer, the signature's payload and config
+
+
+def _open_uploads(session: Callable[[], RegistryView], count: int) -> None:
+    with session() as opening:
+        opening.open_uploads(count)
+
 
 # The registry session and the notifier are imported on first use: a branch build opens no registry session
 # before its build, and most jobs name no Receiver, so neither adds to the start-up before the build (issue 17).

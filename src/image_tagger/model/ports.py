@@ -54,6 +54,12 @@ class RegistryView(Protocol):
 
     def authorize(self) -> None: ...  # the registry's handshake for an upload, ahead of it
 
+    def open_uploads(
+        self, count: int
+    ) -> None: ...  # blob uploads started ahead, for the sessions sharing its handshake
+
+    def cancel_uploads(self) -> None: ...  # those left unused, ended
+
 
 class RegistryOpener(Protocol):
     """Opens a session; `deadline` (seconds for everything it does, retries included) shortens the default."""

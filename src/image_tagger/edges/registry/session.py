@@ -19,6 +19,7 @@ import random
 import re
 import socket
 import time
+from collections import deque
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -205,6 +206,7 @@ class Handshake:
 
     challenge: str = ""
     tokens: dict[str, str] = field(default_factory=dict)
+    uploads: deque[str] = field(default_factory=deque)  # blob uploads started ahead (open_uploads), each used once
 
 
 class _Transient(Exception):
@@ -469,21 +471,58 @@ class RegistrySession:
         if reply.status != 200:
             raise self._status_error(reply)
 
+    def open_uploads(self, count: int) -> None:
+        """Start `count` blob uploads ahead, for the sessions that share this one's Handshake: each blob put_blob sends
+        then goes up in one request, not two. A signed publish starts them while it unpacks the daemon's copy of its
+        image (issue 18); over the internet each saves a round trip to the registry per blob."""
+        with ThreadPoolExecutor(max_workers=count) as pool:
+            self._handshake.uploads.extend(pool.map(lambda _: self._start_upload(), range(count)))
+
+    def cancel_uploads(self) -> None:
+        """End the uploads started ahead and left unused (a registry keeps an upload for days); best effort."""
+        while True:
+            try:
+                url = self._handshake.uploads.popleft()
+            except IndexError:
+                return
+            with contextlib.suppress(PublishError):
+                self._send("DELETE", url, {}, scope="pull,push")
+
     def put_blob(self, body: Body, digest: str, *, check: bool = True) -> None:
         """A blob in one monolithic upload (bytes, or a file opened afresh per attempt), unless the repository has
-        it already (a HEAD asks first; `check=False` skips it for bytes that are surely new)."""
+        it already (a HEAD asks first; `check=False` skips it for bytes that are surely new). An upload started
+        ahead is used when there is one; one the registry no longer knows is replaced by a new one."""
         base = f"{self.endpoint}/v2/{self.image.path}/blobs/"
         if check and self._send("HEAD", base + digest, {}, scope="pull,push").status == 200:
             return
-        started = self._send("POST", base + "uploads/", {"Content-Length": "0"}, b"", scope="pull,push")
+        try:
+            ahead: str | None = self._handshake.uploads.popleft()
+        except IndexError:
+            ahead = None
+        done = self._end_upload(ahead or self._start_upload(), digest, body)
+        if ahead and done.status in (400, 404):  # expired or unknown by now: BLOB_UPLOAD_UNKNOWN, or a bad state
+            done = self._end_upload(self._start_upload(), digest, body)
+        if done.status not in (201, 204):
+            raise self._status_error(done)
+
+    def _start_upload(self) -> str:
+        """`POST .../blobs/uploads/`: where the blob's bytes are to go."""
+        started = self._send(
+            "POST",
+            f"{self.endpoint}/v2/{self.image.path}/blobs/uploads/",
+            {"Content-Length": "0"},
+            b"",
+            scope="pull,push",
+        )
         location = started.headers.get("Location", "")
         if started.status != 202 or not location:
             raise self._status_error(started)
-        upload = urljoin(started.url, location)
+        return urljoin(started.url, location)
+
+    def _end_upload(self, upload: str, digest: str, body: Body) -> _Reply:
+        """`PUT <upload>?digest=`: the whole blob in the request that ends the upload."""
         upload += ("&" if urlsplit(upload).query else "?") + urlencode({"digest": digest})
-        done = self._send("PUT", upload, {"Content-Type": "application/octet-stream"}, body, scope="pull,push")
-        if done.status not in (201, 204):
-            raise self._status_error(done)
+        return self._send("PUT", upload, {"Content-Type": "application/octet-stream"}, body, scope="pull,push")
 
     def _put(self, path: str, media_type: str, body: bytes) -> _Reply:
         reply = self._send(

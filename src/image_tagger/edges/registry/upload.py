@@ -5,9 +5,10 @@ Two sources. On the containerd image store BuildKit exports the image as an OCI 
 index with every platform and the provenance attestation, layers already compressed by BuildKit; each blob and
 manifest goes up by digest, the index last (`upload_layout`). The classic store can export no OCI layout, so its
 image comes from the daemon as `docker save` hands it over (one platform, no attestation: the classic store holds
-none): layers that arrive uncompressed are gzipped here (fixed header, no timestamp, so one layer always gives one
-digest), each uploaded as soon as it is gzipped, and a Docker v2 manifest goes last, as the daemon's own push would
-write it (`unpack`, `upload`). Blobs the repository has already are not sent again, but for small ones (ASK_FIRST).
+none): layers that arrive uncompressed are gzipped here as they stream in from the daemon, never written to disk
+uncompressed (fixed header, no timestamp, so one layer always gives one digest), each uploaded as soon as it is
+gzipped while the daemon still writes the next, and a Docker v2 manifest goes last, as the daemon's own push would
+write it (`upload_saved`). Blobs the repository has already are not sent again, but for small ones (ASK_FIRST).
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ GZIP_LEVEL = 2
 PIECE = 1 << 20
 GZIP_HEADER = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x04\xff"
 CHUNK = 1 << 20
+TAR_BLOCK = 512  # a tar's first header: "ustar" at offset 257 tells a layer from a config or a manifest
 MAX_MANIFEST = 4 << 20  # an index or manifest is a few KB
 # Blobs up to this size go up without a HEAD asking whether the repository has them: such blobs are mostly new (the
 # image config names the commit; attestations; the small layers a commit changes), so the HEAD would mostly add a
@@ -74,27 +76,33 @@ def _hashed(path: Path) -> Blob:
 
 
 def _compressed(layer: Path) -> Blob:
-    """The layer as the registry gets it: as it is when already gzipped, else gzipped without a timestamp, its pieces
-    deflated side by side (PIECE) and written in order, hashed as they are written."""
+    """The layer as the registry gets it: as it is when already gzipped, else gzipped beside it (`_gzipped`)."""
     with layer.open("rb") as source:
         if source.read(2) == GZIP_MAGIC:
             return _hashed(layer)
-    target = layer.with_name(layer.name + ".gz")
+        source.seek(0)
+        with ThreadPoolExecutor(max_workers=2) as deflaters:
+            return _gzipped(source, layer.with_name(layer.name + ".gz"), deflaters)
+
+
+def _gzipped(source: IO[bytes], target: Path, deflaters: ThreadPoolExecutor, first: bytes = b"") -> Blob:
+    """`first`, then the rest of `source`, gzipped into `target` without a timestamp: its pieces (PIECE) deflated side
+    by side, two in flight (memory stays bounded), written in order and hashed as they are written."""
     digest, crc, size = hashlib.sha256(), 0, 0
 
     def write(out: IO[bytes], data: bytes) -> None:
         digest.update(data)
         out.write(data)
 
-    with layer.open("rb") as source, target.open("wb") as out, ThreadPoolExecutor(max_workers=2) as deflaters:
+    with target.open("wb") as out:
         write(out, GZIP_HEADER)
         pending: deque[Future[bytes]] = deque()
-        piece = source.read(PIECE)
+        piece = first + source.read(PIECE - len(first))
         while True:
             following = source.read(PIECE)
             crc, size = isal_zlib.crc32(piece, crc), size + len(piece)
             pending.append(deflaters.submit(_deflate, piece, not following))
-            while len(pending) > 2 or (pending and not following):  # two in flight: memory stays bounded
+            while len(pending) > 2 or (pending and not following):
                 write(out, pending.popleft().result())
             if not following:
                 break
@@ -110,13 +118,31 @@ def _deflate(piece: bytes, last: bool) -> bytes:
     return packer.compress(piece) + packer.flush(isal_zlib.Z_FINISH if last else isal_zlib.Z_FULL_FLUSH)
 
 
-def unpack(saved: Iterable[bytes], folder: Path) -> tuple[Path, list[Path]]:
-    """Write a `docker save` stream into `folder`; the config file and the layer files, in order."""
+def _streamed(saved: Iterable[bytes], folder: Path, packed: Callable[[Path, Blob], None]) -> tuple[Path, list[Path]]:
+    """Write a `docker save` stream into `folder` (tarfile's `data` filter: nothing outside it); the config file and
+    the layer files, in order. Each uncompressed layer (a tar) is gzipped on its way in, beside `<name>.gz` and never
+    written as it came, and handed to `packed(path, blob)` at once; the rest is written as it is."""
     with (
         io.BufferedReader(_Stream(iter(saved)), CHUNK) as stream,
         tarfile.open(fileobj=stream, mode="r|") as archive,
+        ThreadPoolExecutor(max_workers=2) as deflaters,
     ):
-        archive.extractall(folder, filter="data")
+        for member in archive:
+            if not member.isreg():
+                archive.extract(member, folder, filter="data")
+                continue
+            path = folder / tarfile.data_filter(member, str(folder)).name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            source = archive.extractfile(member)
+            assert source is not None  # a regular file
+            head = source.read(TAR_BLOCK)
+            if len(head) == TAR_BLOCK and head[257:262] == b"ustar":
+                packed(path, _gzipped(source, path.with_name(path.name + ".gz"), deflaters, head))
+                continue
+            with path.open("wb") as out:
+                out.write(head)
+                while chunk := source.read(CHUNK):
+                    out.write(chunk)
     try:
         [entry] = json.loads((folder / "manifest.json").read_text())
         config = folder / entry["Config"]
@@ -139,24 +165,38 @@ def _put_manifest(session_for: Callable[[], RegistrySession], manifest: Manifest
         session.put_manifest(manifest.digest, manifest)  # by digest: no tag
 
 
-def upload(
-    config: Path,
-    layers: list[Path],
+def upload_saved(
+    saved: Iterable[bytes],
+    folder: Path,
     session_for: Callable[[], RegistrySession],
     beside: Callable[[str], object] | None = None,
 ) -> Manifest:
-    """Upload the image's blobs, each layer as soon as it is gzipped, then its manifest by digest (no tag); the
-    manifest as stored. `beside(digest)` runs as soon as the digest is known, while blobs still go up."""
+    """Upload the image in a `docker save` stream, unpacked in `folder`: each layer gzipped as it streams in and sent
+    as soon as it is, then the config and the manifest by digest (no tag); the manifest as stored. `beside(digest)`
+    runs as soon as the digest is known, while blobs still go up."""
     with ThreadPoolExecutor(max_workers=4) as pool:  # ISA-L and the sockets release the GIL
-        config_put = pool.submit(_put, session_for, _hashed(config))
-        gzipped = [pool.submit(_compressed, layer) for layer in layers]
-        puts = [pool.submit(_put, session_for, layer.result()) for layer in gzipped]  # in turn, as each is gzipped
-        config_blob, packed = config_put.result(), [layer.result() for layer in gzipped]
+        gzipped: dict[Path, Blob] = {}
+        puts: list[Future[Blob]] = []
+
+        def packed(path: Path, blob: Blob) -> None:
+            gzipped[path.resolve()] = blob
+            puts.append(pool.submit(_put, session_for, blob))
+
+        config, layers = _streamed(saved, folder, packed)
+        config_blob = _hashed(config)
+        puts.append(pool.submit(_put, session_for, config_blob))
+        blobs: list[Blob] = []
+        for layer in layers:  # one that came gzipped, or no tar at all (an empty layer), is packed here
+            blob = gzipped.get(layer.resolve())
+            if blob is None:
+                blob = gzipped[layer.resolve()] = _compressed(layer)
+                puts.append(pool.submit(_put, session_for, blob))
+            blobs.append(blob)
         manifest = {
             "schemaVersion": 2,
             "mediaType": DOCKER_MANIFEST,
             "config": {"mediaType": DOCKER_CONFIG, "size": config_blob.size, "digest": config_blob.digest},
-            "layers": [{"mediaType": GZIP_LAYER, "size": blob.size, "digest": blob.digest} for blob in packed],
+            "layers": [{"mediaType": GZIP_LAYER, "size": blob.size, "digest": blob.digest} for blob in blobs],
         }
         body = json.dumps(manifest, indent=3).encode()
         stored = Manifest("sha256:" + hashlib.sha256(body).hexdigest(), DOCKER_MANIFEST, body)
