@@ -19,7 +19,6 @@ the BuildKit edge writes a config naming our helper (`credHelpers`, for our regi
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import shlex
@@ -136,6 +135,8 @@ def provide(folder: Path, registry: str, username: str, password: str) -> Iterat
 def _held(answer: dict[str, str]) -> Iterator[str]:
     """`answer` as one JSON line in a sealed memfd (close-on-exec: no child inherits it), closed when the block
     ends; the /proc path through which a process allowed to read our memory can open it."""
+    import fcntl  # only a build that pushes with a login needs it (issue 17)
+
     fd = os.memfd_create(f"{credrelay.NAME}-credential", os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING)
     try:
         data = memoryview(json.dumps(answer).encode() + b"\n")
