@@ -217,7 +217,7 @@ def _open_uploads(session: Callable[[], RegistryView], count: int) -> None:
 
 
 REGISTRY_MODULE = "image_tagger.edges.registry.session"
-AFTER_BUILD = ("image_tagger.model.report", "image_tagger.rules.report", "shutil")
+AFTER_BUILD = ("image_tagger.model.report", "image_tagger.rules.report", "image_tagger.fluxrules.policy", "shutil")
 
 
 AUTHORIZE_DEADLINE = 10.0  # seconds for the handshake ahead of an upload
