@@ -97,3 +97,13 @@ def test_without_memfd_the_relay_answers_over_a_private_socket(private: Path, mo
         credhelper.provide(private.parent / "open", "a", "b", "c"),
     ):
         pass
+
+
+def test_a_sandbox_that_refuses_memfd_gets_the_relay(private: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def refused(*_: object) -> int:
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(os, "memfd_create", refused)
+    with credhelper.provide(private, "127.0.0.1:5000", "u", "p") as script:
+        assert "image_tagger.edges.credrelay" in script
+    assert_answers_for_its_registry_alone(private)

@@ -19,6 +19,7 @@ the BuildKit edge writes a config naming our helper (`credHelpers`, for our regi
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shlex
@@ -123,18 +124,22 @@ def serve(folder: Path, registry: str, username: str, password: str) -> Iterator
 def provide(folder: Path, registry: str, username: str, password: str) -> Iterator[str]:
     """The helper's script, which answers for `registry` alone until the block ends: from a sealed memfd of this
     process where Linux has one, else through the relay and a socket in `folder` (which must be 0700)."""
+    held = None
     if hasattr(os, "memfd_create") and os.path.isdir(f"/proc/{os.getpid()}/fd"):
-        with _held({"Username": username, "Secret": password}) as answer:
+        with contextlib.suppress(OSError):  # a sandbox that refuses memfd_create: the relay, then
+            held = _held({"Username": username, "Secret": password})
+    if held is not None:
+        with held as answer:
             yield _reader_script(config_keys(registry), answer)
     else:
         with serve(folder, registry, username, password) as socket_path:
             yield _relay_script(socket_path)
 
 
-@contextmanager
-def _held(answer: dict[str, str]) -> Iterator[str]:
+def _held(answer: dict[str, str]) -> contextlib.AbstractContextManager[str]:
     """`answer` as one JSON line in a sealed memfd (close-on-exec: no child inherits it), closed when the block
-    ends; the /proc path through which a process allowed to read our memory can open it."""
+    ends; the /proc path through which a process allowed to read our memory can open it. OSError when the memfd
+    cannot be made, before anything is held."""
     import fcntl  # only a build that pushes with a login needs it (issue 17)
 
     fd = os.memfd_create(f"{credrelay.NAME}-credential", os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING)
@@ -144,9 +149,18 @@ def _held(answer: dict[str, str]) -> Iterator[str]:
             data = data[os.write(fd, data) :]
         seals = fcntl.F_SEAL_WRITE | fcntl.F_SEAL_GROW | fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_SEAL  # nobody changes it
         fcntl.fcntl(fd, fcntl.F_ADD_SEALS, seals)
-        yield f"/proc/{os.getpid()}/fd/{fd}"
-    finally:
+    except BaseException:
         os.close(fd)
+        raise
+
+    @contextmanager
+    def holding() -> Iterator[str]:
+        try:
+            yield f"/proc/{os.getpid()}/fd/{fd}"
+        finally:
+            os.close(fd)
+
+    return holding()
 
 
 def _reader_script(keys: tuple[str, ...], answer: str) -> str:
