@@ -13,7 +13,6 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 import tarfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,9 +25,6 @@ from support.registry import Registry
 from support.sample_app import git
 
 from image_tagger.demo.sampleapp import static_busybox
-from image_tagger.edges.jobports import DockerDaemon
-from image_tagger.model.imagename import parse_image
-from image_tagger.model.registry import RegistryAuth
 
 SECRET = "bk-s3cret-V4lue-91x"
 COMMIT_TIME = 1764110000
@@ -404,46 +400,3 @@ def test_a_single_platform_push_on_the_containerd_store(
     with engine.client() as client:
         local = {tag for image in client.images.list() for tag in image.tags}
     assert not any("image-tagger-build-" in tag for tag in local)  # the run's own tag is gone again
-
-
-def test_an_unsigned_push_is_read_back_through_the_daemon(
-    engine: Engine, registry: Registry, repository: str, tmp_path: Path
-) -> None:
-    """A BuildKit push of one tag is read back by the daemon (`GET /distribution/<ref>/json`, the job's login in
-    X-Registry-Auth): the registry holds the digest BuildKit reported, and the job never loads its registry client
-    (requests and urllib3: some 40 ms of CPU beside the build, issue 17). Another digest, or a login the registry
-    refuses, confirms nothing: the job's registry client then reads the tag back and says what it found."""
-    workspace = make_workspace(tmp_path / "app", "FROM scratch\nCOPY busybox /bin/busybox\n")
-    image = f"{registry.host}/{repository}"
-    argv = ["publish", "--image", image, "--workspace", str(workspace), "--json"]
-    argv += ["--username", registry.username, "--password-stdin"]
-    probe_job = (
-        "import sys; from image_tagger.entry.cli import main; code = main(sys.argv[1:]); "
-        "print('registry client loaded:', 'image_tagger.edges.registry.session' in sys.modules, file=sys.stderr); "
-        "sys.exit(code)"
-    )
-    done = subprocess.run(
-        [sys.executable, "-c", probe_job, *argv],
-        input=registry.password + "\n",
-        capture_output=True,
-        text=True,
-        env={**os.environ, "DOCKER_HOST": engine.docker_host},
-        timeout=300,
-    )
-
-    assert done.returncode == 0, explain(done)
-    result = json.loads(done.stdout)
-    assert result["digest"] == registry.manifest_digest(repository, result["version"])
-    assert "registry client loaded: False" in done.stderr
-
-    daemon = DockerDaemon()
-    name, tag = parse_image(image), result["version"]
-    account = RegistryAuth(registry.username, registry.password)
-    daemon._pushed[name.ref(tag)] = result["digest"]  # noqa: SLF001 - what its push would have recorded
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("DOCKER_HOST", engine.docker_host)
-        assert daemon.confirm(name, tag, account) == result["digest"]
-        assert daemon.confirm(name, tag, RegistryAuth(registry.username, "wrong")) is None
-        daemon._pushed[name.ref(tag)] = "sha256:" + "0" * 64  # noqa: SLF001 - another run's push, say
-        assert daemon.confirm(name, tag, account) is None
-        assert daemon.confirm(name, "never-pushed", account) is None

@@ -189,15 +189,6 @@ def write_config(config: Path, image: ImageName, helper: str | None) -> None:
     script.chmod(0o700)
 
 
-def _metadata(path: Path) -> dict[str, str]:
-    """buildx's metadata file: its string values ({} when it wrote none, or nothing readable)."""
-    try:
-        found = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
-    return {k: v for k, v in found.items() if isinstance(v, str)} if isinstance(found, dict) else {}
-
-
 def _decoded(pipe: IO[bytes]) -> Iterator[str]:
     """The pipe's text as it arrives (read1: whatever is there, not a full buffer), UTF-8 split safely."""
     decoder = codecs.getincrementaldecoder("utf-8")("replace")
@@ -231,12 +222,10 @@ def build(
     provenance: str | None = None,
     layout: Path | None = None,
     started: Callable[[], None] | None = None,
-    reported: dict[str, str] | None = None,
 ) -> str:
     """Build, and push `refs` (`push`), write an OCI layout archive to `layout`, or load them into the daemon;
     returns the image id (the index digest for an index). `started` is called once buildx runs: work beside the
-    build starts then, not before it (issue 17). `reported` gets buildx's metadata (`--metadata-file`): for a push,
-    `containerimage.digest` is the digest the registry took.
+    build starts then, not before it (issue 17).
 
     Raises BuildError on a failed step (or when `stop` ended buildx), NotPushed when the image was built but
     its push failed.
@@ -257,9 +246,6 @@ def build(
         write_config(config, image, helper)
         iidfile = tmp / "iid"
         argv = buildx_argv(buildx, options, refs, labels, build_args, iidfile, push, provenance, layout)
-        metadata = tmp / "metadata.json"
-        if reported is not None:
-            argv[2:2] = ["--metadata-file", str(metadata)]
         env = buildx_env(options, config)
         # A push waits on the registry as long as it takes; built, buildx silent past the daemon timeout: stalled.
         silent_limit = daemon_timeout() if push else None
@@ -303,8 +289,6 @@ def build(
                 raise BuildError(f"build of {refs[0]} failed at {progress.failure}", progress.failure.step)
             raise BuildError(f"build of {refs[0]} failed: {said}")
         image_id = iidfile.read_text().strip() if iidfile.is_file() else ""
-        if reported is not None:
-            reported.update(_metadata(metadata))
     if not image_id:
         raise BuildError(f"build of {refs[0]} reported no image id")
     return image_id

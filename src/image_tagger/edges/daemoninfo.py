@@ -1,7 +1,6 @@
 """What a BuildKit job asks the Docker daemon around its build, without the Docker SDK: what its image store can hold
-(`GET /info`), whether the registry takes the login (`POST /auth`, as `docker login` asks), what the registry holds
-under the tag just pushed (`GET /distribution/<ref>/json`), and for a signed job on the classic store the image it
-loaded (`docker save`) and the drop of its tag, over a Unix socket (the runner mounts
+(`GET /info`), whether the registry takes the login (`POST /auth`, as `docker login` asks), and for a signed job on
+the classic store the image it loaded (`docker save`) and the drop of its tag, over a Unix socket (the runner mounts
 /var/run/docker.sock) with the standard library; any other DOCKER_HOST (tcp, TLS, ssh) goes through the SDK. The
 SDK costs some 60 ms of imports before the build, about 0.15 s in the login check's thread beside it, where it
 competes with the build's start for the interpreter, and two requests of its own when it connects; this costs a
@@ -9,11 +8,9 @@ few."""
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import json
 import os
-import re
 import socket
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -50,28 +47,6 @@ def login_over_socket(path: str, registry: str | None, username: str, password: 
     if status != b"200":
         said = answer.get("message") if isinstance(answer.get("message"), str) else status.decode(errors="replace")
         raise PublishError(f"login to {registry or 'docker.io'} as {username!r} failed: {said}")
-
-
-_DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
-
-
-def registry_digest_over_socket(path: str, ref: str, server: str | None, username: str, password: str) -> str:
-    """`GET /distribution/<ref>/json` over the socket: the daemon asks the registry (`server`, None for Docker Hub)
-    for the digest `ref` names now, with the login in X-Registry-Auth as `docker push` hands it (none when
-    `username` is empty)."""
-    head = f"GET /distribution/{ref}/json HTTP/1.0\r\nHost: docker\r\n"  # a reference's characters: no escapes
-    if username:
-        fields = {"username": username, "password": password, **({"serveraddress": server} if server else {})}
-        head += f"X-Registry-Auth: {base64.urlsafe_b64encode(json.dumps(fields).encode()).decode()}\r\n"
-    status, answer = _ask(path, head.encode() + b"\r\n", "/distribution")
-    if status != b"200":
-        said = answer.get("message") if isinstance(answer.get("message"), str) else status.decode(errors="replace")
-        raise PublishError(f"the daemon could not read {ref} from its registry: {said}")
-    descriptor = answer.get("Descriptor")
-    digest = descriptor.get("digest") if isinstance(descriptor, dict) else None
-    if not isinstance(digest, str) or not _DIGEST.fullmatch(digest):
-        raise PublishError(f"the daemon's answer for {ref} names no sha256 digest")
-    return digest
 
 
 def save_over_socket(path: str, ref: str) -> Iterator[bytes]:

@@ -39,7 +39,6 @@ class DockerDaemon:
         self._registry = registry or registry_opener()  # the job's, for `upload`
         self._built: dict[str, str] = {}  # image ids of the legacy builder's builds, by build_ref
         self._layouts: dict[str, Path] = {}  # folders of the OCI layouts exported for `upload`, by build_ref
-        self._pushed: dict[str, str] = {}  # the digest BuildKit reported for each ref it pushed
         self._containerd: bool | None = None
 
     @property
@@ -103,11 +102,7 @@ class DockerDaemon:
 
     def push(self, request: BuildRequest, tag: str, log: Log) -> str:
         if request.options.builder != Builder.LEGACY:
-            ref, reported = request.image.ref(tag), dict[str, str]()
-            image_id = self._buildkit(request, [ref], log, push=True, reported=reported)
-            if digest := reported.get("containerimage.digest"):
-                self._pushed[ref] = digest
-            return image_id
+            return self._buildkit(request, [request.image.ref(tag)], log, push=True)
         from image_tagger.edges import docker_ops
 
         docker_ops.tag(self.client, request.build_ref, request.image, (tag,))  # from our own tag: see publish
@@ -118,34 +113,13 @@ class DockerDaemon:
             raise PushStalled(str(err), self._built[request.build_ref]) from err
         return self._built[request.build_ref]
 
-    def confirm(self, image: ImageName, tag: str, credentials: RegistryAuth) -> str | None:
-        """The digest BuildKit reported for its push of `tag`, when the registry holds it under the tag now, as the
-        daemon reads it over its socket; None when either is unknown or they differ (then the job's registry client
-        reads the tag back, and says what it found)."""
-        ref, path = image.ref(tag), self._socket()
-        if ref not in self._pushed or path is None:
-            return None
-        server = None if image.is_docker_hub else image.registry
-        try:
-            held = daemoninfo.registry_digest_over_socket(path, ref, server, credentials.username, credentials.password)
-        except PublishError:
-            return None
-        return held if held == self._pushed[ref] else None
-
     def _buildkit(
-        self,
-        request: BuildRequest,
-        refs: list[str],
-        log: Log,
-        push: bool = False,
-        layout: Path | None = None,
-        reported: dict[str, str] | None = None,
+        self, request: BuildRequest, refs: list[str], log: Log, push: bool = False, layout: Path | None = None
     ) -> str:
-        # What the job needs after the build loads while BuildKit builds: the registry client for an upload (a push's
-        # read-back asks the daemon, where it has a socket: `confirm`, with no requests and urllib3 to load, some
-        # 40 ms of CPU beside the build), the Docker SDK (some 0.15 s of imports) that saves the daemon's copy for an
-        # upload from it, the report and the clean-up of the build's folder (issue 17).
-        after = [REGISTRY_MODULE] if push and self._socket() is None or request.by_digest else []
+        # What the job needs after the build loads while BuildKit builds: the registry client for the read-back or
+        # the upload, the Docker SDK (some 0.15 s of imports) that saves the daemon's copy for an upload from it, the
+        # report and the clean-up of the build's folder (issue 17).
+        after = [REGISTRY_MODULE] if push or request.by_digest else []
         after += ["docker"] if request.by_digest and layout is None and self._socket() is None else []
         after += AFTER_BUILD
         # An upload by digest then learns how the registry authorizes it, so none of its sessions waits for a 401.
@@ -166,7 +140,6 @@ class DockerDaemon:
             provenance=request.provenance,
             layout=layout,
             started=lambda: threading.Thread(target=_prepare, args=(after, ready), daemon=True).start(),
-            reported=reported,
         )
 
     def _authorize(self, image: ImageName, credentials: RegistryAuth) -> None:

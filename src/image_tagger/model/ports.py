@@ -109,10 +109,6 @@ class Daemon(Protocol):
 
     def push(self, request: BuildRequest, tag: str, log: Log) -> str: ...
 
-    # The digest `push` put under `tag`, when the registry holds it there now (asked without the job's registry
-    # client); None when that cannot be told this way.
-    def confirm(self, image: ImageName, tag: str, credentials: RegistryAuth) -> str | None: ...
-
     def untag(self, ref: str) -> None: ...  # drops what `build` left under `ref`; never fails the job
 
     def upload(  # by digest: a StoredManifest

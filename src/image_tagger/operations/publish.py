@@ -230,25 +230,15 @@ def verify(session: RegistryView, image: ImageName, tag: str, image_id: str) -> 
     )
 
 
-@dataclass(frozen=True)
-class ConfirmedTag:
-    """A pushed tag whose digest the registry confirmed through the daemon: no manifest was read (push_verified)."""
-
-    digest: str
-
-
 def push_verified(
     edges: JobEdges,
     registry_session: RegistrySessions,
     request: BuildRequest,
     tag: str,
     log: Log,
-    confirm: bool = False,
-) -> tuple[str, StoredManifest | ConfirmedTag]:
+) -> tuple[str, StoredManifest]:
     """Push one tag with retries on transient registry trouble, then read it back; returns the image id and the
     registry's manifest. With BuildKit the first push is the build itself, and each retry builds again from cache.
-    With `confirm` (nothing needs the manifest itself), a push the daemon can confirm (the registry holds the digest
-    BuildKit reported under the tag) is not read back by the job's registry client: no requests to load (issue 17).
 
     The read-back follows a failed push too, when we know what was built: a push we gave up on (the daemon silent
     past the SDK's timeout, a connection broken after the manifest went) may have landed, and then the tag is ours.
@@ -265,10 +255,6 @@ def push_verified(
             pushed = err
             image_id = getattr(err, "image_id", "") or image_id
         error = pushed
-        if image_id and pushed is None and confirm:
-            digest = edges.daemon.confirm(request.image, tag, request.credentials)
-            if digest is not None:
-                return image_id, ConfirmedTag(digest)
         if image_id:
             try:
                 with registry_session() as session:  # a fresh deadline: the push itself may have taken long
@@ -540,13 +526,12 @@ def buildkit_push(
 ) -> PublishResult:
     """BuildKit builds and pushes the primary tag in one go, as `docker buildx build --push` does; the other tags
     (a release's floating tags) are registry-side copies of the manifest read back, so no second upload."""
-    primary: list[tuple[str, StoredManifest | ConfirmedTag]] = []
-    alone = guard is None and plan.tag_names == (plan.version,)  # no copies of its manifest to make, no guard
+    primary: list[tuple[str, StoredManifest]] = []
 
     def push_one(tag: str) -> str:
         if tag != plan.version:
             return copier(registry_session, plan.image, lambda: primary[0][1], log)(tag)
-        primary.append(push_verified(edges, registry_session, request, tag, log, confirm=alone))
+        primary.append(push_verified(edges, registry_session, request, tag, log))
         return primary[0][1].digest
 
     def with_image(result: PublishResult) -> PublishResult:
