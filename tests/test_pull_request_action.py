@@ -408,6 +408,25 @@ def test_the_released_image_runs_it_as_the_runner_runs_a_docker_action(
     assert TOKEN not in visible + run.stderr + run.summary
 
 
+def gate_run(
+    config_repo: Path, tmp_path: Path, api: GitHubAPI, registry: Registry, gate: dict[str, str], version: str
+) -> dict:
+    """Release `version` of the app, then run the pull-request action with the `gate` inputs."""
+    release_app(config_repo, tmp_path, registry, version)
+    return run_action(checkout(config_repo, tmp_path / "work" / "ws"), api, registry, gate)
+
+
+def assert_not_signed_as_required(refused: dict, api: GitHubAPI, version: str) -> str:
+    """The gate refused `version`: exit 1, the pull request says not to merge, one error annotation names it; the
+    pull request's body."""
+    assert refused["returncode"] == 1, refused["stdout"] + refused["stderr"]
+    body = api.pulls[OWNER_REPO][0]["body"]
+    assert "**Do not merge: not signed as required.**" in body
+    [error] = refused["errors"]
+    assert error.properties.get("title") == "Not signed as required" and version in error.message
+    return body
+
+
 def test_the_gate_passes_a_signed_release_and_refuses_an_unsigned_one(
     config_repo: Path, api: GitHubAPI, registry: Registry, images: dict[str, str], tmp_path: Path
 ) -> None:
@@ -424,19 +443,13 @@ def test_the_gate_passes_a_signed_release_and_refuses_an_unsigned_one(
         session.put_signature(images["app:1.4.2"], signatures.SignatureLayer(document, signed))
     gate = {"verify-key": public.decode()}
 
-    release_app(config_repo, tmp_path, registry, "1.4.2")
-    passed = run_action(checkout(config_repo, tmp_path / "work" / "ws"), api, registry, gate)
+    passed = gate_run(config_repo, tmp_path, api, registry, gate, "1.4.2")
     assert passed["returncode"] == 0, passed["stdout"] + passed["stderr"]
     assert "- signature: signed:" in api.pulls[OWNER_REPO][0]["body"]
 
-    release_app(config_repo, tmp_path, registry, "1.4.3")
-    refused = run_action(checkout(config_repo, tmp_path / "work" / "ws"), api, registry, gate)
-    assert refused["returncode"] == 1, refused["stdout"] + refused["stderr"]
-    body = api.pulls[OWNER_REPO][0]["body"]
-    assert "**Do not merge: not signed as required.**" in body
+    refused = gate_run(config_repo, tmp_path, api, registry, gate, "1.4.3")
+    body = assert_not_signed_as_required(refused, api, "1.4.3")
     assert f"{name.name}:1.4.3@{images['app:1.4.3']}: unsigned" in body
-    [error] = refused["errors"]
-    assert error.properties.get("title") == "Not signed as required" and "1.4.3" in error.message
     assert refused["outputs"]["operation"] == "updated"  # the pull request itself is up to date
 
 
@@ -459,19 +472,13 @@ def test_the_gate_requires_keyless_signatures_by_the_release_workflow(
         "verify-trusted-root": sigstore.trusted_root().decode(),
     }
 
-    release_app(config_repo, tmp_path, registry, "1.4.2")
-    passed = run_action(checkout(config_repo, tmp_path / "work" / "ws"), api, registry, gate)
+    passed = gate_run(config_repo, tmp_path, api, registry, gate, "1.4.2")
     assert passed["returncode"] == 0, passed["stdout"] + passed["stderr"]
     assert (
         f"- signature: signed: {name.name}:1.4.2@{images['app:1.4.2']}: signed by an identity matching"
         in (api.pulls[OWNER_REPO][0]["body"])
     )
 
-    release_app(config_repo, tmp_path, registry, "1.4.3")
-    refused = run_action(checkout(config_repo, tmp_path / "work" / "ws"), api, registry, gate)
-    assert refused["returncode"] == 1, refused["stdout"] + refused["stderr"]
-    body = api.pulls[OWNER_REPO][0]["body"]
-    assert "**Do not merge: not signed as required.**" in body
+    refused = gate_run(config_repo, tmp_path, api, registry, gate, "1.4.3")
+    body = assert_not_signed_as_required(refused, api, "1.4.3")
     assert f"signed by another identity ({pull_request_workflow})" in body
-    [error] = refused["errors"]
-    assert error.properties.get("title") == "Not signed as required" and "1.4.3" in error.message
