@@ -124,22 +124,23 @@ def serve(folder: Path, registry: str, username: str, password: str) -> Iterator
 def provide(folder: Path, registry: str, username: str, password: str) -> Iterator[str]:
     """The helper's script, which answers for `registry` alone until the block ends: from a sealed memfd of this
     process where Linux has one, else through the relay and a socket in `folder` (which must be 0700)."""
-    held = None
+    fd = None
     if hasattr(os, "memfd_create") and os.path.isdir(f"/proc/{os.getpid()}/fd"):
         with contextlib.suppress(OSError):  # a sandbox that refuses memfd_create: the relay, then
-            held = _held({"Username": username, "Secret": password})
-    if held is not None:
-        with held as answer:
-            yield _reader_script(config_keys(registry), answer)
-    else:
+            fd = _sealed({"Username": username, "Secret": password})
+    if fd is None:
         with serve(folder, registry, username, password) as socket_path:
             yield _relay_script(socket_path)
+        return
+    try:
+        yield _reader_script(config_keys(registry), f"/proc/{os.getpid()}/fd/{fd}")
+    finally:
+        os.close(fd)
 
 
-def _held(answer: dict[str, str]) -> contextlib.AbstractContextManager[str]:
-    """`answer` as one JSON line in a sealed memfd (close-on-exec: no child inherits it), closed when the block
-    ends; the /proc path through which a process allowed to read our memory can open it. OSError when the memfd
-    cannot be made, before anything is held."""
+def _sealed(answer: dict[str, str]) -> int:
+    """`answer` as one JSON line in a sealed memfd (close-on-exec: no child inherits it), whose /proc path a process
+    allowed to read our memory can open; its descriptor. OSError when it cannot be made, and nothing is left open."""
     import fcntl  # only a build that pushes with a login needs it (issue 17)
 
     fd = os.memfd_create(f"{credrelay.NAME}-credential", os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING)
@@ -152,15 +153,7 @@ def _held(answer: dict[str, str]) -> contextlib.AbstractContextManager[str]:
     except BaseException:
         os.close(fd)
         raise
-
-    @contextmanager
-    def holding() -> Iterator[str]:
-        try:
-            yield f"/proc/{os.getpid()}/fd/{fd}"
-        finally:
-            os.close(fd)
-
-    return holding()
+    return fd
 
 
 def _reader_script(keys: tuple[str, ...], answer: str) -> str:
