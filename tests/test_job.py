@@ -98,9 +98,13 @@ class Registry:
     def signature_layers(self, digest: str) -> list[SignatureLayer]:
         return list(self.signatures.get(digest, []))
 
-    def put_signature(self, digest: str, layer: SignatureLayer, existing: list[SignatureLayer] | None = None) -> str:
+    def put_signature(
+        self, digest: str, layer: SignatureLayer, unless: Callable[[list[SignatureLayer]], bool] | None = None
+    ) -> str | None:
         if self.signature_error:
             raise self.signature_error
+        if unless is not None and unless(self.signature_layers(digest)):
+            return None
         self.signatures.setdefault(digest, []).append(layer)
         return "sha256:signature"
 

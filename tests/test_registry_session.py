@@ -394,24 +394,32 @@ def test_the_job_s_sessions_share_the_registry_s_handshake(registry: Registry, p
     assert asked(proxy)[0] == ("GET", f"/v2/{REPOSITORY}/manifests/1.0.0", False)
 
 
-def test_a_signature_goes_up_beside_the_ones_just_read_with_no_lookup_of_its_own(
+def test_a_first_signature_takes_two_round_trips_and_a_later_one_keeps_those_there(
     registry: Registry, proxy: FaultProxy
 ) -> None:
-    """Given the signatures it read, `put_signature` asks nothing more: its two blobs (new bytes: no HEAD) side by
-    side, then the signature image; the ones there are kept."""
+    """`put_signature` reads the signatures there while its payload and the config of a lone signature go up (new
+    bytes: no HEAD), then writes the signature image last. A second signature adds the config that lists both before
+    that; one that `unless` finds there already writes no manifest."""
     image = parse_image(f"{proxy.host}/signatures/app")
     subject = "sha256:" + hashlib.sha256(b"the image").hexdigest()
     first, second = (signatures.SignatureLayer(f'{{"n":{n}}}'.encode(), f"c2lnbmF0dXJl{n}") for n in (1, 2))
     opener = registry_opener()
+    signature_image = f"/v2/signatures/app/manifests/{signatures.signature_tag(subject)}"
+    blob = [("POST", "/v2/signatures/app/blobs/uploads/", True), ("PUT", "/v2/signatures/app/blobs/uploads/…", True)]
     with opener(image, account(registry)) as session:
-        session.put_signature(subject, first)
-        existing = session.signature_layers(subject)
+        session.authorize()
         proxy.seen.clear()
-        session.put_signature(subject, second, existing)
-    blobs = [("POST", "/v2/signatures/app/blobs/uploads/", True), ("PUT", "/v2/signatures/app/blobs/uploads/…", True)]
-    *uploads, last = asked(proxy)
-    assert sorted(uploads) == sorted(blobs * 2)
-    assert last == ("PUT", f"/v2/signatures/app/manifests/{signatures.signature_tag(subject)}", True)
+        assert session.put_signature(subject, first) is not None
+        *together, last = asked(proxy)
+        assert sorted(together) == sorted([("GET", signature_image, True), *blob * 2])
+        assert last == ("PUT", signature_image, True)
+        proxy.seen.clear()
+        session.put_signature(subject, second)
+        puts = [request for request in asked(proxy) if request[0] == "PUT"]
+        assert puts == [blob[1]] * 3 + [("PUT", signature_image, True)]  # payload, a lone config, then both's
+        proxy.seen.clear()
+        assert session.put_signature(subject, first, unless=lambda there: first in there) is None
+        assert ("PUT", signature_image, True) not in asked(proxy)
     with opener(image, account(registry)) as session:
         assert session.signature_layers(subject) == [first, second]
 

@@ -8,6 +8,7 @@ import gzip
 import hashlib
 import io
 import random
+import time
 from pathlib import Path
 
 import docker
@@ -15,10 +16,10 @@ import pytest
 from support.engines import Engine
 from support.registry import Registry
 
-from image_tagger.edges.jobports import DockerDaemon
+from image_tagger.edges.jobports import UPLOADS_AHEAD, DockerDaemon
 from image_tagger.edges.registry.session import RegistrySession
 from image_tagger.edges.registry.upload import GZIP_LAYER, PIECE, _compressed, upload_saved
-from image_tagger.model.errors import PublishError
+from image_tagger.model.errors import BuildError, PublishError
 from image_tagger.model.imagename import parse_image
 from image_tagger.model.inputs import BuildOptions
 from image_tagger.model.log import KeptLog
@@ -115,6 +116,36 @@ def test_the_classic_store_s_copy_comes_over_the_socket_without_the_sdk(
             daemon.upload(build_ref, name, RegistryAuth())
         daemon.untag(build_ref)  # gone already: not the job's failure
         client.images.remove(kept)
+
+
+def test_uploads_started_beside_a_build_are_used_or_ended_and_all_ended_when_the_build_fails(
+    engine28: Engine, open_registry: Registry, sample_app: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While BuildKit builds an image for an upload by digest, the registry's blob uploads are started beside it (a
+    blob then goes up in one request); the upload leaves none of them open, and a build that fails ends them all."""
+    monkeypatch.setenv("DOCKER_HOST", engine28.docker_host)
+    name = parse_image(f"{open_registry.host}/upload/ahead")
+
+    def request(tag: str) -> BuildRequest:
+        options = BuildOptions(sample_app, sample_app / "Dockerfile")
+        return BuildRequest(options, name, (tag,), name.ref(f"build-{tag}"), {}, 0, RegistryAuth(), by_digest=True)
+
+    daemon = DockerDaemon()
+    built = request("1.0.0")
+    daemon.build(built, KeptLog())
+    deadline = time.monotonic() + 10
+    while open_registry.open_uploads("upload/ahead") < UPLOADS_AHEAD and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert open_registry.open_uploads("upload/ahead") == UPLOADS_AHEAD
+    stored = daemon.upload(built.build_ref, name, RegistryAuth())
+    daemon.untag(built.build_ref)
+    assert open_registry.open_uploads("upload/ahead") == 0
+    assert open_registry.manifest("upload/ahead", stored.digest)["config"]["digest"]
+
+    (sample_app / "Dockerfile").write_text((sample_app / "Dockerfile").read_text() + "RUN false\n")
+    with pytest.raises(BuildError):
+        daemon.build(request("1.0.1"), KeptLog())
+    assert open_registry.open_uploads("upload/ahead") == 0
 
 
 def test_a_layer_is_gzipped_in_pieces_side_by_side_into_one_gzip_stream(tmp_path: Path) -> None:

@@ -73,6 +73,12 @@ class Registry:
         response.raise_for_status()
         return response.json()["config"]["Labels"]
 
+    def open_uploads(self, repository: str) -> int:
+        """Blob uploads started in `repository` and neither finished nor ended: distribution keeps each in a folder
+        of its storage, with the bytes so far in `data` (an ended one may leave its folder, never its `data`)."""
+        folder = self.log.parent / "data" / "docker" / "registry" / "v2" / "repositories" / repository / "_uploads"
+        return sum(1 for upload in folder.iterdir() if (upload / "data").exists()) if folder.is_dir() else 0
+
     def manifest_digest(self, repository: str, tag: str) -> str:
         """The registry's Docker-Content-Digest for `repository:tag`, as a puller would resolve it."""
         response = requests.head(

@@ -40,6 +40,7 @@ class DockerDaemon:
         self._built: dict[str, str] = {}  # image ids of the legacy builder's builds, by build_ref
         self._layouts: dict[str, Path] = {}  # folders of the OCI layouts exported for `upload`, by build_ref
         self._containerd: bool | None = None
+        self._ahead: tuple[threading.Thread, Callable[[], RegistryView]] | None = None  # see _beside_build
 
     @property
     def client(self) -> docker.DockerClient:
@@ -83,9 +84,17 @@ class DockerDaemon:
         docker_ops.login(self.client, image, credentials.username, credentials.password)
 
     def build(self, request: BuildRequest, log: Log) -> str:
+        try:
+            return self._build(request, log)
+        except BaseException:
+            self._end_ahead()
+            raise
+
+    def _build(self, request: BuildRequest, log: Log) -> str:
         if request.options.builder == Builder.LEGACY:
             from image_tagger.edges import docker_ops
 
+            self._beside_build((), request)
             labels = dict(request.labels)
             image_id = docker_ops.build(self.client, request.options, request.build_ref, labels, log)
             docker_ops.tag(self.client, request.build_ref, request.image, request.tags)
@@ -122,8 +131,6 @@ class DockerDaemon:
         after = [REGISTRY_MODULE] if push or request.by_digest else []
         after += ["docker"] if request.by_digest and layout is None and self._socket() is None else []
         after += AFTER_BUILD
-        # An upload by digest then learns how the registry authorizes it, so none of its sessions waits for a 401.
-        ready = partial(self._authorize, request.image, request.credentials) if request.by_digest else None
         # BuildKit stamps the image config and layer history with SOURCE_DATE_EPOCH; an explicit build-arg wins.
         build_args = {"SOURCE_DATE_EPOCH": str(request.source_date_epoch), **request.options.build_args}
         return buildkit.build(
@@ -139,13 +146,33 @@ class DockerDaemon:
             stop=request.stop,
             provenance=request.provenance,
             layout=layout,
-            started=lambda: threading.Thread(target=_prepare, args=(after, ready), daemon=True).start(),
+            started=lambda: self._beside_build(after, request),
         )
 
-    def _authorize(self, image: ImageName, credentials: RegistryAuth) -> None:
-        """The registry's handshake for an upload, ahead of it; what fails here the upload meets and reports."""
-        with contextlib.suppress(PublishError), self._registry(image, credentials, AUTHORIZE_DEADLINE) as session:
-            session.authorize()
+    def _beside_build(self, modules: Sequence[str], request: BuildRequest) -> None:
+        """Once the build runs: let the job's work beside it go, and import `modules` in a thread; for an upload by
+        digest, that thread then gets the registry ready."""
+        if request.started is not None:
+            request.started.set()
+        ready = None
+        if request.by_digest:
+            ready = partial(self._registry, request.image, request.credentials, AHEAD_DEADLINE)
+        if not modules and ready is None:
+            return
+        thread = threading.Thread(target=_prepare, args=(modules, ready), daemon=True)
+        thread.start()
+        if ready is not None:
+            self._ahead = thread, ready
+
+    def _end_ahead(self) -> None:
+        """End the uploads started beside the build and left unused (a registry keeps an upload for days)."""
+        if self._ahead is None:
+            return
+        thread, opener = self._ahead
+        self._ahead = None
+        thread.join()  # bounded by its session's deadline
+        with contextlib.suppress(PublishError), opener() as leftover:
+            leftover.cancel_uploads()
 
     def untag(self, ref: str) -> None:
         if ref in self._layouts:  # nothing of it in the daemon
@@ -169,25 +196,15 @@ class DockerDaemon:
         def session() -> RegistryView:
             return self._registry(image, credentials)
 
-        if ref in self._layouts:
-            return upload.upload_layout(self._layouts[ref] / LAYOUT, session, beside)
-        import tempfile
-        from concurrent.futures import ThreadPoolExecutor
+        try:
+            if ref in self._layouts:
+                return upload.upload_layout(self._layouts[ref] / LAYOUT, session, beside)
+            import tempfile
 
-        # The uploads start while the daemon's copy streams in and is gzipped: its config, a layer and the signature's
-        # two blobs then go up in one request each. Any left unused are ended, whatever happened.
-        with (
-            ThreadPoolExecutor(max_workers=1) as ahead,
-            tempfile.TemporaryDirectory(prefix="image-tagger-upload-") as folder,
-        ):
-            opened = ahead.submit(_open_uploads, session, UPLOADS_AHEAD)
-            try:
+            with tempfile.TemporaryDirectory(prefix="image-tagger-upload-") as folder:
                 return upload.upload_saved(self._saved(ref), Path(folder), session, beside)
-            finally:
-                with contextlib.suppress(Exception):  # a failed start only means the uploads start one by one
-                    opened.result()
-                with contextlib.suppress(PublishError), session() as leftover:
-                    leftover.cancel_uploads()
+        finally:
+            self._end_ahead()
 
     def _saved(self, ref: str) -> Iterator[bytes]:
         """The daemon's copy of `ref`, as `docker save` streams it."""
@@ -204,12 +221,10 @@ class DockerDaemon:
 
 
 LAYOUT = "image.oci.tar"  # BuildKit's OCI layout archive, in the build's own folder
-UPLOADS_AHEAD = 4  # a signed classic-store image: its config, a commit's new layer, the signature's payload and config
-
-
-def _open_uploads(session: Callable[[], RegistryView], count: int) -> None:
-    with session() as opening:
-        opening.open_uploads(count)
+# Blob uploads started beside the build, for an upload by digest: each of its blobs then goes up in one request, not
+# two. A signed image of a commit mostly needs five: its config, the one or two layers a commit changes, and the
+# signature's payload and config; one more or one less costs a request at the end.
+UPLOADS_AHEAD = 5
 
 
 # The registry session and the notifier are imported on first use: a branch build opens no registry session
@@ -220,14 +235,19 @@ REGISTRY_MODULE = "image_tagger.edges.registry.session"
 AFTER_BUILD = ("image_tagger.model.report", "image_tagger.rules.report", "image_tagger.fluxrules.policy", "shutil")
 
 
-AUTHORIZE_DEADLINE = 10.0  # seconds for the handshake ahead of an upload
+AHEAD_DEADLINE = 10.0  # seconds for the handshake and the uploads started beside the build
 
 
-def _prepare(modules: Sequence[str], then: Callable[[], None] | None) -> None:
+def _prepare(modules: Sequence[str], registry: Callable[[], RegistryView] | None) -> None:
+    """Load what the job needs after its build; for an upload by digest, learn how the registry authorizes it (so none
+    of the upload's sessions waits for a 401) and start its blob uploads. What fails here the upload meets and
+    reports."""
     for name in modules:
         importlib.import_module(name)
-    if then is not None:
-        then()
+    if registry is not None:
+        with contextlib.suppress(PublishError), registry() as session:
+            session.authorize()
+            session.open_uploads(UPLOADS_AHEAD)
 
 
 def registry_opener() -> RegistryOpener:

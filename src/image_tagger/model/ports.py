@@ -50,7 +50,9 @@ class RegistryView(Protocol):
 
     def signature_layers(self, digest: str) -> list[Any]: ...  # rules.signatures.SignatureLayer
 
-    def put_signature(self, digest: str, layer: Any, existing: list[Any] | None = None) -> str: ...
+    def put_signature(
+        self, digest: str, layer: Any, unless: Callable[[list[Any]], bool] | None = None
+    ) -> str | None: ...
 
     def authorize(self) -> None: ...  # the registry's handshake for an upload, ahead of it
 
@@ -71,7 +73,9 @@ class RegistryOpener(Protocol):
 class BuildRequest:
     """One build: the options, every tag to give the image, and the labels and time the job decided.
 
-    `stop` is set by the job when the build must end early (the login it checks meanwhile was refused).
+    `stop` is set by the job when the build must end early (the login it checks meanwhile was refused). `started` is
+    set once the build runs: the job's work beside it (the login check, opening a signing key) waits for that, so its
+    imports do not hold the interpreter while the build starts.
     """
 
     options: BuildOptions
@@ -84,6 +88,7 @@ class BuildRequest:
     stop: threading.Event | None = field(default=None, compare=False)
     provenance: str | None = None  # SLSA provenance mode for BuildKit (max, min), when the builder stores it
     by_digest: bool = False  # the image goes to the registry by Daemon.upload (a signed one), not by a tag push
+    started: threading.Event | None = field(default=None, compare=False)
 
 
 class Daemon(Protocol):

@@ -72,6 +72,7 @@ T = TypeVar("T")
 PUSH_ATTEMPTS = 4
 DEFAULT_RELEASE = ReleaseOptions()
 PUSH_BACKOFF = 2.0  # seconds, doubled per attempt
+HOLD_BACK = 1.0  # seconds the work beside a build waits for the build's start, at most (see Beside)
 # Between pushing a release tag and checking that it still names this commit, before floating tags move:
 # longer than a rival's manifest PUT usually lags ours (see the module docstring).
 RELEASE_SETTLE_SECONDS = 10.0
@@ -419,6 +420,7 @@ def publish(
     goes up by digest and is signed for its version before any tag is written."""
     credentials = given.credentials
     stop = key.stop if key is not None else threading.Event()  # set when a check beside the build fails
+    started = key.started if key is not None else threading.Event()  # set once the build runs
 
     def registry_session(deadline: float | None = None) -> RegistryView:
         """One session per phase: each has its own deadline, and a build in between may take long."""
@@ -442,7 +444,7 @@ def publish(
     login: Beside[None] | None = None
     if plan.push and credentials.username:
         if buildkit and guard is None:  # nothing to read from the registry first: check beside the build
-            login = Beside(lambda: edges.daemon.login(plan.image, credentials), stop, "login-check")
+            login = Beside(lambda: edges.daemon.login(plan.image, credentials), stop, "login-check", started)
         else:
             edges.daemon.login(plan.image, credentials)
             log.info(f"Logged in to {plan.image.registry} as {credentials.username}")
@@ -474,6 +476,7 @@ def publish(
         stop if login or key else None,
         mode,
         by_digest=key is not None,
+        started=started,
     )
     built: dict[str, Any] = {"labels": labels, "created_from": created_from, "provenance": attested}
     if buildkit_pushes:
@@ -559,16 +562,24 @@ def buildkit_push(
 class Beside(Generic[T]):
     """Work in a thread beside the build (the login check, opening the signing key, whose scrypt alone takes a few
     tenths of a second): `stop` is set the moment it fails, so the build ends early, and the build's own start waits
-    for none of it (no Docker SDK import, daemon, registry or key derivation)."""
+    for none of it (no Docker SDK import, daemon, registry or key derivation).
 
-    def __init__(self, work: Callable[[], T], stop: threading.Event, name: str) -> None:
+    The work itself waits for `started` (set once the build runs, or by `wait`; at most HOLD_BACK seconds): its
+    imports hold the interpreter, and run beside the job's own way to the build they delayed its start by some
+    20 ms (issue 18)."""
+
+    def __init__(
+        self, work: Callable[[], T], stop: threading.Event, name: str, started: threading.Event | None = None
+    ) -> None:
         self.stop = stop
+        self.started = started if started is not None else threading.Event()
         self._value: T | None = None
         self._error: Exception | None = None
         self._thread = threading.Thread(target=self._run, args=(work,), name=name, daemon=True)
         self._thread.start()
 
     def _run(self, work: Callable[[], T]) -> None:
+        self.started.wait(HOLD_BACK)
         try:
             self._value = work()
         except Exception as err:  # noqa: BLE001 - handed to the job's thread by wait()
@@ -577,6 +588,7 @@ class Beside(Generic[T]):
 
     def wait(self) -> T:
         """Wait for the work; its value, or its error raised here."""
+        self.started.set()
         self._thread.join()
         if self._error is not None:
             raise self._error

@@ -48,13 +48,13 @@ def sign(
         return sign_keyless(registry_session, signer, image, digest, version, log)
     document = signatures.payload(image.name, digest, version)
     public = signer.public()
+
+    def ours(existing: list[signatures.SignatureLayer]) -> bool:
+        return any(layer.payload == document and public.verifies(layer.payload, layer.signature) for layer in existing)
+
     try:
         with registry_session() as session:
-            existing = session.signature_layers(digest)
-            if not any(
-                layer.payload == document and public.verifies(layer.payload, layer.signature) for layer in existing
-            ):
-                session.put_signature(digest, signatures.SignatureLayer(document, signer.sign(document)), existing)
+            session.put_signature(digest, signatures.SignatureLayer(document, signer.sign(document)), unless=ours)
     except PublishError as err:
         raise not_signed(image, digest, version, err) from err
     log.info(f"{image.ref(version)}: signed {digest} for version {version} with {signer.name}")

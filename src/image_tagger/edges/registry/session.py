@@ -402,21 +402,32 @@ class RegistrySession:
         ]
 
     def put_signature(
-        self, digest: str, layer: signatures.SignatureLayer, existing: list[signatures.SignatureLayer] | None = None
-    ) -> str:
-        """Add one signature of the manifest `digest` to its signature image, keeping the ones there (`existing`, as
-        the caller just read them with `signature_layers`; read here when not given); the signature image's digest.
-        Blobs first, side by side, the manifest last, as cosign does. Both blobs are new bytes (a fresh signature,
-        and a config that lists it), so no HEAD asks whether the repository has them."""
-        found = self.signature_layers(digest) if existing is None else existing
-        kept = [other for other in found if other != layer]
-        manifest, config = signatures.signature_image([*kept, layer])
-        with ThreadPoolExecutor(max_workers=2) as pool:
-            list(
-                pool.map(
-                    lambda blob: self.put_blob(blob, signatures.digest_of(blob), check=False), (layer.payload, config)
-                )
-            )
+        self,
+        digest: str,
+        layer: signatures.SignatureLayer,
+        unless: Callable[[list[signatures.SignatureLayer]], bool] | None = None,
+    ) -> str | None:
+        """Add one signature of the manifest `digest` to its signature image, keeping the ones there; the signature
+        image's digest, or None when `unless(the ones there)` says so and nothing more is written.
+
+        Two round trips for a new image's first signature: the ones there are read while the payload and the config
+        as it is with no other signature go up (new bytes: no HEAD), then the manifest goes last, as cosign writes
+        it. Only when other signatures are there does the config that lists them all go up in between."""
+        alone = signatures.signature_image([layer])[1]
+        with ThreadPoolExecutor(max_workers=3) as pool:
+            read = pool.submit(self.signature_layers, digest)
+            blobs = [
+                pool.submit(self.put_blob, blob, signatures.digest_of(blob), check=False)
+                for blob in (layer.payload, alone)
+            ]
+            found = read.result()
+            for put in blobs:
+                put.result()
+        if unless is not None and unless(found):
+            return None
+        manifest, config = signatures.signature_image([*(other for other in found if other != layer), layer])
+        if config != alone:
+            self.put_blob(config, signatures.digest_of(config), check=False)
         self._put(f"manifests/{signatures.signature_tag(digest)}", signatures.OCI_MANIFEST, manifest)
         return signatures.digest_of(manifest)
 
