@@ -17,7 +17,9 @@ and the same import times inside it.
 Fairness: every run gets a commit of its own (a changed index.html), so each side builds and pushes a new tag whose
 COPY index.html and RUN layers are new, while the busybox layer is cached and already in the registry for both
 (one untimed warm-up of each side per engine sees to that). Sides alternate which goes first in each round.
-`--variant nocache` adds --no-cache to both sides (every step reruns). BUILDX_NO_DEFAULT_ATTESTATIONS=1 for the
+`--variant nocache` adds --no-cache to both sides (every step reruns). `--rtt-ms N` puts the registry N ms away
+for both sides (latency.py: a TCP proxy that delays each direction by half of it), so the round trips a job makes
+decide, as over a network, rather than the CPU a loopback request takes. BUILDX_NO_DEFAULT_ATTESTATIONS=1 for the
 plain side too, as image-tagger sets it, and on the containerd store (which holds attestations) the plain side asks
 for the SLSA provenance publish adds there (`--provenance=mode=min`, its choice when no event says the repository is
 public): both push the same index with an attestation manifest.
@@ -38,8 +40,10 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable
+from contextlib import nullcontext
 from pathlib import Path
 
+import latency
 import requests
 from common import ENGINES, IDENTITY, docker_host, find_buildx
 
@@ -323,6 +327,9 @@ def main() -> None:
     parser.add_argument("--payload-mb", type=int, default=0, help="extra RUN step writing N MiB (default 0)")
     parser.add_argument("--buildx", default="", help="buildx binary (default $IMAGE_TAGGER_BUILDX, PATH, ./dev's)")
     parser.add_argument("--action-image", default="", help="the action's image, for its size and import time")
+    parser.add_argument(
+        "--rtt-ms", type=float, default=0, help="put the registry this many ms away, both sides (default 0: loopback)"
+    )
     args = parser.parse_args()
     buildx = find_buildx(args.buildx)
     # As an installed command runs: byte-compiled (pip compiles at install; with PYTHONDONTWRITEBYTECODE set, as on
@@ -336,12 +343,17 @@ def main() -> None:
     try:
         entry = run(["htpasswd", "-Bbn", USER, PASSWORD], env=dict(os.environ)).strip()
         (scratch / "htpasswd").write_text(entry + "\n")
-        with localregistry.serve(scratch / "registry", localregistry.htpasswd_auth(scratch / "htpasswd")) as served:
-            print(f"registry {served.host} (htpasswd), buildx {buildx}")
-            results = [bench_engine(name, args, served.host, buildx, scratch) for name in args.engine]
+        with (
+            localregistry.serve(scratch / "registry", localregistry.htpasswd_auth(scratch / "htpasswd")) as served,
+            latency.delayed(served.host, args.rtt_ms) if args.rtt_ms else nullcontext(served.host) as registry,
+        ):
+            away = f", {args.rtt_ms:g} ms away through {registry}" if args.rtt_ms else ""
+            print(f"registry {served.host} (htpasswd){away}, buildx {buildx}")
+            results = [bench_engine(name, args, registry, buildx, scratch) for name in args.engine]
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     variant = args.variant + (f" +{args.payload_mb} MiB RUN" if args.payload_mb else "")
+    variant += f", registry {args.rtt_ms:g} ms away" if args.rtt_ms else ""
     print(
         "\n| Engine | job | publish median (min-max) | plain median (min-max) | publish/plain | paired | before build |"
     )
