@@ -10,6 +10,7 @@ test_release_race) show on real ones.
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -168,7 +169,14 @@ class Daemon:
             self.built[request.build_ref] = Manifest(f"sha256:built{len(self.builds)}", dict(request.labels))
         return self.built[request.build_ref]
 
+    @staticmethod
+    def _runs(request: BuildRequest) -> None:
+        """The build runs: the job's work beside it may go (jobports sets this once buildx has started)."""
+        if request.started is not None:
+            request.started.set()
+
     def build(self, request: BuildRequest, log: Log) -> str:
+        self._runs(request)
         image = self._build(request)
         for ref in (*(request.image.ref(tag) for tag in request.tags), request.build_ref):
             self.images[ref] = image
@@ -179,6 +187,7 @@ class Daemon:
         if request.options.builder == Builder.LEGACY:
             image = self.images[request.build_ref]
         else:
+            self._runs(request)
             if self.login_error and request.stop is not None:  # the job checks the login meanwhile: it must stop us
                 self.stopped = request.stop.wait(5)
                 raise BuildError("build of registry.test/acme/app failed: buildx exited with -15")
@@ -640,6 +649,28 @@ def test_a_signed_image_goes_up_by_digest_and_its_tags_only_after_the_signature(
     assert seen and all(signed for _, signed in seen), seen  # every tag appeared with the signature already there
     assert signed_for(world, digest, job.plan.version) and job.result.as_dict()["signed"] is True
     assert "before any tag named it" in report.job_summary(job, job.result)
+
+
+def test_work_beside_the_build_waits_until_the_build_runs(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Opening the signing key and checking the login wait until the build runs (then they go beside it): their
+    imports held the interpreter while the job started buildx, 20 ms later than a job without them (issue 18)."""
+    from image_tagger.operations import signing
+
+    opened, checked = threading.Event(), threading.Event()
+    open_signer, login, runs = signing.open_signer, world.daemon.login, type(world.daemon)._runs
+    monkeypatch.setattr(signing, "open_signer", lambda given: (opened.set(), open_signer(given))[1])
+    monkeypatch.setattr(world.daemon, "login", lambda *args: (checked.set(), login(*args))[1])
+    ahead: list[bool] = []
+
+    def watched(request: BuildRequest) -> None:
+        ahead.append(opened.wait(0.2) or checked.wait(0.01))  # without the wait, both would have run by now
+        runs(request)
+
+    monkeypatch.setattr(type(world.daemon), "_runs", staticmethod(watched))
+    job = world.run("refs/heads/main", signing=TEST_KEY)
+
+    assert job.exit_code == 0 and ahead == [False]
+    assert opened.is_set() and checked.is_set()
 
 
 def test_a_registry_that_refuses_the_signature_gets_no_tag(world: World) -> None:
