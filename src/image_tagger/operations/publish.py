@@ -565,8 +565,8 @@ class Beside(Generic[T]):
     for none of it (no Docker SDK import, daemon, registry or key derivation).
 
     The work itself waits for `started` (set once the build runs, or by `wait`; at most HOLD_BACK seconds): its
-    imports hold the interpreter, and run beside the job's own way to the build they delayed its start by some
-    20 ms (issue 18)."""
+    imports hold the interpreter, and while the job was still on its way to starting buildx they delayed the build's
+    start by some 20 ms (issue 18)."""
 
     def __init__(
         self, work: Callable[[], T], stop: threading.Event, name: str, started: threading.Event | None = None

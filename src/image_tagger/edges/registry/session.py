@@ -484,8 +484,8 @@ class RegistrySession:
 
     def open_uploads(self, count: int) -> None:
         """Start `count` blob uploads ahead, for the sessions that share this one's Handshake: each blob put_blob sends
-        then goes up in one request, not two. A signed publish starts them while it unpacks the daemon's copy of its
-        image (issue 18); over the internet each saves a round trip to the registry per blob."""
+        then goes up in one request, not two. A signed publish starts them while its image builds (edges/jobports.py,
+        issue 18); over a network each saves a round trip to the registry per blob after the build."""
         with ThreadPoolExecutor(max_workers=count) as pool:
             self._handshake.uploads.extend(pool.map(lambda _: self._start_upload(), range(count)))
 
