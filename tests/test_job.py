@@ -656,6 +656,7 @@ def test_work_beside_the_build_waits_until_the_build_runs(world: World, monkeypa
     imports held the interpreter while the job started buildx, 20 ms later than a job without them (issue 18)."""
     from image_tagger.operations import signing
 
+    monkeypatch.setattr(publish, "HOLD_BACK", 60.0)  # a loaded machine's stall must not end the wait early
     opened, checked = threading.Event(), threading.Event()
     open_signer, login, runs = signing.open_signer, world.daemon.login, type(world.daemon)._runs
     monkeypatch.setattr(signing, "open_signer", lambda given: (opened.set(), open_signer(given))[1])
