@@ -270,7 +270,7 @@ BEFORE_BUILD = f"import {ENTRY_MODULE}"
 def import_ms(python: list[str], runs: int = 7) -> float:
     """The fastest of `runs` of BEFORE_BUILD under -X importtime: the entry module's cumulative import, in ms (the
     interpreter's own start-up imports, `encodings`, `site`, `zipimport`, come with any Python program and are
-    left out; until this session the figure summed them in, some 7 ms)."""
+    left out; summed in, they would add some 7 ms)."""
     best = float("inf")
     for _ in range(runs):
         done = subprocess.run([*python, "-X", "importtime", "-c", BEFORE_BUILD], capture_output=True, text=True)
@@ -284,7 +284,7 @@ def import_ms(python: list[str], runs: int = 7) -> float:
 
 # Without -X importtime's own cost: `python -c pass` and `python -c "import <entry>"`, side by side in one
 # container, fastest of each; the difference is what the imports add to the start.
-IMPORT_WALL = """
+IMPORT_WALL = f"""
 import subprocess, sys, time
 def fastest(code):
     best = 1e9
@@ -293,7 +293,7 @@ def fastest(code):
         subprocess.run([sys.executable, "-c", code], check=True)
         best = min(best, time.perf_counter() - started)
     return best
-print((fastest("import image_tagger.entry.action") - fastest("pass")) * 1000)
+print((fastest({BEFORE_BUILD!r}) - fastest("pass")) * 1000)
 """
 
 

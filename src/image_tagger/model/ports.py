@@ -56,9 +56,8 @@ class RegistryView(Protocol):
 
     def authorize(self) -> None: ...  # the registry's handshake for an upload, ahead of it
 
-    def open_uploads(
-        self, count: int
-    ) -> None: ...  # blob uploads started ahead, for the sessions sharing its handshake
+    # blob uploads started ahead, for the sessions sharing its handshake
+    def open_uploads(self, count: int) -> None: ...
 
     def cancel_uploads(self) -> None: ...  # those left unused, ended
 

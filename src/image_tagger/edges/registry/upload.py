@@ -187,9 +187,9 @@ def upload_saved(
         puts.append(pool.submit(_put, session_for, config_blob))
         blobs: list[Blob] = []
         for layer in layers:  # one that came gzipped, or no tar at all (an empty layer), is packed here
-            blob = gzipped.get(layer.resolve())
+            blob = gzipped.get(key := layer.resolve())
             if blob is None:
-                blob = gzipped[layer.resolve()] = _compressed(layer)
+                blob = gzipped[key] = _compressed(layer)
                 puts.append(pool.submit(_put, session_for, blob))
             blobs.append(blob)
         manifest = {
